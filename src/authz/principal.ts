@@ -1,0 +1,19 @@
+/**
+ * Who is calling. Produced by authentication, consumed by the policy and the audit trail.
+ */
+export type AuthMethod = 'dev-token' | 'api-key' | 'jwt';
+
+export interface Principal {
+  /** Stable identifier: the API key's name, or the JWT `sub`. */
+  readonly id: string;
+  readonly authMethod: AuthMethod;
+  /**
+   * Claims usable by policy bindings (e.g. `tenant`). For API keys these are the static
+   * claims the policy file gives the key; for JWTs, the verified token's payload.
+   */
+  readonly claims: Readonly<Record<string, unknown>>;
+}
+
+/** The operations a policy rule can grant. */
+export const OPERATIONS = ['encrypt', 'decrypt', 'rewrap', 'datakey', 'datakey:plaintext'] as const;
+export type Operation = (typeof OPERATIONS)[number];

@@ -1,0 +1,230 @@
+/**
+ * The data-key cache policy: lru-cache holds the entries (capacity, TTL, dispose); this file
+ * adds what is ours:
+ *
+ * - usage caps: an encryption key is never used past maxMessages or maxBytes (checked and
+ *   charged synchronously, so concurrent requests cannot overshoot a cap);
+ * - single-flight: concurrent misses for one partition share one KMS call (the AWS Encryption
+ *   SDK's caching manager makes one call per miss);
+ * - zeroing: a plaintext key is overwritten with zeros the moment its entry leaves the cache,
+ *   whatever the reason (age, caps, capacity, shutdown).
+ *
+ * Keys are only ever used inside `use()`'s synchronous callback, after a synchronous check
+ * that the entry is still alive. An `await` between the check and the use would let another
+ * request evict (and zero) the key in between.
+ */
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+
+export type CacheKind = 'encrypt' | 'decrypt';
+export type EvictionReason = 'age' | 'messages' | 'bytes' | 'capacity';
+
+export interface CacheLimits {
+  maxAgeMs: number;
+  /** Encryption only: messages one data key may protect. */
+  maxMessages: number;
+  /** Encryption only: plaintext bytes one data key may protect. */
+  maxBytes: number;
+  capacity: number;
+}
+
+export interface CacheObserver {
+  hit(kind: CacheKind): void;
+  miss(kind: CacheKind): void;
+  evicted(kind: CacheKind, reason: EvictionReason): void;
+}
+
+/** What the cache needs from KMS to fill an entry. The cache takes ownership of the key. */
+export interface DataKeyMaterial {
+  keyArn: string;
+  plaintextKey: Buffer;
+  wrappedKey: Buffer;
+  requestId: string;
+}
+
+export class CachedDataKey {
+  messages = 0;
+  bytes = 0;
+  destroyed = false;
+  /** Why the entry left the cache, once it has. */
+  evictedFor: EvictionReason | undefined;
+  /** Per-entry derived state the caller wants to keep (e.g. the serialised header prefix). */
+  attachment: unknown;
+  readonly dataKeyId: string;
+
+  constructor(
+    readonly keyArn: string,
+    readonly plaintextKey: Buffer,
+    readonly wrappedKey: Buffer,
+    /** The KMS request that produced this key: what CloudTrail recorded. */
+    readonly kmsRequestId: string,
+    readonly createdAt: number,
+  ) {
+    this.dataKeyId = dataKeyIdOf(wrappedKey);
+  }
+
+  destroy(): void {
+    this.plaintextKey.fill(0);
+    this.destroyed = true;
+  }
+}
+
+/** A stable, non-secret name for a data key: the first 128 bits of SHA-256(wrapped key). */
+export function dataKeyIdOf(wrappedKey: Buffer): string {
+  return createHash('sha256').update(wrappedKey).digest('hex').slice(0, 32);
+}
+
+/** How a request obtained its key, for metrics and the audit trail. */
+export interface KeyUse {
+  entry: CachedDataKey;
+  /** True when this request made no KMS call of its own (a cached or coalesced key). */
+  cacheHit: boolean;
+  /** True when the request waited on another request's KMS call. */
+  coalesced: boolean;
+}
+
+const MAX_THRASH = 3;
+
+export class DataKeyCache {
+  private readonly entries: LRUCache<string, CachedDataKey>;
+  private readonly inFlight = new Map<string, Promise<CachedDataKey>>();
+  /** Set just before an explicit delete so dispose() can report the true reason. */
+  private pendingReason: EvictionReason | undefined;
+
+  constructor(
+    readonly kind: CacheKind,
+    private readonly limits: CacheLimits,
+    private readonly observer: CacheObserver,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.entries = new LRUCache<string, CachedDataKey>({
+      max: limits.capacity,
+      ttl: limits.maxAgeMs,
+      // Expired keys are purged on a timer, not just when next read: a plaintext key must not
+      // sit in memory past its age limit because its partition went quiet.
+      ttlAutopurge: true,
+      perf: { now },
+      dispose: (entry, _key, reason) => {
+        const why = this.pendingReason ?? (reason === 'expire' ? 'age' : 'capacity');
+        entry.evictedFor = why;
+        entry.destroy();
+        this.observer.evicted(this.kind, why);
+      },
+    });
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * Runs `use` with a live data key for `partition`, charging `bytes` against its caps.
+   * `fetch` is called at most once per partition at a time, however many requests miss.
+   * When a single message is larger than the byte cap, a one-off key is fetched, used and
+   * zeroed without being cached (as the AWS Encryption SDK does).
+   */
+  async use<T>(partition: string, bytes: number, fetch: () => Promise<DataKeyMaterial>, use: (key: KeyUse) => T): Promise<T> {
+    if (bytes > this.limits.maxBytes) return this.useOnce(fetch, use);
+    let initiated = false;
+    let waited = false;
+    let thrashed = 0;
+    // Each pass either serves this request or waits for a KMS call that serves at least the
+    // first request to wake up, so the loop always makes progress. The only unbounded case is
+    // an entry evicted by capacity before its waiters wake; that is bounded by MAX_THRASH.
+    while (thrashed < MAX_THRASH) {
+      const cached = this.entries.get(partition);
+      if (cached && this.reserve(partition, cached, bytes)) {
+        return this.run(partition, { entry: cached, cacheHit: !initiated, coalesced: waited && !initiated }, use);
+      }
+      const pending = this.inFlight.get(partition);
+      if (pending) waited = true;
+      else initiated = true;
+      const entry = await (pending ?? this.startFetch(partition, fetch));
+      // Back from the await: re-check synchronously before touching the key.
+      if (this.reserve(partition, entry, bytes)) {
+        return this.run(partition, { entry, cacheHit: !initiated, coalesced: !initiated }, use);
+      }
+      if (entry.evictedFor === 'capacity') thrashed++;
+    }
+    // The cache is thrashing (capacity far below the number of live partitions): stay
+    // correct and serve this request with a key of its own.
+    return this.useOnce(fetch, use);
+  }
+
+  /** Removes every entry, zeroing every key (shutdown). */
+  clear(): void {
+    this.entries.clear();
+  }
+
+  private startFetch(partition: string, fetch: () => Promise<DataKeyMaterial>): Promise<CachedDataKey> {
+    const promise = fetch()
+      .then((material) => {
+        const entry = new CachedDataKey(material.keyArn, material.plaintextKey, material.wrappedKey, material.requestId, this.now());
+        this.entries.set(partition, entry);
+        return entry;
+      })
+      .finally(() => this.inFlight.delete(partition));
+    this.inFlight.set(partition, promise);
+    return promise;
+  }
+
+  /** Checks the entry is alive and within its caps, and charges this message to it. */
+  private reserve(partition: string, entry: CachedDataKey, bytes: number): boolean {
+    if (entry.destroyed) return false;
+    if (this.now() - entry.createdAt >= this.limits.maxAgeMs) {
+      this.evict(partition, entry, 'age');
+      return false;
+    }
+    if (this.kind === 'encrypt') {
+      if (entry.messages + 1 > this.limits.maxMessages) {
+        this.evict(partition, entry, 'messages');
+        return false;
+      }
+      if (entry.bytes + bytes > this.limits.maxBytes) {
+        this.evict(partition, entry, 'bytes');
+        return false;
+      }
+    }
+    entry.messages += 1;
+    entry.bytes += bytes;
+    return true;
+  }
+
+  private run<T>(partition: string, key: KeyUse, use: (key: KeyUse) => T): T {
+    if (key.cacheHit) this.observer.hit(this.kind);
+    else this.observer.miss(this.kind);
+    try {
+      return use(key);
+    } finally {
+      // A key that has reached its message cap will never serve again: zero it now.
+      if (this.kind === 'encrypt' && key.entry.messages >= this.limits.maxMessages) {
+        this.evict(partition, key.entry, 'messages');
+      }
+    }
+  }
+
+  private evict(partition: string, entry: CachedDataKey, reason: EvictionReason): void {
+    if (this.entries.peek(partition) !== entry) {
+      // Already replaced or gone: make sure the key is zeroed all the same.
+      if (!entry.destroyed) entry.destroy();
+      return;
+    }
+    this.pendingReason = reason;
+    try {
+      this.entries.delete(partition);
+    } finally {
+      this.pendingReason = undefined;
+    }
+  }
+
+  private async useOnce<T>(fetch: () => Promise<DataKeyMaterial>, use: (key: KeyUse) => T): Promise<T> {
+    this.observer.miss(this.kind);
+    const material = await fetch();
+    const entry = new CachedDataKey(material.keyArn, material.plaintextKey, material.wrappedKey, material.requestId, this.now());
+    try {
+      return use({ entry, cacheHit: false, coalesced: false });
+    } finally {
+      entry.destroy();
+    }
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The envelope service: encrypt, decrypt, rewrap and data-key issue, with KMS data keys served
+ * from the cache. It knows nothing of HTTP or policy; callers authorize first and pass the key
+ * ARN they authorized.
+ */
+import { canonicalContextKey } from './context.js';
+import { CachedDataKey, DataKeyCache, dataKeyIdOf, type DataKeyMaterial, type KeyUse } from './data-key-cache.js';
+import {
+  encodeEnvelopePrefix,
+  encodeRewrapped,
+  parseCiphertext,
+  toCiphertextString,
+  type EnvelopePrefix,
+  type ParsedEnvelope,
+} from './format.js';
+import type { KmsTrace } from './kms-trace.js';
+import { openMessage, sealMessage } from './message-crypto.js';
+import type { EncryptionContext, KeyProvider } from '../kms/provider.js';
+import { KmsError } from '../kms/errors.js';
+
+/** How the data key behind one operation was obtained: the audit trail's CloudTrail link. */
+export interface DataKeyReport {
+  dataKeyId: string;
+  cacheHit: boolean;
+  coalesced: boolean;
+  /** Every KMS request id behind this operation, including the one that made a cached key. */
+  kmsRequestIds: string[];
+}
+
+export interface EncryptResult {
+  ciphertext: string;
+  keyArn: string;
+  dataKey: DataKeyReport;
+}
+
+export interface DecryptResult {
+  /** The caller owns this buffer and should zero it once it is sent. */
+  plaintext: Buffer;
+  keyArn: string;
+  context: EncryptionContext;
+  dataKey: DataKeyReport;
+}
+
+export interface RewrapResult {
+  ciphertext: string;
+  keyArn: string;
+  dataKey: DataKeyReport;
+}
+
+export interface IssuedDataKey {
+  keyArn: string;
+  wrappedKey: Buffer;
+  /** Present only when asked for; the caller owns it and must zero it. */
+  plaintextKey?: Buffer;
+  dataKey: DataKeyReport;
+}
+
+export interface EnvelopeCaches {
+  encrypt: DataKeyCache;
+  decrypt: DataKeyCache;
+}
+
+export class EnvelopeService {
+  constructor(
+    private readonly provider: KeyProvider,
+    private readonly caches: EnvelopeCaches,
+  ) {}
+
+  async encrypt(keyArn: string, plaintext: Buffer, context: EncryptionContext, aad: Buffer | undefined, trace: KmsTrace): Promise<EncryptResult> {
+    const partition = `${keyArn}\u0000${canonicalContextKey(context)}`;
+    const fetch = async (): Promise<DataKeyMaterial> => this.provider.generateDataKey(keyArn, context);
+    return this.caches.encrypt.use(partition, plaintext.length, fetch, (use) => {
+      const envelope = sealMessage(use.entry.plaintextKey, prefixOf(use.entry, context), plaintext, aad);
+      return { ciphertext: toCiphertextString(envelope), keyArn: use.entry.keyArn, dataKey: report(use, trace) };
+    });
+  }
+
+  /** Parses without decrypting, so the caller can authorize on the stored key and context. */
+  parse(ciphertext: string): ParsedEnvelope {
+    return parseCiphertext(ciphertext);
+  }
+
+  async decrypt(envelope: ParsedEnvelope, aad: Buffer | undefined, trace: KmsTrace): Promise<DecryptResult> {
+    const wrappedKeyId = dataKeyIdOf(envelope.wrappedKey);
+    const partition = `${envelope.keyArn}\u0000${wrappedKeyId}\u0000${canonicalContextKey(envelope.context)}`;
+    const fetch = async (): Promise<DataKeyMaterial> => {
+      const key = await this.provider.decryptDataKey(envelope.wrappedKey, envelope.keyArn, envelope.context);
+      // Copy: the envelope's wrappedKey is a view into the request's buffer.
+      return { ...key, wrappedKey: Buffer.from(envelope.wrappedKey) };
+    };
+    return this.caches.decrypt.use(partition, 0, fetch, (use) => ({
+      plaintext: openMessage(use.entry.plaintextKey, envelope, aad),
+      keyArn: use.entry.keyArn,
+      context: envelope.context,
+      dataKey: report(use, trace),
+    }));
+  }
+
+  /**
+   * Re-wraps the data key under `destinationKeyArn` with KMS ReEncrypt: the plaintext data
+   * key never leaves KMS and the payload is never decrypted; only the key block changes.
+   */
+  async rewrap(envelope: ParsedEnvelope, destinationKeyArn: string, trace: KmsTrace): Promise<RewrapResult> {
+    const rewrapped = await this.provider.reEncryptDataKey(
+      envelope.wrappedKey,
+      envelope.keyArn,
+      envelope.context,
+      destinationKeyArn,
+      envelope.context,
+    );
+    trace.add(rewrapped.requestId);
+    const bytes = encodeRewrapped({ keyArn: rewrapped.keyArn, wrappedKey: rewrapped.wrappedKey }, envelope.sealedPart);
+    return {
+      ciphertext: toCiphertextString(bytes),
+      keyArn: rewrapped.keyArn,
+      dataKey: { dataKeyId: dataKeyIdOf(rewrapped.wrappedKey), cacheHit: false, coalesced: false, kmsRequestIds: trace.requestIds },
+    };
+  }
+
+  /** A fresh data key for client-side encryption: never cached, never reused. */
+  async issueDataKey(keyArn: string, context: EncryptionContext, includePlaintext: boolean, trace: KmsTrace): Promise<IssuedDataKey> {
+    const key = await this.provider.generateDataKey(keyArn, context);
+    trace.add(key.requestId);
+    if (key.plaintextKey.length !== 32) {
+      key.plaintextKey.fill(0);
+      throw new KmsError('Unavailable', 'KMS returned a data key of the wrong length');
+    }
+    const dataKey = { dataKeyId: dataKeyIdOf(key.wrappedKey), cacheHit: false, coalesced: false, kmsRequestIds: trace.requestIds };
+    if (includePlaintext) return { keyArn: key.keyArn, wrappedKey: key.wrappedKey, plaintextKey: key.plaintextKey, dataKey };
+    key.plaintextKey.fill(0);
+    return { keyArn: key.keyArn, wrappedKey: key.wrappedKey, dataKey };
+  }
+
+  /** Zeroes every cached key (shutdown). */
+  clear(): void {
+    this.caches.encrypt.clear();
+    this.caches.decrypt.clear();
+  }
+}
+
+/** The serialised header prefix, computed once per cached data key. */
+function prefixOf(entry: CachedDataKey, context: EncryptionContext): EnvelopePrefix {
+  entry.attachment ??= encodeEnvelopePrefix({ keyArn: entry.keyArn, wrappedKey: entry.wrappedKey }, context);
+  return entry.attachment as EnvelopePrefix;
+}
+
+function report(use: KeyUse, trace: KmsTrace): DataKeyReport {
+  trace.add(use.entry.kmsRequestId);
+  return { dataKeyId: use.entry.dataKeyId, cacheHit: use.cacheHit, coalesced: use.coalesced, kmsRequestIds: trace.requestIds };
+}

@@ -1,0 +1,85 @@
+/**
+ * Joins key resolution and the policy: "may this principal do this with this key?".
+ *
+ * Once a data key is cached, KMS never sees the request, so this check is the only one that
+ * runs for most requests. It answers 403 before it reveals anything: a caller whose request
+ * the policy denies learns neither whether the key exists nor which constraint failed.
+ */
+import type { Policy } from '../authz/policy.js';
+import type { Operation, Principal } from '../authz/principal.js';
+import type { KeyDirectory } from '../envelope/key-directory.js';
+import type { KmsTrace } from '../envelope/kms-trace.js';
+import { isKmsError } from '../kms/errors.js';
+import type { EncryptionContext } from '../kms/provider.js';
+import { ProblemError } from './problem.js';
+
+export interface KeyAuthorization {
+  keyArn: string;
+  ruleId: string;
+}
+
+/** Raised for a policy denial; `reason` goes to the audit log only, never to the caller. */
+export class AccessDeniedError extends ProblemError {
+  constructor(readonly reason: string) {
+    super(403, 'AccessDenied', 'the policy does not allow this request');
+  }
+}
+
+export class KeyGuard {
+  constructor(private readonly directory: KeyDirectory) {}
+
+  /** For encrypt, datakey and a rewrap's destination: the caller names the key. */
+  async authorizeRequestedKey(
+    policy: Policy,
+    principal: Principal,
+    operation: Operation,
+    requestedKeyId: string,
+    context: EncryptionContext,
+    plaintextBytes: number | undefined,
+    trace: KmsTrace,
+  ): Promise<KeyAuthorization> {
+    // First on the name as given, so a denied caller cannot probe which keys exist.
+    const byName = policy.decide(principal, { operation, keyNames: [requestedKeyId], context, plaintextBytes });
+    let keyArn: string;
+    try {
+      keyArn = await this.directory.resolve(requestedKeyId, trace);
+    } catch (error) {
+      if (!byName.allowed && isKmsError(error) && (error.code === 'KeyNotFound' || error.code === 'InvalidRequest')) {
+        throw new AccessDeniedError(byName.reason);
+      }
+      throw error;
+    }
+    if (byName.allowed) return { keyArn, ruleId: byName.ruleId };
+    // The rule may name the key by its ARN or another alias.
+    const keyNames = [requestedKeyId, ...(await this.directory.namesOf(keyArn))];
+    const decision = policy.decide(principal, { operation, keyNames, context, plaintextBytes });
+    if (!decision.allowed) throw new AccessDeniedError(decision.reason);
+    return { keyArn, ruleId: decision.ruleId };
+  }
+
+  /** For decrypt and a rewrap's source: the key and context come from the ciphertext. */
+  async authorizeStoredKey(
+    policy: Policy,
+    principal: Principal,
+    operation: Operation,
+    keyArn: string,
+    context: EncryptionContext,
+    plaintextBytes: number | undefined,
+    trace: KmsTrace,
+  ): Promise<KeyAuthorization> {
+    const keyNames = await this.directory.namesOf(keyArn);
+    const decision = policy.decide(principal, { operation, keyNames, context, plaintextBytes });
+    if (!decision.allowed) throw new AccessDeniedError(decision.reason);
+    try {
+      // A disabled or deleted key stops decrypting within the directory's TTL, cache or not.
+      await this.directory.resolve(keyArn, trace);
+    } catch (error) {
+      if (isKmsError(error) && (error.code === 'KeyNotFound' || error.code === 'InvalidRequest')) {
+        // The ARN came from the ciphertext: an unknown one means a forged or foreign envelope.
+        throw new ProblemError(422, 'DataKeyUnwrapFailed', 'the key named in the ciphertext is unknown to KMS');
+      }
+      throw error;
+    }
+    return { keyArn, ruleId: decision.ruleId };
+  }
+}

@@ -1,0 +1,34 @@
+/** POST /v1/decrypt */
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { decryptItem, type ItemNotes } from '../operations.js';
+import { DecryptBody, DecryptResponse } from '../schemas.js';
+import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
+import { noteItem } from './notes.js';
+
+export function registerDecrypt(scope: FastifyInstance, deps: V1Deps): void {
+  scope.withTypeProvider<TypeBoxTypeProvider>().post(
+    '/decrypt',
+    {
+      config: { eventName: 'Decrypt' },
+      schema: {
+        tags: ['envelope'],
+        summary: 'Decrypt a ciphertext',
+        description:
+          'Opens a ciphertext from /v1/encrypt. The policy judges the request on the key and the context stored in the ' +
+          'ciphertext. If `context` is given it must equal the stored one; `aad` must be the one used to encrypt.',
+        security: SECURITY,
+        body: DecryptBody,
+        response: { 200: DecryptResponse, ...COMMON_ERRORS, ...KEY_ERRORS, ...OPEN_ERRORS },
+      },
+    },
+    async (request) => {
+      const notes: ItemNotes = {};
+      try {
+        return await decryptItem(deps.operations, callerOf(request), request.body, request.audit!.trace, notes);
+      } finally {
+        noteItem(request.audit!, notes, 'decrypt');
+      }
+    },
+  );
+}

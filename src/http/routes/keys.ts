@@ -1,0 +1,41 @@
+/**
+ * GET /v1/keys: the keys this caller may use and what it may do with each. Keys are listed
+ * through their aliases (KMS ListAliases); a key with no alias is usable by ARN but not listed.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { operationsForKey } from '../../authz/policy.js';
+import { KeysResponse } from '../schemas.js';
+import { COMMON_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
+
+export function registerKeys(scope: FastifyInstance, deps: V1Deps): void {
+  scope.withTypeProvider<TypeBoxTypeProvider>().get(
+    '/keys',
+    {
+      config: { eventName: 'ListKeys' },
+      schema: {
+        tags: ['keys'],
+        summary: 'List the keys the caller may use',
+        security: SECURITY,
+        response: { 200: KeysResponse, 401: COMMON_ERRORS[401], 429: COMMON_ERRORS[429], 503: COMMON_ERRORS[503] },
+      },
+    },
+    async (request) => {
+      const { principal, policy } = callerOf(request);
+      const grants = policy.listGrants(principal);
+      const byKey = new Map<string, { aliases: string[]; names: string[] }>();
+      for (const alias of await deps.directory.listAliases()) {
+        const entry = byKey.get(alias.keyArn) ?? { aliases: [], names: [alias.keyArn] };
+        entry.aliases.push(alias.aliasName);
+        entry.names.push(alias.aliasName, alias.aliasArn);
+        byKey.set(alias.keyArn, entry);
+      }
+      const keys = [...byKey]
+        .map(([keyId, { aliases, names }]) => ({ keyId, aliases: aliases.sort(), operations: [...operationsForKey(grants, names)] }))
+        .filter((key) => key.operations.length > 0)
+        .sort((a, b) => (a.aliases[0] ?? a.keyId).localeCompare(b.aliases[0] ?? b.keyId));
+      request.audit!.responseElements = { keyCount: keys.length };
+      return { keys };
+    },
+  );
+}

@@ -1,0 +1,33 @@
+/**
+ * The /v1 API: per-principal rate limiting, then one file per endpoint.
+ */
+import type { FastifyInstance } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import { registerBatch } from './batch.js';
+import type { V1Deps } from './common.js';
+import { registerDataKey } from './datakey.js';
+import { registerDecrypt } from './decrypt.js';
+import { registerEncrypt } from './encrypt.js';
+import { registerKeys } from './keys.js';
+import { registerRewrap } from './rewrap.js';
+import { ProblemError } from '../problem.js';
+
+export async function registerV1Routes(scope: FastifyInstance, deps: V1Deps): Promise<void> {
+  await scope.register(rateLimit, {
+    global: true,
+    // After authentication (onRequest), so the bucket is the principal, not the IP: every
+    // pod of a calling service shares one identity and one budget.
+    hook: 'preHandler',
+    max: deps.config.RATE_LIMIT_MAX,
+    timeWindow: deps.config.RATE_LIMIT_WINDOW_MS,
+    keyGenerator: (request) => `principal:${request.principal?.id ?? 'anonymous'}`,
+    errorResponseBuilder: (_request, context) =>
+      new ProblemError(429, 'RateLimited', `rate limit of ${context.max} requests per ${context.after} exceeded for this principal`, Math.ceil(context.ttl / 1000)),
+  });
+  registerEncrypt(scope, deps);
+  registerDecrypt(scope, deps);
+  registerBatch(scope, deps);
+  registerRewrap(scope, deps);
+  registerDataKey(scope, deps);
+  registerKeys(scope, deps);
+}

@@ -1,0 +1,102 @@
+/**
+ * Prometheus metrics, one registry per app instance (tests build many apps in one process).
+ * The names are part of the product's contract: dashboards and alerts depend on them
+ * (docs/OPERATIONS.md says what each means and what to alert on).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CacheKind, CacheObserver, EvictionReason } from '../envelope/data-key-cache.js';
+
+export class ServiceMetrics implements CacheObserver {
+  readonly registry = new Registry();
+
+  readonly kmsRequests = new Counter({
+    name: 'kms_requests_total',
+    help: 'KMS calls made, by operation and outcome (ok or the error code).',
+    labelNames: ['operation', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly kmsDuration = new Histogram({
+    name: 'kms_request_duration_seconds',
+    help: 'Latency of KMS calls, retries included.',
+    labelNames: ['operation'] as const,
+    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly cacheHits = new Counter({
+    name: 'datakey_cache_hits_total',
+    help: 'Requests served by a cached (or coalesced in-flight) data key: no KMS call of their own.',
+    labelNames: ['cache'] as const,
+    registers: [this.registry],
+  });
+
+  readonly cacheMisses = new Counter({
+    name: 'datakey_cache_misses_total',
+    help: 'Requests that caused a KMS call for their data key.',
+    labelNames: ['cache'] as const,
+    registers: [this.registry],
+  });
+
+  readonly cacheEvictions = new Counter({
+    name: 'datakey_cache_evictions_total',
+    help: 'Data keys removed (and zeroed), by reason: age, messages, bytes or capacity.',
+    labelNames: ['cache', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly cacheEntries = new Gauge({
+    name: 'datakey_cache_entries',
+    help: 'Data keys currently held in memory.',
+    labelNames: ['cache'] as const,
+    registers: [this.registry],
+  });
+
+  readonly httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration by route and status code.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly auditEvents = new Counter({
+    name: 'audit_events_total',
+    help: 'Audit events written.',
+    registers: [this.registry],
+  });
+
+  readonly auditFailures = new Counter({
+    name: 'audit_write_failures_total',
+    help: 'Audit events that could not be written (each one failed its request closed with 503).',
+    registers: [this.registry],
+  });
+
+  constructor(options: { collectDefaults?: boolean } = {}) {
+    if (options.collectDefaults ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  private readonly sizeReaders = new Map<CacheKind, () => number>();
+
+  /** The cache-entry gauge is read live at scrape time. */
+  trackCacheSize(kind: CacheKind, size: () => number): void {
+    this.sizeReaders.set(kind, size);
+  }
+
+  async scrape(): Promise<string> {
+    for (const [kind, read] of this.sizeReaders) this.cacheEntries.set({ cache: kind }, read());
+    return this.registry.metrics();
+  }
+
+  hit(kind: CacheKind): void {
+    this.cacheHits.inc({ cache: kind });
+  }
+
+  miss(kind: CacheKind): void {
+    this.cacheMisses.inc({ cache: kind });
+  }
+
+  evicted(kind: CacheKind, reason: EvictionReason): void {
+    this.cacheEvictions.inc({ cache: kind, reason });
+  }
+}
