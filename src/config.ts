@@ -28,7 +28,8 @@ export const ConfigSchema = Type.Object({
   DEFAULT_KEY_ID: Type.String({ minLength: 1, maxLength: 2048, default: 'alias/default' }),
   LOCAL_KEYSTORE: Type.String({ minLength: 1, default: '.data/keystore.json' }),
   POLICY_FILE: Type.Optional(Type.String({ minLength: 1 })),
-  DEV_TOKEN: Type.String({ minLength: 8, maxLength: 512, default: 'dev-token' }),
+  // Characters a Bearer header can carry (RFC 6750 b64token).
+  DEV_TOKEN: Type.String({ minLength: 8, maxLength: 512, pattern: '^[A-Za-z0-9._~+/-]+=*$', default: 'dev-token' }),
   CACHE_MAX_AGE_MS: Type.Integer({ minimum: 1, maximum: 86_400_000, default: 300_000 }),
   CACHE_MAX_MESSAGES: Type.Integer({ minimum: 1, maximum: 2 ** 32, default: 10_000 }),
   CACHE_MAX_BYTES: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: 1024 * MiB }),

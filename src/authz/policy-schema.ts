@@ -1,0 +1,93 @@
+/**
+ * The policy file's shape, as one TypeBox schema: the single source of truth for what the
+ * loader accepts and for docs/POLICY.md. `additionalProperties: false` everywhere, because a
+ * misspelt optional constraint (`maxPlaintextByte:`) must fail loudly instead of silently
+ * loosening a rule.
+ *
+ * Checks that span fields (uniqueness, "exactly one of jwksFile/jwksUrl", claim pointer
+ * syntax) live in policy-load.ts, next to the code that reports them with a line number.
+ */
+import { Type, type Static } from 'typebox';
+import { OPERATIONS } from './principal.js';
+
+/**
+ * JWS algorithms a policy may allow. Asymmetric only: with an HMAC algorithm the verifying key
+ * would be the signing key, and a JWKS (public by design) would let anyone mint tokens — the
+ * classic "HS256 signed with the RSA public key" confusion. `none` is no signature at all.
+ */
+export const ASYMMETRIC_JWS_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+] as const;
+export type AsymmetricJwsAlgorithm = (typeof ASYMMETRIC_JWS_ALGORITHMS)[number];
+
+const NonEmpty = Type.String({ minLength: 1, maxLength: 2048 });
+const Patterns = Type.Array(NonEmpty, { minItems: 1 });
+const Obj = <T extends Parameters<typeof Type.Object>[0]>(properties: T) => Type.Object(properties, { additionalProperties: false });
+
+const ApiKeySchema = Obj({
+  /** Becomes Principal.id. Several entries may share a name (token rotation). */
+  name: Type.String({ minLength: 1, maxLength: 256 }),
+  /** Hex SHA-256 of the token; the token itself never appears in the file. */
+  sha256: Type.String({ pattern: '^[0-9a-fA-F]{64}$' }),
+  /** Static claims for `fromClaims` bindings. */
+  claims: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number()]))),
+  description: Type.Optional(Type.String()),
+});
+
+const JwtSchema = Obj({
+  issuer: NonEmpty,
+  audience: Type.Union([NonEmpty, Type.Array(NonEmpty, { minItems: 1 })]),
+  /** Exactly one of jwksFile (relative to the policy file) and jwksUrl. */
+  jwksFile: Type.Optional(NonEmpty),
+  jwksUrl: Type.Optional(NonEmpty),
+  algorithms: Type.Array(Type.Enum([...ASYMMETRIC_JWS_ALGORITHMS]), { minItems: 1 }),
+  /** The claim that becomes Principal.id. */
+  principalClaim: Type.Optional(NonEmpty),
+  clockToleranceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 300 })),
+});
+
+const ContextSchema = Obj({
+  /** Keys that must be present, any value. */
+  required: Type.Optional(Type.Array(NonEmpty)),
+  /** Keys that may be present, any value (matters only when allowOthers is false). */
+  optional: Type.Optional(Type.Array(NonEmpty)),
+  /** Keys that must be present with exactly this value. */
+  equals: Type.Optional(Type.Record(Type.String(), Type.String())),
+  /** Context key -> claim name (or /json/pointer); must be present and equal the claim. */
+  fromClaims: Type.Optional(Type.Record(Type.String(), NonEmpty)),
+  /** May the context hold keys the rule does not name? Default false. */
+  allowOthers: Type.Optional(Type.Boolean()),
+});
+
+const RuleSchema = Obj({
+  id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$' }),
+  description: Type.Optional(Type.String()),
+  principals: Patterns,
+  operations: Type.Array(Type.Enum([...OPERATIONS]), { minItems: 1 }),
+  keys: Patterns,
+  context: Type.Optional(ContextSchema),
+  maxPlaintextBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+});
+
+export const PolicyFileSchema = Obj({
+  version: Type.Literal(1),
+  authentication: Obj({
+    apiKeys: Type.Optional(Type.Array(ApiKeySchema)),
+    jwt: Type.Optional(JwtSchema),
+  }),
+  rules: Type.Array(RuleSchema),
+});
+
+export type PolicyFile = Static<typeof PolicyFileSchema>;
+export type JwtSettings = Static<typeof JwtSchema>;
+export type ApiKeySettings = Static<typeof ApiKeySchema>;

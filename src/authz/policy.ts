@@ -1,0 +1,258 @@
+/**
+ * Authorization: may this principal perform this operation on this key with this context?
+ *
+ * Deny by default. Rules only ever grant; a request is allowed when at least one rule matches
+ * it in full, and the first such rule (in file order) is the one named in the decision and the
+ * audit event. Order therefore never changes *whether* a request is allowed, only which rule is
+ * credited — so reordering a policy is always safe.
+ *
+ * The deny reason is for the audit log only: it names rules, context keys and claim names,
+ * never values, and the HTTP layer must not send it to the caller (a 403 says "denied", not
+ * which constraint to tweak).
+ */
+import { claimAsString, parseClaimRef, type ClaimRef } from './claims.js';
+import { compileGlobs, type GlobMatcher } from './glob.js';
+import { OPERATIONS, type Operation, type Principal } from './principal.js';
+
+export interface DecisionRequest {
+  readonly operation: Operation;
+  /**
+   * Every name the key is known by: the alias or id the caller asked for, the resolved key ARN,
+   * and the key's aliases (bare and as alias ARNs). Only names the key provider has confirmed
+   * to denote this key may be listed — a rule matches when any of its key patterns matches any
+   * of these names.
+   */
+  readonly keyNames: readonly string[];
+  /** The encryption context; for decrypt and rewrap, the one stored in the ciphertext. */
+  readonly context: Readonly<Record<string, string>>;
+  /** Plaintext size, for rules with maxPlaintextBytes; omit when not applicable. */
+  readonly plaintextBytes?: number;
+}
+
+export type Decision = { readonly allowed: true; readonly ruleId: string } | { readonly allowed: false; readonly reason: string };
+
+/** A rule as written in the policy file (after schema validation). */
+export interface RuleSpec {
+  readonly id: string;
+  readonly principals: readonly string[];
+  readonly operations: readonly Operation[];
+  readonly keys: readonly string[];
+  readonly context?: {
+    readonly required?: readonly string[];
+    readonly optional?: readonly string[];
+    readonly equals?: Readonly<Record<string, string>>;
+    readonly fromClaims?: Readonly<Record<string, string>>;
+    readonly allowOthers?: boolean;
+  };
+  readonly maxPlaintextBytes?: number;
+}
+
+interface ClaimBinding {
+  /** The reference as written, for messages. */
+  readonly ref: string;
+  readonly path: ClaimRef;
+}
+
+interface CompiledRule {
+  readonly id: string;
+  readonly spec: RuleSpec;
+  readonly matchPrincipal: GlobMatcher;
+  readonly matchKey: GlobMatcher;
+  readonly operations: ReadonlySet<Operation>;
+  readonly required: readonly string[];
+  // Maps, not objects: the file's keys become Map keys, so `__proto__` is just a string.
+  readonly equals: ReadonlyMap<string, string>;
+  readonly fromClaims: ReadonlyMap<string, ClaimBinding>;
+  /** Context keys the rule names anywhere; others are refused unless allowOthers. */
+  readonly namedKeys: ReadonlySet<string>;
+  readonly allowOthers: boolean;
+  readonly maxPlaintextBytes: number | undefined;
+}
+
+/** What GET /v1/keys shows: one entry per rule that can apply to the principal. */
+export interface Grant {
+  readonly ruleId: string;
+  /** Key patterns (IAM-style globs); intersect with the provider's keys via operationsForKey. */
+  readonly keys: readonly string[];
+  readonly operations: readonly Operation[];
+  readonly context: {
+    readonly required: readonly string[];
+    /** Fixed values, with claim bindings already resolved to this principal's claim values. */
+    readonly equals: Readonly<Record<string, string>>;
+    readonly optional: readonly string[];
+    readonly allowOthers: boolean;
+  };
+  readonly maxPlaintextBytes?: number;
+}
+
+function compileRule(spec: RuleSpec): CompiledRule {
+  const context = spec.context ?? {};
+  const equals = new Map(Object.entries(context.equals ?? {}));
+  const fromClaims = new Map(
+    Object.entries(context.fromClaims ?? {}).map(([key, ref]) => [key, { ref, path: parseClaimRef(ref) }] as const),
+  );
+  const required = [...(context.required ?? [])];
+  const namedKeys = new Set([...required, ...(context.optional ?? []), ...equals.keys(), ...fromClaims.keys()]);
+  return {
+    id: spec.id,
+    spec,
+    matchPrincipal: compileGlobs(spec.principals),
+    matchKey: compileGlobs(spec.keys),
+    operations: new Set(spec.operations),
+    required,
+    equals,
+    fromClaims,
+    namedKeys,
+    // Safe default: a rule only admits the context keys it names. Unnamed keys would be
+    // accepted silently, become KMS cache partitions and land in CloudTrail, so a caller could
+    // fragment the data-key cache or smuggle data into logs under a rule that never meant it.
+    allowOthers: context.allowOthers ?? false,
+    maxPlaintextBytes: spec.maxPlaintextBytes,
+  };
+}
+
+export class Policy {
+  readonly #rules: readonly CompiledRule[];
+
+  constructor(rules: readonly RuleSpec[]) {
+    this.#rules = rules.map(compileRule);
+  }
+
+  get ruleIds(): readonly string[] {
+    return this.#rules.map((rule) => rule.id);
+  }
+
+  decide(principal: Principal, request: DecisionRequest): Decision {
+    if (request.keyNames.length === 0) return { allowed: false, reason: 'no key name to authorize' };
+    // The first rule that matches principal, operation and key but fails a constraint explains
+    // a deny better than "nothing matched"; keep its reason for the audit log.
+    let closest: string | undefined;
+    for (const rule of this.#rules) {
+      if (!rule.matchPrincipal(principal.id)) continue;
+      if (!rule.operations.has(request.operation)) continue;
+      if (!request.keyNames.some(rule.matchKey)) continue;
+      const failure = contextFailure(rule, principal, request.context ?? {}) ?? sizeFailure(rule, request.plaintextBytes);
+      if (failure === undefined) return { allowed: true, ruleId: rule.id };
+      closest ??= `rule "${rule.id}": ${failure}`;
+    }
+    return {
+      allowed: false,
+      reason: closest ?? `no rule grants "${request.operation}" on [${request.keyNames.join(', ')}] to "${principal.id}"`,
+    };
+  }
+
+  /**
+   * The rules that can apply to this principal. Rules whose claim bindings the principal cannot
+   * satisfy (claim missing) are left out: they could never allow anything for it.
+   */
+  listGrants(principal: Principal): Grant[] {
+    const grants: Grant[] = [];
+    for (const rule of this.#rules) {
+      if (!rule.matchPrincipal(principal.id)) continue;
+      const equals = new Map(rule.equals);
+      let satisfiable = true;
+      for (const [key, binding] of rule.fromClaims) {
+        const value = claimAsString(principal.claims, binding.path);
+        if (value === undefined || (equals.has(key) && equals.get(key) !== value)) satisfiable = false;
+        else equals.set(key, value);
+      }
+      if (!satisfiable) continue;
+      grants.push({
+        ruleId: rule.id,
+        keys: [...rule.spec.keys],
+        operations: OPERATIONS.filter((op) => rule.operations.has(op)),
+        context: {
+          required: [...new Set([...rule.required, ...equals.keys()])],
+          equals: Object.fromEntries(equals),
+          optional: [...(rule.spec.context?.optional ?? [])],
+          allowOthers: rule.allowOthers,
+        },
+        ...(rule.maxPlaintextBytes === undefined ? {} : { maxPlaintextBytes: rule.maxPlaintextBytes }),
+      });
+    }
+    return grants;
+  }
+}
+
+/**
+ * For GET /v1/keys: the operations the grants give on a key known by `keyNames`, in the
+ * canonical OPERATIONS order (empty when the caller may not use the key at all). Context
+ * constraints still apply per request; this answers "could", not "will".
+ */
+export function operationsForKey(grants: readonly Grant[], keyNames: readonly string[]): Operation[] {
+  const allowed = new Set<Operation>();
+  for (const grant of grants) {
+    const match = grantMatcher(grant);
+    if (keyNames.some(match)) for (const op of grant.operations) allowed.add(op);
+  }
+  return OPERATIONS.filter((op) => allowed.has(op));
+}
+
+// GET /v1/keys calls operationsForKey once per key with the same grants: compile each grant's
+// patterns once. Grants stay plain data (JSON-serializable), hence a side table.
+const grantMatchers = new WeakMap<Grant, GlobMatcher>();
+function grantMatcher(grant: Grant): GlobMatcher {
+  let match = grantMatchers.get(grant);
+  if (match === undefined) {
+    match = compileGlobs(grant.keys);
+    grantMatchers.set(grant, match);
+  }
+  return match;
+}
+
+function contextFailure(rule: CompiledRule, principal: Principal, context: Readonly<Record<string, string>>): string | undefined {
+  // Own, string-valued entries only: the context is caller-supplied (or read back from a
+  // ciphertext) and must not reach Object.prototype through a missing key.
+  const get = (key: string): string | undefined => {
+    if (!Object.hasOwn(context, key)) return undefined;
+    const value: unknown = context[key];
+    return typeof value === 'string' ? value : undefined;
+  };
+  for (const key of rule.required) {
+    if (get(key) === undefined) return `missing required context key "${key}"`;
+  }
+  for (const [key, expected] of rule.equals) {
+    const value = get(key);
+    if (value === undefined) return `missing required context key "${key}"`;
+    if (value !== expected) return `context key "${key}" does not have the fixed value`;
+  }
+  for (const [key, binding] of rule.fromClaims) {
+    const claim = claimAsString(principal.claims, binding.path);
+    if (claim === undefined) return `principal has no string or number claim "${binding.ref}" for context key "${key}"`;
+    const value = get(key);
+    if (value === undefined) return `missing required context key "${key}"`;
+    if (value !== claim) return `context key "${key}" does not equal the principal's claim "${binding.ref}"`;
+  }
+  if (!rule.allowOthers) {
+    for (const key of Object.keys(context)) {
+      if (!rule.namedKeys.has(key)) return `context key "${key}" is not allowed by the rule`;
+    }
+  }
+  return undefined;
+}
+
+function sizeFailure(rule: CompiledRule, plaintextBytes: number | undefined): string | undefined {
+  if (rule.maxPlaintextBytes === undefined || plaintextBytes === undefined) return undefined;
+  // Written as !(a <= b) so that NaN fails closed.
+  if (!(plaintextBytes <= rule.maxPlaintextBytes)) return `plaintext of ${plaintextBytes} bytes exceeds maxPlaintextBytes ${rule.maxPlaintextBytes}`;
+  return undefined;
+}
+
+/** The principal id dev-token authentication produces. */
+export const DEV_PRINCIPAL_ID = 'dev';
+
+/**
+ * Dev mode (no POLICY_FILE): the dev principal may do everything on every key with any context.
+ * The app must only use this with the local provider, and warn loudly.
+ */
+export function devPolicy(): Policy {
+  return new Policy([
+    {
+      id: 'dev-all',
+      principals: [DEV_PRINCIPAL_ID],
+      operations: [...OPERATIONS],
+      keys: ['*'],
+      context: { allowOthers: true },
+    },
+  ]);
+}
