@@ -1,0 +1,204 @@
+/**
+ * The policy enforced over HTTP with the documented example policy (examples/policy.yaml and
+ * its demo tokens), on both providers: allowed and denied by key, by context constraint and by
+ * claim binding; tenant A's data stays tenant A's even when its data key is cached.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalKeyProvider } from '../../src/kms/local.js';
+import { buildTestApp, providerKinds, type TestApp } from '../helpers/app.js';
+import { skipWithoutLocalKms } from '../helpers/local-kms.js';
+
+const POLICY = new URL('../../examples/policy.yaml', import.meta.url).pathname;
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const TENANT_A = bearer('demo-tenant-a-billing-token');
+const TENANT_B = bearer('demo-tenant-b-reports-token');
+const OPS = bearer('demo-ops-rotation-token');
+const A_CONTEXT = { tenant: 'tenant-a', purpose: 'billing' };
+const B_CONTEXT = { tenant: 'tenant-b', purpose: 'monthly' };
+const HELLO = Buffer.from('hello').toString('base64');
+
+async function seedTenantAliases(t: TestApp): Promise<void> {
+  if (!(t.provider instanceof LocalKeyProvider)) return; // local-kms is seeded with them
+  for (const alias of ['alias/tenant-a', 'alias/tenant-b']) {
+    const key = await t.provider.createKey();
+    await t.provider.createAlias(alias, key.keyId);
+  }
+}
+
+describe.each(providerKinds())('authorization with the example policy on the %s provider', (kind) => {
+  const skip = kind === 'aws' && skipWithoutLocalKms();
+  let t: TestApp;
+  const post = (path: string, auth: object, body: object) => request(t.app.server).post(path).set(auth).send(body);
+
+  beforeAll(async () => {
+    if (skip) return;
+    t = await buildTestApp({ provider: kind, policyFile: POLICY });
+    await seedTenantAliases(t);
+  });
+  afterAll(async () => t?.close());
+
+  function expectDenied(response: request.Response) {
+    expect(response.status).toBe(403);
+    expect(response.body.code).toBe('AccessDenied');
+    // No hint of which constraint failed or what exists.
+    expect(response.body.detail).toBe('the policy does not allow this request');
+  }
+
+  it.skipIf(skip)('encrypt: allowed on its own key with its own context', async () => {
+    const response = await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: A_CONTEXT });
+    expect(response.status).toBe(200);
+  });
+
+  it.skipIf(skip)('encrypt: denied by key', async () => {
+    expectDenied(await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-b', context: A_CONTEXT }));
+    expectDenied(await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, context: A_CONTEXT })); // default key not granted
+  });
+
+  it.skipIf(skip)('encrypt: denied by a fixed context value, a missing key, and an unnamed key', async () => {
+    expectDenied(await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: { ...A_CONTEXT, purpose: 'marketing' } }));
+    expectDenied(await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: { tenant: 'tenant-a' } }));
+    expectDenied(await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: { ...A_CONTEXT, extra: '1' } }));
+  });
+
+  it.skipIf(skip)('encrypt: denied by claim binding (tenant A claiming tenant B)', async () => {
+    expectDenied(await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: { ...A_CONTEXT, tenant: 'tenant-b' } }));
+  });
+
+  it.skipIf(skip)('encrypt: denied above maxPlaintextBytes', async () => {
+    const big = Buffer.alloc(65_537, 1).toString('base64');
+    expectDenied(await post('/v1/encrypt', TENANT_A, { plaintext: big, keyId: 'alias/tenant-a', context: A_CONTEXT }));
+  });
+
+  it.skipIf(skip)('an unknown key: 403 for a caller with no grant that could match, 404 for one whose grant matches the name', async () => {
+    expectDenied(await post('/v1/encrypt', TENANT_B, { plaintext: HELLO, keyId: 'alias/nope', context: B_CONTEXT }));
+    const notFound = await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a/nope', context: A_CONTEXT });
+    expect(notFound.status).toBe(404);
+  });
+
+  it.skipIf(skip)('decrypt: tenant B cannot decrypt tenant A\'s ciphertext, even with A\'s data key cached', async () => {
+    const { body } = await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: A_CONTEXT });
+    const own = await post('/v1/decrypt', TENANT_A, { ciphertext: body.ciphertext });
+    expect(own.status).toBe(200); // now A's data key is in the decrypt cache
+    expectDenied(await post('/v1/decrypt', TENANT_B, { ciphertext: body.ciphertext }));
+    expectDenied(await post('/v1/decrypt', OPS, { ciphertext: body.ciphertext }));
+  });
+
+  it.skipIf(skip)('decrypt is judged on the stored context, not on a context the caller claims', async () => {
+    const { body } = await post('/v1/encrypt', TENANT_B, { plaintext: HELLO, keyId: 'alias/tenant-b', context: B_CONTEXT });
+    expectDenied(await post('/v1/decrypt', TENANT_A, { ciphertext: body.ciphertext, context: A_CONTEXT }));
+    expect((await post('/v1/decrypt', TENANT_B, { ciphertext: body.ciphertext })).status).toBe(200);
+  });
+
+  it.skipIf(skip)('rewrap: ops may move tenant A\'s ciphertext to another key; tenants may not rewrap; ops may not decrypt', async () => {
+    const { body } = await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: A_CONTEXT });
+    const rewrapped = await post('/v1/rewrap', OPS, { ciphertext: body.ciphertext, keyId: 'alias/tenant-b' });
+    expect(rewrapped.status).toBe(200);
+    expectDenied(await post('/v1/rewrap', TENANT_A, { ciphertext: body.ciphertext, keyId: 'alias/tenant-a' }));
+    expectDenied(await post('/v1/encrypt', OPS, { plaintext: HELLO, keyId: 'alias/tenant-a', context: A_CONTEXT }));
+  });
+
+  it.skipIf(skip)('datakey: wrapped allowed, plaintext refused without datakey:plaintext', async () => {
+    const wrapped = await post('/v1/datakey', TENANT_A, { keyId: 'alias/tenant-a', context: A_CONTEXT });
+    expect(wrapped.status).toBe(200);
+    expect(wrapped.body.plaintextKey).toBeUndefined();
+    expectDenied(await post('/v1/datakey', TENANT_A, { keyId: 'alias/tenant-a', context: A_CONTEXT, includePlaintext: true }));
+  });
+
+  it.skipIf(skip)('GET /v1/keys lists only what the caller may use', async () => {
+    const a = await request(t.app.server).get('/v1/keys').set(TENANT_A);
+    expect(a.status).toBe(200);
+    expect(a.body.keys).toHaveLength(1);
+    expect(a.body.keys[0].aliases).toContain('alias/tenant-a');
+    expect(a.body.keys[0].operations.sort()).toEqual(['datakey', 'decrypt', 'encrypt']);
+    const ops = await request(t.app.server).get('/v1/keys').set(OPS);
+    expect(ops.body.keys.map((key: { aliases: string[] }) => key.aliases[0]).sort()).toEqual(['alias/tenant-a', 'alias/tenant-b']);
+    expect(ops.body.keys.every((key: { operations: string[] }) => key.operations.join() === 'rewrap')).toBe(true);
+  });
+
+  it.skipIf(skip)('401 without a token, with a wrong one, or with another scheme', async () => {
+    for (const headers of [{}, bearer('wrong-token'), { authorization: 'Basic ZGVtbzpkZW1v' }, { authorization: 'Bearer' }, bearer('dev-token')]) {
+      const response = await request(t.app.server).post('/v1/encrypt').set(headers).send({ plaintext: HELLO });
+      expect(response.status).toBe(401);
+      expect(response.headers['www-authenticate']).toMatch(/^Bearer/);
+      expect(response.body.code).toBe('Unauthenticated');
+    }
+  });
+});
+
+describe('JWT bearer tokens over HTTP', () => {
+  let t: TestApp;
+  let privateKey: CryptoKey;
+  const issuer = 'https://issuer.test';
+  const audience = 'envelope-service';
+
+  beforeAll(async () => {
+    const pair = await generateKeyPair('RS256');
+    privateKey = pair.privateKey as CryptoKey;
+    const dir = mkdtempSync(join(tmpdir(), 'jwt-policy-'));
+    writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] }));
+    const unused = createHash('sha256').update('unused-api-key').digest('hex');
+    writeFileSync(
+      join(dir, 'policy.yaml'),
+      [
+        'version: 1',
+        'authentication:',
+        `  apiKeys: [{ name: unused, sha256: "${unused}" }]`,
+        `  jwt: { issuer: "${issuer}", audience: ${audience}, jwksFile: jwks.json, algorithms: [RS256] }`,
+        'rules:',
+        '  - id: workers',
+        '    principals: ["system:serviceaccount:team:*"]',
+        '    operations: [encrypt]',
+        '    keys: ["*"]',
+        '    context: { fromClaims: { team: team } }',
+      ].join('\n'),
+    );
+    t = await buildTestApp({ policyFile: join(dir, 'policy.yaml') });
+  });
+  afterAll(async () => t?.close());
+
+  const token = (claims: Record<string, unknown>, options: { exp?: string | number; nbf?: string | number; iss?: string; aud?: string } = {}) =>
+    new SignJWT({ team: 'blue', ...claims })
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setSubject('system:serviceaccount:team:worker')
+      .setIssuer(options.iss ?? issuer)
+      .setAudience(options.aud ?? audience)
+      .setIssuedAt()
+      .setExpirationTime(options.exp ?? '5m')
+      .setNotBefore(options.nbf ?? '0s')
+      .sign(privateKey);
+
+  const encryptWith = async (jwt: string, context: Record<string, string> = { team: 'blue' }) =>
+    request(t.app.server).post('/v1/encrypt').set(bearer(jwt)).send({ plaintext: HELLO, context });
+
+  it('a valid token is authorized with its claims', async () => {
+    expect((await encryptWith(await token({}))).status).toBe(200);
+    expect((await encryptWith(await token({}), { team: 'red' })).status).toBe(403);
+    const event = t.auditEvents().find((e) => e.httpStatus === 200)!;
+    expect(event.userIdentity).toMatchObject({ type: 'jwt', principalId: 'system:serviceaccount:team:worker', ruleId: 'workers' });
+  });
+
+  it('expired, not yet valid, wrong issuer, wrong audience, alg none, tampered: 401', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const valid = await token({});
+    const [header, payload] = valid.split('.');
+    const none = `${Buffer.from(JSON.stringify({ alg: 'none', kid: 'k1' })).toString('base64url')}.${payload}.`;
+    const tampered = `${header}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), team: 'red' })).toString('base64url')}.${valid.split('.')[2]}`;
+    for (const bad of [
+      await token({}, { exp: now - 60 }),
+      await token({}, { nbf: now + 600 }),
+      await token({}, { iss: 'https://evil.test' }),
+      await token({}, { aud: 'someone-else' }),
+      none,
+      tampered,
+    ]) {
+      const response = await encryptWith(bad);
+      expect(response.status).toBe(401);
+    }
+  });
+});
