@@ -13,6 +13,8 @@
  * inject('localKmsEndpoint'); localKmsEndpoint() checks both.
  * Dummy AWS credentials are set when none are: the SDK must sign, local-kms never checks.
  */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import {
   LOCAL_KMS_CREDENTIALS,
@@ -32,7 +34,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       throw new Error(`LOCAL_KMS_ENDPOINT=${endpoint} does not answer as a seeded local-kms (ListAliases)`);
     }
   } else {
-    const binary = findLocalKmsBinary();
+    const binary = findLocalKmsBinary() ?? installLocalKms();
     if (binary) {
       instance = await startLocalKms({ binary });
       endpoint = instance.endpoint;
@@ -59,4 +61,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     await instance?.dispose();
   };
+}
+
+/**
+ * On a fresh machine with Go, `npm test` builds local-kms itself (scripts/local-kms.sh
+ * install: `go install` of the pinned version, about a minute the first time), so the README's
+ * one test command really runs every suite.
+ */
+function installLocalKms(): string | undefined {
+  const script = fileURLToPath(new URL('../../scripts/local-kms.sh', import.meta.url));
+  console.warn('[global-setup] local-kms not found: installing it with scripts/local-kms.sh install (needs Go)');
+  const result = spawnSync('bash', [script, 'install'], { stdio: 'inherit', timeout: 300_000 });
+  return result.status === 0 ? findLocalKmsBinary() : undefined;
 }
