@@ -6,12 +6,12 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { AuditLog } from '../../src/audit/index.js';
 import { PolicyStore } from '../../src/authz/store.js';
 import { loadConfig, type Config } from '../../src/config.js';
-import { AwsKmsProvider } from '../../src/kms/aws.js';
+import { AwsKmsProvider, type AwsKmsSettings } from '../../src/kms/aws.js';
 import { LocalKeyProvider } from '../../src/kms/local.js';
 import type { KeyProvider } from '../../src/kms/provider.js';
 import { ServiceMetrics } from '../../src/metrics/metrics.js';
@@ -30,6 +30,10 @@ export interface TestAppOptions {
   wrapProvider?: (provider: KeyProvider) => KeyProvider;
   /** Replace the audit destination (e.g. /dev/full). */
   auditDestination?: string;
+  /** For provider 'aws': this local-kms endpoint (e.g. a private startLocalKms()) instead of the shared one. */
+  endpoint?: string;
+  /** For provider 'aws': timeouts/attempts for the SDK client (default: localKmsSettings'). */
+  kmsSettings?: Partial<AwsKmsSettings>;
 }
 
 export interface TestApp {
@@ -52,7 +56,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   const dir = mkdtempSync(join(tmpdir(), 'envelope-test-'));
   const auditPath = options.auditDestination ?? join(dir, 'audit.log');
   const kind = options.provider ?? 'local';
-  const endpoint = kind === 'aws' ? localKmsEndpoint() : undefined;
+  const endpoint = kind === 'aws' ? (options.endpoint ?? localKmsEndpoint()) : undefined;
   if (kind === 'aws' && !endpoint) throw new Error('no local-kms endpoint for an aws-provider test');
   const config = loadConfig({
     LOCAL_KEYSTORE: join(dir, 'keystore.json'),
@@ -65,13 +69,13 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   });
   const baseProvider: KeyProvider =
     kind === 'aws'
-      ? new AwsKmsProvider({ settings: localKmsSettings(endpoint!) })
+      ? new AwsKmsProvider({ settings: localKmsSettings(endpoint!, options.kmsSettings) })
       : new LocalKeyProvider({ path: config.LOCAL_KEYSTORE });
   const provider = options.wrapProvider ? options.wrapProvider(baseProvider) : baseProvider;
-  const policy = options.policyFile ? await PolicyStore.fromFile(options.policyFile) : PolicyStore.dev(DEV_TOKEN);
+  const policy = options.policyFile ? await PolicyStore.fromFile(options.policyFile) : PolicyStore.dev(config.DEV_TOKEN);
   const audit = AuditLog.open({ destination: auditPath });
   const metrics = new ServiceMetrics({ collectDefaults: false });
-  const app = await buildApp({ config, provider, policy, audit, metrics, ...(options.now ? { now: options.now } : {}) });
+  const app = await buildApp({ config, provider, policy, audit, metrics, ...(options.now ? { now: options.now } : {}), ...(options.logger ? { logger: options.logger } : {}) });
   await app.ready();
   return {
     app,

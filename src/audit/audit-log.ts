@@ -1,0 +1,254 @@
+/**
+ * The audit log: a dedicated pino logger (never the app logger, so LOG_LEVEL, app-log
+ * redaction and app-log transports cannot affect it) writing one hash-chained JSON line per
+ * event to AUDIT_LOG.
+ *
+ * write() is synchronous and throws AuditWriteError when the line is not written: the HTTP
+ * layer calls it before sending a response and answers 503 if it throws (fail closed).
+ */
+import { randomUUID } from 'node:crypto';
+import { pino, type Logger } from 'pino';
+import { HashChain, type ChainHead, type ChainLink } from './chain.js';
+import { AuditWriteError } from './errors.js';
+import {
+  AUDIT_EVENT_SOURCE,
+  AUDIT_EVENT_VERSION,
+  type AuditEventInput,
+  type ChainResumedDetails,
+  type ServiceEventName,
+  type SinkRecoveredDetails,
+} from './event.js';
+import { REDACT_CENSOR, REDACT_PATHS } from './redaction.js';
+import { openDestination } from './open-destination.js';
+import type { SyncLineDestination } from './sync-destination.js';
+
+export { AUDIT_LOG_STDOUT } from './open-destination.js';
+
+/** Attacker-controlled strings are bounded so one request cannot bloat the log. */
+const MAX_USER_AGENT_CHARS = 512;
+const MAX_ERROR_MESSAGE_CHARS = 1024;
+/** While the sink is failing, isWritable() retries (by writing AuditSinkRecovered) at most this often. */
+const RECOVERY_PROBE_INTERVAL_MS = 1000;
+
+export interface AuditLogOptions {
+  /** The AUDIT_LOG setting: a file path (appended, created 0600) or the literal `stdout`. */
+  destination: string;
+  /** Metrics hooks (e.g. prom-client counters). Exceptions they throw are ignored. */
+  onWritten?: () => void;
+  onFailed?: (error: AuditWriteError) => void;
+  /** Tuning for tests: bounds of the backwards read of an existing file. */
+  tailWindowBytes?: number;
+  maxTailBytes?: number;
+}
+
+interface FailureState {
+  count: number;
+  firstTime: string;
+  lastTime: string;
+  lastErrorCode: string;
+}
+
+export class AuditLog {
+  private readonly logger: Logger;
+  private readonly chain: HashChain;
+  private closed = false;
+  private failure: FailureState | null = null;
+  private lastRecoveryAttempt = 0;
+
+  private constructor(
+    private readonly destination: SyncLineDestination,
+    start: ChainLink,
+    private readonly options: AuditLogOptions,
+  ) {
+    this.chain = new HashChain(start);
+    this.logger = pino(
+      {
+        level: 'info',
+        base: null, // no pid/hostname: the line is exactly the event
+        timestamp: false, // eventTime is part of the event
+        // pino begins every line with the level formatter's object. Returning the constant
+        // eventVersion instead of `{level: 30}` keeps `level` out of the record and makes the
+        // line start with `{"eventVersion":"1.0"`. (Returning {} would produce `{,"...`.)
+        formatters: { level: () => ({ eventVersion: AUDIT_EVENT_VERSION }) },
+        redact: { paths: REDACT_PATHS, censor: REDACT_CENSOR },
+      },
+      destination,
+    );
+  }
+
+  /**
+   * Opens (creating it and its directories if needed) the audit log and positions the hash
+   * chain after its last line. Throws AuditWriteError if the file cannot be opened, or if an
+   * AuditChainResumed event is needed and cannot be written.
+   */
+  static open(options: AuditLogOptions): AuditLog {
+    let log: AuditLog | undefined;
+    // The chain advances only once the destination reports the line fully written.
+    const onLine = (lineBytes: Buffer): void => log?.chain.advance(lineBytes);
+    const { destination, start } = openDestination(options.destination, onLine, {
+      ...(options.tailWindowBytes !== undefined && { initialWindowBytes: options.tailWindowBytes }),
+      ...(options.maxTailBytes !== undefined && { maxWindowBytes: options.maxTailBytes }),
+    });
+
+    log = new AuditLog(destination, start.link, options);
+    if (start.kind === 'resume') {
+      if (start.terminatePartialLine) destination.terminatePartialLineFirst();
+      try {
+        log.emitServiceEvent('AuditChainResumed', start.details);
+      } catch (error) {
+        try {
+          destination.close();
+        } catch {
+          // already failing; the write error is the one to report
+        }
+        throw new AuditWriteError(`cannot write AuditChainResumed to ${options.destination}: ${String(error)}`, {
+          cause: error,
+        });
+      }
+    }
+    return log;
+  }
+
+  /**
+   * Writes one event. Synchronous; returns only once the line is written.
+   * @throws AuditWriteError if it is not (the caller must then answer 503 with no payload).
+   */
+  write(input: AuditEventInput): void {
+    try {
+      this.assertUsable();
+      if (this.failure) this.recover();
+      const link = this.chain.next();
+      // Fields are picked, not spread: the line has a stable CloudTrail-like key order, and
+      // stray top-level properties on `input` never reach the log.
+      this.emit({
+        eventTime: new Date().toISOString(),
+        eventID: randomUUID(),
+        eventSource: AUDIT_EVENT_SOURCE,
+        eventName: input.eventName,
+        eventType: 'ApiCall',
+        userIdentity: input.userIdentity,
+        sourceIPAddress: input.sourceIPAddress,
+        userAgent: truncate(input.userAgent, MAX_USER_AGENT_CHARS),
+        requestID: input.requestID,
+        httpStatus: input.httpStatus,
+        errorCode: input.errorCode,
+        errorMessage: truncate(input.errorMessage, MAX_ERROR_MESSAGE_CHARS),
+        requestParameters: input.requestParameters,
+        responseElements: input.responseElements,
+        additionalEventData: input.additionalEventData,
+        sequence: link.sequence,
+        previousHash: link.previousHash,
+      });
+    } catch (error) {
+      // Counted once per refused request (probes by isWritable() are not counted).
+      throw this.fail(error);
+    }
+  }
+
+  /**
+   * For readiness: true if the log is open and the last write succeeded. While writes are
+   * failing it probes (at most once a second) by writing the AuditSinkRecovered event, so an
+   * instance taken out of rotation can come back once the disk is writable again.
+   */
+  isWritable(): boolean {
+    if (this.closed || this.destination.broken || !this.destination.isOpen()) return false;
+    if (!this.failure) return true;
+    const now = Date.now();
+    if (now - this.lastRecoveryAttempt < RECOVERY_PROBE_INTERVAL_MS) return false;
+    try {
+      this.recover();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The last line written (sequence and hash), to publish as an external anchor; null if none yet. */
+  chainHead(): ChainHead | null {
+    return this.chain.head();
+  }
+
+  /** fsyncs and closes the file. Later write() calls throw. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.destination.close();
+    } catch (error) {
+      throw new AuditWriteError(`closing the audit log failed: ${String(error)}`, { cause: error });
+    }
+  }
+
+  private assertUsable(): void {
+    if (this.closed) throw new AuditWriteError('audit log is closed');
+    if (this.destination.broken) {
+      throw new AuditWriteError(`audit log is unusable: ${this.destination.broken.message}`, {
+        cause: this.destination.broken,
+      });
+    }
+  }
+
+  /** First successful line after an outage: records how many events were refused and when. */
+  private recover(): void {
+    const failure = this.failure;
+    if (!failure) return;
+    this.lastRecoveryAttempt = Date.now();
+    const details: SinkRecoveredDetails = {
+      failedWrites: failure.count,
+      firstFailureTime: failure.firstTime,
+      lastFailureTime: failure.lastTime,
+      lastErrorCode: failure.lastErrorCode,
+    };
+    this.emitServiceEvent('AuditSinkRecovered', details);
+    this.failure = null;
+  }
+
+  private emitServiceEvent(eventName: ServiceEventName, details: ChainResumedDetails | SinkRecoveredDetails): void {
+    this.assertUsable();
+    const link = this.chain.next();
+    this.emit({
+      eventTime: new Date().toISOString(),
+      eventID: randomUUID(),
+      eventSource: AUDIT_EVENT_SOURCE,
+      eventName,
+      eventType: 'ServiceEvent',
+      serviceEventDetails: details,
+      sequence: link.sequence,
+      previousHash: link.previousHash,
+    });
+  }
+
+  /** Hands the record to pino and makes sure exactly one line came out of it. Throws the raw cause. */
+  private emit(record: Record<string, unknown>): void {
+    const before = this.destination.linesWritten;
+    this.logger.info(record);
+    if (this.destination.linesWritten !== before + 1) {
+      throw new Error('the audit logger did not write the event');
+    }
+    callSafely(this.options.onWritten);
+  }
+
+  private fail(cause: unknown): AuditWriteError {
+    const error =
+      cause instanceof AuditWriteError ? cause : new AuditWriteError(`audit event not written: ${String(cause)}`, { cause });
+    callSafely(this.options.onFailed, error);
+    if (this.closed) return error; // writing after close is a caller bug, not a sink outage
+    const now = new Date().toISOString();
+    this.failure = this.failure
+      ? { ...this.failure, count: this.failure.count + 1, lastTime: now, lastErrorCode: error.code }
+      : { count: 1, firstTime: now, lastTime: now, lastErrorCode: error.code };
+    return error;
+  }
+}
+
+function truncate<T extends string | null | undefined>(value: T, maxChars: number): T {
+  return (typeof value === 'string' && value.length > maxChars ? `${value.slice(0, maxChars)}...` : value) as T;
+}
+
+function callSafely<A extends unknown[]>(callback: ((...args: A) => void) | undefined, ...args: A): void {
+  try {
+    callback?.(...args);
+  } catch {
+    // Metrics must never turn a written event into a failed request.
+  }
+}

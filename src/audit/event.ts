@@ -1,0 +1,173 @@
+/**
+ * The audit record: one JSON object per line, shaped like a CloudTrail record so the people
+ * who read CloudTrail can read this log with the same habits and the same tools (Athena,
+ * CloudTrail Lake). Field meanings are documented in docs/AUDIT.md.
+ *
+ * Deliberately absent: any field that could hold plaintext, ciphertext, data keys, AAD or
+ * credentials. Sizes are recorded instead. The pino logger also redacts such names as a
+ * backstop (see redaction.ts), but the types are the first line of defence.
+ */
+
+export const AUDIT_EVENT_VERSION = '1.0';
+export const AUDIT_EVENT_SOURCE = 'envelope-service';
+
+/** Names of the API operations, following KMS's CloudTrail vocabulary where one exists. */
+export type ApiEventName =
+  | 'Encrypt'
+  | 'Decrypt'
+  | 'EncryptBatch'
+  | 'DecryptBatch'
+  | 'ReEncrypt'
+  | 'GenerateDataKey'
+  | 'ListKeys';
+
+/** Any other request is named by its route, e.g. `GET /v1/unknown`. */
+export type RouteEventName = `${'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS'} ${string}`;
+
+/** Events the audit log writes about itself (not caused by a request). */
+export type ServiceEventName = 'AuditChainResumed' | 'AuditSinkRecovered';
+
+export type EncryptionContextRecord = Readonly<Record<string, string>>;
+
+export interface UserIdentity {
+  /** How the caller authenticated; `anonymous` when no or bad credentials (401). */
+  type: 'dev-token' | 'api-key' | 'jwt' | 'anonymous';
+  /** API key name or JWT `sub`; `anonymous` for unauthenticated requests. Never the token. */
+  principalId: string;
+  /** The policy rule that allowed the request (absent when denied or not reached). */
+  ruleId?: string;
+}
+
+export interface RequestParameters {
+  keyId?: string;
+  /** ReEncrypt: the key the data key is re-wrapped under. */
+  destinationKeyId?: string;
+  /** The KMS encryption context judged by the policy (for Decrypt: the one stored in the ciphertext). */
+  encryptionContext?: EncryptionContextRecord;
+  plaintextBytes?: number;
+  ciphertextBytes?: number;
+  aadBytes?: number;
+  /** Batch requests: number of items. */
+  items?: number;
+  /** POST /v1/datakey: whether the caller asked for the plaintext data key. */
+  includePlaintext?: boolean;
+}
+
+export interface ResponseElements {
+  /** The key actually used, as a full ARN when known. */
+  keyId?: string;
+  plaintextBytes?: number;
+  ciphertextBytes?: number;
+  wrappedKeyBytes?: number;
+  /** Batch responses: number of results, and how many of them are errors. */
+  items?: number;
+  failedItems?: number;
+  /** ListKeys: number of keys returned. */
+  keyCount?: number;
+}
+
+/** Per-item outcome of a batch request, in input order. */
+export interface BatchItemOutcome {
+  index: number;
+  keyId?: string;
+  encryptionContext?: EncryptionContextRecord;
+  dataKeyId?: string;
+  cacheHit?: boolean;
+  coalesced?: boolean;
+  /** KMS request ids behind this item's data key (the producing call's ids on a cache hit). */
+  kmsRequestIds: string[];
+  decision?: 'allow' | 'deny';
+  denyReason?: string;
+  ruleId?: string;
+  /** HTTP status the item would have had as a single request (200, 403, 422...). */
+  status?: number;
+  /** Problem `code` of the item's error, when the item failed. */
+  errorCode?: string;
+}
+
+export interface AdditionalEventData {
+  /** Truncated SHA-256 of the wrapped data key (see dataKeyIdOf() in src/envelope/data-key-cache.ts). */
+  dataKeyId?: string;
+  /** True when the data-key cache served the key (no KMS call for this request). */
+  cacheHit?: boolean;
+  /**
+   * True when this request waited for a KMS call another request had already started for the
+   * same cache partition (single-flight); kmsRequestIds are then that call's ids.
+   */
+  coalesced?: boolean;
+  /**
+   * `$metadata.requestId` of every KMS call behind this request; CloudTrail's `requestID`.
+   * On a cache hit: the ids of the GenerateDataKey/Decrypt call that produced the cached key.
+   */
+  kmsRequestIds: string[];
+  decision?: 'allow' | 'deny';
+  denyReason?: string;
+  items?: BatchItemOutcome[];
+}
+
+/** Fields every line carries; `sequence` and `previousHash` form the hash chain. */
+interface RecordBase {
+  eventVersion: typeof AUDIT_EVENT_VERSION;
+  /** ISO 8601 UTC with milliseconds, when the event was written. */
+  eventTime: string;
+  /** Random UUID identifying this record. */
+  eventID: string;
+  eventSource: typeof AUDIT_EVENT_SOURCE;
+  /** 0 for the first line of a chain, then +1 per line. */
+  sequence: number;
+  /** SHA-256 (hex) of the previous line's exact bytes; 64 zeros for the first line. */
+  previousHash: string;
+}
+
+/** One HTTP request: allowed or denied, succeeded or failed. */
+export interface ApiCallEvent extends RecordBase {
+  eventName: ApiEventName | RouteEventName;
+  eventType: 'ApiCall';
+  userIdentity: UserIdentity;
+  sourceIPAddress: string;
+  userAgent: string | null;
+  /** Fastify's request id; also the `requestId` of problem responses. */
+  requestID: string;
+  httpStatus: number;
+  errorCode?: string;
+  errorMessage?: string;
+  requestParameters: RequestParameters | null;
+  responseElements: ResponseElements | null;
+  additionalEventData: AdditionalEventData;
+}
+
+export interface ChainResumedDetails {
+  /** Why the previous chain could not simply be continued. */
+  reason: 'partial-last-line' | 'unparseable-last-line' | 'invalid-last-event' | 'last-line-too-long';
+  /** SHA-256 of the damaged last line as found (also this event's previousHash); null if too long to read. */
+  lastLineHash: string | null;
+  lastLineBytes: number | null;
+  /** Sequence of the last valid event before the damage, if one was found near the end of the file. */
+  lastValidSequence: number | null;
+}
+
+export interface SinkRecoveredDetails {
+  /** Audit writes that failed (and whose requests were refused with 503) during the outage. */
+  failedWrites: number;
+  firstFailureTime: string;
+  lastFailureTime: string;
+  lastErrorCode: string;
+}
+
+/** Written by the audit log itself; CloudTrail calls these service events. */
+export interface ServiceEvent extends RecordBase {
+  eventName: ServiceEventName;
+  eventType: 'ServiceEvent';
+  serviceEventDetails: ChainResumedDetails | SinkRecoveredDetails;
+}
+
+export type AuditEvent = ApiCallEvent | ServiceEvent;
+
+/**
+ * What the HTTP layer fills in for each request. The audit log adds eventVersion,
+ * eventSource, eventType, eventTime, eventID, sequence and previousHash.
+ */
+export type AuditEventInput = Omit<
+  ApiCallEvent,
+  'eventVersion' | 'eventSource' | 'eventType' | 'eventTime' | 'eventID' | 'sequence' | 'previousHash'
+>;

@@ -1,0 +1,58 @@
+/**
+ * Streams a file as raw byte lines split on '\n' only.
+ *
+ * Not node:readline: readline also splits on a lone '\r' and strips '\r' before '\n', and
+ * decodes UTF-8 lossily, so the bytes it hands back are not always the bytes on disk. The
+ * chain hashes exact bytes, so the verifier must see exact bytes.
+ */
+import { createReadStream } from 'node:fs';
+
+const NEWLINE = 0x0a;
+
+export interface RawLine {
+  /** 1-based line number. */
+  number: number;
+  /** The line's bytes without the newline. */
+  bytes: Buffer;
+  /** False only for a last line with no trailing newline. */
+  terminated: boolean;
+}
+
+export class LineTooLongError extends Error {
+  override readonly name = 'LineTooLongError';
+  constructor(
+    readonly lineNumber: number,
+    readonly maxBytes: number,
+  ) {
+    super(`line ${lineNumber} is longer than ${maxBytes} bytes`);
+  }
+}
+
+export async function* readLines(path: string, maxLineBytes: number): AsyncGenerator<RawLine> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let number = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (let index = chunk.indexOf(NEWLINE); index !== -1; index = chunk.indexOf(NEWLINE, start)) {
+      const piece = chunk.subarray(start, index);
+      number += 1;
+      if (pendingBytes + piece.length > maxLineBytes) throw new LineTooLongError(number, maxLineBytes);
+      const bytes = pending.length === 0 ? piece : Buffer.concat([...pending, piece]);
+      pending = [];
+      pendingBytes = 0;
+      start = index + 1;
+      yield { number, bytes, terminated: true };
+    }
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start);
+      pendingBytes += rest.length;
+      if (pendingBytes > maxLineBytes) throw new LineTooLongError(number + 1, maxLineBytes);
+      pending.push(rest);
+    }
+  }
+  if (pendingBytes > 0) {
+    number += 1;
+    yield { number, bytes: Buffer.concat(pending), terminated: false };
+  }
+}
