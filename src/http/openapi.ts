@@ -1,13 +1,56 @@
 /**
  * The OpenAPI document (generated from the route schemas by @fastify/swagger), served at
  * /openapi.json, and Swagger UI at /docs with a bearer "Authorize" button. openapi.yaml at
- * the repository root is this same document (`npm run openapi`), checked by a drift test.
+ * the repository root is this same document (`npm run openapi`), checked by a drift test and
+ * linted with Redocly (`npm run lint:openapi`, rules in redocly.yaml).
+ *
+ * The one server is relative (`/`): Swagger UI's "Try it out" then calls whichever host served
+ * the page, so the same document works behind any hostname, port or proxy, and the UI's
+ * requests stay same-origin (allowed by the CSP below without listing hosts).
  */
-import type { FastifyInstance } from 'fastify';
-import swagger from '@fastify/swagger';
+import type { FastifyInstance, FastifySchema } from 'fastify';
+import swagger, { type SwaggerTransform } from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { Problem } from './schemas.js';
+import { Problem, type NamedExample } from './schemas.js';
 import { SERVICE_VERSION } from '../version.js';
+
+declare module 'fastify' {
+  interface FastifySchema {
+    /**
+     * Named request-body examples, for the OpenAPI document only. They sit beside `body`, not
+     * in it, because the body schema is compiled by Ajv in strict mode, which rejects unknown
+     * keywords such as `x-examples`; Fastify ignores this key.
+     */
+    bodyExamples?: Record<string, NamedExample>;
+  }
+}
+
+/**
+ * Moves a route's `bodyExamples` into its body schema as `x-examples`, which @fastify/swagger
+ * turns into the request body's media-type `examples`. Only the document sees the copy.
+ */
+const moveBodyExamples: SwaggerTransform = ({ schema, url }) => {
+  const { bodyExamples, ...rest } = (schema ?? {}) as FastifySchema;
+  if (!schema || !bodyExamples || !rest.body) return { schema, url };
+  return { schema: { ...rest, body: { ...(rest.body as object), 'x-examples': bodyExamples } }, url };
+};
+
+const DOCS_CSP = {
+  'default-src': ["'self'"],
+  'base-uri': ["'self'"],
+  'connect-src': ["'self'"],
+  'font-src': ["'self'", 'data:'],
+  'form-action': ["'self'"],
+  'frame-ancestors': ["'none'"],
+  'img-src': ["'self'", 'data:'],
+  'object-src': ["'none'"],
+  'script-src': ["'self'"],
+  'script-src-attr': ["'none'"],
+  // The one inline <style> Swagger UI renders: the fill colours of its small SVG logo in the top
+  // bar (which @fastify/swagger-ui then swaps for its own). Allowed by hash, not 'unsafe-inline';
+  // test/e2e/swagger-ui.test.ts fails on any CSP violation, so a changed bundle shows up there.
+  'style-src': ["'self'", "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='"],
+};
 
 export async function registerOpenApi(app: FastifyInstance): Promise<void> {
   app.addSchema(Problem);
@@ -20,9 +63,15 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         description:
           'Encrypts and decrypts payloads with AES-256-GCM under KMS data keys (envelope encryption). ' +
           'Every /v1 call needs a bearer token, is authorized by the policy and is written to the audit log. ' +
-          'Binary values are standard base64. Errors are RFC 9457 problem details.',
+          'Binary values are standard base64. Errors are RFC 9457 problem details (`application/problem+json`) ' +
+          'with a stable `code` and the `requestId` that also names the audit event.\n\n' +
+          'In dev mode (no POLICY_FILE) the bearer token is DEV_TOKEN (`dev-token` unless set): use **Authorize** ' +
+          'above, then **Try it out** on any operation.',
+        // package.json: UNLICENSED, i.e. proprietary. No SPDX identifier or license URL exists for
+        // it (see info-license-strict in redocly.yaml).
+        license: { name: 'Proprietary (UNLICENSED): internal use only' },
       },
-      servers: [],
+      servers: [{ url: '/', description: 'The host that serves this document' }],
       tags: [
         { name: 'envelope', description: 'Encrypt, decrypt, rewrap and data keys' },
         { name: 'keys', description: 'What the caller may use' },
@@ -38,6 +87,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         },
       },
     },
+    transform: moveBodyExamples,
     refResolver: {
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
     },
@@ -45,6 +95,12 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
   await app.register(swaggerUi, {
     routePrefix: '/docs',
     uiConfig: { persistAuthorization: false, tryItOutEnabled: true, displayRequestDuration: true },
+    // Swagger UI loads only its own files (no inline scripts), so the page can be locked to this
+    // origin. connect-src 'self' is what "Try it out" needs with the relative server URL; nothing
+    // goes to validator.swagger.io (validatorUrl stays null). Unlike the plugin's
+    // `staticCSP: true`, no upgrade-insecure-requests: that would turn the UI's calls to a
+    // plain-http dev or loopback instance into https requests that fail.
+    staticCSP: DOCS_CSP,
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }

@@ -8,6 +8,33 @@ import { ENVELOPE_LIMITS } from '../envelope/limits.js';
 /** Standard base64 (RFC 4648 section 4) with padding; anything else is a 400. */
 const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$';
 
+// ---- Example values for the OpenAPI document ----------------------------------------------
+// Real outputs of a dev-mode instance (local provider, dev-token), so a reader can follow one
+// value through encrypt -> decrypt -> rewrap. They only decrypt against the keystore that made
+// them; against another instance they demonstrate the 422 answer.
+
+const EXAMPLE_KEY_ARN = 'arn:aws:kms:local:000000000000:key/9cc362ea-dcfb-4c01-8b24-b27180e10227';
+/** "hello world" under alias/default, no context, no aad. */
+const EXAMPLE_CIPHERTEXT =
+  'ev1:AQEAR2Fybjphd3M6a21zOmxvY2FsOjAwMDAwMDAwMDAwMDprZXkvOWNjMzYyZWEtZGNmYi00YzAxLThiMjQtYjI3MTgwZTEwMjI3AE0BnMNi6tz7TAGLJLJxgOECJyvdR22K9YvNTFztkL-8-x73MPDlGY3h66QQitESXhodT6F_QNEXUtfR3V7XKX6bi_RDznV5XeCCiFb_BAAAyzQYWKWsyPU_ljqxggkk7VPIdKT6mLq-kLM8aB9-WSEndp6ZOo760pgVoA4POU_Ws0LgaM31HuRemsP33OzEY0SUaYgf4EwZywVlxFWWIlmUV3GuX41KYB60yZxCulLPdf48WPtxxA';
+/** "hello world" under alias/default with context {tenant: acme, purpose: billing} and aad "order-42". */
+const EXAMPLE_CIPHERTEXT_BOUND =
+  'ev1:AQEAR2Fybjphd3M6a21zOmxvY2FsOjAwMDAwMDAwMDAwMDprZXkvOWNjMzYyZWEtZGNmYi00YzAxLThiMjQtYjI3MTgwZTEwMjI3AE0BnMNi6tz7TAGLJLJxgOECJ7H1XNgI1bacykrAOpAV5yG_di75DOjw0IJB_70UXAX14O7-rVg8QEj3-1Y1KI8cq1PcXPQ0-FbyDqpOHgACAAdwdXJwb3NlAAdiaWxsaW5nAAZ0ZW5hbnQABGFjbWVuUzRs-p73SOGRr5Qs4ZGPu4APrTHa7k67qAIl6uER8dHondlW7vqhPLglGGYhF3NmWHQRj4iN43-7dNc2GxjRuZwyeTEA2-xe3XNqf3628g5xG2ttYl_Y3Y9FcPijYTJ4AJ7ILUc1';
+const EXAMPLE_HELLO = 'aGVsbG8gd29ybGQ='; // "hello world"
+const EXAMPLE_AAD = 'b3JkZXItNDI='; // "order-42"
+const EXAMPLE_CONTEXT = { tenant: 'acme', purpose: 'billing' };
+
+/**
+ * A named request example: shown in Swagger UI's example picker (the first is the body
+ * "Try it out" starts from) and in the document's requestBody `examples`. Routes give them as
+ * `schema.bodyExamples`, which only the OpenAPI document reads (src/http/openapi.ts).
+ */
+export interface NamedExample {
+  summary: string;
+  description?: string;
+  value: unknown;
+}
+
 export const Base64 = (description: string, example?: string) =>
   Type.String({ pattern: BASE64_PATTERN, description, contentEncoding: 'base64', ...(example ? { examples: [example] } : {}) });
 
@@ -27,7 +54,7 @@ export const EncryptionContextSchema = Type.Record(
     description:
       'The KMS encryption context: sent to KMS, visible in CloudTrail, and a cache partition. Keep it coarse ' +
       '(tenant, purpose); put per-record data in `aad`.',
-    examples: [{ tenant: 'a', purpose: 'billing' }],
+    examples: [EXAMPLE_CONTEXT],
   },
 );
 
@@ -50,10 +77,16 @@ export const EncryptBody = Type.Object(
 );
 export type EncryptBody = Static<typeof EncryptBody>;
 
-export const EncryptResponse = Type.Object({
-  ciphertext: Ciphertext,
-  keyId: Type.String({ description: 'ARN of the KMS key that wraps the data key.' }),
-});
+export const EncryptResponse = Type.Object(
+  {
+    ciphertext: Ciphertext,
+    keyId: Type.String({ description: 'ARN of the KMS key that wraps the data key.' }),
+  },
+  {
+    description: 'The ciphertext, and the ARN of the KMS key that wraps its data key.',
+    examples: [{ ciphertext: EXAMPLE_CIPHERTEXT, keyId: EXAMPLE_KEY_ARN }],
+  },
+);
 
 export const DecryptBody = Type.Object(
   {
@@ -70,11 +103,17 @@ export const DecryptBody = Type.Object(
 );
 export type DecryptBody = Static<typeof DecryptBody>;
 
-export const DecryptResponse = Type.Object({
-  plaintext: Type.String({ description: 'The decrypted bytes, base64.', contentEncoding: 'base64' }),
-  keyId: Type.String({ description: 'ARN of the KMS key that wrapped the data key.' }),
-  context: Type.Record(Type.String(), Type.String(), { description: 'The encryption context stored in the ciphertext.' }),
-});
+export const DecryptResponse = Type.Object(
+  {
+    plaintext: Type.String({ description: 'The decrypted bytes, base64.', contentEncoding: 'base64' }),
+    keyId: Type.String({ description: 'ARN of the KMS key that wrapped the data key.' }),
+    context: Type.Record(Type.String(), Type.String(), { description: 'The encryption context stored in the ciphertext.' }),
+  },
+  {
+    description: 'The plaintext, with the key and the encryption context stored in the ciphertext.',
+    examples: [{ plaintext: EXAMPLE_HELLO, keyId: EXAMPLE_KEY_ARN, context: EXAMPLE_CONTEXT }],
+  },
+);
 
 export const RewrapBody = Type.Object(
   {
@@ -103,13 +142,24 @@ export const DataKeyBody = Type.Object(
 );
 export type DataKeyBody = Static<typeof DataKeyBody>;
 
-export const DataKeyResponse = Type.Object({
-  keyId: Type.String({ description: 'ARN of the KMS key that wrapped the data key.' }),
-  wrappedKey: Type.String({ description: 'The KMS CiphertextBlob of the data key, base64.', contentEncoding: 'base64' }),
-  plaintextKey: Type.Optional(
-    Type.String({ description: 'The 32-byte data key, base64. Only when `includePlaintext` was asked for and granted.', contentEncoding: 'base64' }),
-  ),
-});
+export const DataKeyResponse = Type.Object(
+  {
+    keyId: Type.String({ description: 'ARN of the KMS key that wrapped the data key.' }),
+    wrappedKey: Type.String({ description: 'The KMS CiphertextBlob of the data key, base64.', contentEncoding: 'base64' }),
+    plaintextKey: Type.Optional(
+      Type.String({ description: 'The 32-byte data key, base64. Only when `includePlaintext` was asked for and granted.', contentEncoding: 'base64' }),
+    ),
+  },
+  {
+    description: 'A fresh data key: always wrapped, in plaintext too only when asked for and granted.',
+    examples: [
+      {
+        keyId: EXAMPLE_KEY_ARN,
+        wrappedKey: 'AZzDYurc+0wBiySycYDhAicNH7UlKKUMVDFOT5XlKD5xLO7v89Xb3b+NH1fwA6J1Hyga2HH/jr1r93O668Y2plA+8uw9C+s0a3K336Y=',
+      },
+    ],
+  },
+);
 
 export const ItemError = Type.Object({
   error: Type.Object({
@@ -124,38 +174,176 @@ export type EncryptBatchBody = Static<typeof EncryptBatchBody>;
 export const DecryptBatchBody = Type.Object({ items: Type.Array(DecryptBody, { minItems: 1 }) }, { additionalProperties: false });
 export type DecryptBatchBody = Static<typeof DecryptBatchBody>;
 
-export const EncryptBatchResponse = Type.Object({
-  results: Type.Array(Type.Union([EncryptResponse, ItemError]), { description: 'One result per item, in input order.' }),
-});
-export const DecryptBatchResponse = Type.Object({
-  results: Type.Array(Type.Union([DecryptResponse, ItemError]), { description: 'One result per item, in input order.' }),
-});
+const EXAMPLE_ITEM_ERROR = { error: { code: 'KeyNotFound', status: 404, detail: 'no such key' } };
 
-export const KeysResponse = Type.Object({
-  keys: Type.Array(
-    Type.Object({
-      keyId: Type.String({ description: 'Key ARN.' }),
-      aliases: Type.Array(Type.String()),
-      operations: Type.Array(Type.String(), { description: 'What this caller may do with the key.' }),
-    }),
-  ),
-});
+export const EncryptBatchResponse = Type.Object(
+  {
+    results: Type.Array(Type.Union([EncryptResponse, ItemError]), { description: 'One result per item, in input order.' }),
+  },
+  {
+    description: 'One result per item, in input order; an item that failed carries `error` instead.',
+    examples: [{ results: [{ ciphertext: EXAMPLE_CIPHERTEXT, keyId: EXAMPLE_KEY_ARN }, EXAMPLE_ITEM_ERROR] }],
+  },
+);
+export const DecryptBatchResponse = Type.Object(
+  {
+    results: Type.Array(Type.Union([DecryptResponse, ItemError]), { description: 'One result per item, in input order.' }),
+  },
+  {
+    description: 'One result per item, in input order; an item that failed carries `error` instead.',
+    examples: [
+      {
+        results: [
+          { plaintext: EXAMPLE_HELLO, keyId: EXAMPLE_KEY_ARN, context: {} },
+          { error: { code: 'AuthenticationFailed', status: 422, detail: 'ciphertext failed authentication (tampered, or wrong aad)' } },
+        ],
+      },
+    ],
+  },
+);
+
+export const KeysResponse = Type.Object(
+  {
+    keys: Type.Array(
+      Type.Object({
+        keyId: Type.String({ description: 'Key ARN.' }),
+        aliases: Type.Array(Type.String()),
+        operations: Type.Array(Type.String(), { description: 'What this caller may do with the key.' }),
+      }),
+    ),
+  },
+  {
+    description: 'The keys this caller may use (listed by alias), each with the operations the policy allows.',
+    examples: [
+      {
+        keys: [
+          {
+            keyId: EXAMPLE_KEY_ARN,
+            aliases: ['alias/default'],
+            operations: ['encrypt', 'decrypt', 'rewrap', 'datakey', 'datakey:plaintext'],
+          },
+        ],
+      },
+    ],
+  },
+);
 
 export const Problem = Type.Object(
   {
-    type: Type.String({ description: 'A URI naming the problem type.' }),
-    title: Type.String(),
-    status: Type.Integer(),
-    detail: Type.String(),
+    type: Type.String({ description: 'A URI naming the problem type (ends with `code`).' }),
+    title: Type.String({ description: 'The HTTP reason phrase of `status`.' }),
+    status: Type.Integer({ description: 'The HTTP status code, repeated.' }),
+    detail: Type.String({ description: 'What went wrong, for a person. Written by the service, never quoting input.' }),
     code: Type.String({ description: 'Stable machine-readable error code.' }),
     requestId: Type.String({ description: 'Also the audit event\'s requestID.' }),
   },
-  { $id: 'Problem', description: 'RFC 9457 problem details. Never contains plaintext or key material.' },
+  {
+    $id: 'Problem',
+    description: 'RFC 9457 problem details. Never contains plaintext or key material.',
+    examples: [
+      {
+        type: 'https://envelope-service.internal/problems/KeyNotFound',
+        title: 'Not Found',
+        status: 404,
+        detail: 'no such key',
+        code: 'KeyNotFound',
+        requestId: '0b9f6a52-3d1e-4c7a-9a43-5a2f1e0c7d21',
+      },
+    ],
+  },
 );
 export type Problem = Static<typeof Problem>;
 
-export const Health = Type.Object({ status: Type.String() });
-export const Readiness = Type.Object({
-  status: Type.String(),
-  checks: Type.Object({ kms: Type.String(), audit: Type.String() }),
-});
+export const Health = Type.Object(
+  { status: Type.String({ description: 'Always `ok` when the process answers.' }) },
+  { description: 'The process is up.', examples: [{ status: 'ok' }] },
+);
+export const Readiness = Type.Object(
+  {
+    status: Type.String({ description: '`ready` or `not ready`.' }),
+    checks: Type.Object(
+      {
+        kms: Type.String({ description: '`ok` or `unavailable`: DescribeKey on DEFAULT_KEY_ID (cached for READINESS_CACHE_MS).' }),
+        audit: Type.String({ description: '`ok` or `unavailable`: the audit sink is writable.' }),
+      },
+      { description: 'One entry per dependency.' },
+    ),
+  },
+  { description: 'Whether the instance can serve /v1 requests, with each check.' },
+);
+
+// ---- Named request examples (per operation) ---------------------------------------------------
+
+export const ENCRYPT_EXAMPLES: Record<string, NamedExample> = {
+  minimal: {
+    summary: 'Default key, no context',
+    description: 'Encrypts "hello world" under DEFAULT_KEY_ID.',
+    value: { plaintext: EXAMPLE_HELLO },
+  },
+  bound: {
+    summary: 'Named key, coarse context, per-record aad',
+    description:
+      '`context` (tenant, purpose) goes to KMS and CloudTrail and partitions the data-key cache; `aad` ("order-42") ' +
+      'binds this ciphertext to one record without costing a KMS call. Decrypting needs the same `aad`.',
+    value: { plaintext: EXAMPLE_HELLO, keyId: 'alias/default', context: EXAMPLE_CONTEXT, aad: EXAMPLE_AAD },
+  },
+};
+
+export const DECRYPT_EXAMPLES: Record<string, NamedExample> = {
+  minimal: {
+    summary: 'A ciphertext without context or aad',
+    value: { ciphertext: EXAMPLE_CIPHERTEXT },
+  },
+  bound: {
+    summary: 'Checking the context, and giving the aad used to encrypt',
+    description: 'The `bound` result of /v1/encrypt. A different `context` or `aad` answers 422.',
+    value: { ciphertext: EXAMPLE_CIPHERTEXT_BOUND, context: EXAMPLE_CONTEXT, aad: EXAMPLE_AAD },
+  },
+};
+
+export const ENCRYPT_BATCH_EXAMPLES: Record<string, NamedExample> = {
+  twoItems: {
+    summary: 'Two payloads, two contexts',
+    description: 'Each item is a /v1/encrypt body. Items sharing key and context share one data key.',
+    value: {
+      items: [
+        { plaintext: 'aGVsbG8=', context: EXAMPLE_CONTEXT },
+        { plaintext: 'd29ybGQ=', context: { tenant: 'globex', purpose: 'billing' }, aad: EXAMPLE_AAD },
+      ],
+    },
+  },
+};
+
+export const DECRYPT_BATCH_EXAMPLES: Record<string, NamedExample> = {
+  twoItems: {
+    summary: 'Two ciphertexts',
+    description: 'Each item is a /v1/decrypt body; one failing item does not fail the others.',
+    value: {
+      items: [{ ciphertext: EXAMPLE_CIPHERTEXT }, { ciphertext: EXAMPLE_CIPHERTEXT_BOUND, context: EXAMPLE_CONTEXT, aad: EXAMPLE_AAD }],
+    },
+  },
+};
+
+export const REWRAP_EXAMPLES: Record<string, NamedExample> = {
+  toAnotherKey: {
+    summary: 'Move a ciphertext to another key',
+    description: 'Needs `rewrap` on both keys. The payload bytes are unchanged; only the wrapped data key is replaced.',
+    value: { ciphertext: EXAMPLE_CIPHERTEXT, keyId: 'alias/archive' },
+  },
+  checkingContext: {
+    summary: 'Re-wrap under the default key, checking the stored context',
+    value: { ciphertext: EXAMPLE_CIPHERTEXT_BOUND, context: EXAMPLE_CONTEXT },
+  },
+};
+
+export const DATAKEY_EXAMPLES: Record<string, NamedExample> = {
+  wrappedOnly: {
+    summary: 'Wrapped key only (store it next to your data)',
+    value: { context: { tenant: 'acme', purpose: 'exports' } },
+  },
+  withPlaintext: {
+    summary: 'Wrapped and plaintext key (needs `datakey:plaintext`)',
+    description: 'Encrypt locally with `plaintextKey`, zero it, keep `wrappedKey`; KMS Decrypt with the same context recovers it.',
+    value: { keyId: 'alias/default', context: { tenant: 'acme', purpose: 'exports' }, includePlaintext: true },
+  },
+};

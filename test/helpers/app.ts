@@ -34,6 +34,8 @@ export interface TestAppOptions {
   endpoint?: string;
   /** For provider 'aws': timeouts/attempts for the SDK client (default: localKmsSettings'). */
   kmsSettings?: Partial<AwsKmsSettings>;
+  /** An application logger (e.g. pino writing to a captured stream). */
+  logger?: FastifyBaseLogger;
 }
 
 export interface TestApp {

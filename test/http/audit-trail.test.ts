@@ -120,7 +120,7 @@ describe('no secret reaches any log', () => {
       const auth = { authorization: `Bearer ${TOKEN}` };
       const plaintext = Buffer.from(MARKER).toString('base64');
       const aad = Buffer.from(AAD).toString('base64');
-      const post = (path: string, body: object, headers: object = auth) => request(t.app.server).post(path).set(headers).send(body);
+      const post = (path: string, body: object, headers: Record<string, string> = auth) => request(t.app.server).post(path).set(headers).send(body);
       const encrypted = await post('/v1/encrypt', { plaintext, aad, context: { tenant: 'a' } });
       expect(encrypted.status).toBe(200);
       const ciphertext = encrypted.body.ciphertext as string;

@@ -34,7 +34,7 @@ async function seedTenantAliases(t: TestApp): Promise<void> {
 describe.each(providerKinds())('authorization with the example policy on the %s provider', (kind) => {
   const skip = kind === 'aws' && skipWithoutLocalKms();
   let t: TestApp;
-  const post = (path: string, auth: object, body: object) => request(t.app.server).post(path).set(auth).send(body);
+  const post = (path: string, auth: Record<string, string>, body: object) => request(t.app.server).post(path).set(auth).send(body);
 
   beforeAll(async () => {
     if (skip) return;
@@ -133,13 +133,13 @@ describe.each(providerKinds())('authorization with the example policy on the %s 
 
 describe('JWT bearer tokens over HTTP', () => {
   let t: TestApp;
-  let privateKey: CryptoKey;
+  let privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
   const issuer = 'https://issuer.test';
   const audience = 'envelope-service';
 
   beforeAll(async () => {
     const pair = await generateKeyPair('RS256');
-    privateKey = pair.privateKey as CryptoKey;
+    privateKey = pair.privateKey;
     const dir = mkdtempSync(join(tmpdir(), 'jwt-policy-'));
     writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] }));
     const unused = createHash('sha256').update('unused-api-key').digest('hex');

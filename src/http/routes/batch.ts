@@ -14,7 +14,14 @@ import type { AuditItemOutcome } from '../audit-record.js';
 import { AccessDeniedError } from '../key-guard.js';
 import { decryptItem, encryptItem, type Caller, type ItemNotes } from '../operations.js';
 import { describeError } from '../problem.js';
-import { DecryptBody, DecryptBatchResponse, EncryptBody, EncryptBatchResponse } from '../schemas.js';
+import {
+  DECRYPT_BATCH_EXAMPLES,
+  DecryptBody,
+  DecryptBatchResponse,
+  ENCRYPT_BATCH_EXAMPLES,
+  EncryptBody,
+  EncryptBatchResponse,
+} from '../schemas.js';
 import { COMMON_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 
 type ItemError = { error: { code: string; status: number; detail: string } };
@@ -31,11 +38,13 @@ export function registerBatch(scope: FastifyInstance, deps: V1Deps): void {
     {
       config: { eventName: 'EncryptBatch' },
       schema: {
+        operationId: 'encryptBatch',
         tags: ['envelope'],
         summary: 'Encrypt many payloads',
         description,
         security: SECURITY,
         body: Type.Object({ items: Type.Array(EncryptBody, { minItems: 1, maxItems }) }, { additionalProperties: false }),
+        bodyExamples: ENCRYPT_BATCH_EXAMPLES,
         response: { 200: EncryptBatchResponse, ...COMMON_ERRORS },
       },
     },
@@ -49,11 +58,13 @@ export function registerBatch(scope: FastifyInstance, deps: V1Deps): void {
     {
       config: { eventName: 'DecryptBatch' },
       schema: {
+        operationId: 'decryptBatch',
         tags: ['envelope'],
         summary: 'Decrypt many ciphertexts',
         description,
         security: SECURITY,
         body: Type.Object({ items: Type.Array(DecryptBody, { minItems: 1, maxItems }) }, { additionalProperties: false }),
+        bodyExamples: DECRYPT_BATCH_EXAMPLES,
         response: { 200: DecryptBatchResponse, ...COMMON_ERRORS },
       },
     },

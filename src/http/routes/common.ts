@@ -1,6 +1,6 @@
 /**
- * Pieces every /v1 route shares: the error responses it documents, and the per-route
- * dependencies.
+ * Pieces every /v1 route shares: the error responses it documents (schema, media type,
+ * example), and the per-route dependencies.
  */
 import { Type } from 'typebox';
 import type { Config } from '../../config.js';
@@ -8,6 +8,7 @@ import type { PolicyStore } from '../../authz/store.js';
 import type { KeyDirectory } from '../../envelope/key-directory.js';
 import type { FastifyRequest } from 'fastify';
 import type { Caller, OperationDeps } from '../operations.js';
+import { titleOf } from '../problem.js';
 
 export interface V1Deps {
   config: Config;
@@ -16,27 +17,63 @@ export interface V1Deps {
   directory: KeyDirectory;
 }
 
-const problem = (description: string) => Type.Ref('Problem', { description });
+/** Error bodies are RFC 9457 problems; the error handler sends them with this media type. */
+export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
+
+const RETRY_AFTER = {
+  'retry-after': { type: 'integer', minimum: 0, description: 'Seconds to wait before retrying.' },
+} as const;
+const WWW_AUTHENTICATE = {
+  'www-authenticate': { type: 'string', description: 'The bearer challenge: `Bearer realm="envelope-service"`.' },
+} as const;
+
+/**
+ * A documented error response: the shared Problem schema under application/problem+json
+ * (Fastify serializes the error handler's body with it, matched by that content type), with an
+ * example a reader can recognise, and the headers that come with it.
+ */
+function problem(status: number, description: string, code: string, detail: string, headers?: Record<string, object>) {
+  return {
+    description,
+    ...(headers ? { headers } : {}),
+    content: {
+      [PROBLEM_MEDIA_TYPE]: {
+        schema: Type.Ref('Problem'),
+        example: {
+          type: `https://envelope-service.internal/problems/${code}`,
+          title: titleOf(status),
+          status,
+          detail,
+          code,
+          requestId: '0b9f6a52-3d1e-4c7a-9a43-5a2f1e0c7d21',
+        },
+      },
+    },
+  };
+}
 
 /** Error statuses common to every /v1 route. */
 export const COMMON_ERRORS = {
-  400: problem('Malformed or invalid request (bad JSON, bad base64, unknown field, bad context).'),
-  401: problem('No bearer token, or an invalid one.'),
-  403: problem('The policy does not allow this request.'),
-  413: problem('The body is larger than BODY_LIMIT_BYTES.'),
-  415: problem('The body is not application/json.'),
-  429: problem('Rate limit for this principal exceeded; see Retry-After.'),
-  503: problem('KMS, the audit log or the service is unavailable; see Retry-After. No result was produced.'),
+  400: problem(400, 'Malformed or invalid request (bad JSON, bad base64, unknown field, bad context).', 'InvalidRequest', 'body must NOT have additional properties'),
+  401: problem(401, 'No bearer token, or an invalid one.', 'Unauthenticated', 'missing or invalid bearer token', WWW_AUTHENTICATE),
+  403: problem(403, 'The policy does not allow this request.', 'AccessDenied', 'the policy does not allow this request'),
+  413: problem(413, 'The body is larger than BODY_LIMIT_BYTES.', 'PayloadTooLarge', 'the request body is larger than BODY_LIMIT_BYTES'),
+  415: problem(415, 'The body is not application/json.', 'UnsupportedMediaType', 'send application/json'),
+  429: problem(429, 'Rate limit for this principal exceeded; see Retry-After.', 'RateLimited', 'rate limit of 60000 requests per 1 minute exceeded for this principal', RETRY_AFTER),
+  503: problem(503, 'KMS, the audit log or the service is unavailable; see Retry-After. No result was produced.', 'KmsUnavailable', 'KMS is unavailable', RETRY_AFTER),
 } as const;
 
 export const KEY_ERRORS = {
-  404: problem('The key does not exist.'),
-  409: problem('The key is disabled or pending deletion.'),
+  404: problem(404, 'The key does not exist.', 'KeyNotFound', 'no such key'),
+  409: problem(409, 'The key is disabled or pending deletion.', 'KeyDisabled', 'the key is disabled'),
 } as const;
 
 export const OPEN_ERRORS = {
-  422: problem('The ciphertext cannot be opened: tampered, wrong context or aad, unknown format.'),
+  422: problem(422, 'The ciphertext cannot be opened: tampered, wrong context or aad, unknown format.', 'AuthenticationFailed', 'ciphertext failed authentication (tampered, or wrong aad)'),
 } as const;
+
+/** For routes outside /v1 whose only error is a bug. */
+export const INTERNAL_ERROR = problem(500, 'A bug in the service (never an expected outcome).', 'InternalError', 'internal error');
 
 export const SECURITY = [{ bearerAuth: [] }];
 

@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { validContext } from '../operations.js';
-import { DataKeyBody, DataKeyResponse } from '../schemas.js';
+import { DATAKEY_EXAMPLES, DataKeyBody, DataKeyResponse } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 
 export function registerDataKey(scope: FastifyInstance, deps: V1Deps): void {
@@ -14,6 +14,7 @@ export function registerDataKey(scope: FastifyInstance, deps: V1Deps): void {
     {
       config: { eventName: 'GenerateDataKey' },
       schema: {
+        operationId: 'generateDataKey',
         tags: ['envelope'],
         summary: 'Generate a data key for client-side encryption',
         description:
@@ -21,6 +22,7 @@ export function registerDataKey(scope: FastifyInstance, deps: V1Deps): void {
           '`includePlaintext: true` needs the `datakey:plaintext` grant; zero the key as soon as you are done with it.',
         security: SECURITY,
         body: DataKeyBody,
+        bodyExamples: DATAKEY_EXAMPLES,
         response: { 200: DataKeyResponse, ...COMMON_ERRORS, ...KEY_ERRORS },
       },
     },

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { decryptItem, type ItemNotes } from '../operations.js';
-import { DecryptBody, DecryptResponse } from '../schemas.js';
+import { DECRYPT_EXAMPLES, DecryptBody, DecryptResponse } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 import { noteItem } from './notes.js';
 
@@ -12,6 +12,7 @@ export function registerDecrypt(scope: FastifyInstance, deps: V1Deps): void {
     {
       config: { eventName: 'Decrypt' },
       schema: {
+        operationId: 'decrypt',
         tags: ['envelope'],
         summary: 'Decrypt a ciphertext',
         description:
@@ -19,6 +20,7 @@ export function registerDecrypt(scope: FastifyInstance, deps: V1Deps): void {
           'ciphertext. If `context` is given it must equal the stored one; `aad` must be the one used to encrypt.',
         security: SECURITY,
         body: DecryptBody,
+        bodyExamples: DECRYPT_EXAMPLES,
         response: { 200: DecryptResponse, ...COMMON_ERRORS, ...KEY_ERRORS, ...OPEN_ERRORS },
       },
     },

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { encryptItem, type ItemNotes } from '../operations.js';
-import { EncryptBody, EncryptResponse } from '../schemas.js';
+import { ENCRYPT_EXAMPLES, EncryptBody, EncryptResponse } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 import { noteItem } from './notes.js';
 
@@ -12,6 +12,7 @@ export function registerEncrypt(scope: FastifyInstance, deps: V1Deps): void {
     {
       config: { eventName: 'Encrypt' },
       schema: {
+        operationId: 'encrypt',
         tags: ['envelope'],
         summary: 'Encrypt a payload',
         description:
@@ -19,6 +20,7 @@ export function registerEncrypt(scope: FastifyInstance, deps: V1Deps): void {
           'The result is one opaque string that carries the wrapped data key; decrypting it needs this service and KMS.',
         security: SECURITY,
         body: EncryptBody,
+        bodyExamples: ENCRYPT_EXAMPLES,
         response: { 200: EncryptResponse, ...COMMON_ERRORS, ...KEY_ERRORS },
       },
     },

@@ -14,8 +14,12 @@ export function registerKeys(scope: FastifyInstance, deps: V1Deps): void {
     {
       config: { eventName: 'ListKeys' },
       schema: {
+        operationId: 'listKeys',
         tags: ['keys'],
         summary: 'List the keys the caller may use',
+        description:
+          'The keys this caller may use, found through their aliases (KMS ListAliases), each with the operations ' +
+          'the policy grants this principal on it. A key without an alias is usable by ARN but not listed here.',
         security: SECURITY,
         response: { 200: KeysResponse, 401: COMMON_ERRORS[401], 429: COMMON_ERRORS[429], 503: COMMON_ERRORS[503] },
       },

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { sameContext, toContext } from '../../envelope/context.js';
 import { EnvelopeError } from '../../envelope/errors.js';
-import { EncryptResponse, RewrapBody } from '../schemas.js';
+import { EncryptResponse, REWRAP_EXAMPLES, RewrapBody } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 
 export function registerRewrap(scope: FastifyInstance, deps: V1Deps): void {
@@ -17,6 +17,7 @@ export function registerRewrap(scope: FastifyInstance, deps: V1Deps): void {
     {
       config: { eventName: 'ReEncrypt' },
       schema: {
+        operationId: 'rewrap',
         tags: ['envelope'],
         summary: 'Re-wrap a ciphertext under another key, without decrypting it',
         description:
@@ -24,6 +25,7 @@ export function registerRewrap(scope: FastifyInstance, deps: V1Deps): void {
           '`keyId` is the destination (default key if omitted). The context never changes; if given it must equal the stored one.',
         security: SECURITY,
         body: RewrapBody,
+        bodyExamples: REWRAP_EXAMPLES,
         response: { 200: EncryptResponse, ...COMMON_ERRORS, ...KEY_ERRORS, ...OPEN_ERRORS },
       },
     },
