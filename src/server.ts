@@ -8,7 +8,10 @@
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { createDeps } from './deps.js';
+import { AuditWriteError } from './audit/index.js';
+import { PolicyError } from './authz/errors.js';
+import { createDeps, type ProcessDeps } from './deps.js';
+import { KeystoreError } from './kms/local-keystore.js';
 import { createAppLogger } from './logging.js';
 
 async function main(): Promise<void> {
@@ -23,19 +26,32 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createAppLogger(config);
-  const deps = await createDeps(config, logger);
+  let deps: ProcessDeps;
+  try {
+    deps = await createDeps(config, logger);
+  } catch (error) {
+    const message = describeStartupError(error, config);
+    if (message === undefined) throw error;
+    process.stderr.write(`configuration error: ${message}\n`);
+    process.exit(1);
+  }
   const app = await buildApp(deps);
 
-  process.on('SIGHUP', () => {
-    void deps.policy.reload().then((result) => {
-      if (!result.ok) logger.error({ reason: result.error }, 'policy reload rejected; the previous policy stays in force');
-    });
-  });
+  // The store logs the outcome of a reload (and why a rejected file was refused).
+  process.on('SIGHUP', () => void deps.policy.reload());
 
-  closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger }, async ({ signal, err }) => {
+  // Publish the audit chain's head now and then: a copy outside the log file is what lets a
+  // verifier (npm run audit:verify -- --anchor=SEQ:SHA256 FILE) detect a truncated tail.
+  const anchor = setInterval(() => logger.info({ auditChainHead: deps.audit.chainHead() }, 'audit chain head'), 60_000);
+  anchor.unref();
+
+  // close-with-grace shuts down on SIGHUP too by default; here SIGHUP means "reload the policy".
+  closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger, skip: ['SIGHUP'] }, async ({ signal, err }) => {
     if (err) logger.error({ errorName: err.name, stack: err.stack }, 'shutting down after an error');
     else logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    clearInterval(anchor);
     await app.close();
+    logger.info({ auditChainHead: deps.audit.chainHead() }, 'audit chain head at shutdown');
     await deps.audit.close();
     await deps.provider.close();
     logger.info('shutdown complete');
@@ -48,6 +64,23 @@ async function main(): Promise<void> {
     );
   }
   await app.listen({ port: config.PORT, host: config.HOST });
+}
+
+/**
+ * A startup failure caused by one setting's value (a file it names cannot be used), described
+ * like a ConfigError: the variable, what is wrong, what it accepts. undefined for other errors.
+ */
+function describeStartupError(error: unknown, config: Config): string | undefined {
+  if (error instanceof PolicyError) {
+    return `POLICY_FILE=${config.POLICY_FILE ?? ''}: ${error.message}\nPOLICY_FILE accepts the path of a readable, valid policy file (YAML; see docs/POLICY.md)`;
+  }
+  if (error instanceof AuditWriteError) {
+    return `AUDIT_LOG=${config.AUDIT_LOG}: ${error.message}\nAUDIT_LOG accepts a file path this process can create or append to, or "stdout"`;
+  }
+  if (error instanceof KeystoreError) {
+    return `LOCAL_KEYSTORE=${config.LOCAL_KEYSTORE}: ${error.message}\nLOCAL_KEYSTORE accepts the path of a keystore file this process can read and write (created on first start)`;
+  }
+  return undefined;
 }
 
 main().catch((error: unknown) => {

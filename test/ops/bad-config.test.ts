@@ -1,0 +1,109 @@
+/**
+ * A bad setting stops the real process before it listens: exit code 1, and one message on
+ * stderr that names the variable and says what it accepts. One test per class of mistake an
+ * operator makes. The processes run `src/server.ts` exactly as `npm start` does (via tsx).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, type ExpectStatic } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { runUntilExit, tempDir } from './helpers/service-process.js';
+
+let dir: ReturnType<typeof tempDir>;
+/** Valid defaults for everything the test is not about; nothing is written outside `dir`. */
+let base: Record<string, string>;
+
+beforeAll(() => {
+  dir = tempDir();
+  base = {
+    LOCAL_KEYSTORE: join(dir.path, 'keystore.json'),
+    AUDIT_LOG: join(dir.path, 'audit.log'),
+    PORT: '0',
+    LOG_LEVEL: 'warn',
+  };
+});
+afterAll(() => dir.remove());
+
+async function expectRefused(expect: ExpectStatic, env: Record<string, string>, ...mentions: RegExp[]): Promise<string> {
+  const result = await runUntilExit({ ...base, ...env });
+  expect(result.timedOut, `the process kept running:\n${result.stdout}`).toBe(false);
+  expect(result.code, result.stderr).toBe(1);
+  expect(result.stderr).toMatch(/^configuration error: /);
+  for (const mention of mentions) expect(result.stderr).toMatch(mention);
+  // Refused before listening: nothing was served, no stack trace was dumped.
+  expect(result.stdout).not.toContain('Server listening');
+  expect(result.stderr).not.toMatch(/\n\s+at /);
+  return result.stderr;
+}
+
+// Each test starts a process: allow for a loaded machine.
+describe('the process refuses a bad configuration', { timeout: 60_000 }, () => {
+  it('not a number: PORT=abc', async ({ expect }) => {
+    await expectRefused(expect, { PORT: 'abc' }, /PORT: must be integer/, /accepts an integer from 0 to 65535/);
+  });
+
+  it('out of range: PORT=70000', async ({ expect }) => {
+    await expectRefused(expect, { PORT: '70000' }, /PORT: must be <= 65535/, /accepts an integer from 0 to 65535/);
+  });
+
+  it('out of range: CACHE_MAX_MESSAGES=0', async ({ expect }) => {
+    await expectRefused(expect, { CACHE_MAX_MESSAGES: '0' }, /CACHE_MAX_MESSAGES: must be >= 1/, /accepts an integer from 1 to /);
+  });
+
+  it('unknown provider: KMS_PROVIDER=gcp', async ({ expect }) => {
+    await expectRefused(expect, { KMS_PROVIDER: 'gcp' }, /KMS_PROVIDER/, /accepts one of local, aws/);
+  });
+
+  it('not a URL: KMS_ENDPOINT without a scheme', async ({ expect }) => {
+    await expectRefused(expect, { KMS_ENDPOINT: 'local-kms:8080' }, /KMS_ENDPOINT: must match pattern/, /accepts a string matching \^https\?:\/\//);
+  });
+
+  it('missing policy file with the aws provider: KMS_PROVIDER=aws without POLICY_FILE', async ({ expect }) => {
+    await expectRefused(
+      expect,
+      { KMS_PROVIDER: 'aws', AWS_REGION: 'eu-west-2', KMS_ENDPOINT: 'http://127.0.0.1:9' },
+      /POLICY_FILE is required when KMS_PROVIDER=aws/,
+    );
+  });
+
+  it('a POLICY_FILE that does not exist', async ({ expect }) => {
+    const missing = join(dir.path, 'no-such-policy.yaml');
+    await expectRefused(
+      expect,
+      { KMS_PROVIDER: 'aws', AWS_REGION: 'eu-west-2', KMS_ENDPOINT: 'http://127.0.0.1:9', POLICY_FILE: missing },
+      new RegExp(`POLICY_FILE=${missing}: .*cannot be read \\(ENOENT\\)`, 's'),
+      /POLICY_FILE accepts the path of a readable, valid policy file/,
+    );
+  });
+
+  it('an AUDIT_LOG that cannot be created', async ({ expect }) => {
+    // A path under a regular file: no directory can ever be made there, even by root.
+    const file = join(dir.path, 'a-regular-file');
+    writeFileSync(file, '');
+    await expectRefused(
+      expect,
+      { AUDIT_LOG: join(file, 'audit.log') },
+      new RegExp(`AUDIT_LOG=${join(file, 'audit.log')}: cannot open audit log`),
+      /AUDIT_LOG accepts a file path this process can create or append to, or "stdout"/,
+    );
+  });
+
+  it('an empty variable means "use the default", as in a compose file (PORT= is not an error)', async ({ expect }) => {
+    // The first schema error is reported; with PORT= treated as unset, it is KMS_PROVIDER's.
+    const stderr = await expectRefused(expect, { PORT: '', KMS_PROVIDER: 'gcp' }, /KMS_PROVIDER/);
+    expect(stderr).not.toMatch(/PORT/);
+  });
+});
+
+describe('loadConfig reads only the environment it is given', () => {
+  it('ignores process.env when given another environment', () => {
+    const saved = process.env.CACHE_MAX_MESSAGES;
+    process.env.CACHE_MAX_MESSAGES = '0';
+    try {
+      expect(loadConfig({}).CACHE_MAX_MESSAGES).toBe(10_000);
+    } finally {
+      if (saved === undefined) delete process.env.CACHE_MAX_MESSAGES;
+      else process.env.CACHE_MAX_MESSAGES = saved;
+    }
+  });
+});

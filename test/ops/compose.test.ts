@@ -1,0 +1,169 @@
+/**
+ * docker-compose.yml, checked without a Docker engine: parsed with `yaml`, its envelope
+ * environment validated by the service's own loadConfig() (with the image's ENV under it, as
+ * the container sees it), every mount backed by a file in the repo, health checks and startup
+ * order in place, and finally the service run (tsx) with that exact environment against
+ * local-kms for an encrypt/decrypt round trip with the example policy's demo token.
+ * scripts/compose-smoke.sh does the same with the built output and scripts/local-kms.sh.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PolicyStore } from '../../src/authz/store.js';
+import { ConfigSchema, loadConfig } from '../../src/config.js';
+import { LOCAL_KMS_ACCOUNT_ID, LOCAL_KMS_REGION, LOCAL_KMS_SEED_PATH, localKmsEndpoint, skipWithoutLocalKms } from '../helpers/local-kms.js';
+import { json, send } from './helpers/http.js';
+import {
+  composeEnvironment,
+  composeMounts,
+  composeServiceLocalEnv,
+  durationMs,
+  hostPathOf,
+  loadCompose,
+  loadDockerfile,
+  stageEnv,
+  type ComposeFile,
+  type ComposeService,
+} from './helpers/deploy-files.js';
+import { REPO_ROOT, startService, tempDir, type ServiceProcess } from './helpers/service-process.js';
+
+const CONFIG_NAMES = new Set(Object.keys(ConfigSchema.properties));
+/** Read by the AWS SDK's default credential chain, not by the service's config. */
+const AWS_CREDENTIAL_NAMES = new Set(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']);
+
+let compose: ComposeFile;
+let envelope: ComposeService;
+let kms: ComposeService;
+let env: Record<string, string>;
+
+beforeAll(() => {
+  compose = loadCompose();
+  envelope = compose.services.envelope!;
+  kms = compose.services['local-kms']!;
+  env = composeEnvironment(envelope);
+});
+
+describe('docker-compose.yml', () => {
+  it('has the envelope service and local-kms, and nothing else', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['envelope', 'local-kms']);
+    expect(envelope.build).toBe('.');
+    expect(existsSync(join(REPO_ROOT, 'Dockerfile'))).toBe(true);
+    // Pinned, as the design names it; never a floating tag.
+    expect(kms.image).toBe('nsmithuk/local-kms:3.11.7');
+  });
+
+  it('gives the service only known configuration names (or AWS SDK credentials), all with values', () => {
+    for (const name of Object.keys(env)) {
+      expect(CONFIG_NAMES.has(name) || AWS_CREDENTIAL_NAMES.has(name), `${name} is not a configuration name`).toBe(true);
+    }
+    expect(env).toMatchObject({
+      KMS_PROVIDER: 'aws',
+      KMS_ENDPOINT: 'http://local-kms:8080',
+      AWS_REGION: 'eu-west-2',
+      POLICY_FILE: '/etc/envelope/policy.yaml',
+      AUDIT_LOG: '/var/log/envelope/audit.log',
+    });
+    expect(env.AWS_ACCESS_KEY_ID).toBeTruthy();
+    expect(env.AWS_SECRET_ACCESS_KEY).toBeTruthy();
+  });
+
+  it('its environment, over the image ENV, passes the service config validation', () => {
+    const imageEnv = stageEnv(loadDockerfile().stages.at(-1)!);
+    const config = loadConfig({ ...imageEnv, ...env });
+    expect(config.KMS_PROVIDER).toBe('aws');
+    expect(config.HOST).toBe('0.0.0.0');
+    expect(config.POLICY_FILE).toBe('/etc/envelope/policy.yaml');
+    // The KMS endpoint is the local-kms service on its container port (the image's PORT).
+    const endpoint = new URL(config.KMS_ENDPOINT!);
+    expect(endpoint.hostname).toBe('local-kms');
+    expect(endpoint.port).toBe('8080');
+  });
+
+  it('mounts the policy (read-only, with the JWKS it names) and puts the audit log on a named volume', async () => {
+    const mounts = composeMounts(envelope);
+    for (const mount of mounts.filter((m) => m.type === 'bind')) {
+      expect(existsSync(join(REPO_ROOT, mount.source)), `${mount.source} does not exist`).toBe(true);
+    }
+    const policyHost = hostPathOf(env.POLICY_FILE!, mounts, () => '');
+    expect(policyHost).toBe(join(REPO_ROOT, 'examples', 'policy.yaml'));
+    expect(mounts.find((m) => m.target === '/etc/envelope')?.readOnly).toBe(true);
+    // The policy loads from there, JWKS included (relative to the policy file).
+    const store = await PolicyStore.fromFile(policyHost!);
+    expect(store.current.mode).not.toBe('dev');
+
+    const auditMount = mounts.find((m) => env.AUDIT_LOG!.startsWith(`${m.target}/`));
+    expect(auditMount?.type).toBe('volume');
+    expect(auditMount?.readOnly).toBe(false);
+    expect(Object.keys(compose.volumes ?? {})).toContain(auditMount!.source);
+  });
+
+  it('seeds local-kms with the same file the tests use, in the region and account the tests expect', () => {
+    const kmsEnv = composeEnvironment(kms);
+    expect(kmsEnv.KMS_REGION).toBe(LOCAL_KMS_REGION);
+    expect(kmsEnv.KMS_ACCOUNT_ID).toBe(LOCAL_KMS_ACCOUNT_ID);
+    expect(env.AWS_REGION).toBe(LOCAL_KMS_REGION);
+    const seed = hostPathOf(kmsEnv.KMS_SEED_PATH ?? '/init/seed.yaml', composeMounts(kms), () => '');
+    expect(seed).toBeDefined();
+    expect(resolve(seed!)).toBe(resolve(LOCAL_KMS_SEED_PATH));
+    expect(statSync(seed!).isFile()).toBe(true);
+    expect(readFileSync(seed!, 'utf8')).toContain('alias/default');
+  });
+
+  it('starts the service only once local-kms is healthy, and both have health checks', () => {
+    expect(envelope.depends_on).toEqual({ 'local-kms': { condition: 'service_healthy' } });
+    const kmsCheck = kms.healthcheck?.test;
+    expect(Array.isArray(kmsCheck) && kmsCheck.join(' ')).toMatch(/TrentService\.ListAliases.*alias\/default/s);
+    // The service's own check is the image's HEALTHCHECK; compose must not turn it off.
+    expect(envelope.healthcheck?.disable).not.toBe(true);
+    expect(loadDockerfile().stages.at(-1)!.instructions.some((i) => i.keyword === 'HEALTHCHECK')).toBe(true);
+  });
+
+  it('gives the service longer to stop than its own shutdown grace, and publishes on loopback only', () => {
+    const config = loadConfig({ ...stageEnv(loadDockerfile().stages.at(-1)!), ...env });
+    expect(durationMs(envelope.stop_grace_period ?? '10s')).toBeGreaterThan(config.SHUTDOWN_GRACE_MS);
+    expect(envelope.ports).toEqual([`127.0.0.1:${config.PORT}:${config.PORT}`]);
+    expect(kms.ports).toBeUndefined();
+  });
+});
+
+describe.skipIf(skipWithoutLocalKms())('the service with the compose environment', () => {
+  let service: ServiceProcess;
+  let dir: ReturnType<typeof tempDir>;
+  let localEnv: Record<string, string>;
+
+  beforeAll(async () => {
+    dir = tempDir('envelope-compose-');
+    localEnv = composeServiceLocalEnv({ kmsEndpoint: localKmsEndpoint()!, port: 0, dataDir: dir.path });
+    service = await startService(localEnv);
+  });
+  afterAll(async () => {
+    await service?.stop();
+    dir?.remove();
+  });
+
+  it('runs the example policy: the demo token encrypts and decrypts under tenant A\'s key', async () => {
+    // The token examples/policy.yaml publishes for tenant A's billing service (docs/POLICY.md).
+    const policyText = readFileSync(join(REPO_ROOT, 'examples', 'policy.yaml'), 'utf8');
+    const token = /Tenant A.*Demo token: *([A-Za-z0-9._-]+)/.exec(policyText)?.[1];
+    expect(token, 'examples/policy.yaml publishes no demo token for tenant A').toBeDefined();
+
+    const headers = { authorization: `Bearer ${token}` };
+    const context = { tenant: 'tenant-a', purpose: 'billing' };
+    const plaintext = Buffer.from('compose round trip').toString('base64');
+    const encrypted = await send(`${service.baseUrl}/v1/encrypt`, {
+      headers,
+      body: JSON.stringify({ keyId: 'alias/tenant-a', plaintext, context }),
+    });
+    expect(encrypted.kind === 'response' && encrypted.status, JSON.stringify(encrypted)).toBe(200);
+    const { ciphertext, keyId } = json<{ ciphertext: string; keyId: string }>(encrypted);
+    expect(keyId).toBe(`arn:aws:kms:${LOCAL_KMS_REGION}:${LOCAL_KMS_ACCOUNT_ID}:key/6f743fd5-495b-4da8-bcea-73337f197393`);
+
+    const decrypted = await send(`${service.baseUrl}/v1/decrypt`, { headers, body: JSON.stringify({ ciphertext, context }) });
+    expect(json<{ plaintext: string }>(decrypted).plaintext).toBe(plaintext);
+
+    const ready = await send(`${service.baseUrl}/readyz`);
+    expect(ready.kind === 'response' && ready.status).toBe(200);
+    // The audit log landed where the compose volume maps.
+    expect(readFileSync(localEnv.AUDIT_LOG!, 'utf8').trim().split('\n')).toHaveLength(2);
+  });
+});

@@ -1,0 +1,56 @@
+/**
+ * For scripts/compose-smoke.sh: what docker-compose.yml and the Dockerfile say, in shell form.
+ *
+ *   node --import tsx test/ops/helpers/compose-cli.ts env KMS_ENDPOINT PORT DATA_DIR
+ *       the envelope service's environment as KEY=VALUE lines (composeServiceLocalEnv)
+ *   node --import tsx test/ops/helpers/compose-cli.ts seed
+ *       the host path of the seed file mounted into local-kms, then its KMS_REGION and KMS_ACCOUNT_ID
+ *   node --import tsx test/ops/helpers/compose-cli.ts healthcheck
+ *       the image's HEALTHCHECK command, NUL-separated
+ */
+import { mkdirSync } from 'node:fs';
+import {
+  composeEnvironment,
+  composeMounts,
+  composeServiceLocalEnv,
+  execForm,
+  hostPathOf,
+  instructions,
+  loadCompose,
+  loadDockerfile,
+} from './deploy-files.js';
+
+const [command, ...args] = process.argv.slice(2);
+
+switch (command) {
+  case 'env': {
+    const [kmsEndpoint, port, dataDir] = args;
+    if (!kmsEndpoint || !port || !dataDir) throw new Error('usage: env KMS_ENDPOINT PORT DATA_DIR');
+    const env = composeServiceLocalEnv({ kmsEndpoint, port: Number(port), dataDir });
+    mkdirSync(dataDir, { recursive: true });
+    for (const [name, value] of Object.entries(env)) {
+      if (/[\n\0]/.test(value)) throw new Error(`${name} holds a newline`);
+      process.stdout.write(`${name}=${value}\n`);
+    }
+    break;
+  }
+  case 'seed': {
+    const kms = loadCompose().services['local-kms'];
+    if (!kms) throw new Error('no local-kms service');
+    const env = composeEnvironment(kms);
+    const seed = hostPathOf(env.KMS_SEED_PATH ?? '/init/seed.yaml', composeMounts(kms), () => '');
+    if (!seed) throw new Error('local-kms has no seed mounted at KMS_SEED_PATH');
+    process.stdout.write(`${seed}\n${env.KMS_REGION ?? ''}\n${env.KMS_ACCOUNT_ID ?? ''}\n`);
+    break;
+  }
+  case 'healthcheck': {
+    const runtime = loadDockerfile().stages.at(-1)!;
+    const [healthcheck] = instructions(runtime, 'HEALTHCHECK');
+    if (!healthcheck) throw new Error('the Dockerfile has no HEALTHCHECK');
+    process.stdout.write(execForm(healthcheck.args.slice(healthcheck.args.indexOf('CMD'))).join('\0'));
+    break;
+  }
+  default:
+    process.stderr.write('usage: compose-cli.ts env KMS_ENDPOINT PORT DATA_DIR | seed | healthcheck\n');
+    process.exit(2);
+}

@@ -1,0 +1,267 @@
+/**
+ * Reading the deployment files as Docker would: docker-compose.yml (Compose spec, parsed with
+ * `yaml`), the Dockerfile (instructions with line continuations), and .dockerignore (Docker's
+ * last-match-wins patterns, a path excluded when it or a parent directory matches).
+ *
+ * Used by the ops tests and by scripts/compose-smoke.sh (through compose-cli.ts) to run the
+ * compose service's exact environment without a Docker engine.
+ */
+import { readFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { parse } from 'yaml';
+import { REPO_ROOT } from './service-process.js';
+
+// ---- docker-compose.yml ----------------------------------------------------------------------
+
+export interface ComposeService {
+  image?: string;
+  build?: string | { context?: string; dockerfile?: string };
+  environment?: Record<string, string | number | boolean | null> | string[];
+  volumes?: (string | { type: string; source?: string; target: string; read_only?: boolean })[];
+  ports?: (string | number)[];
+  depends_on?: string[] | Record<string, { condition?: string }>;
+  healthcheck?: { test?: string | string[]; disable?: boolean; interval?: string; timeout?: string; retries?: number };
+  stop_grace_period?: string;
+  [key: string]: unknown;
+}
+
+export interface ComposeFile {
+  name?: string;
+  services: Record<string, ComposeService>;
+  volumes?: Record<string, unknown>;
+}
+
+export function loadCompose(path = join(REPO_ROOT, 'docker-compose.yml')): ComposeFile {
+  return parse(readFileSync(path, 'utf8'), { uniqueKeys: true }) as ComposeFile;
+}
+
+/** A service's `environment`, map or list form, as strings. Throws on a pass-through (no value). */
+export function composeEnvironment(service: ComposeService): Record<string, string> {
+  const env: Record<string, string> = {};
+  const entries: [string, unknown][] = Array.isArray(service.environment)
+    ? service.environment.map((item) => {
+        const at = item.indexOf('=');
+        return at < 0 ? [item, null] : [item.slice(0, at), item.slice(at + 1)];
+      })
+    : Object.entries(service.environment ?? {});
+  for (const [name, value] of entries) {
+    if (value === null || value === undefined) throw new Error(`${name} has no value: it would be taken from the host`);
+    if (typeof value === 'object') throw new Error(`${name} is not a scalar`);
+    env[name] = String(value);
+  }
+  return env;
+}
+
+export interface Mount {
+  type: 'bind' | 'volume';
+  /** bind: repo-relative or absolute host path; volume: the named volume. */
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+/** A service's volumes in long form (short syntax `SOURCE:TARGET[:ro]` parsed as Compose does). */
+export function composeMounts(service: ComposeService): Mount[] {
+  return (service.volumes ?? []).map((volume) => {
+    if (typeof volume !== 'string') {
+      return {
+        type: volume.type === 'bind' ? 'bind' : 'volume',
+        source: volume.source ?? '',
+        target: volume.target,
+        readOnly: volume.read_only === true,
+      };
+    }
+    const [source = '', target = '', mode = ''] = volume.split(':');
+    const bind = source.startsWith('.') || source.startsWith('/') || source.startsWith('~');
+    return { type: bind ? 'bind' : 'volume', source, target, readOnly: mode.split(',').includes('ro') };
+  });
+}
+
+/** Where a container path is on this machine: under a bind mount's source, or a named volume's directory. */
+export function hostPathOf(containerPath: string, mounts: Mount[], volumeDirs: (mount: Mount) => string): string | undefined {
+  const mount = mounts
+    .filter((m) => containerPath === m.target || containerPath.startsWith(`${m.target.replace(/\/$/, '')}/`))
+    .sort((a, b) => b.target.length - a.target.length)[0];
+  if (!mount) return undefined;
+  const rest = posix.relative(mount.target, containerPath);
+  const base = mount.type === 'bind' ? join(REPO_ROOT, mount.source) : volumeDirs(mount);
+  return rest ? join(base, rest) : base;
+}
+
+/** Compose duration (`15s`, `1m30s`, `500ms`) in milliseconds. */
+export function durationMs(text: string): number {
+  const units: Record<string, number> = { us: 0.001, ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  let rest = text.trim();
+  if (!/^(\d+(\.\d+)?(us|ms|s|m|h))+$/.test(rest)) throw new Error(`not a compose duration: ${text}`);
+  while (rest) {
+    const match = /^(\d+(?:\.\d+)?)(us|ms|s|m|h)/.exec(rest)!;
+    total += Number(match[1]) * units[match[2]!]!;
+    rest = rest.slice(match[0].length);
+  }
+  return total;
+}
+
+// ---- Dockerfile ----------------------------------------------------------------------------
+
+export interface Instruction {
+  keyword: string;
+  args: string;
+  line: number;
+}
+
+export interface Stage {
+  from: string;
+  name?: string;
+  instructions: Instruction[];
+}
+
+export function loadDockerfile(path = join(REPO_ROOT, 'Dockerfile')): { args: Record<string, string>; stages: Stage[] } {
+  const lines = readFileSync(path, 'utf8').split('\n');
+  const instructions: Instruction[] = [];
+  let pending: { text: string; line: number } | undefined;
+  lines.forEach((raw, index) => {
+    const trimmed = raw.trim();
+    if (!pending && (trimmed === '' || trimmed.startsWith('#'))) return;
+    if (pending && trimmed.startsWith('#')) return; // comment lines inside a continuation
+    const text = (pending ? `${pending.text} ` : '') + trimmed.replace(/\\$/, '').trim();
+    if (trimmed.endsWith('\\')) {
+      pending = { text, line: pending?.line ?? index + 1 };
+      return;
+    }
+    const match = /^(\S+)\s*(.*)$/.exec(text)!;
+    instructions.push({ keyword: match[1]!.toUpperCase(), args: match[2]!, line: pending?.line ?? index + 1 });
+    pending = undefined;
+  });
+
+  const globalArgs: Record<string, string> = {};
+  const stages: Stage[] = [];
+  for (const instruction of instructions) {
+    if (instruction.keyword === 'FROM') {
+      const [image = '', as, name] = instruction.args.split(/\s+/);
+      const from = image.replace(/\$\{?(\w+)\}?/g, (_, arg: string) => globalArgs[arg] ?? '');
+      stages.push({ from, ...(as?.toUpperCase() === 'AS' && name ? { name } : {}), instructions: [] });
+    } else if (stages.length === 0 && instruction.keyword === 'ARG') {
+      const [name = '', value = ''] = instruction.args.split('=');
+      globalArgs[name] = value;
+    } else {
+      stages.at(-1)?.instructions.push(instruction);
+    }
+  }
+  return { args: globalArgs, stages };
+}
+
+/** ENV of a stage: `ENV A=1 B="two"` (the key=value form; the legacy `ENV A 1` form too). */
+export function stageEnv(stage: Stage): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const { args } of stage.instructions.filter((i) => i.keyword === 'ENV')) {
+    if (!args.includes('=')) {
+      const [name = '', ...value] = args.split(/\s+/);
+      env[name] = value.join(' ');
+      continue;
+    }
+    for (const match of args.matchAll(/(\w+)=("([^"]*)"|\S+)/g)) env[match[1]!] = match[3] ?? match[2]!;
+  }
+  return env;
+}
+
+/** The JSON array of an exec-form instruction (CMD, HEALTHCHECK ... CMD [...]). */
+export function execForm(args: string): string[] {
+  const at = args.indexOf('[');
+  if (at < 0) throw new Error(`not exec form: ${args}`);
+  return JSON.parse(args.slice(at)) as string[];
+}
+
+export function instructions(stage: Stage, keyword: string): Instruction[] {
+  return stage.instructions.filter((instruction) => instruction.keyword === keyword);
+}
+
+// ---- .dockerignore ---------------------------------------------------------------------------
+
+export interface IgnoreRule {
+  negate: boolean;
+  pattern: RegExp;
+}
+
+export function loadDockerignore(path = join(REPO_ROOT, '.dockerignore')): IgnoreRule[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith('#'))
+    .map((line) => {
+      const negate = line.startsWith('!');
+      const cleaned = posix.normalize((negate ? line.slice(1) : line).trim()).replace(/^\/+/, '').replace(/\/+$/, '');
+      return { negate, pattern: globToRegExp(cleaned) };
+    });
+}
+
+/** Go filepath.Match plus `**`, as Docker's pattern matcher. */
+function globToRegExp(glob: string): RegExp {
+  let source = '';
+  for (let i = 0; i < glob.length; i += 1) {
+    const char = glob[i]!;
+    if (char === '*' && glob[i + 1] === '*') {
+      source += '.*';
+      i += 1;
+      if (glob[i + 1] === '/') i += 1;
+    } else if (char === '*') source += '[^/]*';
+    else if (char === '?') source += '[^/]';
+    else source += char.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${source}$`);
+}
+
+/** True when Docker would leave `path` (repo-relative, posix) out of the build context. */
+export function isIgnored(path: string, rules: IgnoreRule[]): boolean {
+  const parts = path.split('/');
+  const candidates = parts.map((_, i) => parts.slice(0, i + 1).join('/'));
+  let ignored = false;
+  for (const rule of rules) {
+    if (candidates.some((candidate) => rule.pattern.test(candidate))) ignored = !rule.negate;
+  }
+  return ignored;
+}
+
+// ---- the compose service, run on this machine ---------------------------------------------
+
+export interface LocalRun {
+  /** Replaces the local-kms service's URL (http://local-kms:8080). */
+  kmsEndpoint: string;
+  /** The port to listen on instead of the container's. */
+  port: number;
+  /** Named and anonymous volumes become directories under this one. */
+  dataDir: string;
+}
+
+/**
+ * The environment the `envelope` container gets (the image's ENV, then the compose file's
+ * `environment`), with exactly three kinds of substitution so it runs here: the local-kms host
+ * becomes `kmsEndpoint`; HOST becomes 127.0.0.1 and PORT `port` (nothing here listens beyond
+ * loopback); container paths become host paths through the service's mounts (bind mounts to
+ * the repo, volumes to `dataDir`), image VOLUMEs included.
+ */
+export function composeServiceLocalEnv(run: LocalRun, serviceName = 'envelope'): Record<string, string> {
+  const compose = loadCompose();
+  const service = compose.services[serviceName];
+  if (!service) throw new Error(`no service ${serviceName} in docker-compose.yml`);
+  const runtime = loadDockerfile().stages.at(-1)!;
+  const env = { ...stageEnv(runtime), ...composeEnvironment(service) };
+
+  const mounts = composeMounts(service);
+  for (const volume of instructions(runtime, 'VOLUME').flatMap((i) => execForm(i.args))) {
+    if (!mounts.some((m) => m.target === volume)) mounts.push({ type: 'volume', source: '', target: volume, readOnly: false });
+  }
+  const volumeDir = (mount: Mount) =>
+    join(run.dataDir, mount.source || `anonymous${mount.target.replace(/\//g, '-')}`);
+
+  const kmsServices = Object.keys(compose.services).filter((name) => name !== serviceName);
+  const local: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (name === 'HOST') local[name] = '127.0.0.1';
+    else if (name === 'PORT') local[name] = String(run.port);
+    else if (name === 'KMS_ENDPOINT' && kmsServices.some((host) => new URL(value).hostname === host)) local[name] = run.kmsEndpoint;
+    else if (value.startsWith('/')) local[name] = hostPathOf(value, mounts, volumeDir) ?? value;
+    else local[name] = value;
+  }
+  return local;
+}

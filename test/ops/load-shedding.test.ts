@@ -1,0 +1,82 @@
+/**
+ * Load shedding (MAX_EVENT_LOOP_DELAY_MS, @fastify/under-pressure): when the event loop lags,
+ * API requests are refused at the door with 503 + Retry-After and a problem body, before any
+ * KMS call or audit write; the operational routes keep answering, so an overloaded instance is
+ * never killed by its liveness probe nor goes dark on /metrics; and service resumes by itself.
+ *
+ * The lag is real: the test blocks this worker's event loop (the app runs in-process) until
+ * under-pressure's 1 s sampler sees it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AUTH, buildTestApp, countingProvider, type TestApp } from '../helpers/app.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    isUnderPressure(): boolean;
+  }
+}
+
+let test: TestApp;
+let kms: ReturnType<typeof countingProvider>;
+
+beforeAll(async () => {
+  test = await buildTestApp({
+    env: { MAX_EVENT_LOOP_DELAY_MS: '50' },
+    wrapProvider: (provider) => (kms = countingProvider(provider)),
+  });
+});
+afterAll(async () => {
+  await test?.close();
+});
+
+function blockEventLoop(ms: number): void {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    // busy: nothing else runs on this thread meanwhile
+  }
+}
+
+/** Blocks the loop until the sampler reports pressure (at most ~6 s). */
+async function overload(): Promise<void> {
+  for (let attempt = 0; attempt < 5 && !test.app.isUnderPressure(); attempt += 1) {
+    blockEventLoop(1_100);
+    await new Promise((done) => setTimeout(done, 20));
+  }
+  expect(test.app.isUnderPressure()).toBe(true);
+}
+
+const encrypt = () =>
+  test.app.inject({ method: 'POST', url: '/v1/encrypt', headers: AUTH, payload: { plaintext: Buffer.from('x').toString('base64') } });
+
+describe('MAX_EVENT_LOOP_DELAY_MS', () => {
+  it('sheds API requests with 503 + Retry-After, before KMS or the audit log see them', async () => {
+    await overload();
+    const shed = await encrypt();
+    const health = await test.app.inject({ method: 'GET', url: '/healthz' });
+    const ready = await test.app.inject({ method: 'GET', url: '/readyz' });
+    const metrics = await test.app.inject({ method: 'GET', url: '/metrics' });
+    expect(test.app.isUnderPressure(), 'the overload ended before the checks did').toBe(true);
+
+    expect(shed.statusCode).toBe(503);
+    expect(shed.headers['retry-after']).toBe('5');
+    expect(shed.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(shed.json()).toMatchObject({ status: 503, code: 'Overloaded', requestId: shed.headers['x-request-id'] });
+    expect(kms.calls.GenerateDataKey).toBeUndefined();
+    expect(test.auditEvents()).toEqual([]);
+
+    // Operational routes are exempt.
+    expect(health.statusCode).toBe(200);
+    expect(ready.statusCode).toBe(200);
+    expect(metrics.statusCode).toBe(200);
+    expect(metrics.body).toMatch(/^http_request_duration_seconds_count\{method="POST",route="\/v1\/encrypt",status_code="503"\} 1$/m);
+  });
+
+  it('serves again once the loop has caught up', async () => {
+    const deadline = Date.now() + 5_000;
+    while (test.app.isUnderPressure() && Date.now() < deadline) await new Promise((done) => setTimeout(done, 100));
+    expect(test.app.isUnderPressure()).toBe(false);
+    const response = await encrypt();
+    expect(response.statusCode, response.body).toBe(200);
+    expect(kms.calls.GenerateDataKey).toBe(1);
+  });
+});

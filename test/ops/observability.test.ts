@@ -1,0 +1,192 @@
+/**
+ * What operators see of the real process: /metrics (the service's metrics and the default
+ * process/Node.js metrics, which buildTestApp turns off), and the logs, where one request id
+ * ties together the response header, the app log lines and the audit event.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ServiceMetrics } from '../../src/metrics/metrics.js';
+import { json, send, type HttpResult } from './helpers/http.js';
+import { REPO_ROOT, sleep, startService, tempDir, type ServiceProcess } from './helpers/service-process.js';
+
+let service: ServiceProcess;
+let dir: ReturnType<typeof tempDir>;
+let auditPath: string;
+/** Not the default: the default token's text is also the name of its auth method in audit events. */
+const TOKEN = 'ops-observability-token-5c1e';
+const AUTH = { authorization: `Bearer ${TOKEN}` };
+
+beforeAll(async () => {
+  dir = tempDir();
+  auditPath = join(dir.path, 'audit.log');
+  service = await startService({
+    LOCAL_KEYSTORE: join(dir.path, 'keystore.json'),
+    AUDIT_LOG: auditPath,
+    LOG_LEVEL: 'info',
+    DEV_TOKEN: TOKEN,
+  });
+});
+afterAll(async () => {
+  await service?.stop();
+  dir?.remove();
+});
+
+const PLAINTEXT = Buffer.from('observability secret payload').toString('base64');
+
+async function encrypt(headers: Record<string, string> = {}): Promise<HttpResult> {
+  const result = await send(`${service.baseUrl}/v1/encrypt`, {
+    headers: { ...AUTH, ...headers },
+    body: JSON.stringify({ plaintext: PLAINTEXT, context: { app: 'observability' } }),
+  });
+  if (result.kind !== 'response') throw new Error(result.message);
+  return result;
+}
+
+function auditEvents(): Record<string, unknown>[] {
+  return readFileSync(auditPath, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** `# TYPE name type` lines of a Prometheus text exposition. */
+function metricTypes(text: string): Map<string, string> {
+  return new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((match) => [match[1]!, match[2]!]));
+}
+
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('/metrics of the real process', () => {
+  it('exposes the service metrics and the default process metrics, in Prometheus text format', async () => {
+    const encrypted = await encrypt();
+    expect(encrypted.status).toBe(200);
+    const decrypted = await send(`${service.baseUrl}/v1/decrypt`, {
+      headers: AUTH,
+      body: JSON.stringify({ ciphertext: json<{ ciphertext: string }>(encrypted).ciphertext, context: { app: 'observability' } }),
+    });
+    expect(decrypted.kind === 'response' && decrypted.status).toBe(200);
+
+    const scraped = await send(`${service.baseUrl}/metrics`);
+    if (scraped.kind !== 'response') throw new Error(scraped.message);
+    expect(scraped.status).toBe(200);
+    expect(scraped.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = scraped.body;
+    const types = metricTypes(text);
+
+    expect(Object.fromEntries([
+      'http_request_duration_seconds',
+      'kms_request_duration_seconds',
+      'kms_requests_total',
+      'datakey_cache_entries',
+      'datakey_cache_hits_total',
+      'datakey_cache_misses_total',
+      'datakey_cache_evictions_total',
+      'audit_events_total',
+      'audit_write_failures_total',
+      // prom-client's defaults: process and Node.js runtime.
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'process_start_time_seconds',
+      'process_open_fds',
+      'nodejs_eventloop_lag_seconds',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_gc_duration_seconds',
+    ].map((name) => [name, types.get(name)]))).toEqual({
+      http_request_duration_seconds: 'histogram',
+      kms_request_duration_seconds: 'histogram',
+      kms_requests_total: 'counter',
+      datakey_cache_entries: 'gauge',
+      datakey_cache_hits_total: 'counter',
+      datakey_cache_misses_total: 'counter',
+      datakey_cache_evictions_total: 'counter',
+      audit_events_total: 'counter',
+      audit_write_failures_total: 'counter',
+      process_cpu_seconds_total: 'counter',
+      process_resident_memory_bytes: 'gauge',
+      process_start_time_seconds: 'gauge',
+      process_open_fds: 'gauge',
+      nodejs_eventloop_lag_seconds: 'gauge',
+      nodejs_heap_size_used_bytes: 'gauge',
+      nodejs_gc_duration_seconds: 'histogram',
+    });
+
+    // The values follow what happened: one encrypt and one decrypt, each audited, one data key
+    // generated and cached, its unwrap cached on the decrypt side.
+    expect(sample(text, 'audit_events_total')).toBe(2);
+    expect(sample(text, 'audit_write_failures_total')).toBe(0);
+    expect(sample(text, 'datakey_cache_entries{cache="encrypt"}')).toBe(1);
+    expect(sample(text, 'datakey_cache_entries{cache="decrypt"}')).toBe(1);
+    expect(sample(text, 'datakey_cache_misses_total{cache="encrypt"}')).toBe(1);
+    expect(sample(text, 'kms_requests_total{operation="GenerateDataKey",outcome="ok"}')).toBe(1);
+    expect(sample(text, 'kms_request_duration_seconds_count{operation="GenerateDataKey"}')).toBe(1);
+    expect(sample(text, 'http_request_duration_seconds_count{method="POST",route="/v1/encrypt",status_code="200"}')).toBe(1);
+    expect(sample(text, 'process_cpu_seconds_total')).toBeGreaterThan(0);
+    // Never a payload, key or token in a metric.
+    expect(text).not.toContain(PLAINTEXT);
+    expect(text).not.toContain(TOKEN);
+  });
+});
+
+describe('docs/OPERATIONS.md', () => {
+  it('documents every metric the service registers', async () => {
+    const doc = readFileSync(join(REPO_ROOT, 'docs', 'OPERATIONS.md'), 'utf8');
+    const names = (await new ServiceMetrics({ collectDefaults: false }).registry.getMetricsAsJSON()).map((metric) => metric.name);
+    expect(names.length).toBeGreaterThan(5);
+    for (const name of names) expect(doc, `${name} is not documented`).toContain(`\`${name}\``);
+  });
+});
+
+describe('request ids across the response, the app log and the audit log', () => {
+  async function expectCorrelated(response: HttpResult): Promise<string> {
+    const id = String(response.headers['x-request-id']);
+    const body = json<{ requestId?: string }>(response);
+    if (response.status !== 200) expect(body.requestId).toBe(id);
+
+    // pino writes synchronously, but give the pipe a moment.
+    let lines: Record<string, unknown>[] = [];
+    for (let i = 0; i < 50; i += 1) {
+      lines = service.logRecords().filter((record) => record.reqId === id);
+      if (lines.some((record) => record.msg === 'request completed')) break;
+      await sleep(20);
+    }
+    expect(lines.map((record) => record.msg)).toEqual(['incoming request', 'request completed']);
+    expect((lines[1]!.res as { statusCode: number }).statusCode).toBe(response.status);
+
+    const events = auditEvents().filter((event) => event.requestID === id);
+    expect(events).toHaveLength(1);
+    expect(events[0]!.httpStatus).toBe(response.status);
+    return id;
+  }
+
+  it('a request id sent by a trusted proxy is kept end to end', async () => {
+    const response = await encrypt({ 'x-request-id': 'lb-7f3a.trace-0042' });
+    expect(response.status).toBe(200);
+    expect(await expectCorrelated(response)).toBe('lb-7f3a.trace-0042');
+  });
+
+  it('without one, the service makes one (a UUID) and uses it everywhere', async () => {
+    const id = await expectCorrelated(await encrypt());
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
+  it('a request id that could forge log lines is replaced, and a refused request is correlated too', async () => {
+    const response = await encrypt({ 'x-request-id': 'x'.repeat(65), authorization: 'Bearer wrong-token' });
+    expect(response.status).toBe(401);
+    const id = await expectCorrelated(response);
+    expect(id).not.toBe('x'.repeat(65));
+  });
+
+  it('neither log holds the payload or the token', () => {
+    const appLog = service.stdoutLines().join('\n');
+    const auditLog = readFileSync(auditPath, 'utf8');
+    for (const log of [appLog, auditLog]) {
+      expect(log).not.toContain(PLAINTEXT);
+      expect(log).not.toContain(TOKEN);
+      expect(log).not.toContain('wrong-token');
+    }
+  });
+});

@@ -1,0 +1,106 @@
+/**
+ * SIGHUP reloads POLICY_FILE in the running process (`kill -HUP`, `docker compose kill -s
+ * SIGHUP envelope`, or a Kubernetes ConfigMap update plus a signal): a valid new file takes
+ * effect for the next request; an invalid one is rejected with an error log line and the
+ * previous policy stays in force. The process keeps serving throughout.
+ */
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { send } from './helpers/http.js';
+import { sleep, startService, tempDir, type ServiceProcess } from './helpers/service-process.js';
+
+const FIRST = 'reload-test-token-first-6d0c';
+const SECOND = 'reload-test-token-second-91ab';
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+function policy(tokens: Record<string, string>): string {
+  const names = Object.keys(tokens);
+  return [
+    'version: 1',
+    'authentication:',
+    '  apiKeys:',
+    ...names.map((name) => `    - { name: ${name}, sha256: "${sha256(tokens[name]!)}" }`),
+    'rules:',
+    '  - id: encrypt-default',
+    `    principals: [${names.join(', ')}]`,
+    '    operations: [encrypt]',
+    '    keys: [alias/default]',
+    '',
+  ].join('\n');
+}
+
+let service: ServiceProcess;
+let dir: ReturnType<typeof tempDir>;
+let policyFile: string;
+
+beforeAll(async () => {
+  dir = tempDir();
+  policyFile = join(dir.path, 'policy.yaml');
+  writeFileSync(policyFile, policy({ first: FIRST }));
+  service = await startService({
+    LOCAL_KEYSTORE: join(dir.path, 'keystore.json'),
+    AUDIT_LOG: join(dir.path, 'audit.log'),
+    POLICY_FILE: policyFile,
+    LOG_LEVEL: 'info',
+  });
+});
+afterAll(async () => {
+  await service?.stop();
+  dir?.remove();
+});
+
+async function statusWith(token: string): Promise<number> {
+  const result = await send(`${service.baseUrl}/v1/encrypt`, {
+    headers: { authorization: `Bearer ${token}` },
+    body: JSON.stringify({ plaintext: Buffer.from('reload').toString('base64') }),
+  });
+  if (result.kind !== 'response') throw new Error(result.message);
+  return result.status;
+}
+
+/** Sends SIGHUP and waits for the store's log line about it. */
+async function reload(expected: 'policy reloaded' | 'policy reload failed; keeping the previous policy'): Promise<Record<string, unknown>> {
+  const before = service.logRecords().length;
+  service.signal('SIGHUP');
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const line = service.logRecords().slice(before).find((record) => String(record.msg).startsWith('policy reload'));
+    if (line) {
+      expect(line.msg).toBe(expected);
+      return line;
+    }
+    if (Date.now() > deadline) throw new Error('no policy reload log line after SIGHUP');
+    await sleep(20);
+  }
+}
+
+describe('SIGHUP', () => {
+  it('starts with the policy file in force', async () => {
+    expect(await statusWith(FIRST)).toBe(200);
+    expect(await statusWith(SECOND)).toBe(401);
+  });
+
+  it('reloads a valid new policy file: the next request is judged by it', async () => {
+    writeFileSync(policyFile, policy({ first: FIRST, second: SECOND }));
+    const line = await reload('policy reloaded');
+    expect(line).toMatchObject({ changed: true, policyFile });
+    expect(await statusWith(SECOND)).toBe(200);
+    expect(await statusWith(FIRST)).toBe(200);
+  });
+
+  it('rejects an invalid file and keeps the previous policy; the process keeps running', async () => {
+    writeFileSync(policyFile, 'version: 2\nrules: []\n');
+    await reload('policy reload failed; keeping the previous policy');
+    expect(await statusWith(SECOND)).toBe(200);
+    expect(service.child.exitCode).toBeNull();
+  });
+
+  it('revokes a token removed from the file', async () => {
+    writeFileSync(policyFile, policy({ first: FIRST }));
+    await reload('policy reloaded');
+    expect(await statusWith(SECOND)).toBe(401);
+    expect(await statusWith(FIRST)).toBe(200);
+  });
+});
