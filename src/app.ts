@@ -4,7 +4,19 @@
  *
  * Request path, one direction only:
  *   route (validate) -> authenticate -> rate limit -> policy (KeyGuard) -> envelope service
- *   -> data-key cache -> KMS provider; and on every /v1 request, one audit event (onSend).
+ *   -> data-key cache -> KMS circuit breaker -> instrumented KMS provider; and on every /v1
+ *   request, one audit event (onSend).
+ *
+ * Server timeouts (slow or silent clients; see serverTimeouts below):
+ *   headersTimeout   HEADERS_TIMEOUT_MS, default min(10 s, REQUEST_TIMEOUT_MS): a client
+ *                    trickling its headers (slowloris) gets 408 and is closed;
+ *   requestTimeout   REQUEST_TIMEOUT_MS: the whole request, body included, must arrive in it;
+ *   connectionsCheckingInterval  how often Node enforces the two above: ≤ 1 s;
+ *   keepAliveTimeout 72 s (Fastify's default, above the 60 s idle timeout of common load
+ *                    balancers, so they close idle connections first and never race us);
+ *   connectionTimeout a socket silent in both directions (e.g. a client that stopped reading
+ *                    its response) is destroyed after max(2 × REQUEST_TIMEOUT_MS, 4 × the
+ *                    longest KMS call + 1 s), so it never cuts a request waiting on KMS.
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -21,6 +33,9 @@ import { KeyGuard } from './http/key-guard.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerOperationalRoutes } from './http/routes/operational.js';
 import { registerV1Routes } from './http/routes/v1.js';
+import { schemaRegExp } from './http/schemas.js';
+import { kmsCallBoundMs } from './kms/aws.js';
+import { CIRCUIT_STATE_VALUE, CircuitBreaker, withCircuitBreaker } from './kms/circuit-breaker.js';
 import { instrumentProvider } from './kms/instrumented.js';
 import type { KeyProvider } from './kms/provider.js';
 import { ServiceMetrics } from './metrics/metrics.js';
@@ -41,6 +56,8 @@ export interface AppServices {
   envelope: EnvelopeService;
   metrics: ServiceMetrics;
   readiness: Readiness;
+  /** The KMS circuit breaker (its state is also the kms_circuit_state gauge). */
+  circuit: CircuitBreaker;
 }
 
 declare module 'fastify' {
@@ -54,8 +71,22 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const metrics = deps.metrics ?? new ServiceMetrics();
-  const provider = instrumentProvider(deps.provider, metrics);
   const now = deps.now ?? Date.now;
+  // The breaker sits outside the instrumentation: a call it refuses never reaches KMS, so it
+  // must not appear in kms_requests_total or the KMS latency histogram (it has its own counter).
+  let log: FastifyBaseLogger | undefined;
+  const circuit = new CircuitBreaker({
+    failureThreshold: config.KMS_BREAKER_FAILURES,
+    cooldownMs: config.KMS_BREAKER_COOLDOWN_MS,
+    onStateChange: ({ from, to, consecutiveFailures }) => {
+      const line = { circuitFrom: from, circuitTo: to, consecutiveFailures, cooldownMs: config.KMS_BREAKER_COOLDOWN_MS };
+      if (to === 'open') log?.warn(line, 'KMS circuit opened: failing KMS calls fast until a probe succeeds');
+      else log?.info(line, `KMS circuit ${to}`);
+    },
+    onReject: (operation) => metrics.kmsCircuitRejections.inc({ operation }),
+  });
+  metrics.trackCircuitState(() => CIRCUIT_STATE_VALUE[circuit.state]);
+  const provider = withCircuitBreaker(instrumentProvider(deps.provider, metrics), circuit);
   const limits = {
     maxAgeMs: config.CACHE_MAX_AGE_MS,
     maxMessages: config.CACHE_MAX_MESSAGES,
@@ -75,7 +106,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
     bodyLimit: config.BODY_LIMIT_BYTES,
-    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    ...serverTimeouts(config),
     // A request id from a trusted proxy is kept (it then matches across hops); anything that
     // is not a short token is replaced so callers cannot forge log or audit lines with it.
     genReqId: (request) => {
@@ -90,11 +121,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         removeAdditional: false,
         coerceTypes: false,
         allErrors: false,
+        // Linear-time matching for the base64 pattern (see schemaRegExp).
+        code: { regExp: schemaRegExp },
       },
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  app.decorate('services', { envelope, metrics, readiness });
+  log = app.log;
+  app.decorate('services', { envelope, metrics, readiness, circuit });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -108,6 +142,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     envelope.clear();
   });
 
+  // Every body is JSON (DESIGN: HTTP contract). Fastify also parses text/plain by default;
+  // without that parser a text/plain body is a 415 like any other non-JSON type, instead of a
+  // string that fails schema validation with a confusing 400.
+  app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
   await registerOpenApi(app);
   await registerOperationalRoutes(app, { metrics, readiness, config });
@@ -121,4 +159,25 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
   }, { prefix: '/v1' });
   return app;
+}
+
+/** Socket-level timeouts against slow and silent clients (see the header comment). */
+export function serverTimeouts(config: Config): {
+  requestTimeout: number;
+  connectionTimeout: number;
+  keepAliveTimeout: number;
+  http: { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number };
+} {
+  const requestTimeout = config.REQUEST_TIMEOUT_MS;
+  const headersTimeout = config.HEADERS_TIMEOUT_MS ?? Math.min(10_000, requestTimeout);
+  return {
+    requestTimeout,
+    connectionTimeout: Math.max(2 * requestTimeout, 4 * kmsCallBoundMs(config) + 1_000),
+    keepAliveTimeout: 72_000,
+    http: {
+      headersTimeout,
+      requestTimeout,
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(headersTimeout / 2))),
+    },
+  };
 }

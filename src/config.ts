@@ -25,6 +25,10 @@ export const ConfigSchema = Type.Object({
   KMS_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 3_000 }),
   KMS_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 30_000, default: 1_000 }),
   KMS_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 10, default: 3 }),
+  // Circuit breaker (src/kms/circuit-breaker.ts): this many consecutive KMS calls failing with
+  // Unavailable/Throttled open it; it then fails fast (503) for the cooldown, then probes once.
+  KMS_BREAKER_FAILURES: Type.Integer({ minimum: 1, maximum: 1_000, default: 5 }),
+  KMS_BREAKER_COOLDOWN_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5_000 }),
   DEFAULT_KEY_ID: Type.String({ minLength: 1, maxLength: 2048, default: 'alias/default' }),
   LOCAL_KEYSTORE: Type.String({ minLength: 1, default: '.data/keystore.json' }),
   POLICY_FILE: Type.Optional(Type.String({ minLength: 1 })),
@@ -41,6 +45,8 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 60_000 }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 60_000 }),
   REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
+  // Time a client has to send the request headers (slowloris); default min(10 s, REQUEST_TIMEOUT_MS).
+  HEADERS_TIMEOUT_MS: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
   MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1_000 }),
   READINESS_CACHE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 5_000 }),
@@ -66,7 +72,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const data = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
   let config: Config;
   try {
-    config = envSchema<Config>({ schema: ConfigSchema, data, dotenv: false });
+    // env: false, or env-schema merges process.env under `data`: an empty variable would
+    // then come back unfiltered, and loadConfig(someEnv) would read the caller's environment.
+    config = envSchema<Config>({ schema: ConfigSchema, data, env: false, dotenv: false });
   } catch (error) {
     throw new ConfigError(describeSchemaErrors((error as { errors?: AjvError[] }).errors, error));
   }
@@ -74,6 +82,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 function checkCrossFieldRules(config: Config): Config {
+  if (config.HEADERS_TIMEOUT_MS !== undefined && config.HEADERS_TIMEOUT_MS > config.REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS (the headers are part of the request)');
+  }
   if (config.KMS_PROVIDER === 'aws') {
     if (!config.POLICY_FILE) {
       throw new ConfigError('POLICY_FILE is required when KMS_PROVIDER=aws (dev-token authentication is only for the local provider)');

@@ -6,6 +6,7 @@
  */
 import { AuthenticationError, AuthenticationUnavailableError } from '../authz/errors.js';
 import { EnvelopeError } from '../envelope/errors.js';
+import { CircuitOpenError } from '../kms/circuit-breaker.js';
 import { isKmsError } from '../kms/errors.js';
 import { AuditWriteError } from '../audit/errors.js';
 
@@ -70,6 +71,16 @@ export function describeError(error: unknown): ProblemDescription {
   }
   if (error instanceof AuditWriteError) {
     return { status: 503, code: 'AuditUnavailable', detail: 'the audit log cannot be written; nothing was processed', retryAfterSeconds: 5 };
+  }
+  if (error instanceof CircuitOpenError) {
+    // Not attempted: the breaker is open. Retry-After is the cooldown left, so well-behaved
+    // callers come back when the next probe can run (never 0: at least one second).
+    return {
+      status: 503,
+      code: 'KmsUnavailable',
+      detail: 'KMS is unavailable (failing fast after repeated KMS failures)',
+      retryAfterSeconds: Math.max(1, Math.ceil(error.retryAfterMs / 1000)),
+    };
   }
   if (isKmsError(error)) return describeKmsError(error.code);
   return describeFrameworkError(error);

@@ -61,6 +61,37 @@ export interface AwsKmsProviderOptions {
   logger?: ProviderLogger;
 }
 
+/**
+ * Retry backoff of the SDK's standard strategy (@smithy/core retry, 2026 defaults): full
+ * jitter, wait_i = random() × min(base × 2^i, 20 s), with base 1 s after a throttling error
+ * and 50 ms after any other retryable one. Throttling (ThrottlingException,
+ * LimitExceededException, TooManyRequestsException, HTTP 429) is therefore retried, with
+ * jittered backoff, at most KMS_MAX_ATTEMPTS − 1 times, and the SDK's retry quota (500 tokens
+ * per client, 5 per throttling retry, 14 per other retry) stops retries altogether when
+ * KMS keeps failing. test/resilience/fault-matrix.test.ts checks the attempt count and time.
+ */
+const THROTTLING_BACKOFF_BASE_MS = 1_000;
+const MAX_BACKOFF_MS = 20_000;
+/** A Retry-After header from the endpoint may stretch one wait by up to this much (KMS sends none). */
+const RETRY_AFTER_HINT_EXTRA_MS = 5_000;
+
+/**
+ * The longest one KMS call can take, retries included: every attempt bounded by the connect
+ * and request timeouts, every wait by the throttling backoff cap (the larger one). The server's
+ * idle-socket timeout is derived from it (src/app.ts) so it never cuts a request waiting on KMS.
+ */
+export function kmsCallBoundMs(
+  settings: Pick<Config, 'KMS_TIMEOUT_MS' | 'KMS_CONNECT_TIMEOUT_MS' | 'KMS_MAX_ATTEMPTS'>,
+  options: { retryAfterHints?: boolean } = {},
+): number {
+  let total = settings.KMS_MAX_ATTEMPTS * (settings.KMS_CONNECT_TIMEOUT_MS + settings.KMS_TIMEOUT_MS);
+  for (let retry = 0; retry < settings.KMS_MAX_ATTEMPTS - 1; retry++) {
+    total += Math.min(THROTTLING_BACKOFF_BASE_MS * 2 ** retry, MAX_BACKOFF_MS);
+    if (options.retryAfterHints) total += RETRY_AFTER_HINT_EXTRA_MS;
+  }
+  return total;
+}
+
 export function buildKmsClient(
   settings: AwsKmsSettings,
   credentials?: KMSClientConfig['credentials'],

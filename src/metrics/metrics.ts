@@ -24,6 +24,19 @@ export class ServiceMetrics implements CacheObserver {
     registers: [this.registry],
   });
 
+  readonly kmsCircuitState = new Gauge({
+    name: 'kms_circuit_state',
+    help: 'KMS circuit breaker: 0 closed (calls go to KMS), 1 open (calls fail fast with 503), 2 half-open (one probe call allowed).',
+    registers: [this.registry],
+  });
+
+  readonly kmsCircuitRejections = new Counter({
+    name: 'kms_circuit_rejections_total',
+    help: 'KMS calls refused by the open circuit breaker without reaching KMS (not counted in kms_requests_total).',
+    labelNames: ['operation'] as const,
+    registers: [this.registry],
+  });
+
   readonly cacheHits = new Counter({
     name: 'datakey_cache_hits_total',
     help: 'Requests served by a cached (or coalesced in-flight) data key: no KMS call of their own.',
@@ -77,14 +90,22 @@ export class ServiceMetrics implements CacheObserver {
   }
 
   private readonly sizeReaders = new Map<CacheKind, () => number>();
+  private circuitStateReader: (() => number) | undefined;
 
   /** The cache-entry gauge is read live at scrape time. */
   trackCacheSize(kind: CacheKind, size: () => number): void {
     this.sizeReaders.set(kind, size);
   }
 
+  /** The circuit-state gauge is read live at scrape time too (an open circuit turns half-open by the clock). */
+  trackCircuitState(state: () => number): void {
+    this.circuitStateReader = state;
+    this.kmsCircuitState.set(state());
+  }
+
   async scrape(): Promise<string> {
     for (const [kind, read] of this.sizeReaders) this.cacheEntries.set({ cache: kind }, read());
+    if (this.circuitStateReader) this.kmsCircuitState.set(this.circuitStateReader());
     return this.registry.metrics();
   }
 

@@ -2,7 +2,7 @@
  * Routes for operators and orchestrators: liveness, readiness, Prometheus metrics, and the
  * load-shedding guard that answers 503 early when the event loop lags.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import underPressure from '@fastify/under-pressure';
 import type { Config } from '../../config.js';
 import type { ServiceMetrics } from '../../metrics/metrics.js';
