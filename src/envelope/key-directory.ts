@@ -35,13 +35,21 @@ export class KeyDirectory {
     this.keys = new LRUCache<string, Lookup, unknown>({
       max: capacity,
       ttl: ttlMs,
-      fetchMethod: async (keyId, _stale, { options: fetchOptions }) => {
+      fetchMethod: async (keyId, stale, { options: fetchOptions }) => {
         try {
           return { found: await this.provider.describeKey(keyId) };
         } catch (error) {
           if (isKmsError(error) && error.code === 'KeyNotFound') {
             fetchOptions.ttl = notFoundTtlMs;
             return { missing: error };
+          }
+          // KMS unreachable: keep the last answer for a little longer rather than failing
+          // requests whose data keys are still cached (their own age and usage caps still
+          // bound them). A key disabled during the outage is caught at the next successful
+          // look-up; nothing is known about it before then either way.
+          if (stale && isKmsError(error) && (error.code === 'Unavailable' || error.code === 'Throttled')) {
+            fetchOptions.ttl = notFoundTtlMs;
+            return stale;
           }
           throw error;
         }
@@ -50,6 +58,8 @@ export class KeyDirectory {
     this.aliases = new LRUCache<string, KeyAlias[], unknown>({
       max: 1,
       ttl: ttlMs,
+      // As for keys: while KMS is unreachable, the last alias list beats failing every decrypt.
+      allowStaleOnFetchRejection: true,
       fetchMethod: async () => this.provider.listAliases(),
     });
   }

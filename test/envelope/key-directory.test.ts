@@ -1,0 +1,90 @@
+/**
+ * The key directory: TTL caching of key look-ups, short negative caching, the state check,
+ * and keeping the last answer while KMS is unreachable.
+ */
+import { describe, expect, it } from 'vitest';
+import { KeyDirectory } from '../../src/envelope/key-directory.js';
+import { KmsTrace } from '../../src/envelope/kms-trace.js';
+import { KmsError } from '../../src/kms/errors.js';
+import type { KeyDescription, KeyProvider } from '../../src/kms/provider.js';
+
+function fakeProvider() {
+  const state = { calls: 0, failWith: undefined as KmsError | undefined, keyState: 'Enabled' };
+  const provider = {
+    kind: 'local',
+    describeKey: async (keyId: string): Promise<KeyDescription> => {
+      state.calls++;
+      if (state.failWith) throw state.failWith;
+      if (keyId === 'alias/missing') throw new KmsError('KeyNotFound', 'no such key');
+      return { keyArn: 'arn:aws:kms:r:1:key/k', enabled: state.keyState === 'Enabled', state: state.keyState, requestId: `r${state.calls}` };
+    },
+    listAliases: async () => [{ aliasName: 'alias/a', aliasArn: 'arn:aws:kms:r:1:alias/a', keyArn: 'arn:aws:kms:r:1:key/k' }],
+  } as unknown as KeyProvider;
+  return { provider, state };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('key directory', () => {
+  it('resolves once per TTL and records the DescribeKey request id only when it called KMS', async () => {
+    const { provider, state } = fakeProvider();
+    const directory = new KeyDirectory(provider, { ttlMs: 60_000 });
+    const first = new KmsTrace();
+    const second = new KmsTrace();
+    expect(await directory.resolve('alias/a', first)).toBe('arn:aws:kms:r:1:key/k');
+    expect(await directory.resolve('alias/a', second)).toBe('arn:aws:kms:r:1:key/k');
+    expect(state.calls).toBe(1);
+    expect(first.requestIds).toEqual(['r1']);
+    expect(second.requestIds).toEqual([]);
+  });
+
+  it('remembers unknown keys briefly and refuses disabled ones', async () => {
+    const { provider, state } = fakeProvider();
+    const directory = new KeyDirectory(provider, { ttlMs: 20 });
+    await expect(directory.resolve('alias/missing', new KmsTrace())).rejects.toMatchObject({ code: 'KeyNotFound' });
+    await expect(directory.resolve('alias/missing', new KmsTrace())).rejects.toMatchObject({ code: 'KeyNotFound' });
+    expect(state.calls).toBe(1);
+    state.keyState = 'Disabled';
+    await expect(directory.resolve('alias/b', new KmsTrace())).rejects.toMatchObject({ code: 'KeyDisabled' });
+    state.keyState = 'PendingDeletion';
+    await sleep(30);
+    await expect(directory.resolve('alias/b', new KmsTrace())).rejects.toMatchObject({ code: 'KeyUnavailableState' });
+  });
+
+  it('keeps the last answer while KMS is unavailable, and fails without one', async () => {
+    const { provider, state } = fakeProvider();
+    const directory = new KeyDirectory(provider, { ttlMs: 20, notFoundTtlMs: 20 });
+    await directory.resolve('alias/a', new KmsTrace());
+    state.failWith = new KmsError('Unavailable', 'down');
+    await sleep(30);
+    expect(await directory.resolve('alias/a', new KmsTrace())).toBe('arn:aws:kms:r:1:key/k');
+    await expect(directory.resolve('alias/never-seen', new KmsTrace())).rejects.toMatchObject({ code: 'Unavailable' });
+    // Other failures are not papered over.
+    state.failWith = new KmsError('AccessDenied', 'no');
+    await sleep(30);
+    await expect(directory.resolve('alias/a', new KmsTrace())).rejects.toMatchObject({ code: 'AccessDenied' });
+  });
+
+  it('names a key by its ARN and every alias pointing at it', async () => {
+    const { provider } = fakeProvider();
+    const directory = new KeyDirectory(provider);
+    expect(await directory.namesOf('arn:aws:kms:r:1:key/k')).toEqual(['arn:aws:kms:r:1:key/k', 'alias/a', 'arn:aws:kms:r:1:alias/a']);
+  });
+});
+
+describe('key directory alias list', () => {
+  it('keeps the last alias list while KMS is unavailable', async () => {
+    const { provider } = fakeProvider();
+    let failAliases = false;
+    const original = provider.listAliases.bind(provider);
+    provider.listAliases = async () => {
+      if (failAliases) throw new KmsError('Unavailable', 'down');
+      return original();
+    };
+    const directory = new KeyDirectory(provider, { ttlMs: 20 });
+    expect(await directory.namesOf('arn:aws:kms:r:1:key/k')).toContain('alias/a');
+    failAliases = true;
+    await sleep(30);
+    expect(await directory.namesOf('arn:aws:kms:r:1:key/k')).toContain('alias/a');
+  });
+});
