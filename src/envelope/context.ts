@@ -23,8 +23,25 @@ export function canonicalContextKey(context: EncryptionContext): string {
   return out;
 }
 
+/**
+ * Orders two strings as their UTF-8 bytes would (= code point order) without encoding them:
+ * UTF-16 code units already sort by code point except that surrogates (U+D800-U+DFFF, the
+ * halves of code points above U+FFFF) must sort after U+E000-U+FFFF. This runs for every
+ * encrypt and decrypt (cache partition, header), so it allocates nothing.
+ */
 export function compareUtf8(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return codePointRank(x) - codePointRank(y);
+  }
+  return a.length - b.length;
+}
+
+function codePointRank(unit: number): number {
+  if (unit < 0xd800) return unit;
+  return unit >= 0xe000 ? unit - 0x800 : unit + 0x2000;
 }
 
 /** Returns why a context is unacceptable, or undefined if it is fine. */

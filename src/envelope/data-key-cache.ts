@@ -121,10 +121,13 @@ export class DataKeyCache {
    * Runs `use` with a live data key for `partition`, charging `bytes` against its caps.
    * `fetch` is called at most once per partition at a time, however many requests miss.
    * When a single message is larger than the byte cap, a one-off key is fetched, used and
-   * zeroed without being cached (as the AWS Encryption SDK does).
+   * zeroed without being cached (as the AWS Encryption SDK does). So is every encryption key
+   * when maxMessages is 1: such a key can never serve a second message, and coalescing would
+   * only queue concurrent requests behind one another's KMS calls (32 concurrent requests
+   * took 32 KMS round trips end to end; bench/ and docs/BENCHMARKS.md).
    */
   async use<T>(partition: string, bytes: number, fetch: () => Promise<DataKeyMaterial>, use: (key: KeyUse) => T): Promise<T> {
-    if (bytes > this.limits.maxBytes) return this.useOnce(fetch, use);
+    if (bytes > this.limits.maxBytes || (this.kind === 'encrypt' && this.limits.maxMessages === 1)) return this.useOnce(fetch, use);
     let initiated = false;
     let waited = false;
     let thrashed = 0;

@@ -7,7 +7,7 @@
  * random 96-bit IVs under one key no longer applies to the data key, and a ciphertext can only
  * ever be opened under the one data key it commits to (no "invisible salamander" messages).
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { EnvelopeError } from './errors.js';
 import {
   COMMITMENT_BYTES,
@@ -23,12 +23,50 @@ const KEY_BYTES = 32;
 /** Binds derived keys to this format and algorithm (version 1, algorithm 1). */
 export const HKDF_INFO = Buffer.from('ev1 AES-256-GCM HKDF-SHA-512 key+commitment', 'ascii');
 
+/** HKDF-Expand's input for the first (and only) output block: info || 0x01. */
+const HKDF_EXPAND_BLOCK_1 = Buffer.concat([HKDF_INFO, Buffer.from([1])]);
+
 /**
  * Returns 64 bytes: [0, 32) the message key, [32, 64) the commitment. The caller zeroes it.
+ *
+ * HKDF-SHA-512 (RFC 5869) written out with two HMACs: 64 bytes is exactly one SHA-512 output
+ * block, so Extract is PRK = HMAC(salt = messageId, dataKey) and Expand is
+ * T(1) = HMAC(PRK, info || 0x01). The bytes are those of
+ * `hkdfSync('sha512', dataKey, messageId, HKDF_INFO, 64)` (the format v1 test vectors pin
+ * them) at about half the cost: hkdfSync builds KeyObjects and a crypto job per call, which
+ * made it the largest single cost of an in-process encrypt (bench/, docs/BENCHMARKS.md).
  */
 export function deriveMessageKeyMaterial(dataKey: Buffer, messageId: Buffer): Buffer {
   if (dataKey.length !== KEY_BYTES) throw new RangeError('data key must be 32 bytes');
-  return Buffer.from(hkdfSync('sha512', dataKey, messageId, HKDF_INFO, KEY_BYTES + COMMITMENT_BYTES));
+  const prk = createHmac('sha512', messageId).update(dataKey).digest();
+  try {
+    return createHmac('sha512', prk).update(HKDF_EXPAND_BLOCK_1).digest();
+  } finally {
+    prk.fill(0);
+  }
+}
+
+/**
+ * Message ids and IVs are public values (written in clear into every ciphertext) that must
+ * never repeat, not secrets. They are copied out of a pool of CSPRNG output refilled 4 KiB
+ * at a time (about 90 messages' worth), instead of two randomFillSync calls per message: the
+ * same idea as Node's own randomUUID() entropy cache. Bytes handed out are zeroed in the pool
+ * and never handed out again.
+ */
+const RANDOM_POOL = Buffer.allocUnsafeSlow(4096);
+let randomPoolAt = RANDOM_POOL.length;
+
+function fillRandom(target: Buffer): Buffer {
+  if (target.length > RANDOM_POOL.length) return randomFillSync(target);
+  if (randomPoolAt + target.length > RANDOM_POOL.length) {
+    randomFillSync(RANDOM_POOL);
+    randomPoolAt = 0;
+  }
+  const end = randomPoolAt + target.length;
+  RANDOM_POOL.copy(target, 0, randomPoolAt, end);
+  RANDOM_POOL.fill(0, randomPoolAt, end);
+  randomPoolAt = end;
+  return target;
 }
 
 /**
@@ -38,13 +76,13 @@ export function deriveMessageKeyMaterial(dataKey: Buffer, messageId: Buffer): Bu
 export function sealMessage(dataKey: Buffer, prefix: EnvelopePrefix, plaintext: Buffer, aad?: Buffer): Buffer {
   const out = Buffer.allocUnsafe(envelopeSize(prefix.prefix.length, plaintext.length));
   let at = prefix.prefix.copy(out, 0);
-  const messageId = randomFillSync(out.subarray(at, at + MESSAGE_ID_BYTES));
+  const messageId = fillRandom(out.subarray(at, at + MESSAGE_ID_BYTES));
   at += MESSAGE_ID_BYTES;
   const material = deriveMessageKeyMaterial(dataKey, messageId);
   try {
     at += material.copy(out, at, KEY_BYTES);
     const header = Buffer.concat([prefix.authenticatedPrefix, out.subarray(at - MESSAGE_ID_BYTES - COMMITMENT_BYTES, at)]);
-    const iv = randomFillSync(out.subarray(at, at + IV_BYTES));
+    const iv = fillRandom(out.subarray(at, at + IV_BYTES));
     at += IV_BYTES;
     const cipher = createCipheriv('aes-256-gcm', material.subarray(0, KEY_BYTES), iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(associatedData(header, aad));

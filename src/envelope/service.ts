@@ -81,8 +81,9 @@ export class EnvelopeService {
   }
 
   async decrypt(envelope: ParsedEnvelope, aad: Buffer | undefined, trace: KmsTrace): Promise<DecryptResult> {
-    const wrappedKeyId = dataKeyIdOf(envelope.wrappedKey);
-    const partition = `${envelope.keyArn}\u0000${wrappedKeyId}\u0000${canonicalContextKey(envelope.context)}`;
+    // The wrapped key's bytes themselves (base64), not a hash of them: exact, and no SHA-256
+    // per decrypt. The ARN and wrapped key are bounded (ENVELOPE_LIMITS), so is the string.
+    const partition = `${envelope.keyArn}\u0000${envelope.wrappedKey.toString('base64')}\u0000${canonicalContextKey(envelope.context)}`;
     const fetch = async (): Promise<DataKeyMaterial> => {
       const key = await this.provider.decryptDataKey(envelope.wrappedKey, envelope.keyArn, envelope.context);
       // Copy: the envelope's wrappedKey is a view into the request's buffer.

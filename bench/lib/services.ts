@@ -1,0 +1,135 @@
+/**
+ * Starting the benchmark servers: the two bare baselines and the service in each of its
+ * layer variants (same code, different environment).
+ */
+import { mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { BENCH_DEV_TOKEN, BENCH_POLICY_FILE, BENCH_TOKEN } from './constants.js';
+import type { LocalKms, RunContext } from './context.js';
+import { mainThreadProfile, startServer, type ServerProcess } from './server-process.js';
+
+/** The layer variants of case 5 (and `full`, case 1's (c)). */
+export type ServiceVariant =
+  | 'full'
+  | 'no-audit'
+  | 'no-policy'
+  | 'no-app-log'
+  | 'minimal'
+  | 'cache-off-local'
+  | 'local-kms'
+  | 'cache-off-local-kms';
+
+export const VARIANT_LABELS: Record<ServiceVariant, string> = {
+  full: 'everything on (local provider)',
+  'no-audit': 'audit off (discarding sink)',
+  'no-policy': 'policy off (dev mode)',
+  'no-app-log': 'app request log off (LOG_LEVEL=warn)',
+  minimal: 'audit, policy and app log off',
+  'cache-off-local': 'cache off (CACHE_MAX_MESSAGES=1), local provider',
+  'local-kms': 'everything on, local-kms provider',
+  'cache-off-local-kms': 'cache off (CACHE_MAX_MESSAGES=1), local-kms',
+};
+
+export function variantUsesLocalKms(variant: ServiceVariant): boolean {
+  return variant === 'local-kms' || variant === 'cache-off-local-kms';
+}
+
+export interface ServiceOptions {
+  /** Extra environment (e.g. CACHE_MAX_MESSAGES for the KMS economy case). */
+  env?: Record<string, string>;
+}
+
+export interface RunningService {
+  server: ServerProcess;
+  /** Headers every /v1 request needs for this variant (the bearer token). */
+  auth: Record<string, string>;
+}
+
+export function serviceEnv(ctx: RunContext, name: string, variant: ServiceVariant, localKms: LocalKms | undefined): Record<string, string> {
+  const env: Record<string, string> = {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOCAL_KEYSTORE: join(ctx.workDir, 'keystore.json'),
+    AUDIT_LOG: join(ctx.workDir, `audit-${name}.log`),
+    LOG_LEVEL: 'info',
+    POLICY_FILE: BENCH_POLICY_FILE,
+    // The default (60,000 a minute per principal) would answer 429 within a full run, so the
+    // maximum allowed; the limiter still runs on every request, it just never trips.
+    RATE_LIMIT_MAX: '10000000',
+  };
+  if (variant === 'no-audit' || variant === 'minimal') env.BENCH_AUDIT = 'discard';
+  if (variant === 'no-policy' || variant === 'minimal') {
+    delete env.POLICY_FILE;
+    env.DEV_TOKEN = BENCH_DEV_TOKEN;
+  }
+  if (variant === 'no-app-log' || variant === 'minimal') env.LOG_LEVEL = 'warn';
+  if (variant === 'cache-off-local' || variant === 'cache-off-local-kms') env.CACHE_MAX_MESSAGES = '1';
+  if (variantUsesLocalKms(variant)) {
+    if (!localKms) throw new Error(`variant ${variant} needs local-kms`);
+    Object.assign(env, {
+      KMS_PROVIDER: 'aws',
+      KMS_ENDPOINT: localKms.endpoint,
+      AWS_REGION: 'eu-west-2',
+      // local-kms does not check signatures; the SDK only needs something to sign with.
+      AWS_ACCESS_KEY_ID: 'local-kms-bench',
+      AWS_SECRET_ACCESS_KEY: 'local-kms-bench',
+    });
+  }
+  return env;
+}
+
+export async function startService(
+  ctx: RunContext,
+  name: string,
+  variant: ServiceVariant,
+  options: ServiceOptions = {},
+): Promise<RunningService> {
+  const localKms = 'endpoint' in ctx.localKms ? ctx.localKms : undefined;
+  const env = { ...serviceEnv(ctx, name, variant, localKms), ...options.env };
+  const server = await start(ctx, name, 'service.ts', env);
+  const token = env.POLICY_FILE ? BENCH_TOKEN : BENCH_DEV_TOKEN;
+  return { server, auth: { authorization: `Bearer ${token}` } };
+}
+
+export async function startBare(ctx: RunContext, name: 'bare-echo' | 'bare-aes'): Promise<ServerProcess> {
+  return start(ctx, name, `${name}.ts`, {});
+}
+
+async function start(ctx: RunContext, name: string, script: string, env: Record<string, string>): Promise<ServerProcess> {
+  const profile = ctx.profileServers.has(name);
+  ctx.log(`  starting ${name}${profile ? ' (with --cpu-prof)' : ''}`);
+  const profileDir = join(ctx.profileDir, name);
+  if (profile) mkdirSync(profileDir, { recursive: true });
+  const server = await startServer({ name, script, env, workDir: ctx.workDir, ...(profile ? { cpuProfileDir: profileDir } : {}) });
+  if (!profile) return server;
+  return {
+    ...server,
+    async stop() {
+      await server.stop();
+      const files = readdirSync(profileDir);
+      const main = mainThreadProfile(files, server.pid);
+      if (main) ctx.cpuProfiles.push({ server: name, file: join(profileDir, main) });
+      else ctx.notes.push(`the main-thread profile of ${name} was not written (files: ${files.join(', ')})`);
+    },
+  };
+}
+
+/** POST JSON and return the parsed answer; throws on a non-2xx status. */
+export async function postJson<T>(url: string, body: string, headers: Record<string, string> = {}): Promise<T> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`POST ${url}: ${response.status} ${text.slice(0, 500)}`);
+  return JSON.parse(text) as T;
+}
+
+export async function withServer<S extends { stop(): Promise<void> } | RunningService, T>(
+  starting: Promise<S>,
+  use: (server: S) => Promise<T>,
+): Promise<T> {
+  const server = await starting;
+  try {
+    return await use(server);
+  } finally {
+    await ('server' in server ? server.server.stop() : server.stop());
+  }
+}

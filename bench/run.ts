@@ -1,0 +1,63 @@
+/**
+ * npm run bench                      full run (about 12 minutes); regenerates docs/BENCHMARKS.md
+ * npm run bench:smoke                a second or two per case (CI); writes smoke-<ts>.json only
+ *
+ * Options:
+ *   --only http,large,layers,inprocess,kms   run some case groups (docs are then not touched)
+ *   --profile service-full[,bare-aes,...]    run those server children under node --cpu-prof and
+ *                                            summarise the profiles (see bench/profile-summary.ts)
+ *   --out <dir>                              results directory (default bench/results)
+ *   --docs / --no-docs                       force or skip regenerating docs/BENCHMARKS.md
+ *   --keep                                   keep the scratch directory (server logs, audit logs)
+ *   --report <results.json>                  only regenerate docs/BENCHMARKS.md and charts from a results file
+ *   --sizes 1k,64k,1m,max                    payload sizes of the HTTP groups (exploration only)
+ *   --variants no-audit,minimal,...          layer variants of case 5 (exploration only)
+ *   --duration <s> --warmup <s> --connections <n>   override the HTTP settings (exploration only)
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { runBenchmarks } from './runner.js';
+import { updateDocs } from './lib/report.js';
+import type { BenchResults } from './lib/results.js';
+import { FULL, SMOKE } from './lib/settings.js';
+
+const args = process.argv.slice(2);
+const value = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const list = (name: string): string[] | undefined => value(name)?.split(',').filter(Boolean);
+
+const reportFrom = value('--report');
+if (reportFrom) {
+  const file = resolve(reportFrom);
+  const written = updateDocs(JSON.parse(readFileSync(file, 'utf8')) as BenchResults, file);
+  process.stdout.write(`wrote ${written.join(', ')}\n`);
+  process.exit(0);
+}
+
+const smoke = args.includes('--smoke');
+const settings = { ...(smoke ? SMOKE : FULL) };
+if (value('--duration')) settings.durationSeconds = Number(value('--duration'));
+if (value('--warmup')) settings.warmupSeconds = Number(value('--warmup'));
+if (value('--connections')) settings.connections = Number(value('--connections'));
+runBenchmarks({
+  settings,
+  ...(value('--out') ? { outDir: value('--out')! } : {}),
+  ...(args.includes('--docs') ? { docs: true } : args.includes('--no-docs') ? { docs: false } : {}),
+  ...(list('--only') ? { only: list('--only')! } : {}),
+  ...(list('--profile') ? { profile: list('--profile')! } : {}),
+  ...(list('--sizes') ? { sizes: list('--sizes')! } : {}),
+  ...(list('--variants') ? { variants: list('--variants')! } : {}),
+  keepWorkDir: args.includes('--keep'),
+  command: `npm run bench${smoke ? ':smoke' : ''}${args.filter((a) => a !== '--smoke').length ? ` -- ${args.filter((a) => a !== '--smoke').join(' ')}` : ''}`,
+}).then(
+  ({ results }) => {
+    const missed = results.targets.filter((t) => t.met === false).length;
+    process.stdout.write(`done: ${Object.keys(results.cases).length} cases, ${missed} target(s) missed\n`);
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

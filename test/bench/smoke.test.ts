@@ -1,0 +1,87 @@
+/**
+ * The benchmark must not rot: run `npm run bench:smoke` (every case for a second or two) and
+ * check that the results file has every case with numbers > 0. No timing assertions: the
+ * numbers depend on the machine and on what else runs. Cases against local-kms may be skipped
+ * outside CI when its binary is missing (the runner refuses to skip them in CI).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { BenchResults } from '../../bench/lib/results.js';
+import { expectedCaseIds } from '../../bench/runner.js';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const outDir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
+
+afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+function runSmoke(): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', '--out', outDir], {
+      cwd: REPO,
+      env: process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const collect = (chunk: Buffer) => {
+      output = (output + chunk.toString('utf8')).slice(-20_000);
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+describe('npm run bench:smoke', () => {
+  it('runs every case and records numbers > 0', { timeout: 300_000 }, async () => {
+    const { code, output } = await runSmoke();
+    expect(code, output).toBe(0);
+
+    const files = readdirSync(outDir).filter((name) => /^smoke-.*\.json$/.test(name));
+    expect(files).toHaveLength(1);
+    const results = JSON.parse(readFileSync(join(outDir, files[0]!), 'utf8')) as BenchResults;
+    expect(results.settings.mode).toBe('smoke');
+
+    for (const id of expectedCaseIds()) {
+      const result = results.cases[id];
+      expect(result, `case ${id} is missing`).toBeDefined();
+      if (!result) continue;
+      switch (result.kind) {
+        case 'http':
+          expect(result.requestsPerSecond, id).toBeGreaterThan(0);
+          expect(result.requestsTotal, id).toBeGreaterThan(0);
+          expect(result.latencyMs.p99, id).toBeGreaterThanOrEqual(result.latencyMs.p50);
+          expect(result.mbPerSecond, id).toBeGreaterThan(0);
+          break;
+        case 'ops':
+          expect(result.opsPerSecond, id).toBeGreaterThan(0);
+          expect(result.ops, id).toBeGreaterThan(0);
+          break;
+        case 'kms':
+          expect(result.requests, id).toBeGreaterThan(0);
+          expect(result.generateDataKeyCalls, id).toBeGreaterThan(0);
+          break;
+        case 'skipped':
+          // Only local-kms cases may be skipped, and never in CI.
+          expect(process.env.CI, `${id} skipped in CI: ${result.reason}`).not.toBe('true');
+          expect(result.reason, id).toMatch(/local-kms/);
+          break;
+      }
+    }
+
+    expect(results.targets.map((target) => target.id)).toEqual([
+      'http-1k-encrypt-vs-floor',
+      'inprocess-encrypt-vs-sdk',
+      'burst-one-kms-call',
+      'large-1m-vs-raw-crypto',
+    ]);
+    for (const target of results.targets) {
+      if (target.id === 'burst-one-kms-call' && results.cases['kms.burst.ours']?.kind === 'skipped') continue;
+      expect(target.measured, target.id).not.toBeNull();
+      expect(target.measured!, target.id).toBeGreaterThan(0);
+    }
+  });
+});
