@@ -3,8 +3,6 @@
  * writable. The KMS probe is cached for a few seconds so a busy load balancer cannot turn
  * health checks into a KMS load of their own.
  */
-
-
 import type { AuditSink } from './audit-event.js';
 import type { KeyProvider } from '../kms/provider.js';
 
