@@ -132,6 +132,13 @@ function describeFrameworkError(error: unknown): ProblemDescription {
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return { status: 400, code: 'InvalidRequest', detail: 'the Content-Length header does not match the body' };
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      // Fastify's parser gives one error for both causes (it drops secure-json-parse's message),
+      // so the detail names both: broken JSON, or the prototype-poisoning guard.
+      return {
+        status: 400,
+        code: 'MalformedJson',
+        detail: 'the request body is not valid JSON, or it holds a key named "__proto__" (refused everywhere)',
+      };
     case 'FST_ERR_CTP_INVALID_TYPE':
       return { status: 400, code: 'MalformedJson', detail: 'the request body is not valid JSON' };
     default:

@@ -89,8 +89,15 @@ function StringMap(value: ReturnType<typeof Type.String>, options: Record<string
   return Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: value, ...options });
 }
 
-/** Context keys: 1 to 256 (characters here; the service also checks UTF-8 bytes). */
-const CONTEXT_KEY_NAMES = { propertyNames: { minLength: 1, maxLength: ENVELOPE_LIMITS.maxContextKeyBytes } };
+/**
+ * Context keys: 1 to 256 (characters here; the service also checks UTF-8 bytes), and never
+ * `__proto__`: Fastify's JSON parser refuses that key anywhere in a body (prototype-poisoning
+ * guard), so the schema says so rather than promise a key the service rejects (found by
+ * schemathesis). Dropping the key instead would silently bind a different context.
+ */
+const CONTEXT_KEY_NAMES = {
+  propertyNames: { minLength: 1, maxLength: ENVELOPE_LIMITS.maxContextKeyBytes, not: { const: '__proto__' } },
+};
 const ContextValue = () => Type.String({ maxLength: ENVELOPE_LIMITS.maxContextValueBytes });
 
 export const EncryptionContextSchema = StringMap(

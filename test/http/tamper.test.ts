@@ -140,5 +140,7 @@ describe('malformed requests get 400 with a problem body', () => {
   it('a __proto__ key is refused, not merged', async () => {
     const response = await request(t.app.server).post('/v1/encrypt').set(AUTH).set('content-type', 'application/json').send('{"plaintext":"aGk=","context":{"__proto__":{"x":"1"}}}');
     expect(response.status).toBe(400);
+    // Well-formed JSON: the answer must name the refused key, not only call the body malformed.
+    expect(response.body.detail).toContain('__proto__');
   });
 });
