@@ -27,6 +27,7 @@ import type { Config } from './config.js';
 import { DataKeyCache } from './envelope/data-key-cache.js';
 import { KeyDirectory } from './envelope/key-directory.js';
 import { EnvelopeService } from './envelope/service.js';
+import { AccessLog } from './http/access-log.js';
 import { registerAuditTrail } from './http/audit-hook.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { KeyGuard } from './http/key-guard.js';
@@ -114,6 +115,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     requestIdHeader: false,
+    logController: new AccessLog(),
     ajv: {
       customOptions: {
         // Reject unknown fields instead of silently dropping them: a typo such as `keyid`

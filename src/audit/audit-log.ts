@@ -18,7 +18,7 @@ import {
   type ServiceEventName,
   type SinkRecoveredDetails,
 } from './event.js';
-import { REDACT_CENSOR, REDACT_PATHS } from './redaction.js';
+import { censorSecretFields } from './redaction.js';
 import { openDestination } from './open-destination.js';
 import type { SyncLineDestination } from './sync-destination.js';
 
@@ -69,8 +69,8 @@ export class AuditLog {
         // pino begins every line with the level formatter's object. Returning the constant
         // eventVersion instead of `{level: 30}` keeps `level` out of the record and makes the
         // line start with `{"eventVersion":"1.0"`. (Returning {} would produce `{,"...`.)
-        formatters: { level: () => ({ eventVersion: AUDIT_EVENT_VERSION }) },
-        redact: { paths: REDACT_PATHS, censor: REDACT_CENSOR },
+        // log() runs the redaction backstop on every event (see redaction.ts).
+        formatters: { level: () => ({ eventVersion: AUDIT_EVENT_VERSION }), log: censorSecretFields },
       },
       destination,
     );

@@ -3,11 +3,10 @@
  * CloudTrail-shaped event; no secret reaches any log; a failing sink fails requests closed.
  */
 import { Writable } from 'node:stream';
-import pino from 'pino';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditLog } from '../../src/audit/verify.js';
-import { REDACTED_PATHS } from '../../src/logging.js';
+import { createAppLogger } from '../../src/logging.js';
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js';
 
 type Event = Record<string, any>;
@@ -111,7 +110,8 @@ describe('no secret reaches any log', () => {
         done();
       },
     });
-    const logger = pino({ level: 'trace', redact: { paths: REDACTED_PATHS, censor: '[REDACTED]' } }, sink);
+    // The production logger configuration (its redaction backstop included), at trace level.
+    const logger = createAppLogger({ LOG_LEVEL: 'trace' }, { destination: sink });
     const MARKER = 'MARKER-PLAINTEXT-7d41c9';
     const TOKEN = 'MARKER-TOKEN-5be2a0f1';
     const AAD = 'MARKER-AAD-91f3';

@@ -39,7 +39,7 @@ function encryptBody(i: number): string {
   return JSON.stringify({ plaintext: Buffer.from(`message ${i}`).toString('base64'), context: { test: 'shutdown' } });
 }
 
-/** Waits until the service has logged "incoming request" for every one of `ids`. */
+/** Waits until the service has logged "incoming request" (debug level) for every one of `ids`. */
 async function waitForIncoming(svc: ServiceProcess, ids: string[], timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -71,7 +71,8 @@ describe('SIGTERM during a burst', { timeout: 60_000 }, () => {
     dir = tempDir();
     const keystore = join(dir.path, 'keystore.json');
     const auditLog = join(dir.path, 'audit.log');
-    service = await startService({ LOCAL_KEYSTORE: keystore, AUDIT_LOG: auditLog, LOG_LEVEL: 'info', SHUTDOWN_GRACE_MS: '15000' });
+    // debug: the "incoming request" line (debug level) tells when the held requests arrived.
+    service = await startService({ LOCAL_KEYSTORE: keystore, AUDIT_LOG: auditLog, LOG_LEVEL: 'debug', SHUTDOWN_GRACE_MS: '15000' });
     const url = `${service.baseUrl}/v1/encrypt`;
     const headers = { ...AUTH };
 
@@ -188,7 +189,7 @@ describe('a shutdown that hangs', { timeout: 60_000 }, () => {
     service = await startService({
       LOCAL_KEYSTORE: join(dir.path, 'keystore.json'),
       AUDIT_LOG: join(dir.path, 'audit.log'),
-      LOG_LEVEL: 'info',
+      LOG_LEVEL: 'debug', // for the "incoming request" line
       SHUTDOWN_GRACE_MS: String(graceMs),
     });
     // A request whose body never completes keeps Fastify's close() waiting.
