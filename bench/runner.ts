@@ -193,8 +193,9 @@ export function evaluate(cases: Record<string, CaseResult>): { ratios: Record<st
   }
   for (const size of ['1m', 'max']) {
     const raw = mbps(cases, `large.raw.${size}`);
-    for (const who of ['a', 'b', 'b-binary', 'c']) ratios[`large.${size}.${who}/raw`] = ratio(mbps(cases, `large.enc.${size}.${who}`), raw);
+    for (const who of ['a', 'b', 'b-binary', 'c', 'c-binary']) ratios[`large.${size}.${who}/raw`] = ratio(mbps(cases, `large.enc.${size}.${who}`), raw);
     ratios[`large.${size}.c/b`] = ratio(mbps(cases, `large.enc.${size}.c`), mbps(cases, `large.enc.${size}.b`));
+    ratios[`large.${size}.c-binary/b-binary`] = ratio(mbps(cases, `large.enc.${size}.c-binary`), mbps(cases, `large.enc.${size}.b-binary`));
   }
   const full = rate(cases, 'layer.enc.1k.full');
   for (const variant of LAYER_VARIANTS) ratios[`layer.${variant}/full`] = ratio(rate(cases, `layer.enc.1k.${variant}`), full);
@@ -227,7 +228,14 @@ export function evaluate(cases: Record<string, CaseResult>): { ratios: Record<st
       (v) => v === 1,
       burstSdk?.kind === 'kms' ? `the Encryption SDK's caching CMM made ${burstSdk.generateDataKeyCalls}` : undefined,
     ),
-    target('large-1m-vs-raw-crypto', '(c) service encrypt 1 MiB over HTTP vs raw node:crypto AES-256-GCM in-process, MB/s', '>= 0.5', ratios['large.1m.c/raw'] ?? null, (v) => v >= 0.5),
+    target(
+      'large-1m-vs-raw-crypto',
+      '(c) service encrypt 1 MiB over HTTP (binary API, /v1/encrypt/binary) vs raw node:crypto AES-256-GCM in-process, MB/s',
+      '>= 0.5',
+      ratios['large.1m.c-binary/raw'] ?? null,
+      (v) => v >= 0.5,
+      `the JSON API (/v1/encrypt, base64 in JSON): ${ratios['large.1m.c/raw'] ?? 'n/a'}×`,
+    ),
   ];
   return { ratios, targets };
 }

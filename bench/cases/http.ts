@@ -7,7 +7,8 @@
  *      (lib/stream-load.ts explains why not autocannon);
  *   5. the 1 KiB encrypt through each layer variant of the service.
  */
-import { KiB, MiB } from '../lib/constants.js';
+import { BENCH_CONTEXT, KiB, MiB } from '../lib/constants.js';
+import { formatContextHeader } from '../../src/http/binary-headers.js';
 import { decryptBody, encryptBody, largestPlaintextFor, plaintextOf } from '../lib/bodies.js';
 import { skip, wants, type RunContext } from '../lib/context.js';
 import { measureHttp, round, type HttpMeasurement } from '../lib/load.js';
@@ -116,9 +117,16 @@ export async function runHttpCases(ctx: RunContext): Promise<void> {
       await measure(ctx, server, `http.dec.${p.size.key}.c`, `(c) service decrypt, ${p.size.label}`, '/v1/decrypt', body, p.size.bytes, { headers: auth });
     }
     for (const p of big) {
-      await measure(ctx, server, `large.enc.${p.size.key}.c`, `(c) service encrypt, ${p.size.label}`, '/v1/encrypt', p.encrypt, p.size.bytes, {
+      await measure(ctx, server, `large.enc.${p.size.key}.c`, `(c) service encrypt, JSON+base64, ${p.size.label}`, '/v1/encrypt', p.encrypt, p.size.bytes, {
         headers: auth,
         connections: largeConnections,
+        client: 'streaming',
+      });
+      // The binary API with the same context as the JSON bodies (BENCH_CONTEXT).
+      await measure(ctx, server, `large.enc.${p.size.key}.c-binary`, `(c) service encrypt, octet-stream, ${p.size.label}`, '/v1/encrypt/binary', p.plaintext, p.size.bytes, {
+        headers: { ...auth, 'x-envelope-context': BINARY_CONTEXT_HEADER },
+        connections: largeConnections,
+        contentType: 'application/octet-stream',
         client: 'streaming',
       });
     }
@@ -157,6 +165,9 @@ export async function runHttpCases(ctx: RunContext): Promise<void> {
     }
   });
 }
+
+/** BENCH_CONTEXT as the binary API's context header. */
+const BINARY_CONTEXT_HEADER = formatContextHeader(Object.entries(BENCH_CONTEXT));
 
 /** Case 5: the same 1 KiB encrypt through each layer variant, "full" measured again alongside. */
 export const LAYER_VARIANTS: ServiceVariant[] = [

@@ -180,10 +180,10 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
   for (const size of ['1m', 'max'] as const) {
     const raw = ops(results, `large.raw.${size}`);
     if (raw) lines.push(`| ${raw.label} | ${fmt(raw.opsPerSecond)} | ${fmt(raw.mbPerSecond)} | 1× | | | |`);
-    for (const who of ['a', 'b', 'b-binary', 'c'] as const) {
+    for (const who of ['a', 'b', 'b-binary', 'c', 'c-binary'] as const) {
       const c = http(results, `large.enc.${size}.${who}`);
       if (!c) continue;
-      const label = who === 'c' ? `**${c.label}**` : c.label;
+      const label = who.startsWith('c') ? `**${c.label}**` : c.label;
       lines.push(
         `| ${label} | ${fmt(c.requestsPerSecond, 1)} | ${fmt(c.mbPerSecond)} | ${ratio(r[`large.${size}.${who}/raw`], 3)} | ${fmt(c.latencyMs.p50)} | ${fmt(c.latencyMs.p99)} | ${fmt((c.serverCpuUsPerRequest ?? NaN) / 1000, 1)} |`,
       );
@@ -336,6 +336,7 @@ export function renderCharts(results: BenchResults): Record<string, string> {
       ['b', '(b) bare AES, JSON+base64', 'baseline'],
       ['b-binary', '(b) bare AES, octet-stream', 'baseline'],
       ['c', '(c) service, JSON+base64', 'ours'],
+      ['c-binary', '(c) service, octet-stream', 'ours'],
     ] as const) {
       const c = h(`large.enc.${size}.${who}`);
       large.push({ label: `${sizeLabel}: ${label}`, value: c?.mbPerSecond ?? null, kind, ...(c ? { display: `${fmt(c.mbPerSecond)} MB/s` } : {}) });

@@ -9,6 +9,7 @@ import {
   encodeEnvelopePrefix,
   encodeRewrapped,
   parseCiphertext,
+  parseEnvelope,
   toCiphertextString,
   type EnvelopePrefix,
   type ParsedEnvelope,
@@ -29,6 +30,13 @@ export interface DataKeyReport {
 
 export interface EncryptResult {
   ciphertext: string;
+  keyArn: string;
+  dataKey: DataKeyReport;
+}
+
+export interface EnvelopeResult {
+  /** The binary envelope (the bytes the text form base64url-encodes). */
+  envelope: Buffer;
   keyArn: string;
   dataKey: DataKeyReport;
 }
@@ -66,18 +74,37 @@ export class EnvelopeService {
     private readonly caches: EnvelopeCaches,
   ) {}
 
+  /** Encrypts to the text form (`ev1:` + base64url), as the JSON API carries it. */
   async encrypt(keyArn: string, plaintext: Buffer, context: EncryptionContext, aad: Buffer | undefined, trace: KmsTrace): Promise<EncryptResult> {
+    const { envelope, ...rest } = await this.encryptToEnvelope(keyArn, plaintext, context, aad, trace);
+    return { ciphertext: toCiphertextString(envelope), ...rest };
+  }
+
+  /** Encrypts to the binary envelope itself (docs/FORMAT.md), as the binary API carries it. */
+  async encryptToEnvelope(
+    keyArn: string,
+    plaintext: Buffer,
+    context: EncryptionContext,
+    aad: Buffer | undefined,
+    trace: KmsTrace,
+  ): Promise<EnvelopeResult> {
     const partition = `${keyArn}\u0000${canonicalContextKey(context)}`;
     const fetch = async (): Promise<DataKeyMaterial> => this.provider.generateDataKey(keyArn, context);
-    return this.caches.encrypt.use(partition, plaintext.length, fetch, (use) => {
-      const envelope = sealMessage(use.entry.plaintextKey, prefixOf(use.entry, context), plaintext, aad);
-      return { ciphertext: toCiphertextString(envelope), keyArn: use.entry.keyArn, dataKey: report(use, trace) };
-    });
+    return this.caches.encrypt.use(partition, plaintext.length, fetch, (use) => ({
+      envelope: sealMessage(use.entry.plaintextKey, prefixOf(use.entry, context), plaintext, aad),
+      keyArn: use.entry.keyArn,
+      dataKey: report(use, trace),
+    }));
   }
 
   /** Parses without decrypting, so the caller can authorize on the stored key and context. */
   parse(ciphertext: string): ParsedEnvelope {
     return parseCiphertext(ciphertext);
+  }
+
+  /** parse() for the binary envelope; the result's buffers are views into `bytes`. */
+  parseBinary(bytes: Buffer): ParsedEnvelope {
+    return parseEnvelope(bytes);
   }
 
   async decrypt(envelope: ParsedEnvelope, aad: Buffer | undefined, trace: KmsTrace): Promise<DecryptResult> {

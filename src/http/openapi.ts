@@ -32,8 +32,34 @@ declare module 'fastify' {
 const moveBodyExamples: SwaggerTransform = ({ schema, url }) => {
   const { bodyExamples, ...rest } = (schema ?? {}) as FastifySchema;
   if (!schema || !bodyExamples || !rest.body) return { schema, url };
-  return { schema: { ...rest, body: { ...(rest.body as object), 'x-examples': bodyExamples } }, url };
+  const body = rest.body as { content?: Record<string, { schema: object }> };
+  if (!body.content) return { schema: { ...rest, body: { ...body, 'x-examples': bodyExamples } }, url };
+  // A body given per media type (routes/binary.ts): the examples go into each media type's schema.
+  const content = Object.fromEntries(
+    Object.entries(body.content).map(([type, media]) => [type, { ...media, schema: { ...media.schema, 'x-examples': bodyExamples } }]),
+  );
+  return { schema: { ...rest, body: { ...body, content } }, url };
 };
+
+/**
+ * Binary request bodies (routes/binary.ts) are validated without a `type` (Ajv would reject a
+ * Buffer as no string); the document says `type: string, format: binary`, as clients expect.
+ */
+const OCTET_STREAM = 'application/octet-stream';
+
+const typeBinaryBodies: SwaggerTransform = ({ schema, url }) => {
+  const body = (schema as FastifySchema | undefined)?.body as { content?: Record<string, { schema?: Record<string, unknown> }> } | undefined;
+  if (!body?.content) return { schema, url };
+  const content = Object.fromEntries(
+    Object.entries(body.content).map(([type, media]) => [
+      type,
+      type === OCTET_STREAM ? { ...media, schema: { type: 'string', format: 'binary', ...media.schema } } : media,
+    ]),
+  );
+  return { schema: { ...(schema as object), body: { ...body, content } }, url };
+};
+
+const transformRouteSchema: SwaggerTransform = (route) => typeBinaryBodies(moveBodyExamples(route) as typeof route);
 
 const DOCS_CSP = {
   'default-src': ["'self'"],
@@ -87,7 +113,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         },
       },
     },
-    transform: moveBodyExamples,
+    transform: transformRouteSchema,
     refResolver: {
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
     },

@@ -126,7 +126,11 @@ function describeFrameworkError(error: unknown): ProblemDescription {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { status: 413, code: 'PayloadTooLarge', detail: 'the request body is larger than BODY_LIMIT_BYTES' };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return { status: 415, code: 'UnsupportedMediaType', detail: 'send application/json' };
+      return {
+        status: 415,
+        code: 'UnsupportedMediaType',
+        detail: 'unsupported Content-Type: /v1/*/binary take application/octet-stream, every other route application/json',
+      };
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return { status: 400, code: 'InvalidRequest', detail: 'the request body is empty' };
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':

@@ -74,8 +74,10 @@ describe('the served document', () => {
         'POST /v1/datakey',
         'POST /v1/decrypt',
         'POST /v1/decrypt/batch',
+        'POST /v1/decrypt/binary',
         'POST /v1/encrypt',
         'POST /v1/encrypt/batch',
+        'POST /v1/encrypt/binary',
         'POST /v1/rewrap',
       ].sort(),
     );
@@ -164,9 +166,12 @@ describe('request examples', () => {
   );
 
   it.each(withBodies)('$name offers named examples', ({ operation }) => {
-    const named = operation.requestBody!.content['application/json']?.examples ?? {};
-    expect(Object.keys(named).length).toBeGreaterThan(0);
-    for (const example of Object.values(named)) expect(example.summary).toBeTruthy();
+    const media = Object.values(operation.requestBody!.content);
+    expect(media.length).toBeGreaterThan(0);
+    for (const { examples: named = {} } of media) {
+      expect(Object.keys(named).length).toBeGreaterThan(0);
+      for (const example of Object.values(named)) expect(example.summary).toBeTruthy();
+    }
   });
 
   // The decrypt and rewrap examples come from another keystore, so this service cannot open

@@ -58,7 +58,12 @@ export const COMMON_ERRORS = {
   401: problem(401, 'No bearer token, or an invalid one.', 'Unauthenticated', 'missing or invalid bearer token', WWW_AUTHENTICATE),
   403: problem(403, 'The policy does not allow this request.', 'AccessDenied', 'the policy does not allow this request'),
   413: problem(413, 'The body is larger than BODY_LIMIT_BYTES.', 'PayloadTooLarge', 'the request body is larger than BODY_LIMIT_BYTES'),
-  415: problem(415, 'The body is not application/json.', 'UnsupportedMediaType', 'send application/json'),
+  415: problem(
+    415,
+    'The body is not application/json (application/octet-stream on the /binary routes).',
+    'UnsupportedMediaType',
+    'unsupported Content-Type: /v1/*/binary take application/octet-stream, every other route application/json',
+  ),
   429: problem(429, 'Rate limit for this principal exceeded; see Retry-After.', 'RateLimited', 'rate limit of 60000 requests per 1 minute exceeded for this principal', RETRY_AFTER),
   503: problem(503, 'KMS, the audit log or the service is unavailable; see Retry-After. No result was produced.', 'KmsUnavailable', 'KMS is unavailable', RETRY_AFTER),
 } as const;

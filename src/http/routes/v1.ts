@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { registerBatch } from './batch.js';
+import { registerBinary } from './binary.js';
 import type { V1Deps } from './common.js';
 import { registerDataKey } from './datakey.js';
 import { registerDecrypt } from './decrypt.js';
@@ -26,6 +27,7 @@ export async function registerV1Routes(scope: FastifyInstance, deps: V1Deps): Pr
   });
   registerEncrypt(scope, deps);
   registerDecrypt(scope, deps);
+  await registerBinary(scope, deps);
   registerBatch(scope, deps);
   registerRewrap(scope, deps);
   registerDataKey(scope, deps);
