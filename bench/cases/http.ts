@@ -13,6 +13,7 @@ import { decryptBody, encryptBody, largestPlaintextFor, plaintextOf } from '../l
 import { skip, wants, type RunContext } from '../lib/context.js';
 import { measureHttp, round, type HttpMeasurement } from '../lib/load.js';
 import { measureHttpStreaming } from '../lib/stream-load.js';
+import { runRawCryptoCases } from './inprocess.js';
 import type { ServerProcess } from '../lib/server-process.js';
 import {
   VARIANT_LABELS,
@@ -116,6 +117,7 @@ export async function runHttpCases(ctx: RunContext): Promise<void> {
       const body = serviceDecryptBodies.get(p.size.key)!;
       await measure(ctx, server, `http.dec.${p.size.key}.c`, `(c) service decrypt, ${p.size.label}`, '/v1/decrypt', body, p.size.bytes, { headers: auth });
     }
+    if (big.length > 0) await runRawCryptoCases(ctx); // a raw-crypto sample next to these cases
     for (const p of big) {
       await measure(ctx, server, `large.enc.${p.size.key}.c`, `(c) service encrypt, JSON+base64, ${p.size.label}`, '/v1/encrypt', p.encrypt, p.size.bytes, {
         headers: auth,
@@ -138,6 +140,7 @@ export async function runHttpCases(ctx: RunContext): Promise<void> {
       const body = serviceDecryptBodies.get(p.size.key)!;
       await measure(ctx, server, `http.dec.${p.size.key}.a`, `(a) bare echo, decrypt body, ${p.size.label}`, '/echo', body, p.size.bytes);
     }
+    if (big.length > 0) await runRawCryptoCases(ctx);
     for (const p of big) {
       await measure(ctx, server, `large.enc.${p.size.key}.a`, `(a) bare echo, ${p.size.label}`, '/echo', p.encrypt, p.size.bytes, {
         connections: largeConnections,
@@ -152,6 +155,7 @@ export async function runHttpCases(ctx: RunContext): Promise<void> {
       const { ciphertext } = await postJson<{ ciphertext: string }>(`${server.url}/encrypt`, p.encrypt);
       await measure(ctx, server, `http.dec.${p.size.key}.b`, `(b) bare AES-GCM decrypt, ${p.size.label}`, '/decrypt', decryptBody(ciphertext), p.size.bytes);
     }
+    if (big.length > 0) await runRawCryptoCases(ctx);
     for (const p of big) {
       await measure(ctx, server, `large.enc.${p.size.key}.b`, `(b) bare AES-GCM, JSON+base64, ${p.size.label}`, '/encrypt', p.encrypt, p.size.bytes, {
         connections: largeConnections,

@@ -106,11 +106,24 @@ export async function runInProcessCases(ctx: RunContext): Promise<void> {
   await provider.close();
 }
 
-/** Raw AES-256-GCM over the same bytes as the large HTTP cases: the MB/s reference. */
+/** Samples of the raw reference taken so far in this run, per size key. */
+const rawSamples = new Map<string, OpsMeasurement[]>();
+
+/**
+ * Raw AES-256-GCM over the same bytes as the large HTTP cases: the MB/s reference.
+ *
+ * Sampled several times during the run (here with the in-process cases, and again right before
+ * each server's large-payload cases) and recorded as the median sample: on this shared VM raw
+ * AES-GCM measured anywhere from 1.5 to 4.3 GB/s within one run, so a single sample minutes
+ * away from the HTTP cases made their ratio depend on which moment it hit.
+ */
 export async function runRawCryptoCases(ctx: RunContext): Promise<void> {
   if (!wants(ctx, 'large')) return;
   const key = randomBytes(32);
+  const warmupMs = Math.min(500, ctx.settings.inprocessWarmupMs);
+  const durationMs = Math.min(2_000, ctx.settings.inprocessDurationMs);
   for (const size of largeSizes()) {
+    if (ctx.sizes.size > 0 && !ctx.sizes.has(size.key)) continue;
     const plaintext = randomBytes(size.bytes);
     const iv = randomBytes(12);
     const op = (): void => {
@@ -119,7 +132,18 @@ export async function runRawCryptoCases(ctx: RunContext): Promise<void> {
       cipher.final();
       cipher.getAuthTag();
     };
-    record(ctx, `large.raw.${size.key}`, `raw node:crypto AES-256-GCM in-process, ${size.label}`, size.bytes,
-      await measureOps(op, ctx.settings.inprocessWarmupMs, ctx.settings.inprocessDurationMs));
+    const samples = rawSamples.get(size.key) ?? [];
+    samples.push(await measureOps(op, warmupMs, durationMs));
+    rawSamples.set(size.key, samples);
+    const sorted = [...samples].sort((a, b) => a.opsPerSecond - b.opsPerSecond);
+    const median = sorted[Math.floor(sorted.length / 2)]!; // the upper median: never flatters the ratios
+    record(
+      ctx,
+      `large.raw.${size.key}`,
+      `raw node:crypto AES-256-GCM in-process, ${size.label}`,
+      size.bytes,
+      { ...median, ops: samples.reduce((sum, m) => sum + m.ops, 0) },
+      samples.map((m) => m.opsPerSecond),
+    );
   }
 }
