@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { censorNamedFields } from './censor.js';
 import type { Config } from './config.js';
 
 /** Field names censored wherever they appear one level into a log line (see censorLogFields). */
@@ -33,14 +34,7 @@ export function censorLogFields(line: Record<string, unknown>): Record<string, u
 }
 
 function censorOwn(fields: Record<string, unknown>): Record<string, unknown> {
-  let copy: Record<string, unknown> | undefined;
-  for (const name of SECRET_LOG_FIELDS) {
-    if (Object.hasOwn(fields, name) && fields[name] !== undefined) {
-      copy ??= { ...fields };
-      copy[name] = LOG_CENSOR;
-    }
-  }
-  return copy ?? fields;
+  return censorNamedFields(fields, SECRET_LOG_FIELDS, LOG_CENSOR);
 }
 
 /** Object literals and null-prototype objects (Node's header maps), not class instances. */

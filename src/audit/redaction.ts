@@ -12,6 +12,8 @@
  * docs/BENCHMARKS.md). This check allocates nothing unless it finds a field to censor, and
  * then copies only the containers on the way to it, never mutating the caller's objects.
  */
+import { censorNamedFields } from '../censor.js';
+
 export const REDACT_CENSOR = '[REDACTED]';
 
 export const SECRET_FIELD_NAMES = [
@@ -33,16 +35,8 @@ function isObject(value: unknown): value is Fields {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** The object itself if it holds no secret-named field, else a copy with those fields censored. */
 function censorFields(fields: Fields): Fields {
-  let copy: Fields | undefined;
-  for (const name of SECRET_FIELD_NAMES) {
-    if (Object.hasOwn(fields, name) && fields[name] !== undefined) {
-      copy ??= { ...fields };
-      copy[name] = REDACT_CENSOR;
-    }
-  }
-  return copy ?? fields;
+  return censorNamedFields(fields, SECRET_FIELD_NAMES, REDACT_CENSOR);
 }
 
 /**
