@@ -17,6 +17,24 @@ export const KEY_ID_HEADER = 'x-envelope-key-id';
 export const CONTEXT_HEADER = 'x-envelope-context';
 export const AAD_HEADER = 'x-envelope-aad';
 
+/**
+ * Form-encoded pairs of printable ASCII: a key of at least one character other than `%&=`,
+ * optionally `=` and a value, `&` between pairs, and `%` only as a two-hex-digit escape.
+ * What no pattern can say (checked by parseContextHeader, a 400 InvalidContext): escapes must
+ * decode to UTF-8, keys must not repeat, and the KMS size limits on the decoded context.
+ */
+const CONTEXT_PAIR = "(?:[!-$'-<>-~]|%[0-9A-Fa-f]{2})+(?:=(?:[!-$'-~]|%[0-9A-Fa-f]{2})*)?";
+export const CONTEXT_HEADER_PATTERN = `^(?:${CONTEXT_PAIR}(?:&${CONTEXT_PAIR})*)?$`;
+
+/**
+ * Header lengths: all three together stay under Node's 16 KiB limit on a request's headers
+ * (beyond it Node itself answers 431 before any route runs). A context whose encoded form is
+ * longer than 8 KiB (KMS allows 8 KiB of UTF-8, which percent-encoding can triple) needs the
+ * JSON API; so does an aad over 3 KiB.
+ */
+export const MAX_CONTEXT_HEADER_CHARS = 8192;
+export const MAX_AAD_HEADER_CHARS = 4096;
+
 /** Parses the context header; undefined when absent. Throws a 400 InvalidContext problem. */
 export function parseContextHeader(value: string | undefined): EncryptionContext | undefined {
   if (value === undefined) return undefined;

@@ -6,8 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatContextHeader, headerSafe, parseContextHeader } from '../../src/http/binary-headers.js';
-import { CONTEXT_HEADER_PATTERN } from '../../src/http/routes/binary.js';
+import { CONTEXT_HEADER_PATTERN, formatContextHeader, headerSafe, parseContextHeader } from '../../src/http/binary-headers.js';
 import { LocalKeyProvider } from '../../src/kms/local.js';
 import { AUTH, buildTestApp, providerKinds, type TestApp } from '../helpers/app.js';
 import { skipWithoutLocalKms } from '../helpers/local-kms.js';

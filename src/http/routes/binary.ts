@@ -17,7 +17,17 @@ import { sortedContextEntries } from '../../envelope/context.js';
 import { EnvelopeError } from '../../envelope/errors.js';
 import type { DecryptResult, EnvelopeResult } from '../../envelope/service.js';
 import { decryptEnvelope, encryptToEnvelope, type ItemNotes } from '../operations.js';
-import { AAD_HEADER, CONTEXT_HEADER, KEY_ID_HEADER, formatContextHeader, headerSafe, parseContextHeader } from '../binary-headers.js';
+import {
+  AAD_HEADER,
+  CONTEXT_HEADER,
+  CONTEXT_HEADER_PATTERN,
+  KEY_ID_HEADER,
+  MAX_AAD_HEADER_CHARS,
+  MAX_CONTEXT_HEADER_CHARS,
+  formatContextHeader,
+  headerSafe,
+  parseContextHeader,
+} from '../binary-headers.js';
 import { Base64, KeyId } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 import { noteItem } from './notes.js';
@@ -46,24 +56,6 @@ function binaryResponse(description: string, headers: Record<string, object>) {
   return { description, headers, content: { [OCTET_STREAM]: { schema: { type: 'string', format: 'binary' } } } };
 }
 
-/**
- * Form-encoded pairs of printable ASCII: a key of at least one character other than `%&=`,
- * optionally `=` and a value, `&` between pairs, and `%` only as a two-hex-digit escape.
- * What no pattern can say (checked by parseContextHeader, a 400 InvalidContext): escapes must
- * decode to UTF-8, keys must not repeat, and the KMS size limits on the decoded context.
- */
-const CONTEXT_PAIR = "(?:[!-$'-<>-~]|%[0-9A-Fa-f]{2})+(?:=(?:[!-$'-~]|%[0-9A-Fa-f]{2})*)?";
-export const CONTEXT_HEADER_PATTERN = `^(?:${CONTEXT_PAIR}(?:&${CONTEXT_PAIR})*)?$`;
-
-/**
- * Header lengths: all three together stay under Node's 16 KiB limit on a request's headers
- * (beyond it Node itself answers 431 before any route runs). A context whose encoded form is
- * longer than 8 KiB (KMS allows 8 KiB of UTF-8, which percent-encoding can triple) needs the
- * JSON API; so does an aad over 3 KiB.
- */
-const MAX_CONTEXT_HEADER_CHARS = 8192;
-const MAX_AAD_HEADER_CHARS = 4096;
-
 const ContextHeader = (description: string) =>
   Type.String({ maxLength: MAX_CONTEXT_HEADER_CHARS, pattern: CONTEXT_HEADER_PATTERN, description, examples: ['tenant=acme&purpose=billing'] });
 
@@ -83,7 +75,6 @@ const DecryptHeaders = Type.Object({
 });
 
 const KEY_ID_RESPONSE_HEADER = { [KEY_ID_HEADER]: { type: 'string', description: 'ARN of the KMS key that wraps the data key.' } };
-
 
 export async function registerBinary(scope: FastifyInstance, deps: V1Deps): Promise<void> {
   await scope.register(async (binary) => {
