@@ -41,12 +41,12 @@ const moveBodyExamples: SwaggerTransform = ({ schema, url }) => {
   return { schema: { ...rest, body: { ...body, content } }, url };
 };
 
+const OCTET_STREAM = 'application/octet-stream';
+
 /**
  * Binary request bodies (routes/binary.ts) are validated without a `type` (Ajv would reject a
  * Buffer as no string); the document says `type: string, format: binary`, as clients expect.
  */
-const OCTET_STREAM = 'application/octet-stream';
-
 const typeBinaryBodies: SwaggerTransform = ({ schema, url }) => {
   const body = (schema as FastifySchema | undefined)?.body as { content?: Record<string, { schema?: Record<string, unknown> }> } | undefined;
   if (!body?.content) return { schema, url };
