@@ -1,5 +1,5 @@
 /**
- * npm run bench                      full run (about 12 minutes); regenerates docs/BENCHMARKS.md
+ * npm run bench                      full run (about 12–15 minutes); regenerates docs/BENCHMARKS.md
  * npm run bench:smoke                a second or two per case (CI); writes smoke-<ts>.json only
  *
  * Options:
