@@ -19,6 +19,7 @@ import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
 import type { AwsKmsSettings } from '../../src/kms/aws.js';
+import { reapOnExit } from './reap-children.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -163,18 +164,6 @@ export async function startLocalKms(options: StartLocalKmsOptions = {}): Promise
 
 // ---- process management ----------------------------------------------------------------------
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-/** Never leave an emulator behind if the test process exits without teardown. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-  });
-}
-
 interface Launched {
   child: ChildProcess;
   port: number;
@@ -184,7 +173,6 @@ async function launch(
   binary: string,
   { port, seedPath, dataDir, timeoutMs }: { port: number; seedPath: string; dataDir: string; timeoutMs: number },
 ): Promise<Launched> {
-  installExitHook();
   const child = spawn(binary, [], {
     env: {
       ...process.env,
@@ -196,8 +184,7 @@ async function launch(
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
+  reapOnExit(child);
 
   // local-kms logs every request: keep draining its pipes (a full pipe would block it) and
   // keep only a tail for error messages.

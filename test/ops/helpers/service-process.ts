@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { reapOnExit } from '../../helpers/reap-children.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const SERVER_ENTRY = join(REPO_ROOT, 'src', 'server.ts');
@@ -40,17 +41,6 @@ export interface ServiceProcess {
   stop(timeoutMs?: number): Promise<Exit>;
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-  });
-}
-
 /** The environment a child gets: only what it needs to run, plus `env`. */
 export function childEnv(env: Record<string, string>): Record<string, string> {
   const base: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
@@ -60,14 +50,12 @@ export function childEnv(env: Record<string, string>): Record<string, string> {
 
 /** Spawns the service; resolves nothing, see startService / runUntilExit. */
 export function spawnService(env: Record<string, string>): ChildProcess {
-  installExitHook();
   const child = spawn(process.execPath, ['--import', 'tsx', SERVER_ENTRY], {
     cwd: REPO_ROOT,
     env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
+  reapOnExit(child);
   return child;
 }
 
