@@ -7,17 +7,8 @@
 import { writeFileSync } from 'node:fs';
 import { encodeEnvelopePrefix, toCiphertextString } from '../src/envelope/format.js';
 import { sealMessage } from '../src/envelope/message-crypto.js';
+import type { FormatVector as Vector } from '../test/fixtures/vectors/vector.js';
 
-interface Vector {
-  description: string;
-  dataKey: string;
-  keyArn: string;
-  wrappedKey: string;
-  context: Record<string, string>;
-  aad: string | null;
-  plaintext: string;
-  ciphertext: string;
-}
 
 const keyArn = 'arn:aws:kms:eu-west-2:111122223333:key/3c74e818-3bfc-40a7-98ed-587a0d03d226';
 const cases: Omit<Vector, 'ciphertext'>[] = [

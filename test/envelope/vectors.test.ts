@@ -8,17 +8,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseCiphertext } from '../../src/envelope/format.js';
 import { openMessage } from '../../src/envelope/message-crypto.js';
+import type { FormatVector as Vector } from '../fixtures/vectors/vector.js';
 
-interface Vector {
-  description: string;
-  dataKey: string;
-  keyArn: string;
-  wrappedKey: string;
-  context: Record<string, string>;
-  aad: string | null;
-  plaintext: string;
-  ciphertext: string;
-}
 
 const { vectors } = JSON.parse(readFileSync(new URL('../fixtures/vectors/v1.json', import.meta.url), 'utf8')) as { vectors: Vector[] };
 const hex = (value: string) => Buffer.from(value, 'hex');
