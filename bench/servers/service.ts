@@ -16,7 +16,7 @@ import { createAppLogger } from '../../src/logging.js';
 import { fail, serve } from './common.js';
 
 const discardAudit: AuditSink = {
-  write() {},
+  write: async () => {},
   isWritable: () => true,
 };
 

@@ -3,8 +3,17 @@
  * redaction and app-log transports cannot affect it) writing one hash-chained JSON line per
  * event to AUDIT_LOG.
  *
- * write() is synchronous and throws AuditWriteError when the line is not written: the HTTP
- * layer calls it before sending a response and answers 503 if it throws (fail closed).
+ * write() resolves once the line is in the file and rejects with AuditWriteError when it is
+ * not: the HTTP layer awaits it before sending a response and answers 503 if it rejects
+ * (fail closed).
+ *
+ * Group commit: lines are chained and queued synchronously, in call order, and every line
+ * queued during one turn of the event loop is written by a single synchronous write(2) in the
+ * next `setImmediate` (or at once when a turn queues MAX_BATCH_BYTES). Under load that turns
+ * one system call per request into one per turn, and it delays no answer by more than the
+ * rest of the current turn: nothing is sent before its line is written either way. If the
+ * write fails, none of the batch's lines is left in the file, the chain is rewound to where
+ * the batch began, and every request in the batch gets the error.
  */
 import { randomUUID } from 'node:crypto';
 import { pino, type Logger } from 'pino';
@@ -29,6 +38,8 @@ const MAX_USER_AGENT_CHARS = 512;
 const MAX_ERROR_MESSAGE_CHARS = 1024;
 /** While the sink is failing, isWritable() retries (by writing AuditSinkRecovered) at most this often. */
 const RECOVERY_PROBE_INTERVAL_MS = 1000;
+/** A turn that queues this much is written at once rather than at the end of the turn. */
+const MAX_BATCH_BYTES = 1024 * 1024;
 
 export interface AuditLogOptions {
   /** The AUDIT_LOG setting: a file path (appended, created 0600) or the literal `stdout`. */
@@ -39,6 +50,16 @@ export interface AuditLogOptions {
   /** Tuning for tests: bounds of the backwards read of an existing file. */
   tailWindowBytes?: number;
   maxTailBytes?: number;
+}
+
+/** The lines queued since the last write(2), and the waiters for them. */
+interface Batch {
+  /** Where the chain stood before the batch's first line: rewound to if the batch fails. */
+  start: ChainLink;
+  /** Settles when the batch has been written (or has failed). Never rejects unobserved. */
+  written: Promise<void>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
 }
 
 interface FailureState {
@@ -54,6 +75,9 @@ export class AuditLog {
   private closed = false;
   private failure: FailureState | null = null;
   private lastRecoveryAttempt = 0;
+  private batch: Batch | null = null;
+  /** The last line known to be in the file: what chainHead() publishes as an anchor. */
+  private writtenHead: ChainHead | null;
 
   private constructor(
     private readonly destination: SyncLineDestination,
@@ -61,6 +85,7 @@ export class AuditLog {
     private readonly options: AuditLogOptions,
   ) {
     this.chain = new HashChain(start);
+    this.writtenHead = this.chain.head();
     this.logger = pino(
       {
         level: 'info',
@@ -110,17 +135,19 @@ export class AuditLog {
   }
 
   /**
-   * Writes one event. Synchronous; returns only once the line is written.
-   * @throws AuditWriteError if it is not (the caller must then answer 503 with no payload).
+   * Writes one event: resolves once its line is in the file (written with the rest of this
+   * turn's lines). The event takes its place in the chain synchronously, in call order.
+   * @throws (rejects with) AuditWriteError if it is not written (the caller must then answer
+   * 503 with no payload).
    */
-  write(input: AuditEventInput): void {
+  async write(input: AuditEventInput): Promise<void> {
+    let written: Promise<void>;
     try {
       this.assertUsable();
       if (this.failure) this.recover();
-      const link = this.chain.next();
       // Fields are picked, not spread: the line has a stable CloudTrail-like key order, and
       // stray top-level properties on `input` never reach the log.
-      this.emit({
+      written = this.enqueue((link) => ({
         eventTime: new Date().toISOString(),
         eventID: randomUUID(),
         eventSource: AUDIT_EVENT_SOURCE,
@@ -138,9 +165,14 @@ export class AuditLog {
         additionalEventData: input.additionalEventData,
         sequence: link.sequence,
         previousHash: link.previousHash,
-      });
+      }));
     } catch (error) {
       // Counted once per refused request (probes by isWritable() are not counted).
+      throw this.fail(error);
+    }
+    try {
+      await written;
+    } catch (error) {
       throw this.fail(error);
     }
   }
@@ -165,12 +197,17 @@ export class AuditLog {
 
   /** The last line written (sequence and hash), to publish as an external anchor; null if none yet. */
   chainHead(): ChainHead | null {
-    return this.chain.head();
+    return this.writtenHead;
   }
 
-  /** fsyncs and closes the file. Later write() calls throw. Idempotent. */
+  /** Writes what is queued, fsyncs and closes the file. Later write() calls throw. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
+    try {
+      this.flushBatch();
+    } catch {
+      // The batch's writers were told (their write() rejected); closing goes on.
+    }
     this.closed = true;
     try {
       this.destination.close();
@@ -203,10 +240,10 @@ export class AuditLog {
     this.failure = null;
   }
 
+  /** Writes a service event at once (not at the end of the turn): its callers need the outcome now. */
   private emitServiceEvent(eventName: ServiceEventName, details: ChainResumedDetails | SinkRecoveredDetails): void {
     this.assertUsable();
-    const link = this.chain.next();
-    this.emit({
+    this.enqueue((link) => ({
       eventTime: new Date().toISOString(),
       eventID: randomUUID(),
       eventSource: AUDIT_EVENT_SOURCE,
@@ -215,17 +252,73 @@ export class AuditLog {
       serviceEventDetails: details,
       sequence: link.sequence,
       previousHash: link.previousHash,
-    });
+    }));
+    this.flushBatch();
   }
 
-  /** Hands the record to pino and makes sure exactly one line came out of it. Throws the raw cause. */
-  private emit(record: Record<string, unknown>): void {
-    const before = this.destination.linesWritten;
+  /**
+   * Chains the record and hands it to pino, which queues exactly one line in the destination;
+   * returns the promise of the batch that will write it. Throws the raw cause if the line
+   * was not queued.
+   */
+  private enqueue(buildRecord: (link: ChainLink) => Record<string, unknown>): Promise<void> {
+    const link = this.chain.next();
+    const record = buildRecord(link);
+    const before = this.destination.linesQueued;
     this.logger.info(record);
-    if (this.destination.linesWritten !== before + 1) {
+    if (this.destination.linesQueued !== before + 1) {
       throw new Error('the audit logger did not write the event');
     }
-    callSafely(this.options.onWritten);
+    const batch = this.batch ?? this.startBatch(link);
+    if (this.destination.pendingBytes >= MAX_BATCH_BYTES) {
+      try {
+        this.flushBatch();
+      } catch {
+        // `batch.written` carries the error to every writer of the batch, this one included.
+      }
+    }
+    return batch.written;
+  }
+
+  private startBatch(start: ChainLink): Batch {
+    let resolve!: () => void;
+    let reject!: (error: unknown) => void;
+    const written = new Promise<void>((onResolve, onReject) => {
+      resolve = onResolve;
+      reject = onReject;
+    });
+    // Service events are flushed synchronously and report their error by throwing; nobody may
+    // await their batch, and an unobserved rejection must not crash the process.
+    written.catch(() => {});
+    const batch: Batch = { start, written, resolve, reject };
+    this.batch = batch;
+    setImmediate(() => {
+      if (this.batch !== batch) return; // already written (a service event, a big turn, close)
+      try {
+        this.flushBatch();
+      } catch {
+        // Reported through `batch.written`.
+      }
+    });
+    return batch;
+  }
+
+  /** Writes the current batch with one synchronous write; on failure rewinds the chain and rethrows. */
+  private flushBatch(): void {
+    const batch = this.batch;
+    if (!batch) return;
+    this.batch = null;
+    let count: number;
+    try {
+      count = this.destination.flush();
+    } catch (error) {
+      this.chain.rewind(batch.start);
+      batch.reject(error);
+      throw error;
+    }
+    this.writtenHead = this.chain.head();
+    for (let line = 0; line < count; line += 1) callSafely(this.options.onWritten);
+    batch.resolve();
   }
 
   private fail(cause: unknown): AuditWriteError {

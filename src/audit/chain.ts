@@ -31,7 +31,7 @@ export interface ChainHead {
   hash: string;
 }
 
-/** In-memory state of the writer's chain. Advances only after a line is really written. */
+/** In-memory state of the writer's chain. AuditLog rewinds it when queued lines fail to be written. */
 export class HashChain {
   private nextSequence: number;
   private lastHash: string;
@@ -45,10 +45,16 @@ export class HashChain {
     return { sequence: this.nextSequence, previousHash: this.lastHash };
   }
 
-  /** Records that the line for next() was written; `lineBytes` excludes the newline. */
+  /** Records the line for next() (queued for writing); `lineBytes` excludes the newline. */
   advance(lineBytes: Uint8Array): void {
     this.lastHash = hashLine(lineBytes);
     this.nextSequence += 1;
+  }
+
+  /** Goes back to `link` (what next() returned before lines that were then not written). */
+  rewind(link: ChainLink): void {
+    this.nextSequence = link.sequence;
+    this.lastHash = link.previousHash;
   }
 
   head(): ChainHead | null {

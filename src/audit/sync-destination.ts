@@ -1,12 +1,14 @@
 /**
- * A pino destination that writes each line synchronously and THROWS when it cannot.
+ * A pino destination that queues lines and writes them with synchronous write(2) calls when
+ * told to, THROWING when it cannot.
  *
  * pino's own destinations (sonic-boom, transports) buffer or write asynchronously and report
  * errors as 'error' events later, which is useless for failing closed: the HTTP layer must know,
- * before it answers, that the event is in the file. pino 10 calls `stream.write(line)` directly
- * from `logger.info()` with no try/catch (lib/proto.js `write`), so an exception thrown here
- * propagates synchronously out of `logger.info()`. AuditLog does not rely on that alone: it
- * also checks `linesWritten` after each call.
+ * before it answers, that the event is in the file. Here pino's `stream.write(line)` (called
+ * synchronously from `logger.info()`) only queues the line; AuditLog decides when to `flush()`
+ * (once per event-loop turn: group commit, see audit-log.ts), and flush() either writes every
+ * queued line or throws with none of them left in the file. AuditLog checks `linesQueued`
+ * after each `logger.info()` to be sure its line reached the queue.
  *
  * "Written" means handed to the kernel with write(2); it survives a process crash but not
  * necessarily a power loss (no fsync per event: it would cost milliseconds per request).
@@ -25,7 +27,7 @@ export interface SyncLineDestinationOptions {
   size: number;
   /** Whether close() closes the descriptor (false for stdout). */
   ownsFd: boolean;
-  /** Called after a line is completely written, with its bytes minus the newline. */
+  /** Called when a line is queued, with its bytes minus the newline (AuditLog chains it then). */
   onLine: (lineBytes: Buffer) => void;
   /** Called once when the destination is closed. */
   onClose?: () => void;
@@ -33,7 +35,9 @@ export interface SyncLineDestinationOptions {
 }
 
 export class SyncLineDestination {
-  /** Incremented per line completely written; lets AuditLog check that its line went out. */
+  /** Incremented per line queued; lets AuditLog check that pino handed its line over. */
+  linesQueued = 0;
+  /** Incremented per line completely written. */
   linesWritten = 0;
   /** Set when a partial line could not be rolled back: every later line would be corrupt. */
   broken: Error | null = null;
@@ -48,6 +52,13 @@ export class SyncLineDestination {
   private closed = false;
   /** Written before the next line: a newline that terminates a partial line left by a crash. */
   private prefix = '';
+  /** Lines queued since the last flush, each ending in '\n' (the first may start with the prefix). */
+  private pending: Buffer[] = [];
+  private pendingLineCount = 0;
+  /** Bytes in `pending`; AuditLog flushes early when a turn queues a lot. */
+  pendingBytes = 0;
+  /** The prefix the pending lines consumed, to restore if their flush fails. */
+  private pendingPrefix = '';
 
   constructor(options: SyncLineDestinationOptions) {
     this.fd = options.fd;
@@ -63,18 +74,60 @@ export class SyncLineDestination {
     this.prefix = '\n';
   }
 
-  /** Called by pino with one serialized line ending in '\n'. Throws on any failure. */
+  /**
+   * Called by pino with one serialized line ending in '\n'. Queues it and reports its bytes
+   * (for the hash chain) at once; nothing is written until flush(). Throws if the destination
+   * is closed or broken.
+   */
   write(line: string): void {
     if (this.closed) throw new Error('audit destination is closed');
     if (this.broken) throw this.broken;
     const text = line.endsWith('\n') ? line : `${line}\n`;
     const buffer = Buffer.from(this.prefix + text, 'utf8');
-    this.writeAll(buffer);
-    this.size += buffer.length;
     const lineBytes = buffer.subarray(this.prefix.length, buffer.length - 1);
-    this.prefix = '';
-    this.linesWritten += 1;
+    if (this.prefix) {
+      this.pendingPrefix = this.prefix;
+      this.prefix = '';
+    }
+    this.pending.push(buffer);
+    this.pendingBytes += buffer.length;
+    this.pendingLineCount += 1;
+    this.linesQueued += 1;
     this.onLine(lineBytes);
+  }
+
+  /** Lines queued and not yet written. */
+  get pendingLines(): number {
+    return this.pendingLineCount;
+  }
+
+  /**
+   * Writes every queued line, with as few write(2) calls as the kernel allows (usually one).
+   * On failure none of them stays in the file (a partial write is truncated away, or the
+   * destination is marked broken), the queue is emptied, and the error is thrown.
+   * @returns the number of lines written.
+   */
+  flush(): number {
+    const count = this.pendingLineCount;
+    if (count === 0) return 0;
+    const buffer = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    const prefix = this.pendingPrefix;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.pendingLineCount = 0;
+    this.pendingPrefix = '';
+    try {
+      if (this.closed) throw new Error('audit destination is closed');
+      if (this.broken) throw this.broken;
+      this.writeAll(buffer);
+    } catch (error) {
+      // The partial-line terminator was not written either: the next flush must write it.
+      if (prefix) this.prefix = prefix;
+      throw error;
+    }
+    this.size += buffer.length;
+    this.linesWritten += count;
+    return count;
   }
 
   /** Cheap liveness check of the descriptor (EBADF if someone closed it). */

@@ -6,37 +6,48 @@ import type { FastifyRequest } from 'fastify';
 import type { AuditEventInput } from '../audit/event.js';
 import type { AuditRecord } from './audit-record.js';
 
-/** The audit log as the HTTP layer sees it: a synchronous write that throws on failure. */
+/** The audit log as the HTTP layer sees it: a write that resolves once the event is in the log, rejects otherwise. */
 export interface AuditSink {
-  write(event: AuditEventInput): void;
+  write(event: AuditEventInput): Promise<void>;
   isWritable(): boolean;
 }
 
 export function toAuditEvent(request: FastifyRequest, status: number, record: AuditRecord): AuditEventInput {
   const failed = status >= 400;
+  // Built by assignment rather than conditional spreads: this runs once per request, and
+  // the spreads' temporary objects showed in the profile. Key order is the line's order.
+  const userIdentity: AuditEventInput['userIdentity'] = {
+    type: record.authMethod ?? 'anonymous',
+    principalId: record.principalId ?? 'anonymous',
+  };
+  if (record.ruleId) userIdentity.ruleId = record.ruleId;
+
   const kmsRequestIds = record.trace.requestIds;
-  return {
+  const dataKey = record.dataKey;
+  const additionalEventData: AuditEventInput['additionalEventData'] = dataKey
+    ? { dataKeyId: dataKey.dataKeyId, cacheHit: dataKey.cacheHit, coalesced: dataKey.coalesced, kmsRequestIds }
+    : { kmsRequestIds };
+  additionalEventData.decision = record.ruleId ? 'allow' : status === 401 || status === 403 ? 'deny' : undefined;
+  if (record.denyReason) additionalEventData.denyReason = record.denyReason;
+  if (record.items) additionalEventData.items = record.items;
+
+  // The record is not copied: the event is serialized before this request's record is dropped.
+  const event: AuditEventInput = {
     eventName: record.eventName,
-    userIdentity: {
-      type: record.authMethod ?? 'anonymous',
-      principalId: record.principalId ?? 'anonymous',
-      ...(record.ruleId ? { ruleId: record.ruleId } : {}),
-    },
+    userIdentity,
     sourceIPAddress: request.ip,
     userAgent: truncate(request.headers['user-agent'] ?? '', 256),
-    requestParameters: { ...record.requestParameters },
+    requestParameters: record.requestParameters,
     responseElements: failed ? null : (record.responseElements ?? null),
-    ...(failed ? { errorCode: record.errorCode ?? 'Error', errorMessage: record.errorMessage ?? '' } : {}),
     requestID: request.id,
     httpStatus: status,
-    additionalEventData: {
-      ...(record.dataKey ? { dataKeyId: record.dataKey.dataKeyId, cacheHit: record.dataKey.cacheHit, coalesced: record.dataKey.coalesced } : {}),
-      kmsRequestIds,
-      decision: record.ruleId ? 'allow' : status === 401 || status === 403 ? 'deny' : undefined,
-      ...(record.denyReason ? { denyReason: record.denyReason } : {}),
-      ...(record.items ? { items: record.items } : {}),
-    },
+    additionalEventData,
   };
+  if (failed) {
+    event.errorCode = record.errorCode ?? 'Error';
+    event.errorMessage = record.errorMessage ?? '';
+  }
+  return event;
 }
 
 function truncate(value: string, max: number): string {

@@ -63,7 +63,7 @@ export function registerAuditTrail(scope: FastifyInstance, deps: AuditTrailDeps)
     if (!record) return payload;
     request.audit = undefined;
     try {
-      deps.audit.write(toAuditEvent(request, reply.statusCode, record));
+      await deps.audit.write(toAuditEvent(request, reply.statusCode, record));
       deps.metrics.auditEvents.inc();
       return payload;
     } catch (error) {

@@ -52,7 +52,7 @@ describe('AuditLog writes', () => {
   it('keeps the record CloudTrail-shaped: key order, errors, batches', async () => {
     const path = join(tempDir(), 'audit.log');
     const log = AuditLog.open({ destination: path });
-    log.write(
+    await log.write(
       sampleInput({
         eventName: 'EncryptBatch',
         httpStatus: 200,
@@ -67,7 +67,7 @@ describe('AuditLog writes', () => {
         },
       }),
     );
-    log.write(sampleInput({ httpStatus: 403, errorCode: 'AccessDenied', errorMessage: 'denied', responseElements: null }));
+    await log.write(sampleInput({ httpStatus: 403, errorCode: 'AccessDenied', errorMessage: 'denied', responseElements: null }));
     await log.close();
 
     const [batch, denied] = parseLines(path);
@@ -83,7 +83,7 @@ describe('AuditLog writes', () => {
   it('bounds attacker-controlled strings', async () => {
     const path = join(tempDir(), 'audit.log');
     const log = AuditLog.open({ destination: path });
-    log.write(sampleInput({ userAgent: 'x'.repeat(10_000), errorMessage: 'y'.repeat(10_000) }));
+    await log.write(sampleInput({ userAgent: 'x'.repeat(10_000), errorMessage: 'y'.repeat(10_000) }));
     await log.close();
     const [event] = parseLines(path);
     expect((event?.userAgent as string).length).toBeLessThan(600);
@@ -94,8 +94,8 @@ describe('AuditLog writes', () => {
     const path = join(tempDir(), 'audit.log');
     let written = 0;
     const log = AuditLog.open({ destination: path, onWritten: () => (written += 1) });
-    log.write(sampleInput());
-    log.write(sampleInput());
+    await log.write(sampleInput());
+    await log.write(sampleInput());
     await log.close();
     expect(written).toBe(2);
   });
@@ -104,8 +104,8 @@ describe('AuditLog writes', () => {
     const path = join(tempDir(), 'audit.log');
     const log = AuditLog.open({ destination: path });
     expect(log.chainHead()).toBeNull();
-    log.write(sampleInput());
-    log.write(sampleInput());
+    await log.write(sampleInput());
+    await log.write(sampleInput());
     const lines = readLines(path);
     expect(log.chainHead()).toEqual({ sequence: 1, hash: sha256(lines[1] as string) });
     await log.close();
@@ -126,7 +126,7 @@ describe('redaction backstop', () => {
     });
     Object.assign(input, { authorization: 'Bearer SECRET-BEARER' });
     input.requestParameters = { ...input.requestParameters, encryptionContext: { token: 'not-a-secret' } };
-    log.write(input);
+    await log.write(input);
     await log.close();
 
     const text = readFileSync(path, 'utf8');
@@ -157,10 +157,10 @@ describe('hash chain across restarts', () => {
     const path = join(tempDir(), 'audit.log');
     await writeEvents(path, 1);
     const log = AuditLog.open({ destination: path });
-    log.write(sampleInput({ userAgent: null, errorMessage: 'z'.repeat(1000) }));
+    await log.write(sampleInput({ userAgent: null, errorMessage: 'z'.repeat(1000) }));
     await log.close();
     const reopened = AuditLog.open({ destination: path, tailWindowBytes: 64 });
-    reopened.write(sampleInput());
+    await reopened.write(sampleInput());
     await reopened.close();
     expect(parseLines(path).map((event) => event.sequence)).toEqual([0, 1, 2]);
     await expect(verifyAuditLog(path)).resolves.toMatchObject({ ok: true, events: 3, resumptions: [] });
@@ -173,7 +173,7 @@ describe('hash chain across restarts', () => {
     appendFileSync(path, partial);
 
     const log = AuditLog.open({ destination: path });
-    log.write(sampleInput({ requestID: 'after-crash' }));
+    await log.write(sampleInput({ requestID: 'after-crash' }));
     await log.close();
 
     const lines = readLines(path);

@@ -15,13 +15,13 @@ describe('fail closed', () => {
       onFailed: (error) => failures.push(error),
     });
 
-    expect(() => log.write(sampleInput())).toThrow(AuditWriteError);
+    await expect(log.write(sampleInput())).rejects.toThrow(AuditWriteError);
     expect(failures).toHaveLength(1);
     expect(failures[0]?.code).toBe('ENOSPC');
     expect(written).toBe(0);
     expect(log.isWritable()).toBe(false);
     // still failing on the next attempt; readiness stays false
-    expect(() => log.write(sampleInput())).toThrow(AuditWriteError);
+    await expect(log.write(sampleInput())).rejects.toThrow(AuditWriteError);
     expect(log.isWritable()).toBe(false);
     expect(log.chainHead()).toBeNull();
     await log.close();
@@ -29,12 +29,12 @@ describe('fail closed', () => {
 
   it('a closed log refuses to write and is not writable', async () => {
     const log = AuditLog.open({ destination: join(tempDir(), 'audit.log') });
-    log.write(sampleInput());
+    await log.write(sampleInput());
     expect(log.isWritable()).toBe(true);
     await log.close();
     await log.close(); // idempotent
-    expect(() => log.write(sampleInput())).toThrow(AuditWriteError);
-    expect(() => log.write(sampleInput())).toThrow(/closed/);
+    await expect(log.write(sampleInput())).rejects.toThrow(AuditWriteError);
+    await expect(log.write(sampleInput())).rejects.toThrow(/closed/);
     expect(log.isWritable()).toBe(false);
   });
 
@@ -60,7 +60,7 @@ describe('fail closed', () => {
         throw new Error('metrics bug');
       },
     });
-    expect(() => log.write(sampleInput())).not.toThrow();
+    await expect(log.write(sampleInput())).resolves.toBeUndefined();
     await log.close();
   });
 });

@@ -42,7 +42,7 @@ export function sampleInput(overrides: Partial<AuditEventInput> = {}): AuditEven
 /** Writes `count` events to a new log at `path` and closes it. */
 export async function writeEvents(path: string, count: number): Promise<void> {
   const log = AuditLog.open({ destination: path });
-  for (let index = 0; index < count; index += 1) log.write(sampleInput({ requestID: `req-${index}` }));
+  for (let index = 0; index < count; index += 1) await log.write(sampleInput({ requestID: `req-${index}` }));
   await log.close();
 }
 

@@ -1,6 +1,7 @@
 /**
  * Disk-full and I/O errors on a regular file, including a partial write, simulated by
- * wrapping node:fs's writeSync/ftruncateSync (the real ones do the actual work).
+ * wrapping node:fs's writeSync/ftruncateSync (the real ones do the actual work); and the
+ * group commit, whose write(2) calls the same wrapper counts.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +12,8 @@ import { verifyAuditLog } from '../../src/audit/verify.js';
 import { parseLines, readLines, sampleInput, tempDir } from './helpers.js';
 
 const faults = vi.hoisted(() => ({
+  /** writeSync calls seen (successful or not), to count write(2) per batch. */
+  writeCalls: 0,
   /** errno code the next writeSync calls fail with, after writing `partialBytes` for real. */
   writeError: undefined as string | undefined,
   partialBytes: 0,
@@ -23,6 +26,7 @@ vi.mock('node:fs', async (importOriginal) => {
   return {
     ...real,
     writeSync: (fd: number, buffer: Buffer, offset = 0, length = buffer.length - offset): number => {
+      faults.writeCalls += 1;
       if (faults.writeError === undefined) return real.writeSync(fd, buffer, offset, length);
       if (faults.partialBytes > 0) {
         const written = real.writeSync(fd, buffer, offset, Math.min(length, faults.partialBytes));
@@ -49,17 +53,17 @@ describe('write failures on a regular file', () => {
     const path = join(tempDir(), 'audit.log');
     const failed: string[] = [];
     const log = AuditLog.open({ destination: path, onFailed: (error) => failed.push(error.code) });
-    log.write(sampleInput({ requestID: 'before' }));
+    await log.write(sampleInput({ requestID: 'before' }));
 
     faults.writeError = 'ENOSPC';
-    expect(() => log.write(sampleInput({ requestID: 'refused-1' }))).toThrow(AuditWriteError);
-    expect(() => log.write(sampleInput({ requestID: 'refused-2' }))).toThrow(AuditWriteError);
+    await expect(log.write(sampleInput({ requestID: 'refused-1' }))).rejects.toThrow(AuditWriteError);
+    await expect(log.write(sampleInput({ requestID: 'refused-2' }))).rejects.toThrow(AuditWriteError);
     expect(log.isWritable()).toBe(false); // probe fails too, and is not counted as a refused request
     expect(failed).toEqual(['ENOSPC', 'ENOSPC']);
 
     faults.writeError = undefined;
     // The probe is rate limited to once a second; a real request recovers immediately.
-    log.write(sampleInput({ requestID: 'after' }));
+    await log.write(sampleInput({ requestID: 'after' }));
     expect(log.isWritable()).toBe(true);
     await log.close();
 
@@ -76,7 +80,7 @@ describe('write failures on a regular file', () => {
       const path = join(tempDir(), 'audit.log');
       const log = AuditLog.open({ destination: path });
       faults.writeError = 'EIO';
-      expect(() => log.write(sampleInput())).toThrow(AuditWriteError);
+      await expect(log.write(sampleInput())).rejects.toThrow(AuditWriteError);
       faults.writeError = undefined;
       vi.advanceTimersByTime(1_500);
       expect(log.isWritable()).toBe(true);
@@ -90,16 +94,16 @@ describe('write failures on a regular file', () => {
   it('rolls back a partial line so the file stays whole lines and the chain continues', async () => {
     const path = join(tempDir(), 'audit.log');
     const log = AuditLog.open({ destination: path });
-    log.write(sampleInput({ requestID: 'one' }));
+    await log.write(sampleInput({ requestID: 'one' }));
     const sizeBefore = fs.statSync(path).size;
 
     faults.writeError = 'ENOSPC';
     faults.partialBytes = 100;
-    expect(() => log.write(sampleInput({ requestID: 'half' }))).toThrow(AuditWriteError);
+    await expect(log.write(sampleInput({ requestID: 'half' }))).rejects.toThrow(AuditWriteError);
     expect(fs.statSync(path).size).toBe(sizeBefore);
 
     faults.writeError = undefined;
-    log.write(sampleInput({ requestID: 'two' }));
+    await log.write(sampleInput({ requestID: 'two' }));
     await log.close();
     expect(parseLines(path).map((event) => event.requestID ?? event.eventName)).toEqual(['one', 'AuditSinkRecovered', 'two']);
     await expect(verifyAuditLog(path)).resolves.toMatchObject({ ok: true, events: 3 });
@@ -108,20 +112,20 @@ describe('write failures on a regular file', () => {
   it('refuses everything after a partial line it cannot remove; a restart resumes the chain', async () => {
     const path = join(tempDir(), 'audit.log');
     const log = AuditLog.open({ destination: path });
-    log.write(sampleInput({ requestID: 'one' }));
+    await log.write(sampleInput({ requestID: 'one' }));
 
     faults.writeError = 'EIO';
     faults.partialBytes = 50;
     faults.truncateFails = true;
-    expect(() => log.write(sampleInput())).toThrow(AuditWriteError);
+    await expect(log.write(sampleInput())).rejects.toThrow(AuditWriteError);
     faults.writeError = undefined;
     faults.truncateFails = false;
-    expect(() => log.write(sampleInput())).toThrow(/unusable/);
+    await expect(log.write(sampleInput())).rejects.toThrow(/unusable/);
     expect(log.isWritable()).toBe(false);
     await log.close();
 
     const restarted = AuditLog.open({ destination: path });
-    restarted.write(sampleInput({ requestID: 'two' }));
+    await restarted.write(sampleInput({ requestID: 'two' }));
     await restarted.close();
     const lines = readLines(path);
     expect(lines).toHaveLength(4); // one, the 50-byte fragment, AuditChainResumed, two
@@ -131,5 +135,66 @@ describe('write failures on a regular file', () => {
       events: 3,
       resumptions: [{ line: 3, damagedLine: 2, reason: 'partial-last-line' }],
     });
+  });
+});
+
+describe('group commit: the lines of one event-loop turn share one write(2)', () => {
+  it('writes a turn with one write, in call order, and resolves each write only once its line is in the file', async () => {
+    const path = join(tempDir(), 'audit.log');
+    const log = AuditLog.open({ destination: path });
+    const callsBefore = faults.writeCalls;
+    const seenWhenResolved: boolean[] = [];
+    const writes = Array.from({ length: 50 }, (_, index) =>
+      log.write(sampleInput({ requestID: `turn-${index}` })).then(() => {
+        seenWhenResolved.push(fs.readFileSync(path, 'utf8').includes(`"requestID":"turn-${index}"`));
+      }),
+    );
+    expect(readLines(path)).toHaveLength(0); // queued, not yet written: nobody has been answered
+    await Promise.all(writes);
+
+    expect(faults.writeCalls - callsBefore).toBe(1);
+    expect(seenWhenResolved).toEqual(Array.from({ length: 50 }, () => true));
+    expect(parseLines(path).map((event) => event.requestID)).toEqual(Array.from({ length: 50 }, (_, index) => `turn-${index}`));
+    expect(log.chainHead()?.sequence).toBe(49);
+    await log.close();
+    await expect(verifyAuditLog(path)).resolves.toMatchObject({ ok: true, events: 50 });
+  });
+
+  it('a failed write refuses every request of the turn, leaves none of its lines, and the chain goes on from before it', async () => {
+    const path = join(tempDir(), 'audit.log');
+    const failed: string[] = [];
+    const log = AuditLog.open({ destination: path, onFailed: (error) => failed.push(error.code) });
+    await log.write(sampleInput({ requestID: 'before' }));
+    const headBefore = log.chainHead();
+    const sizeBefore = fs.statSync(path).size;
+
+    faults.writeError = 'ENOSPC';
+    faults.partialBytes = 700; // the first line and part of the second reach the disk
+    const outcomes = await Promise.allSettled(
+      ['lost-1', 'lost-2', 'lost-3'].map((requestID) => log.write(sampleInput({ requestID }))),
+    );
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    for (const outcome of outcomes) expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(AuditWriteError);
+    expect(failed).toEqual(['ENOSPC', 'ENOSPC', 'ENOSPC']);
+    expect(fs.statSync(path).size).toBe(sizeBefore);
+    expect(log.chainHead()).toEqual(headBefore);
+
+    faults.writeError = undefined;
+    await Promise.all([log.write(sampleInput({ requestID: 'after-1' })), log.write(sampleInput({ requestID: 'after-2' }))]);
+    await log.close();
+    const events = parseLines(path);
+    expect(events.map((event) => event.requestID ?? event.eventName)).toEqual(['before', 'AuditSinkRecovered', 'after-1', 'after-2']);
+    expect(events[1]).toMatchObject({ serviceEventDetails: { failedWrites: 3 } });
+    expect(JSON.stringify(events)).not.toContain('lost-');
+    await expect(verifyAuditLog(path)).resolves.toMatchObject({ ok: true, events: 4 });
+  });
+
+  it('close() writes what the turn queued before closing', async () => {
+    const path = join(tempDir(), 'audit.log');
+    const log = AuditLog.open({ destination: path });
+    const pending = [log.write(sampleInput({ requestID: 'a' })), log.write(sampleInput({ requestID: 'b' }))];
+    await log.close();
+    await expect(Promise.all(pending)).resolves.toBeDefined();
+    expect(parseLines(path).map((event) => event.requestID)).toEqual(['a', 'b']);
   });
 });
