@@ -7,7 +7,7 @@
  * random 96-bit IVs under one key no longer applies to the data key, and a ciphertext can only
  * ever be opened under the one data key it commits to (no "invisible salamander" messages).
  */
-import { createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual, type CipherGCM } from 'node:crypto';
 import { EnvelopeError } from './errors.js';
 import {
   COMMITMENT_BYTES,
@@ -86,7 +86,7 @@ export function sealMessage(dataKey: Buffer, prefix: EnvelopePrefix, plaintext: 
     at += IV_BYTES;
     const cipher = createCipheriv('aes-256-gcm', material.subarray(0, KEY_BYTES), iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(associatedData(header, aad));
-    at += cipher.update(plaintext).copy(out, at);
+    at = encryptInto(cipher, plaintext, out, at);
     cipher.final();
     cipher.getAuthTag().copy(out, at);
     return out;
@@ -121,6 +121,26 @@ export function openMessage(dataKey: Buffer, envelope: ParsedEnvelope, aad?: Buf
   } finally {
     material.fill(0);
   }
+}
+
+/**
+ * seal() feeds large plaintexts to GCM in slices of this size. cipher.update() allocates its
+ * output, which seal() then copies into the envelope: a temporary the size of a 1 MiB message
+ * is fresh memory every time (page faults, cold caches), while slice-sized temporaries are
+ * recycled by the allocator and still in cache when copied. Seal of 1 MiB on this machine:
+ * 2.3–2.7 GB/s in one update, 3.2–3.8 GB/s in 64 KiB slices. Same bytes either way (GCM is a
+ * stream mode). open() does not slice: its update output IS the plaintext returned, so there
+ * is no temporary to save, and slicing measured slower (2.4–2.8 against 3.9–4.1 GB/s).
+ */
+const CIPHER_SLICE_BYTES = 64 * 1024;
+
+/** Encrypts `input` into `out` at `at`; returns the offset after it. */
+function encryptInto(cipher: CipherGCM, input: Buffer, out: Buffer, at: number): number {
+  if (input.length <= CIPHER_SLICE_BYTES) return at + cipher.update(input).copy(out, at);
+  for (let offset = 0; offset < input.length; offset += CIPHER_SLICE_BYTES) {
+    at += cipher.update(input.subarray(offset, offset + CIPHER_SLICE_BYTES)).copy(out, at);
+  }
+  return at;
 }
 
 /** The header is self-delimiting, so header || aad is unambiguous. */

@@ -3,11 +3,11 @@
  * must an independent decoder written only from docs/FORMAT.md (below), which is what a third
  * party holding the document and KMS access would write.
  */
-import { createDecipheriv, hkdfSync } from 'node:crypto';
+import { createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseCiphertext } from '../../src/envelope/format.js';
-import { openMessage } from '../../src/envelope/message-crypto.js';
+import { encodeEnvelopePrefix, parseCiphertext, toCiphertextString } from '../../src/envelope/format.js';
+import { openMessage, sealMessage } from '../../src/envelope/message-crypto.js';
 import type { FormatVector as Vector } from '../fixtures/vectors/vector.js';
 
 
@@ -33,6 +33,23 @@ describe('format v1 test vectors', () => {
       expect(referenceDecrypt(vector.ciphertext, hex(vector.dataKey), vector.aad === null ? Buffer.alloc(0) : hex(vector.aad)).toString('hex')).toBe(
         vector.plaintext,
       );
+    });
+  }
+});
+
+describe('what this build seals, the reference decoder opens', () => {
+  // seal() feeds bodies over 64 KiB to GCM in slices (message-crypto.ts); the sizes straddle
+  // the slice boundary so a slicing mistake (a dropped, repeated or reordered slice) shows.
+  const keyBlock = { keyArn: 'arn:aws:kms:eu-west-2:111122223333:key/slice-test', wrappedKey: randomBytes(184) };
+  const prefix = encodeEnvelopePrefix(keyBlock, { tenant: 'acme' });
+  for (const size of [0, 1, 65_535, 65_536, 65_537, 3 * 65_536 + 17, 1024 * 1024]) {
+    it(`${size} bytes`, () => {
+      const dataKey = randomBytes(32);
+      const plaintext = randomBytes(size);
+      const aad = randomBytes(size % 7);
+      const text = toCiphertextString(sealMessage(dataKey, prefix, plaintext, aad));
+      expect(referenceDecrypt(text, dataKey, aad).equals(plaintext)).toBe(true);
+      expect(openMessage(dataKey, parseCiphertext(text), aad).equals(plaintext)).toBe(true);
     });
   }
 });
