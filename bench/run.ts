@@ -12,6 +12,7 @@
  *   --report <results.json>                  only regenerate docs/BENCHMARKS.md and charts from a results file
  *   --sizes 1k,64k,1m,max                    payload sizes of the HTTP groups (exploration only)
  *   --variants no-audit,minimal,...          layer variants of case 5 (exploration only)
+ *   --skip large.enc.1m.c,...                HTTP case ids to leave out (exploration only)
  *   --duration <s> --warmup <s> --connections <n>   override the HTTP settings (exploration only)
  */
 import { readFileSync } from 'node:fs';
@@ -49,6 +50,7 @@ runBenchmarks({
   ...(list('--profile') ? { profile: list('--profile')! } : {}),
   ...(list('--sizes') ? { sizes: list('--sizes')! } : {}),
   ...(list('--variants') ? { variants: list('--variants')! } : {}),
+  ...(list('--skip') ? { skip: list('--skip')! } : {}),
   keepWorkDir: args.includes('--keep'),
   command: `npm run bench${smoke ? ':smoke' : ''}${args.filter((a) => a !== '--smoke').length ? ` -- ${args.filter((a) => a !== '--smoke').join(' ')}` : ''}`,
 }).then(

@@ -41,6 +41,8 @@ export interface RunOptions {
   only?: string[];
   /** Payload sizes for the HTTP groups (1k, 64k, 1m, max); all by default. */
   sizes?: string[];
+  /** HTTP case ids to leave out (e.g. large.enc.1m.c); none by default. */
+  skip?: string[];
   /** Layer variants for case 5; all by default. */
   variants?: string[];
   /** Server names to profile with --cpu-prof (e.g. service-full). */
@@ -77,6 +79,7 @@ export async function runBenchmarks(options: RunOptions): Promise<RunOutput> {
     localKms: { missing: 'not started' },
     only,
     sizes: new Set(options.sizes ?? []),
+    skipCases: new Set(options.skip ?? []),
     variants: new Set(options.variants ?? []),
     cases: {},
     notes: [],
@@ -152,7 +155,7 @@ export async function runBenchmarks(options: RunOptions): Promise<RunOutput> {
   for (const target of targets) {
     log(`target ${target.id}: ${target.met === null ? 'not measured' : target.met ? 'MET' : 'MISSED'} (${target.target}; measured ${target.measured})`);
   }
-  const docs = options.docs ?? (options.settings.mode === 'full' && only.size === 0 && !options.sizes?.length && !options.variants?.length);
+  const docs = options.docs ?? (options.settings.mode === 'full' && only.size === 0 && !options.sizes?.length && !options.variants?.length && !options.skip?.length);
   if (docs) {
     const written = updateDocs(results, file);
     log(`docs: ${written.join(', ')}`);

@@ -70,6 +70,10 @@ async function measure(
   payloadBytes: number,
   options: { headers?: Record<string, string>; connections?: number; contentType?: string; client?: 'autocannon' | 'streaming' } = {},
 ): Promise<void> {
+  if (ctx.skipCases.has(id)) {
+    ctx.log(`  ${id}: left out (--skip)`);
+    return;
+  }
   ctx.log(`  ${id}: ${label}`);
   const client = options.client === 'streaming' ? measureHttpStreaming : measureHttp;
   const result = await client({

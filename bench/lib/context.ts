@@ -21,6 +21,8 @@ export interface RunContext {
   sizes: ReadonlySet<string>;
   /** Which layer variants case 5 runs (all when empty). */
   variants: ReadonlySet<string>;
+  /** HTTP case ids to leave out (exploration: e.g. measure a route without the case before it). */
+  skipCases: ReadonlySet<string>;
   cases: Record<string, CaseResult>;
   notes: string[];
   /** .cpuprofile files written, with the server they belong to. */
