@@ -95,6 +95,26 @@ describe('one audit event per request, for every endpoint', () => {
     expect(hit!.additionalEventData.kmsRequestIds).toContain(generateId);
   });
 
+  it('concurrent requests (one audit write for the turn) each get their answer only once their event is in the log', async () => {
+    const before = t.auditEvents().length;
+    const loggedWhenAnswered: boolean[] = [];
+    const responses = await Promise.all(
+      Array.from({ length: 40 }, (_, index) =>
+        t.app.inject({ method: 'POST', url: '/v1/encrypt', headers: AUTH, payload: { plaintext: 'aGk=', context: { n: String(index % 3) } } }).then((response) => {
+          const id = response.headers['x-request-id'];
+          loggedWhenAnswered.push(t.auditEvents().some((event) => event.requestID === id));
+          return response;
+        }),
+      ),
+    );
+    expect(responses.map((response) => response.statusCode)).toEqual(Array.from({ length: 40 }, () => 200));
+    expect(loggedWhenAnswered).toEqual(Array.from({ length: 40 }, () => true));
+    const ids = new Set(responses.map((response) => response.headers['x-request-id']));
+    const events = t.auditEvents().slice(before) as Event[];
+    expect(events).toHaveLength(40);
+    expect(new Set(events.map((event) => event.requestID))).toEqual(ids);
+  });
+
   it('the whole log verifies as an intact chain', async () => {
     const result = await verifyAuditLog(t.auditPath);
     expect(result.ok).toBe(true);
@@ -170,6 +190,17 @@ describe('fail-closed: a sink that cannot be written', () => {
     expect(response.status).toBe(503);
     expect(JSON.stringify(response.body)).not.toContain('c2VjcmV0');
     expect(response.body.plaintext).toBeUndefined();
+  });
+
+  it('concurrent requests refused together: every one 503, none with a ciphertext', async () => {
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () => t.app.inject({ method: 'POST', url: '/v1/encrypt', headers: AUTH, payload: { plaintext: 'c2VjcmV0' } })),
+    );
+    for (const response of responses) {
+      expect(response.statusCode).toBe(503);
+      expect(response.json().code).toBe('AuditUnavailable');
+      expect(response.body).not.toContain('ev1:');
+    }
   });
 
   it('readiness reports the audit sink down, and failures are counted', async () => {
