@@ -259,7 +259,7 @@ export class AuditLog {
   /**
    * Chains the record and hands it to pino, which queues exactly one line in the destination;
    * returns the promise of the batch that will write it. Throws the raw cause if the line
-   * was not queued.
+   * was not queued, or if it was written at once (a full batch) and that write failed.
    */
   private enqueue(buildRecord: (link: ChainLink) => Record<string, unknown>): Promise<void> {
     const link = this.chain.next();
@@ -270,13 +270,9 @@ export class AuditLog {
       throw new Error('the audit logger did not write the event');
     }
     const batch = this.batch ?? this.startBatch(link);
-    if (this.destination.pendingBytes >= MAX_BATCH_BYTES) {
-      try {
-        this.flushBatch();
-      } catch {
-        // `batch.written` carries the error to every writer of the batch, this one included.
-      }
-    }
+    // A turn that queues a lot is written at once. If that write fails, the error reaches the
+    // batch's other writers through `batch.written` and this caller by the throw.
+    if (this.destination.pendingBytes >= MAX_BATCH_BYTES) this.flushBatch();
     return batch.written;
   }
 

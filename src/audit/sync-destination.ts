@@ -37,8 +37,6 @@ export interface SyncLineDestinationOptions {
 export class SyncLineDestination {
   /** Incremented per line queued; lets AuditLog check that pino handed its line over. */
   linesQueued = 0;
-  /** Incremented per line completely written. */
-  linesWritten = 0;
   /** Set when a partial line could not be rolled back: every later line would be corrupt. */
   broken: Error | null = null;
 
@@ -96,11 +94,6 @@ export class SyncLineDestination {
     this.onLine(lineBytes);
   }
 
-  /** Lines queued and not yet written. */
-  get pendingLines(): number {
-    return this.pendingLineCount;
-  }
-
   /**
    * Writes every queued line, with as few write(2) calls as the kernel allows (usually one).
    * On failure none of them stays in the file (a partial write is truncated away, or the
@@ -126,7 +119,6 @@ export class SyncLineDestination {
       throw error;
     }
     this.size += buffer.length;
-    this.linesWritten += count;
     return count;
   }
 

@@ -189,6 +189,30 @@ describe('group commit: the lines of one event-loop turn share one write(2)', ()
     await expect(verifyAuditLog(path)).resolves.toMatchObject({ ok: true, events: 4 });
   });
 
+  it('a turn that queues over 1 MiB is written at once, and a failure there reaches every writer of it', async () => {
+    const path = join(tempDir(), 'audit.log');
+    const log = AuditLog.open({ destination: path });
+    // Contexts are not truncated: four ~300 KB events pass the 1 MiB batch bound on the fourth.
+    const big = (requestID: string) =>
+      sampleInput({ requestID, requestParameters: { keyId: 'alias/default', encryptionContext: { blob: 'x'.repeat(300_000) } } });
+
+    const callsBefore = faults.writeCalls;
+    await Promise.all(['b1', 'b2', 'b3', 'b4', 'b5'].map((id) => log.write(big(id))));
+    expect(faults.writeCalls - callsBefore).toBe(2); // b1–b4 at once, b5 at the end of the turn
+    expect(parseLines(path).map((event) => event.requestID)).toEqual(['b1', 'b2', 'b3', 'b4', 'b5']);
+
+    faults.writeError = 'EIO';
+    const outcomes = await Promise.allSettled(['f1', 'f2', 'f3', 'f4'].map((id) => log.write(big(id))));
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
+    faults.writeError = undefined;
+    await log.write(sampleInput({ requestID: 'after' }));
+    await log.close();
+    const events = parseLines(path);
+    expect(events.map((event) => event.requestID ?? event.eventName)).toEqual(['b1', 'b2', 'b3', 'b4', 'b5', 'AuditSinkRecovered', 'after']);
+    expect(events[5]).toMatchObject({ serviceEventDetails: { failedWrites: 4 } });
+    await expect(verifyAuditLog(path)).resolves.toMatchObject({ ok: true, events: 7 });
+  });
+
   it('close() writes what the turn queued before closing', async () => {
     const path = join(tempDir(), 'audit.log');
     const log = AuditLog.open({ destination: path });
