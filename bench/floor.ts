@@ -2,17 +2,19 @@
  * npm run bench:floor: what one in-process 1 KiB encrypt costs, step by step, through Node's
  * crypto API. This is the floor behind the in-process target in docs/BENCHMARKS.md: the
  * per-message cryptography format v1 (and the Encryption SDK's suite 0x0478) must do, next to
- * what the whole EnvelopeService.encrypt costs around it. Prints µs per operation; asserts
- * nothing. Runs in a few seconds.
+ * what the whole EnvelopeService.encrypt costs around it. Then the same for one 1 MiB
+ * message, where what matters is how the cipher's output is allocated and copied (why seal
+ * slices large bodies and open does not, message-crypto.ts). Prints µs per operation (and
+ * GB/s for 1 MiB); asserts nothing. Runs in about half a minute.
  */
-import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataKeyCache } from '../src/envelope/data-key-cache.js';
-import { encodeEnvelopePrefix } from '../src/envelope/format.js';
+import { encodeEnvelopePrefix, parseEnvelope } from '../src/envelope/format.js';
 import { KmsTrace } from '../src/envelope/kms-trace.js';
-import { deriveMessageKeyMaterial, sealMessage } from '../src/envelope/message-crypto.js';
+import { deriveMessageKeyMaterial, openMessage, sealMessage } from '../src/envelope/message-crypto.js';
 import { EnvelopeService } from '../src/envelope/service.js';
 import { LocalKeyProvider } from '../src/kms/local.js';
 import { BENCH_CONTEXT, KiB } from './lib/constants.js';
@@ -22,10 +24,62 @@ import { measureOps } from './lib/ops.js';
 const WARMUP_MS = 300;
 const DURATION_MS = 1_500;
 
-async function report(label: string, op: () => unknown): Promise<number> {
+const SLICE = 64 * KiB;
+
+async function report(label: string, op: () => unknown, bytes?: number): Promise<number> {
   const { meanUs } = await measureOps(op, WARMUP_MS, DURATION_MS);
-  process.stdout.write(`${label.padEnd(62)} ${meanUs.toFixed(2).padStart(7)} µs\n`);
+  const rate = bytes ? `  ${(bytes / meanUs / 1000).toFixed(2).padStart(5)} GB/s` : '';
+  process.stdout.write(`${label.padEnd(62)} ${meanUs.toFixed(2).padStart(7)} µs${rate}\n`);
   return meanUs;
+}
+
+/** One 1 MiB message: the cipher's output handling, whole against sliced, seal and open. */
+async function largeMessage(key: Buffer, iv: Buffer, dataKey: Buffer, prefix: ReturnType<typeof encodeEnvelopePrefix>): Promise<void> {
+  const MiB = 1024 * KiB;
+  const plaintext = randomBytes(MiB);
+  process.stdout.write('\none 1 MiB message, in-process:\n');
+  await report('  GCM encrypt, one update, output not copied (raw)', () => {
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    cipher.update(plaintext);
+    cipher.final();
+  }, MiB);
+  await report('  GCM encrypt, one update copied into an envelope buffer', () => {
+    const out = Buffer.allocUnsafe(MiB + 16);
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    cipher.update(plaintext).copy(out, 0);
+    cipher.final();
+  }, MiB);
+  await report('  GCM encrypt, 64 KiB slices copied into an envelope buffer', () => {
+    const out = Buffer.allocUnsafe(MiB + 16);
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    for (let at = 0; at < MiB; at += SLICE) cipher.update(plaintext.subarray(at, at + SLICE)).copy(out, at);
+    cipher.final();
+  }, MiB);
+  await report('  sealMessage (slices)', () => sealMessage(dataKey, prefix, plaintext), MiB);
+
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  const body = cipher.update(plaintext);
+  cipher.final();
+  const tag = cipher.getAuthTag();
+  await report('  GCM decrypt, one update (its output is the plaintext)', () => {
+    const decipher = createDecipheriv('aes-256-gcm', key, iv);
+    decipher.setAuthTag(tag);
+    decipher.update(body);
+    decipher.final();
+  }, MiB);
+  await report('  GCM decrypt, 64 KiB slices copied out and zeroed (not used)', () => {
+    const decipher = createDecipheriv('aes-256-gcm', key, iv);
+    decipher.setAuthTag(tag);
+    const out = Buffer.allocUnsafeSlow(MiB);
+    for (let at = 0; at < MiB; at += SLICE) {
+      const slice = decipher.update(body.subarray(at, at + SLICE));
+      slice.copy(out, at);
+      slice.fill(0);
+    }
+    decipher.final();
+  }, MiB);
+  const sealed = parseEnvelope(sealMessage(dataKey, prefix, plaintext));
+  await report('  openMessage (one update)', () => openMessage(dataKey, sealed), MiB);
 }
 
 async function main(): Promise<void> {
@@ -59,6 +113,7 @@ async function main(): Promise<void> {
       envelope.encrypt(keyArn, plaintext, { ...BENCH_CONTEXT }, undefined, new KmsTrace()),
     );
     process.stdout.write(`floor (2 HMAC + 1 GCM): ${(2 * hmac + gcm).toFixed(1)} µs\n`);
+    await largeMessage(key, iv, dataKey.plaintextKey, prefix);
     envelope.clear();
     await provider.close();
   } finally {

@@ -125,12 +125,13 @@ export function openMessage(dataKey: Buffer, envelope: ParsedEnvelope, aad?: Buf
 
 /**
  * seal() feeds large plaintexts to GCM in slices of this size. cipher.update() allocates its
- * output, which seal() then copies into the envelope: a temporary the size of a 1 MiB message
- * is fresh memory every time (page faults, cold caches), while slice-sized temporaries are
- * recycled by the allocator and still in cache when copied. Seal of 1 MiB on this machine:
- * 2.3–2.7 GB/s in one update, 3.2–3.8 GB/s in 64 KiB slices. Same bytes either way (GCM is a
- * stream mode). open() does not slice: its update output IS the plaintext returned, so there
- * is no temporary to save, and slicing measured slower (2.4–2.8 against 3.9–4.1 GB/s).
+ * output, which seal() then copies into the envelope: for a 1 MiB message that temporary is a
+ * fresh 1 MiB allocation every time, while slice-sized temporaries are recycled by the
+ * allocator and still in cache when copied. `npm run bench:floor` shows the two side by side;
+ * on this VM 1 MiB figures are bimodal (1.7–4.2 GB/s for the same code, depending on the
+ * allocator's state), and slices came out ahead or level in every run. Same bytes either way
+ * (GCM is a stream mode). open() does not slice: its update output IS the plaintext returned,
+ * so there is no temporary to save, only a copy and a zeroing to add.
  */
 const CIPHER_SLICE_BYTES = 64 * 1024;
 
