@@ -2,11 +2,10 @@
  * The audit trail seen from the API: every endpoint, succeeding and failing, leaves exactly one
  * CloudTrail-shaped event; no secret reaches any log; a failing sink fails requests closed.
  */
-import { Writable } from 'node:stream';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditLog } from '../../src/audit/verify.js';
-import { createAppLogger } from '../../src/logging.js';
+import { captureAppLog } from '../helpers/app-log-capture.js';
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js';
 
 type Event = Record<string, any>;
@@ -123,15 +122,8 @@ describe('one audit event per request, for every endpoint', () => {
 
 describe('no secret reaches any log', () => {
   it('a marker plaintext, aad and token sent through every endpoint appear in neither log', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
     // The production logger configuration (its redaction backstop included), at trace level.
-    const logger = createAppLogger({ LOG_LEVEL: 'trace' }, { destination: sink });
+    const { logger, raw: lines } = captureAppLog();
     const MARKER = 'MARKER-PLAINTEXT-7d41c9';
     const TOKEN = 'MARKER-TOKEN-5be2a0f1';
     const AAD = 'MARKER-AAD-91f3';

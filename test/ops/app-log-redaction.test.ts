@@ -3,27 +3,8 @@
  * a secret-named field by mistake. The end-to-end "no secret in any log" test is in
  * test/http/audit-trail.test.ts; this one pins the rule itself.
  */
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createAppLogger } from '../../src/logging.js';
-
-function capture(): { lines: Record<string, unknown>[]; text: () => string; logger: ReturnType<typeof createAppLogger> } {
-  const raw: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      raw.push(String(chunk));
-      done();
-    },
-  });
-  const logger = createAppLogger({ LOG_LEVEL: 'trace' }, { destination: sink });
-  return {
-    logger,
-    get lines() {
-      return raw.map((line) => JSON.parse(line) as Record<string, unknown>);
-    },
-    text: () => raw.join(''),
-  };
-}
+import { captureAppLog as capture } from '../helpers/app-log-capture.js';
 
 describe('app log redaction backstop', () => {
   it('censors secret-named fields at the top level and one level down', () => {
