@@ -143,6 +143,7 @@ describe.each(providerKinds())('authorization with the example policy on the %s 
 
 describe('JWT bearer tokens over HTTP', () => {
   let t: TestApp;
+  let policyFile: string;
   let privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
   const issuer = 'https://issuer.test';
   const audience = 'envelope-service';
@@ -175,7 +176,8 @@ describe('JWT bearer tokens over HTTP', () => {
         '    context: { allowOthers: true }',
       ].join('\n'),
     );
-    t = await buildTestApp({ policyFile: join(dir, 'policy.yaml') });
+    policyFile = join(dir, 'policy.yaml');
+    t = await buildTestApp({ policyFile });
   });
   afterAll(async () => t?.close());
 
@@ -208,6 +210,20 @@ describe('JWT bearer tokens over HTTP', () => {
     const impostor = await encryptWith(await token({}, { sub: 'ci-deployer' }), {});
     expect(impostor.status).toBe(403);
     expect(t.auditEvents().at(-1)!.userIdentity).toMatchObject({ type: 'jwt', principalId: 'ci-deployer' });
+  });
+
+  it('nor does it share, or drain, that API key\'s rate-limit bucket', async () => {
+    const limited = await buildTestApp({ policyFile, env: { RATE_LIMIT_MAX: '2' } });
+    try {
+      const deployer = () => request(limited.app.server).post('/v1/encrypt').set(bearer('ci-deployer-api-key')).send({ plaintext: HELLO });
+      expect((await deployer()).status).toBe(200);
+      expect((await deployer()).status).toBe(200);
+      expect((await deployer()).status).toBe(429);
+      const impostor = await request(limited.app.server).post('/v1/encrypt').set(bearer(await token({}, { sub: 'ci-deployer' }))).send({ plaintext: HELLO, context: {} });
+      expect(impostor.status).toBe(403);
+    } finally {
+      await limited.close();
+    }
   });
 
   it('a 100-year token is refused: 401', async () => {
