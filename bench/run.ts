@@ -3,7 +3,7 @@
  * npm run bench:smoke                a second or two per case (CI); writes smoke-<ts>.json only
  *
  * Options:
- *   --only http,large,layers,inprocess,kms   run some case groups (docs are then not touched)
+ *   --only http,large,layers,inprocess,kms,neighbour   run some case groups (docs are then not touched)
  *   --profile service-full[,bare-aes,...]    run those server children under node --cpu-prof and
  *                                            summarise the profiles (see bench/profile-summary.ts)
  *   --out <dir>                              results directory (default bench/results)

@@ -11,6 +11,7 @@ import { findLocalKmsBinary, startLocalKms, type LocalKmsInstance } from '../tes
 import { runHttpCases, runLayerCases, LAYER_VARIANTS, HTTP_SIZES } from './cases/http.js';
 import { runInProcessCases, runRawCryptoCases } from './cases/inprocess.js';
 import { runKmsEconomyCases, KMS_CASE_IDS } from './cases/kms-economy.js';
+import { runNoisyNeighbourCases, NEIGHBOUR_CASE_IDS } from './cases/noisy-neighbour.js';
 import { REPO_ROOT } from './lib/constants.js';
 import type { RunContext } from './lib/context.js';
 import { round } from './lib/load.js';
@@ -19,7 +20,7 @@ import type { BenchResults, CaseResult, TargetResult } from './lib/results.js';
 import type { Settings } from './lib/settings.js';
 import { formatSummary, summarizeProfile } from './profile-summary.js';
 
-export const CASE_GROUPS = ['http', 'large', 'layers', 'inprocess', 'kms'] as const;
+export const CASE_GROUPS = ['http', 'large', 'layers', 'inprocess', 'kms', 'neighbour'] as const;
 
 /** Every case id a complete run produces (the smoke test checks them all). */
 export function expectedCaseIds(): string[] {
@@ -29,6 +30,7 @@ export function expectedCaseIds(): string[] {
   for (const variant of LAYER_VARIANTS) ids.push(`layer.enc.1k.${variant}`);
   for (const op of ['enc', 'dec']) for (const who of ['ours', 'sdk-0478', 'sdk-0578']) ids.push(`inproc.${op}.${who}`);
   ids.push(...KMS_CASE_IDS);
+  ids.push(...NEIGHBOUR_CASE_IDS);
   return ids;
 }
 
@@ -89,7 +91,7 @@ export async function runBenchmarks(options: RunOptions): Promise<RunOutput> {
 
   let localKms: LocalKmsInstance | undefined;
   try {
-    const needsKms = only.size === 0 || only.has('layers') || only.has('kms');
+    const needsKms = only.size === 0 || only.has('layers') || only.has('kms') || only.has('neighbour');
     if (needsKms) {
       const binary = findLocalKmsBinary();
       if (binary) {
@@ -115,6 +117,8 @@ export async function runBenchmarks(options: RunOptions): Promise<RunOutput> {
     await runLayerCases(ctx);
     log('case 3 (KMS economy)');
     await runKmsEconomyCases(ctx);
+    log('case 6 (noisy neighbour)');
+    await runNoisyNeighbourCases(ctx);
   } finally {
     await localKms?.dispose();
     if (!options.keepWorkDir) rmSync(workDir, { recursive: true, force: true });

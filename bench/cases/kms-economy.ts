@@ -108,7 +108,7 @@ function record(ctx: RunContext, id: string, fields: Omit<KmsCase, 'kind' | 'gen
 }
 
 /** Sums kms_requests_total by operation (all outcomes) from the service's /metrics. */
-async function kmsCalls(baseUrl: string): Promise<Record<string, number>> {
+export async function kmsCalls(baseUrl: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${baseUrl}/metrics`)).text();
   const counts: Record<string, number> = {};
   for (const line of text.split('\n')) {
@@ -120,7 +120,7 @@ async function kmsCalls(baseUrl: string): Promise<Record<string, number>> {
   return counts;
 }
 
-function diff(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+export function diff(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, count] of Object.entries(after)) {
     const delta = count - (before[name] ?? 0);

@@ -5,6 +5,10 @@ export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BENCH_POLICY_FILE = fileURLToPath(new URL('../fixtures/policy.yaml', import.meta.url));
 /** The API key in bench/fixtures/policy.yaml (published: it grants nothing outside the bench). */
 export const BENCH_TOKEN = 'bench-api-key-not-a-secret';
+/** The noisy-neighbour case's policy and its two API keys (published: bench-only grants). */
+export const NEIGHBOUR_POLICY_FILE = fileURLToPath(new URL('../fixtures/neighbour-policy.yaml', import.meta.url));
+export const NEIGHBOUR_A_TOKEN = 'bench-neighbour-a-not-a-secret';
+export const NEIGHBOUR_B_TOKEN = 'bench-neighbour-b-not-a-secret';
 /** The dev-mode token used by the "policy off" layer. */
 export const BENCH_DEV_TOKEN = 'bench-dev-token';
 /** The context every benchmarked request carries (the policy requires tenant and purpose). */

@@ -41,12 +41,38 @@ export interface KmsCase extends CaseBase {
   how: string;
 }
 
+/** The noisy-neighbour case: principal B's workload, alone or while principal A floods. */
+export interface NeighbourCase extends CaseBase {
+  kind: 'neighbour';
+  provider: 'local-kms' | 'local';
+  /** B's offered load: requests per second over this many connections, for this long. */
+  offeredRate: number;
+  connections: number;
+  durationSeconds: number;
+  /** B's 2xx answers per second and in total. */
+  requestsPerSecond: number;
+  requestsTotal: number;
+  /** B's failures: non-2xx answers by status, plus `errors` and `timeouts`. */
+  failed: Record<string, number>;
+  latencyMs: { p50: number; p99: number; mean: number };
+  /** From B's audit events in the measured pass. */
+  cacheHits: number;
+  cacheMisses: number;
+  cacheHitRate: number | null;
+  /** Distinct KMS request ids behind B's cache misses. */
+  kmsCalls: number;
+  /** Every KMS call the service made in the measured pass (/metrics), by operation. */
+  serviceKmsCalls: Record<string, number>;
+  /** A's flood, when there is one: requests answered, by status. */
+  flood?: { connections: number; requests: number; byStatus: Record<string, number> };
+}
+
 export interface SkippedCase extends CaseBase {
   kind: 'skipped';
   reason: string;
 }
 
-export type CaseResult = HttpCase | OpsCase | KmsCase | SkippedCase;
+export type CaseResult = HttpCase | OpsCase | KmsCase | NeighbourCase | SkippedCase;
 
 export interface TargetResult {
   id: string;

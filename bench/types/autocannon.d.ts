@@ -20,9 +20,23 @@ declare module 'autocannon' {
     connections?: number;
     duration?: number;
     amount?: number;
+    /** Stops after this many requests, within the duration (unlike amount, which replaces it). */
+    maxOverallRequests?: number;
     timeout?: number;
     pipelining?: number;
     bailout?: number;
+    /** Requests per second over all connections (open loop; latencies corrected for coordinated omission). */
+    overallRate?: number;
+    /** Taken in turn on each connection. */
+    requests?: RequestSpec[];
+  }
+  export interface RequestSpec {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+    /** Called before each send; returns the request to send. */
+    setupRequest?: (request: RequestSpec, context: Record<string, unknown>) => RequestSpec;
   }
   export interface Result {
     duration: number;

@@ -22,6 +22,8 @@ export type AuthFailureReason =
   | 'jwt_algorithm_not_allowed'
   | 'jwt_unknown_key'
   | 'jwt_expired'
+  | 'jwt_too_old'
+  | 'jwt_lifetime_too_long'
   | 'jwt_not_yet_valid'
   | 'jwt_claim_invalid'
   | 'jwt_principal_claim_missing';

@@ -12,12 +12,12 @@
  *   const decision = snap.policy.decide(principal, { operation, keyNames, context, plaintextBytes });
  */
 export type { AuthMethod, Operation, Principal } from './principal.js';
-export { OPERATIONS } from './principal.js';
+export { OPERATIONS, principalKey } from './principal.js';
 export type { Authenticator, AuthenticatorOptions } from './authenticator.js';
 export { createAuthenticator, createDevAuthenticator } from './authenticator.js';
 export type { AuthFailureReason, PolicyIssue } from './errors.js';
 export { AuthenticationError, AuthenticationUnavailableError, PolicyError, formatIssue } from './errors.js';
-export type { Decision, DecisionRequest, Grant, RuleSpec } from './policy.js';
+export type { Decision, DecisionRequest, Grant, RewrapDestinationRequest, RuleSpec } from './policy.js';
 export { DEV_PRINCIPAL_ID, Policy, devPolicy, operationsForKey } from './policy.js';
 export type { LoadedPolicy } from './policy-load.js';
 export { loadPolicyFile } from './policy-load.js';

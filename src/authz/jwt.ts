@@ -7,6 +7,9 @@
  *   and none), passed to jwtVerify so a token's own `alg` header is never trusted;
  * - issuer and audience always checked; `exp` is required, `exp`/`nbf` checked with a small
  *   clock tolerance (default 5 s);
+ * - `iat` is required, and both the token's age (now - iat) and its lifetime (exp - iat) must
+ *   be within maxTokenAgeSeconds (default 24 h): a token minted to live for years is a
+ *   credential nobody can revoke, so it is refused even while fresh;
  * - the principal claim must be a non-empty string;
  * - JWKS files may hold public asymmetric keys only (no `oct`, no private parts): a symmetric
  *   or private key in a "public" key file is a leak waiting to happen.
@@ -20,6 +23,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import { AuthenticationError, AuthenticationUnavailableError, type AuthFailureReason } from './errors.js';
+import { DEFAULT_MAX_TOKEN_AGE_SECONDS } from './policy-schema.js';
 import type { Principal } from './principal.js';
 
 export interface JwtVerifierOptions {
@@ -30,6 +34,8 @@ export interface JwtVerifierOptions {
   readonly principalClaim?: string;
   /** Default 5. */
   readonly clockToleranceSeconds?: number;
+  /** Default DEFAULT_MAX_TOKEN_AGE_SECONDS. */
+  readonly maxTokenAgeSeconds?: number;
   /** Either a parsed JWKS (from a file) or a URL to fetch it from. */
   readonly jwks: { readonly kind: 'keys'; readonly keys: JSONWebKeySet } | { readonly kind: 'url'; readonly url: URL };
 }
@@ -54,16 +60,24 @@ export class JwtVerifier {
 
   async verify(token: string): Promise<Principal> {
     let payload: Record<string, unknown>;
+    const clockTolerance = this.#options.clockToleranceSeconds ?? 5;
+    const maxTokenAge = this.#options.maxTokenAgeSeconds ?? DEFAULT_MAX_TOKEN_AGE_SECONDS;
     try {
       ({ payload } = await jwtVerify(token, this.#keys, {
         issuer: this.#options.issuer,
         audience: [...(typeof this.#options.audience === 'string' ? [this.#options.audience] : this.#options.audience)],
         algorithms: [...this.#options.algorithms],
-        clockTolerance: this.#options.clockToleranceSeconds ?? 5,
-        requiredClaims: ['exp', this.#principalClaim],
+        clockTolerance,
+        // jose then also requires `iat` and refuses one in the future.
+        maxTokenAge,
+        requiredClaims: ['exp', 'iat', this.#principalClaim],
       }));
     } catch (error) {
       throw mapJoseError(error);
+    }
+    // jose bounds the age; the lifetime the issuer granted is ours to bound. Both are numbers here.
+    if ((payload.exp as number) - (payload.iat as number) > maxTokenAge + clockTolerance) {
+      throw new AuthenticationError('jwt_lifetime_too_long', 'jwt', 'exp - iat');
     }
     const id = Object.hasOwn(payload, this.#principalClaim) ? payload[this.#principalClaim] : undefined;
     if (typeof id !== 'string' || id === '') {
@@ -90,6 +104,9 @@ const REASONS: Readonly<Record<string, AuthFailureReason>> = {
  * it becomes AuthenticationUnavailableError (503). Both fail closed.
  */
 function mapJoseError(error: unknown): Error {
+  if (error instanceof errors.JWTExpired && error.claim === 'iat') {
+    return new AuthenticationError('jwt_too_old', 'jwt', 'iat');
+  }
   if (error instanceof errors.JWTClaimValidationFailed) {
     const reason = error.claim === 'nbf' ? 'jwt_not_yet_valid' : 'jwt_claim_invalid';
     // `claim` and `reason` are names from a fixed set ("iss", "mismatch"), not token content.

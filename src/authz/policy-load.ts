@@ -9,8 +9,8 @@ import { dirname, resolve } from 'node:path';
 import type { JSONWebKeySet } from 'jose';
 import { createAuthenticator, type Authenticator } from './authenticator.js';
 import { PolicyError } from './errors.js';
-import { Policy } from './policy.js';
-import type { JwtSettings } from './policy-schema.js';
+import { Policy, type RuleSpec } from './policy.js';
+import type { JwtSettings, PolicyFile } from './policy-schema.js';
 import { validatePolicyText } from './policy-validate.js';
 import type { JwtVerifierOptions } from './jwt.js';
 import type { YamlSource } from './yaml-source.js';
@@ -38,7 +38,7 @@ export async function loadPolicyFile(file: string): Promise<LoadedPolicy> {
   return {
     file,
     digest: createHash('sha256').update(bytes).digest('hex'),
-    policy: new Policy(spec.rules),
+    policy: new Policy(withAuthMethods(spec)),
     authenticator: createAuthenticator({ apiKeys, ...(jwt === undefined ? {} : { jwt }) }),
     summary: {
       rules: spec.rules.length,
@@ -48,6 +48,15 @@ export async function loadPolicyFile(file: string): Promise<LoadedPolicy> {
   };
 }
 
+/**
+ * A rule without `authMethods` is for the only method the file configures (validation refuses
+ * such a rule when the file configures both), so files with one method keep their meaning.
+ */
+function withAuthMethods(spec: PolicyFile): RuleSpec[] {
+  const only = spec.authentication.jwt === undefined ? 'api-key' : 'jwt';
+  return spec.rules.map((rule) => ({ ...rule, authMethods: rule.authMethods ?? [only] }));
+}
+
 async function jwtOptions(settings: JwtSettings, baseDir: string, source: YamlSource): Promise<JwtVerifierOptions> {
   const common = {
     issuer: settings.issuer,
@@ -55,6 +64,7 @@ async function jwtOptions(settings: JwtSettings, baseDir: string, source: YamlSo
     algorithms: settings.algorithms,
     ...(settings.principalClaim === undefined ? {} : { principalClaim: settings.principalClaim }),
     ...(settings.clockToleranceSeconds === undefined ? {} : { clockToleranceSeconds: settings.clockToleranceSeconds }),
+    ...(settings.maxTokenAgeSeconds === undefined ? {} : { maxTokenAgeSeconds: settings.maxTokenAgeSeconds }),
   };
   if (settings.jwksUrl !== undefined) return { ...common, jwks: { kind: 'url', url: new URL(settings.jwksUrl) } };
 

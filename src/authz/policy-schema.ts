@@ -30,6 +30,14 @@ export const ASYMMETRIC_JWS_ALGORITHMS = [
 ] as const;
 export type AsymmetricJwsAlgorithm = (typeof ASYMMETRIC_JWS_ALGORITHMS)[number];
 
+/** Default for `jwt.maxTokenAgeSeconds`: a day, longer than any issuer's normal token lifetime. */
+export const DEFAULT_MAX_TOKEN_AGE_SECONDS = 24 * 3600;
+/** A longer-lived bearer token is an API key without rotation: use an API key. */
+const MAX_TOKEN_AGE_LIMIT_SECONDS = 7 * 24 * 3600;
+
+/** Authentication methods a rule can name (`dev-token` exists only without a policy file). */
+export const RULE_AUTH_METHODS = ['api-key', 'jwt'] as const;
+
 const NonEmpty = Type.String({ minLength: 1, maxLength: 2048 });
 const Patterns = Type.Array(NonEmpty, { minItems: 1 });
 const Obj = <T extends Parameters<typeof Type.Object>[0]>(properties: T) => Type.Object(properties, { additionalProperties: false });
@@ -54,6 +62,8 @@ const JwtSchema = Obj({
   /** The claim that becomes Principal.id. */
   principalClaim: Type.Optional(NonEmpty),
   clockToleranceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 300 })),
+  /** Longest accepted lifetime (exp - iat) and age (now - iat); iat becomes required. */
+  maxTokenAgeSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: MAX_TOKEN_AGE_LIMIT_SECONDS })),
 });
 
 const ContextSchema = Obj({
@@ -72,9 +82,13 @@ const ContextSchema = Obj({
 const RuleSchema = Obj({
   id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$' }),
   description: Type.Optional(Type.String()),
+  /** Which authentication methods the principals must have used; see policy-load.ts for the default. */
+  authMethods: Type.Optional(Type.Array(Type.Enum([...RULE_AUTH_METHODS]), { minItems: 1 })),
   principals: Patterns,
   operations: Type.Array(Type.Enum([...OPERATIONS]), { minItems: 1 }),
   keys: Patterns,
+  /** Where a rewrap this rule grants may move data: key patterns with {context.NAME} placeholders. */
+  rewrapTo: Type.Optional(Patterns),
   context: Type.Optional(ContextSchema),
   maxPlaintextBytes: Type.Optional(Type.Integer({ minimum: 0 })),
 });

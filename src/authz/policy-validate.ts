@@ -7,6 +7,7 @@ import Value from 'typebox/value';
 import { isValidClaimRef } from './claims.js';
 import { PolicyError, type PolicyIssue } from './errors.js';
 import { PolicyFileSchema, type PolicyFile } from './policy-schema.js';
+import { destinationPatternProblem } from './rewrap-destination.js';
 import { pointerSegments, parseYamlSource, type PathSegment, type YamlSource } from './yaml-source.js';
 
 export interface ValidatedPolicy {
@@ -88,7 +89,13 @@ function enumMessage(path: readonly PathSegment[], value: unknown, allowed: read
       `(an HMAC key would be the public JWKS itself, and "none" is no signature); allowed: ${allowed.join(', ')}`
     );
   }
-  const what = path.includes('operations') ? 'operation' : path.includes('algorithms') ? 'algorithm' : 'value';
+  const what = path.includes('operations')
+    ? 'operation'
+    : path.includes('algorithms')
+      ? 'algorithm'
+      : path.includes('authMethods')
+        ? 'authentication method'
+        : 'value';
   return `unknown ${what} ${shown}; allowed: ${allowed.join(', ')}`;
 }
 
@@ -153,6 +160,24 @@ function crossFieldErrors(spec: PolicyFile, source: YamlSource): PolicyIssue[] {
     const first = ruleIds.get(rule.id);
     if (first !== undefined) issues.push(source.issue(['rules', index, 'id'], `duplicate rule id "${rule.id}" (first used by rules[${first}])`));
     else ruleIds.set(rule.id, index);
+
+    // With both methods configured, a rule must say whose it is: an API key and a JWT subject
+    // with the same name are different callers, and guessing would grant one the other's rights.
+    if (apiKeys.length > 0 && jwt !== undefined && rule.authMethods === undefined) {
+      issues.push(
+        source.issue(
+          ['rules', index, 'id'],
+          'both apiKeys and jwt are configured: say which callers this rule is for with authMethods: [api-key], [jwt] or [api-key, jwt]',
+        ),
+      );
+    }
+    if (rule.rewrapTo !== undefined && !rule.operations.includes('rewrap')) {
+      issues.push(source.issue(['rules', index, 'rewrapTo'], 'rewrapTo only applies to rules that grant rewrap', 'key'));
+    }
+    rule.rewrapTo?.forEach((pattern, patternIndex) => {
+      const problem = destinationPatternProblem(pattern);
+      if (problem) issues.push(source.issue(['rules', index, 'rewrapTo', patternIndex], problem));
+    });
 
     const equals = rule.context?.equals ?? {};
     for (const [key, ref] of Object.entries(rule.context?.fromClaims ?? {})) {

@@ -12,7 +12,8 @@
  */
 import { claimAsString, parseClaimRef, type ClaimRef } from './claims.js';
 import { compileGlobs, type GlobMatcher } from './glob.js';
-import { OPERATIONS, type Operation, type Principal } from './principal.js';
+import { OPERATIONS, type AuthMethod, type Operation, type Principal } from './principal.js';
+import { destinationMatches, parseDestinationPattern, type DestinationTemplate } from './rewrap-destination.js';
 
 export interface DecisionRequest {
   readonly operation: Operation;
@@ -29,14 +30,33 @@ export interface DecisionRequest {
   readonly plaintextBytes?: number;
 }
 
+/** Where a rewrap may go: judged against the rules that grant `rewrap` on the source. */
+export interface RewrapDestinationRequest {
+  /** Every name of the key the ciphertext is under (as DecisionRequest.keyNames). */
+  readonly sourceKeyNames: readonly string[];
+  /** Every name of the destination key. */
+  readonly destinationKeyNames: readonly string[];
+  /** The context stored in the ciphertext. */
+  readonly context: Readonly<Record<string, string>>;
+  /** The payload's size, for the default "may encrypt to" check. */
+  readonly plaintextBytes?: number;
+}
+
 export type Decision = { readonly allowed: true; readonly ruleId: string } | { readonly allowed: false; readonly reason: string };
 
 /** A rule as written in the policy file (after schema validation). */
 export interface RuleSpec {
   readonly id: string;
+  /**
+   * How the principal must have authenticated. The policy loader always sets it (see
+   * policy-load.ts); left out in code, the rule applies to every method.
+   */
+  readonly authMethods?: readonly AuthMethod[];
   readonly principals: readonly string[];
   readonly operations: readonly Operation[];
   readonly keys: readonly string[];
+  /** Patterns (with `{context.NAME}` placeholders) a rewrap granted by this rule may move data to. */
+  readonly rewrapTo?: readonly string[];
   readonly context?: {
     readonly required?: readonly string[];
     readonly optional?: readonly string[];
@@ -56,6 +76,7 @@ interface ClaimBinding {
 interface CompiledRule {
   readonly id: string;
   readonly spec: RuleSpec;
+  readonly authMethods: ReadonlySet<AuthMethod> | undefined;
   readonly matchPrincipal: GlobMatcher;
   readonly matchKey: GlobMatcher;
   readonly operations: ReadonlySet<Operation>;
@@ -67,6 +88,8 @@ interface CompiledRule {
   readonly namedKeys: ReadonlySet<string>;
   readonly allowOthers: boolean;
   readonly maxPlaintextBytes: number | undefined;
+  /** Undefined: the destination must be a key the principal may encrypt to (with the stored context). */
+  readonly rewrapTo: readonly DestinationTemplate[] | undefined;
 }
 
 /** What GET /v1/keys shows: one entry per rule that can apply to the principal. */
@@ -96,6 +119,7 @@ function compileRule(spec: RuleSpec): CompiledRule {
   return {
     id: spec.id,
     spec,
+    authMethods: spec.authMethods === undefined ? undefined : new Set(spec.authMethods),
     matchPrincipal: compileGlobs(spec.principals),
     matchKey: compileGlobs(spec.keys),
     operations: new Set(spec.operations),
@@ -108,7 +132,17 @@ function compileRule(spec: RuleSpec): CompiledRule {
     // fragment the data-key cache or smuggle data into logs under a rule that never meant it.
     allowOthers: context.allowOthers ?? false,
     maxPlaintextBytes: spec.maxPlaintextBytes,
+    rewrapTo: spec.rewrapTo?.map(parseDestinationPattern),
   };
+}
+
+/**
+ * An API key named `billing` and a JWT whose subject is `billing` are different callers: a rule
+ * applies only to the authentication methods it names.
+ */
+function appliesTo(rule: CompiledRule, principal: Principal): boolean {
+  if (rule.authMethods !== undefined && !rule.authMethods.has(principal.authMethod)) return false;
+  return rule.matchPrincipal(principal.id);
 }
 
 export class Policy {
@@ -128,7 +162,7 @@ export class Policy {
     // a deny better than "nothing matched"; keep its reason for the audit log.
     let closest: string | undefined;
     for (const rule of this.#rules) {
-      if (!rule.matchPrincipal(principal.id)) continue;
+      if (!appliesTo(rule, principal)) continue;
       if (!rule.operations.has(request.operation)) continue;
       if (!request.keyNames.some(rule.matchKey)) continue;
       const failure = contextFailure(rule, principal, request.context ?? {}) ?? sizeFailure(rule, request.plaintextBytes);
@@ -142,13 +176,50 @@ export class Policy {
   }
 
   /**
+   * A rewrap needs `rewrap` on the source and on the destination (decide, twice), and, on top,
+   * a rule granting the source must accept the destination: its `rewrapTo` patterns, or without
+   * them, a destination the principal may encrypt to itself with the stored context. Otherwise
+   * a `rewrap` grant on several tenants' keys would move one tenant's data under another's key.
+   */
+  decideRewrapDestination(principal: Principal, request: RewrapDestinationRequest): Decision {
+    if (request.destinationKeyNames.length === 0) return { allowed: false, reason: 'no destination key name to authorize' };
+    let closest: string | undefined;
+    for (const rule of this.#rules) {
+      if (!appliesTo(rule, principal) || !rule.operations.has('rewrap')) continue;
+      if (!request.sourceKeyNames.some(rule.matchKey)) continue;
+      if (contextFailure(rule, principal, request.context) !== undefined) continue;
+      const failure = this.#destinationFailure(rule, principal, request);
+      if (failure === undefined) return { allowed: true, ruleId: rule.id };
+      closest ??= `rule "${rule.id}": ${failure}`;
+    }
+    return { allowed: false, reason: closest ?? `no rule grants "rewrap" on [${request.sourceKeyNames.join(', ')}] to "${principal.id}"` };
+  }
+
+  #destinationFailure(rule: CompiledRule, principal: Principal, request: RewrapDestinationRequest): string | undefined {
+    if (rule.rewrapTo !== undefined) {
+      const allowed = rule.rewrapTo.some((template) => destinationMatches(template, request.context, request.destinationKeyNames));
+      // Names the destination, never the expanded patterns: they hold context values.
+      return allowed ? undefined : `destination [${request.destinationKeyNames.join(', ')}] is not in the rule's rewrapTo`;
+    }
+    const encrypt = this.decide(principal, {
+      operation: 'encrypt',
+      keyNames: request.destinationKeyNames,
+      context: request.context,
+      ...(request.plaintextBytes === undefined ? {} : { plaintextBytes: request.plaintextBytes }),
+    });
+    return encrypt.allowed
+      ? undefined
+      : `destination [${request.destinationKeyNames.join(', ')}] is not a key the principal may encrypt to, and the rule has no rewrapTo`;
+  }
+
+  /**
    * The rules that can apply to this principal. Rules whose claim bindings the principal cannot
    * satisfy (claim missing) are left out: they could never allow anything for it.
    */
   listGrants(principal: Principal): Grant[] {
     const grants: Grant[] = [];
     for (const rule of this.#rules) {
-      if (!rule.matchPrincipal(principal.id)) continue;
+      if (!appliesTo(rule, principal)) continue;
       const equals = new Map(rule.equals);
       let satisfiable = true;
       for (const [key, binding] of rule.fromClaims) {
@@ -249,6 +320,7 @@ export function devPolicy(): Policy {
   return new Policy([
     {
       id: 'dev-all',
+      authMethods: ['dev-token'],
       principals: [DEV_PRINCIPAL_ID],
       operations: [...OPERATIONS],
       keys: ['*'],

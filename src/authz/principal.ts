@@ -14,6 +14,14 @@ export interface Principal {
   readonly claims: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * The key for anything kept per caller (rate-limit buckets, budgets): an API key and a JWT
+ * with the same name are different callers and must not share, or drain, each other's.
+ */
+export function principalKey(principal: Pick<Principal, 'authMethod' | 'id'>): string {
+  return `${principal.authMethod}:${principal.id}`;
+}
+
 /** The operations a policy rule can grant. */
 export const OPERATIONS = ['encrypt', 'decrypt', 'rewrap', 'datakey', 'datakey:plaintext'] as const;
 export type Operation = (typeof OPERATIONS)[number];

@@ -384,7 +384,9 @@ export const DECRYPT_BATCH_EXAMPLES: Record<string, NamedExample> = {
 export const REWRAP_EXAMPLES: Record<string, NamedExample> = {
   toAnotherKey: {
     summary: 'Move a ciphertext to another key',
-    description: 'Needs `rewrap` on both keys. The payload bytes are unchanged; only the wrapped data key is replaced.',
+    description:
+      'Needs `rewrap` on both keys, and a destination the rule granting the source accepts (its `rewrapTo`, or by default a key ' +
+      'the caller may encrypt to). The payload bytes are unchanged; only the wrapped data key is replaced.',
     value: { ciphertext: EXAMPLE_CIPHERTEXT, keyId: 'alias/archive' },
   },
   checkingContext: {

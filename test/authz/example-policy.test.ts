@@ -23,6 +23,9 @@ const k8sWorker: Principal = {
   claims: { sub: 'system:serviceaccount:tenant-b:worker', 'kubernetes.io': { namespace: 'tenant-b', serviceaccount: { name: 'worker' } } },
 };
 
+// A JWT whose subject is an API key's name: a different caller, with none of the key's rights.
+const jwtNamedBilling: Principal = { id: 'billing-service', authMethod: 'jwt', claims: { sub: 'billing-service', tenant: 'tenant-a' } };
+
 async function principal(token: string): Promise<Principal> {
   return loaded.authenticator.authenticate(`Bearer ${token}`);
 }
@@ -57,7 +60,9 @@ describe('examples/policy.yaml', () => {
     ['k8s', { operation: 'decrypt', keyNames: ['alias/tenant-b'], context: { tenant: 'tenant-a' } }, false],
     ['k8s', { operation: 'encrypt', keyNames: ['alias/tenant-b'], context: { tenant: 'tenant-b' } }, false],
     ['ops-rotation', { operation: 'rewrap', keyNames: ['arn:aws:kms:eu-west-1:1:key/a', 'alias/tenant-a'], context: billing }, 'ops-rewrap'],
-    ['ops-rotation', { operation: 'rewrap', keyNames: ['alias/tenant-b-2025'], context: {} }, 'ops-rewrap'],
+    ['ops-rotation', { operation: 'rewrap', keyNames: ['alias/tenant-b/2025'], context: { tenant: 'tenant-b' } }, 'ops-rewrap'],
+    ['ops-rotation', { operation: 'rewrap', keyNames: ['alias/tenant-b/2025'], context: {} }, false],
+    ['jwt billing-service', { operation: 'encrypt', keyNames: ['alias/tenant-a'], context: billing }, false],
     ['ops-rotation', { operation: 'decrypt', keyNames: ['alias/tenant-a'], context: billing }, false],
   ];
   const tokens: Record<string, string> = {
@@ -67,9 +72,18 @@ describe('examples/policy.yaml', () => {
   };
 
   it.each(rows)('%s %j -> %s', async (who, request, expected) => {
-    const caller = who === 'k8s' ? k8sWorker : await principal(tokens[who] ?? '');
+    const caller = who === 'k8s' ? k8sWorker : who === 'jwt billing-service' ? jwtNamedBilling : await principal(tokens[who] ?? '');
     const decision = loaded.policy.decide(caller, request);
     expect(decision).toEqual(expected === false ? { allowed: false, reason: expect.any(String) } : { allowed: true, ruleId: expected });
+  });
+
+  it('ops may rewrap a tenant\'s ciphertext within that tenant\'s keys only', async () => {
+    const ops = await principal('demo-ops-rotation-token');
+    const fromA = (destination: string) =>
+      loaded.policy.decideRewrapDestination(ops, { sourceKeyNames: ['alias/tenant-a'], destinationKeyNames: [destination], context: billing });
+    expect(fromA('alias/tenant-a/2025')).toEqual({ allowed: true, ruleId: 'ops-rewrap' });
+    expect(fromA('alias/tenant-b').allowed).toBe(false);
+    expect(fromA('alias/tenant-b/2025').allowed).toBe(false);
   });
 
   it('GET /v1/keys view for tenant A', async () => {

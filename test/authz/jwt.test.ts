@@ -193,6 +193,33 @@ describe('JWT from a JWKS file', () => {
     expect(await reason(auth, await sign(rsa, { client_id: 42 }))).toBe('jwt_principal_claim_missing');
   });
 
+  it('refuses a token that lives longer than maxTokenAgeSeconds (default 24 h), even while fresh', async () => {
+    const century = 100 * 365 * 24 * 3600;
+    expect(await reason(fileAuth, await sign(rsa, { exp: now() + century }))).toBe('jwt_lifetime_too_long');
+    expect(await reason(fileAuth, await sign(rsa, { exp: now() + 25 * 3600 }))).toBe('jwt_lifetime_too_long');
+    expect((await fileAuth.authenticate(`Bearer ${await sign(rsa, { exp: now() + 23 * 3600 })}`)).id).toBe(SUB);
+  });
+
+  it('requires iat, and refuses one in the future (a lifetime shifted a century ahead)', async () => {
+    expect(await reason(fileAuth, await sign(rsa, { iat: undefined }))).toBe('jwt_claim_invalid');
+    const later = now() + 100 * 365 * 24 * 3600;
+    expect(await reason(fileAuth, await sign(rsa, { iat: later, exp: later + 600 }))).toBe('jwt_claim_invalid');
+  });
+
+  it('applies a configured maxTokenAgeSeconds to lifetime and age', async () => {
+    const auth = await authFor(policyYaml('jwksFile: jwks.json').replace('    algorithms:', '    maxTokenAgeSeconds: 3600\n    algorithms:'), 'max-age.yaml');
+    expect((await auth.authenticate(`Bearer ${await sign(rsa, { exp: now() + 3000 })}`)).id).toBe(SUB);
+    expect(await reason(auth, await sign(rsa, { exp: now() + 7200 }))).toBe('jwt_lifetime_too_long');
+    expect(await reason(auth, await sign(rsa, { iat: now() - 4000, exp: now() + 600 }))).toBe('jwt_too_old');
+  });
+
+  it('refuses a maxTokenAgeSeconds above 7 days at load', async () => {
+    const file = join(dir, 'max-age-too-long.yaml');
+    await writeFile(file, policyYaml('jwksFile: jwks.json').replace('    algorithms:', '    maxTokenAgeSeconds: 2592000\n    algorithms:'));
+    const error = await loadPolicyFile(file).catch((e: unknown) => e);
+    expect((error as PolicyError).issues).toEqual([expect.objectContaining({ line: 7, field: 'authentication.jwt.maxTokenAgeSeconds' })]);
+  });
+
   it.each(['HS256', 'HS384', 'none'])('refuses %s in the allow-list at load', async (alg) => {
     const file = join(dir, `bad-${alg}.yaml`);
     await writeFile(file, policyYaml('jwksFile: jwks.json', `[${alg}]`));

@@ -64,6 +64,12 @@ describe('npm run bench:smoke', () => {
           expect(result.requests, id).toBeGreaterThan(0);
           expect(result.generateDataKeyCalls, id).toBeGreaterThan(0);
           break;
+        case 'neighbour':
+          expect(result.requestsTotal, id).toBeGreaterThan(0);
+          expect(result.latencyMs.p99, id).toBeGreaterThanOrEqual(result.latencyMs.p50);
+          expect(result.cacheHits + result.cacheMisses, id).toBeGreaterThan(0);
+          if (id === 'neighbour.b.flooded') expect(result.flood?.requests, id).toBeGreaterThan(0);
+          break;
         case 'skipped':
           // Only local-kms cases may be skipped, and never in CI.
           expect(process.env.CI, `${id} skipped in CI: ${result.reason}`).not.toBe('true');

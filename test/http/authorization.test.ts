@@ -95,12 +95,22 @@ describe.each(providerKinds())('authorization with the example policy on the %s 
     expect((await post('/v1/decrypt', TENANT_B, { ciphertext: body.ciphertext })).status).toBe(200);
   });
 
-  it.skipIf(skip)('rewrap: ops may move tenant A\'s ciphertext to another key; tenants may not rewrap; ops may not decrypt', async () => {
+  it.skipIf(skip)('rewrap: ops may move tenant A\'s ciphertext within tenant A\'s keys; tenants may not rewrap; ops may not decrypt', async () => {
     const { body } = await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: A_CONTEXT });
-    const rewrapped = await post('/v1/rewrap', OPS, { ciphertext: body.ciphertext, keyId: 'alias/tenant-b' });
+    const rewrapped = await post('/v1/rewrap', OPS, { ciphertext: body.ciphertext, keyId: 'alias/tenant-a' });
     expect(rewrapped.status).toBe(200);
+    expect((await post('/v1/decrypt', TENANT_A, { ciphertext: rewrapped.body.ciphertext })).body.plaintext).toBe(HELLO);
     expectDenied(await post('/v1/rewrap', TENANT_A, { ciphertext: body.ciphertext, keyId: 'alias/tenant-a' }));
     expectDenied(await post('/v1/encrypt', OPS, { plaintext: HELLO, keyId: 'alias/tenant-a', context: A_CONTEXT }));
+  });
+
+  it.skipIf(skip)('rewrap: tenant A\'s ciphertext never moves under tenant B\'s key, though ops may rewrap under both', async () => {
+    const { body } = await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: A_CONTEXT });
+    expectDenied(await post('/v1/rewrap', OPS, { ciphertext: body.ciphertext, keyId: 'alias/tenant-b' }));
+    const event = t.auditEvents().at(-1)!;
+    expect(event).toMatchObject({ eventName: 'ReEncrypt', httpStatus: 403 });
+    // Tenant B could not have opened it anyway; the point is that B's key never wraps A's data.
+    expectDenied(await post('/v1/decrypt', TENANT_B, { ciphertext: body.ciphertext }));
   });
 
   it.skipIf(skip)('datakey: wrapped allowed, plaintext refused without datakey:plaintext', async () => {
@@ -133,6 +143,7 @@ describe.each(providerKinds())('authorization with the example policy on the %s 
 
 describe('JWT bearer tokens over HTTP', () => {
   let t: TestApp;
+  let policyFile: string;
   let privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
   const issuer = 'https://issuer.test';
   const audience = 'envelope-service';
@@ -142,30 +153,41 @@ describe('JWT bearer tokens over HTTP', () => {
     privateKey = pair.privateKey;
     const dir = mkdtempSync(join(tmpdir(), 'jwt-policy-'));
     writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] }));
-    const unused = createHash('sha256').update('unused-api-key').digest('hex');
+    const deployer = createHash('sha256').update('ci-deployer-api-key').digest('hex');
     writeFileSync(
       join(dir, 'policy.yaml'),
       [
         'version: 1',
         'authentication:',
-        `  apiKeys: [{ name: unused, sha256: "${unused}" }]`,
+        `  apiKeys: [{ name: ci-deployer, sha256: "${deployer}" }]`,
         `  jwt: { issuer: "${issuer}", audience: ${audience}, jwksFile: jwks.json, algorithms: [RS256] }`,
         'rules:',
         '  - id: workers',
+        '    authMethods: [jwt]',
         '    principals: ["system:serviceaccount:team:*"]',
         '    operations: [encrypt]',
         '    keys: ["*"]',
         '    context: { fromClaims: { team: team } }',
+        '  - id: deployer',
+        '    authMethods: [api-key]',
+        '    principals: [ci-deployer]',
+        '    operations: [encrypt]',
+        '    keys: ["*"]',
+        '    context: { allowOthers: true }',
       ].join('\n'),
     );
-    t = await buildTestApp({ policyFile: join(dir, 'policy.yaml') });
+    policyFile = join(dir, 'policy.yaml');
+    t = await buildTestApp({ policyFile });
   });
   afterAll(async () => t?.close());
 
-  const token = (claims: Record<string, unknown>, options: { exp?: string | number; nbf?: string | number; iss?: string; aud?: string } = {}) =>
+  const token = (
+    claims: Record<string, unknown>,
+    options: { exp?: string | number; nbf?: string | number; iss?: string; aud?: string; sub?: string } = {},
+  ) =>
     new SignJWT({ team: 'blue', ...claims })
       .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
-      .setSubject('system:serviceaccount:team:worker')
+      .setSubject(options.sub ?? 'system:serviceaccount:team:worker')
       .setIssuer(options.iss ?? issuer)
       .setAudience(options.aud ?? audience)
       .setIssuedAt()
@@ -181,6 +203,31 @@ describe('JWT bearer tokens over HTTP', () => {
     expect((await encryptWith(await token({}), { team: 'red' })).status).toBe(403);
     const event = t.auditEvents().find((e) => e.httpStatus === 200)!;
     expect(event.userIdentity).toMatchObject({ type: 'jwt', principalId: 'system:serviceaccount:team:worker', ruleId: 'workers' });
+  });
+
+  it('a JWT whose subject is an API key\'s name is not that principal: 403, the key itself 200', async () => {
+    expect((await request(t.app.server).post('/v1/encrypt').set(bearer('ci-deployer-api-key')).send({ plaintext: HELLO })).status).toBe(200);
+    const impostor = await encryptWith(await token({}, { sub: 'ci-deployer' }), {});
+    expect(impostor.status).toBe(403);
+    expect(t.auditEvents().at(-1)!.userIdentity).toMatchObject({ type: 'jwt', principalId: 'ci-deployer' });
+  });
+
+  it('nor does it share, or drain, that API key\'s rate-limit bucket', async () => {
+    const limited = await buildTestApp({ policyFile, env: { RATE_LIMIT_MAX: '2' } });
+    try {
+      const deployer = () => request(limited.app.server).post('/v1/encrypt').set(bearer('ci-deployer-api-key')).send({ plaintext: HELLO });
+      expect((await deployer()).status).toBe(200);
+      expect((await deployer()).status).toBe(200);
+      expect((await deployer()).status).toBe(429);
+      const impostor = await request(limited.app.server).post('/v1/encrypt').set(bearer(await token({}, { sub: 'ci-deployer' }))).send({ plaintext: HELLO, context: {} });
+      expect(impostor.status).toBe(403);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('a 100-year token is refused: 401', async () => {
+    expect((await encryptWith(await token({}, { exp: '100y' }))).status).toBe(401);
   });
 
   it('expired, not yet valid, wrong issuer, wrong audience, alg none, tampered: 401', async () => {

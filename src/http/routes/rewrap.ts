@@ -2,12 +2,14 @@
  * POST /v1/rewrap: moves a ciphertext to another KMS key (key rotation, tenant migration).
  * KMS ReEncrypt re-wraps the data key inside KMS; the payload is never decrypted and its bytes
  * are carried over unchanged. The caller needs `rewrap` on both the source key (judged on the
- * stored context) and the destination key.
+ * stored context) and the destination key, and a rule granting the source must accept that
+ * destination (its `rewrapTo`, or by default a key the caller may encrypt to).
  */
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { sameContext, toContext } from '../../envelope/context.js';
 import { EnvelopeError } from '../../envelope/errors.js';
+import { AccessDeniedError } from '../key-guard.js';
 import { EncryptResponse, REWRAP_EXAMPLES, RewrapBody } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 
@@ -46,7 +48,15 @@ export function registerRewrap(scope: FastifyInstance, deps: V1Deps): void {
         throw new EnvelopeError('ContextMismatch', 'the given context differs from the one stored in the ciphertext');
       }
       const target = await guard.authorizeRequestedKey(caller.policy, caller.principal, 'rewrap', destination, envelope.context, undefined, record.trace);
-      record.ruleId = source.ruleId === target.ruleId ? source.ruleId : `${source.ruleId},${target.ruleId}`;
+      // The destination relative to the source: one tenant's data must not land under another's key.
+      const onward = caller.policy.decideRewrapDestination(caller.principal, {
+        sourceKeyNames: await deps.directory.namesOf(envelope.keyArn),
+        destinationKeyNames: [destination, ...(await deps.directory.namesOf(target.keyArn))],
+        context: envelope.context,
+        plaintextBytes: envelope.body.length,
+      });
+      if (!onward.allowed) throw new AccessDeniedError(onward.reason);
+      record.ruleId = [...new Set([source.ruleId, target.ruleId, onward.ruleId])].join(',');
       const result = await service.rewrap(envelope, target.keyArn, record.trace);
       record.dataKey = result.dataKey;
       record.responseElements = { keyId: result.keyArn, ciphertextBytes: result.ciphertext.length };

@@ -3,6 +3,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
+import { principalKey } from '../../authz/principal.js';
 import { registerBatch } from './batch.js';
 import { registerBinary } from './binary.js';
 import type { V1Deps } from './common.js';
@@ -21,7 +22,7 @@ export async function registerV1Routes(scope: FastifyInstance, deps: V1Deps): Pr
     hook: 'preHandler',
     max: deps.config.RATE_LIMIT_MAX,
     timeWindow: deps.config.RATE_LIMIT_WINDOW_MS,
-    keyGenerator: (request) => `principal:${request.principal?.id ?? 'anonymous'}`,
+    keyGenerator: (request) => `principal:${request.principal ? principalKey(request.principal) : 'anonymous'}`,
     errorResponseBuilder: (_request, context) =>
       new ProblemError(429, 'RateLimited', `rate limit of ${context.max} requests per ${context.after} exceeded for this principal`, Math.ceil(context.ttl / 1000)),
   });
