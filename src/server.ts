@@ -78,7 +78,7 @@ function describeStartupError(error: unknown, config: Config): string | undefine
     return `AUDIT_LOG=${config.AUDIT_LOG}: ${error.message}\nAUDIT_LOG accepts a file path this process can create or append to, or "stdout"`;
   }
   if (error instanceof KeystoreError) {
-    return `LOCAL_KEYSTORE=${config.LOCAL_KEYSTORE}: ${error.message}\nLOCAL_KEYSTORE accepts the path of a keystore file this process can read and write (created on first start)`;
+    return `LOCAL_KEYSTORE=${config.LOCAL_KEYSTORE}: ${error.message}\nLOCAL_KEYSTORE accepts the path of a keystore file this process can read and write (created on first start), mode 0600, owned by this process's user or root, in a directory only that user can write (no group- or other-writable directory above it either)`;
   }
   return undefined;
 }
