@@ -76,7 +76,8 @@ describe('audit log rotation (logrotate: rename, then SIGUSR2)', { timeout: 60_0
     expect(await encrypt()).toBe(200);
     renameSync(auditLog, `${auditLog}.1`);
     service.signal('SIGUSR2');
-    await waitFor(() => existsSync(auditLog), 'the new audit file');
+    // Another process writes it: wait for the line, not just the file.
+    await waitFor(() => existsSync(auditLog) && readFileSync(auditLog, 'utf8').endsWith('\n'), 'the new audit file');
     expect(events(auditLog)).toMatchObject([
       { eventName: 'AuditLogReopened', serviceEventDetails: { reason: 'renamed', detectedBy: 'signal' } },
     ]);
