@@ -98,6 +98,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     encrypt: new DataKeyCache('encrypt', limits, metrics, now),
     decrypt: new DataKeyCache('decrypt', limits, metrics, now),
   };
+  metrics.trackPolicy(() => deps.policy.current);
+  const stopCountingReloads = deps.policy.onReload((result) => metrics.policyReloaded(result.ok));
   metrics.trackCacheSize('encrypt', () => caches.encrypt.size);
   metrics.trackCacheSize('decrypt', () => caches.decrypt.size);
   const envelope = new EnvelopeService(provider, caches);
@@ -142,6 +144,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.addHook('onClose', async () => {
     envelope.clear();
+    stopCountingReloads();
   });
 
   // Every body is JSON (DESIGN: HTTP contract). Fastify also parses text/plain by default;

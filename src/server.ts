@@ -3,7 +3,8 @@
  *
  * SIGTERM/SIGINT: stop accepting connections, let in-flight requests finish (Fastify's close
  * waits for them), flush and close the audit log, zero every cached key, exit 0. A second
- * signal exits at once (close-with-grace). SIGHUP reloads the policy file.
+ * signal exits at once (close-with-grace). SIGHUP reloads the policy file. SIGUSR2 reopens
+ * the audit log after a rotation (logrotate's postrotate sends it).
  */
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
@@ -40,13 +41,26 @@ async function main(): Promise<void> {
   // The store logs the outcome of a reload (and why a rejected file was refused).
   process.on('SIGHUP', () => void deps.policy.reload());
 
+  // The audit log also follows a rotation by itself, before its next write or readiness
+  // check; the signal makes the new file start (with AuditLogReopened) right away.
+  process.on('SIGUSR2', () => {
+    try {
+      const reason = deps.audit.reopen();
+      if (reason) logger.info({ previousFile: reason, auditChainHead: deps.audit.chainHead() }, 'audit log reopened after rotation');
+      else logger.info('audit log reopen requested: the file at AUDIT_LOG is still the one being written');
+    } catch (error) {
+      logger.error({ err: { message: (error as Error).message } }, 'audit log reopen failed: audit writes fail closed until it succeeds');
+    }
+  });
+
   // Publish the audit chain's head now and then: a copy outside the log file is what lets a
   // verifier (npm run audit:verify -- --anchor=SEQ:SHA256 FILE) detect a truncated tail.
   const anchor = setInterval(() => logger.info({ auditChainHead: deps.audit.chainHead() }, 'audit chain head'), 60_000);
   anchor.unref();
 
-  // close-with-grace shuts down on SIGHUP too by default; here SIGHUP means "reload the policy".
-  closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger, skip: ['SIGHUP'] }, async ({ signal, err }) => {
+  // close-with-grace shuts down on SIGHUP and SIGUSR2 too by default; here SIGHUP means
+  // "reload the policy" and SIGUSR2 "reopen the audit log".
+  closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger, skip: ['SIGHUP', 'SIGUSR2'] }, async ({ signal, err }) => {
     if (err) logger.error({ errorName: err.name, stack: err.stack }, 'shutting down after an error');
     else logger.info({ signal }, 'shutting down: finishing in-flight requests');
     clearInterval(anchor);
@@ -78,7 +92,7 @@ function describeStartupError(error: unknown, config: Config): string | undefine
     return `AUDIT_LOG=${config.AUDIT_LOG}: ${error.message}\nAUDIT_LOG accepts a file path this process can create or append to, or "stdout"`;
   }
   if (error instanceof KeystoreError) {
-    return `LOCAL_KEYSTORE=${config.LOCAL_KEYSTORE}: ${error.message}\nLOCAL_KEYSTORE accepts the path of a keystore file this process can read and write (created on first start)`;
+    return `LOCAL_KEYSTORE=${config.LOCAL_KEYSTORE}: ${error.message}\nLOCAL_KEYSTORE accepts the path of a keystore file this process can read and write (created on first start), mode 0600, owned by this process's user or root, in a directory only that user can write (no group- or other-writable directory above it either)`;
   }
   return undefined;
 }

@@ -14,22 +14,33 @@
  * rest of the current turn: nothing is sent before its line is written either way. If the
  * write fails, none of the batch's lines is left in the file, the chain is rewound to where
  * the batch began, and every request in the batch gets the error.
+ *
+ * Rotation: before each batch is written, the file is checked to still be the one at the
+ * AUDIT_LOG path (one stat(2) per batch, so at most one per event-loop turn, next to the
+ * write(2) it guards). If it was renamed or deleted (logrotate), the file now at the path is
+ * opened (or created) and the batch goes there, followed by an AuditLogReopened event: the new
+ * file's first line continues the previous file's chain, and nothing is ever written to a
+ * file that is no longer at the path. reopen() (SIGUSR2) and isWritable() (readiness) do the
+ * same check, so a rotated log is followed even while no request arrives.
  */
 import { randomUUID } from 'node:crypto';
 import { pino, type Logger } from 'pino';
-import { HashChain, type ChainHead, type ChainLink } from './chain.js';
+import { GENESIS_HASH, HashChain, type ChainHead, type ChainLink } from './chain.js';
 import { AuditWriteError } from './errors.js';
 import {
   AUDIT_EVENT_SOURCE,
   AUDIT_EVENT_VERSION,
   type AuditEventInput,
   type ChainResumedDetails,
+  type LogReopenedDetails,
   type ServiceEventName,
   type SinkRecoveredDetails,
 } from './event.js';
 import { censorSecretFields } from './redaction.js';
-import { openDestination } from './open-destination.js';
+import { openDestination, openReplacement } from './open-destination.js';
 import type { SyncLineDestination } from './sync-destination.js';
+
+type ServiceEventDetails = ChainResumedDetails | SinkRecoveredDetails | LogReopenedDetails;
 
 export { AUDIT_LOG_STDOUT } from './open-destination.js';
 
@@ -184,7 +195,15 @@ export class AuditLog {
    */
   isWritable(): boolean {
     if (this.closed || this.destination.broken || !this.destination.isOpen()) return false;
-    if (!this.failure) return true;
+    if (!this.failure) {
+      // Never ready while writing to a file that is no longer at the path: follow it first.
+      try {
+        this.followRotation('readiness');
+        return true;
+      } catch {
+        return false;
+      }
+    }
     const now = Date.now();
     if (now - this.lastRecoveryAttempt < RECOVERY_PROBE_INTERVAL_MS) return false;
     try {
@@ -192,6 +211,24 @@ export class AuditLog {
       return true;
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * For the reopen signal (SIGUSR2, sent by logrotate's postrotate): if the file being written
+   * is no longer at the AUDIT_LOG path, opens the one there, writes AuditLogReopened into it at
+   * once (so the new file starts by continuing the chain even if no request follows), and
+   * returns what had become of the previous file. null if nothing moved (or for stdout).
+   * @throws AuditWriteError if the new file cannot be opened or written (then every write
+   * fails closed and readiness is false, each retrying, until it can).
+   */
+  reopen(): LogReopenedDetails['reason'] | null {
+    this.assertUsable();
+    try {
+      return this.followRotation('signal');
+    } catch (error) {
+      if (error instanceof AuditWriteError) throw error;
+      throw new AuditWriteError(`reopening the audit log failed: ${String(error)}`, { cause: error });
     }
   }
 
@@ -241,19 +278,41 @@ export class AuditLog {
   }
 
   /** Writes a service event at once (not at the end of the turn): its callers need the outcome now. */
-  private emitServiceEvent(eventName: ServiceEventName, details: ChainResumedDetails | SinkRecoveredDetails): void {
+  private emitServiceEvent(eventName: ServiceEventName, details: ServiceEventDetails): void {
     this.assertUsable();
-    this.enqueue((link) => ({
-      eventTime: new Date().toISOString(),
-      eventID: randomUUID(),
-      eventSource: AUDIT_EVENT_SOURCE,
-      eventName,
-      eventType: 'ServiceEvent',
-      serviceEventDetails: details,
-      sequence: link.sequence,
-      previousHash: link.previousHash,
-    }));
+    this.enqueue((link) => serviceEventRecord(link, eventName, details));
     this.flushBatch();
+  }
+
+  /**
+   * If the file moved, writes (with whatever is queued) to the file now at the path; returns
+   * what became of the previous file, or null. Throws if the move cannot be followed.
+   */
+  private followRotation(detectedBy: LogReopenedDetails['detectedBy']): LogReopenedDetails['reason'] | null {
+    if (!this.destination.moved()) return null;
+    // An empty batch is enough: flushBatch follows the path and adds AuditLogReopened.
+    this.batch ??= this.startBatch(this.chain.next());
+    return this.flushBatch(detectedBy);
+  }
+
+  /**
+   * Before a batch is written: if the file is no longer at the path, opens the one there and
+   * queues AuditLogReopened after the batch's lines. Returns the reason, or null.
+   */
+  private followPath(detectedBy: LogReopenedDetails['detectedBy']): LogReopenedDetails['reason'] | null {
+    const reason = this.destination.moved();
+    const path = this.destination.path;
+    if (!reason || path === undefined) return null;
+    const head = this.writtenHead;
+    const next = head ? { sequence: head.sequence + 1, previousHash: head.hash } : { sequence: 0, previousHash: GENESIS_HASH };
+    this.destination.replaceFile(
+      openReplacement(path, next, {
+        ...(this.options.tailWindowBytes !== undefined && { initialWindowBytes: this.options.tailWindowBytes }),
+        ...(this.options.maxTailBytes !== undefined && { maxWindowBytes: this.options.maxTailBytes }),
+      }),
+    );
+    this.queue((link) => serviceEventRecord(link, 'AuditLogReopened', { reason, detectedBy }));
+    return reason;
   }
 
   /**
@@ -262,6 +321,16 @@ export class AuditLog {
    * was not queued, or if it was written at once (a full batch) and that write failed.
    */
   private enqueue(buildRecord: (link: ChainLink) => Record<string, unknown>): Promise<void> {
+    const link = this.queue(buildRecord);
+    const batch = this.batch ?? this.startBatch(link);
+    // A turn that queues a lot is written at once. If that write fails, the error reaches the
+    // batch's other writers through `batch.written` and this caller by the throw.
+    if (this.destination.pendingBytes >= MAX_BATCH_BYTES) this.flushBatch();
+    return batch.written;
+  }
+
+  /** Chains the record and has pino queue its one line in the destination; returns its link. */
+  private queue(buildRecord: (link: ChainLink) => Record<string, unknown>): ChainLink {
     const link = this.chain.next();
     const record = buildRecord(link);
     const before = this.destination.linesQueued;
@@ -269,11 +338,7 @@ export class AuditLog {
     if (this.destination.linesQueued !== before + 1) {
       throw new Error('the audit logger did not write the event');
     }
-    const batch = this.batch ?? this.startBatch(link);
-    // A turn that queues a lot is written at once. If that write fails, the error reaches the
-    // batch's other writers through `batch.written` and this caller by the throw.
-    if (this.destination.pendingBytes >= MAX_BATCH_BYTES) this.flushBatch();
-    return batch.written;
+    return link;
   }
 
   private startBatch(start: ChainLink): Batch {
@@ -299,10 +364,25 @@ export class AuditLog {
     return batch;
   }
 
-  /** Writes the current batch with one synchronous write; on failure rewinds the chain and rethrows. */
-  private flushBatch(): void {
+  /**
+   * Writes the current batch with one synchronous write, to the file now at the path; on
+   * failure rewinds the chain and rethrows. Returns what became of the previous file if the
+   * log had to follow the path, else null.
+   */
+  private flushBatch(detectedBy: LogReopenedDetails['detectedBy'] = 'write'): LogReopenedDetails['reason'] | null {
     const batch = this.batch;
-    if (!batch) return;
+    if (!batch) return null;
+    let followed: LogReopenedDetails['reason'] | null;
+    try {
+      followed = this.followPath(detectedBy);
+    } catch (error) {
+      // Not one of the batch's lines may go to a file that is no longer at the path.
+      this.batch = null;
+      this.destination.discardPending();
+      this.chain.rewind(batch.start);
+      batch.reject(error);
+      throw error;
+    }
     this.batch = null;
     let count: number;
     try {
@@ -315,6 +395,7 @@ export class AuditLog {
     this.writtenHead = this.chain.head();
     for (let line = 0; line < count; line += 1) callSafely(this.options.onWritten);
     batch.resolve();
+    return followed;
   }
 
   private fail(cause: unknown): AuditWriteError {
@@ -328,6 +409,19 @@ export class AuditLog {
       : { count: 1, firstTime: now, lastTime: now, lastErrorCode: error.code };
     return error;
   }
+}
+
+function serviceEventRecord(link: ChainLink, eventName: ServiceEventName, details: ServiceEventDetails): Record<string, unknown> {
+  return {
+    eventTime: new Date().toISOString(),
+    eventID: randomUUID(),
+    eventSource: AUDIT_EVENT_SOURCE,
+    eventName,
+    eventType: 'ServiceEvent',
+    serviceEventDetails: details,
+    sequence: link.sequence,
+    previousHash: link.previousHash,
+  };
 }
 
 function truncate<T extends string | null | undefined>(value: T, maxChars: number): T {

@@ -25,7 +25,7 @@ export type ApiEventName =
 export type RouteEventName = `${'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS'} ${string}`;
 
 /** Events the audit log writes about itself (not caused by a request). */
-export type ServiceEventName = 'AuditChainResumed' | 'AuditSinkRecovered';
+export type ServiceEventName = 'AuditChainResumed' | 'AuditSinkRecovered' | 'AuditLogReopened';
 
 export type EncryptionContextRecord = Readonly<Record<string, string>>;
 
@@ -154,11 +154,23 @@ export interface SinkRecoveredDetails {
   lastErrorCode: string;
 }
 
+/**
+ * The file at AUDIT_LOG was no longer the one being written (rotated away or deleted), so
+ * the log opened the file now at the path. This event is written into the new file right
+ * after any events that were waiting, and like them it continues the previous file's chain.
+ */
+export interface LogReopenedDetails {
+  /** What had become of the previous file: still linked under another name, or unlinked. */
+  reason: 'renamed' | 'deleted';
+  /** What noticed it: the reopen signal (SIGUSR2), a write, or a readiness check. */
+  detectedBy: 'signal' | 'write' | 'readiness';
+}
+
 /** Written by the audit log itself; CloudTrail calls these service events. */
 export interface ServiceEvent extends RecordBase {
   eventName: ServiceEventName;
   eventType: 'ServiceEvent';
-  serviceEventDetails: ChainResumedDetails | SinkRecoveredDetails;
+  serviceEventDetails: ChainResumedDetails | SinkRecoveredDetails | LogReopenedDetails;
 }
 
 export type AuditEvent = ApiCallEvent | ServiceEvent;

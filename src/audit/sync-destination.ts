@@ -13,24 +13,37 @@
  * "Written" means handed to the kernel with write(2); it survives a process crash but not
  * necessarily a power loss (no fsync per event: it would cost milliseconds per request).
  */
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, statSync, writeSync } from 'node:fs';
 
 /** How long a write may wait for a non-blocking pipe (stdout) to drain before failing. */
 const DEFAULT_EAGAIN_BUDGET_MS = 1000;
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
-export interface SyncLineDestinationOptions {
+/** A regular file opened by path: what it takes to notice that it is no longer at that path. */
+export interface PathFile {
   fd: number;
-  /** Regular files get partial-write rollback and fsync; pipes, ttys and devices do not. */
-  regularFile: boolean;
-  /** Current file size (regular files), to roll back a partial write. */
+  /** Current size, to roll back a partial write. */
   size: number;
-  /** Whether close() closes the descriptor (false for stdout). */
-  ownsFd: boolean;
+  /** The absolute path it was opened at. */
+  path: string;
+  dev: number;
+  ino: number;
+  /** Called once when the descriptor is closed (replaced or closed). */
+  release: () => void;
+}
+
+/** What became of the file the destination writes to: still linked under another name, or unlinked. */
+export type MovedReason = 'renamed' | 'deleted';
+
+export interface SyncLineDestinationOptions {
+  /** A regular file opened by path: partial-write rollback, fsync, and rotation detection. */
+  file?: PathFile;
+  /** Otherwise a stream or device (stdout, /dev/null, a FIFO): none of those. */
+  fd?: number;
+  /** Whether close() closes `fd` (false for stdout). */
+  ownsFd?: boolean;
   /** Called when a line is queued, with its bytes minus the newline (AuditLog chains it then). */
   onLine: (lineBytes: Buffer) => void;
-  /** Called once when the destination is closed. */
-  onClose?: () => void;
   eagainBudgetMs?: number;
 }
 
@@ -40,13 +53,12 @@ export class SyncLineDestination {
   /** Set when a partial line could not be rolled back: every later line would be corrupt. */
   broken: Error | null = null;
 
-  private readonly fd: number;
-  private readonly regularFile: boolean;
+  private fd: number;
+  /** Set for a regular file opened by path; replaced when the log follows the path to a new file. */
+  private file: PathFile | undefined;
   private readonly ownsFd: boolean;
   private readonly onLine: (lineBytes: Buffer) => void;
-  private readonly onClose: (() => void) | undefined;
   private readonly eagainBudgetMs: number;
-  private size: number;
   private closed = false;
   /** Written before the next line: a newline that terminates a partial line left by a crash. */
   private prefix = '';
@@ -59,13 +71,64 @@ export class SyncLineDestination {
   private pendingPrefix = '';
 
   constructor(options: SyncLineDestinationOptions) {
-    this.fd = options.fd;
-    this.regularFile = options.regularFile;
-    this.size = options.size;
-    this.ownsFd = options.ownsFd;
+    if (options.file === undefined && options.fd === undefined) throw new TypeError('a file or an fd is required');
+    this.file = options.file;
+    this.fd = options.file?.fd ?? (options.fd as number);
+    this.ownsFd = options.file !== undefined || (options.ownsFd ?? true);
     this.onLine = options.onLine;
-    this.onClose = options.onClose;
     this.eagainBudgetMs = options.eagainBudgetMs ?? DEFAULT_EAGAIN_BUDGET_MS;
+  }
+
+  /** The path of the file written to, for a regular file opened by path. */
+  get path(): string | undefined {
+    return this.file?.path;
+  }
+
+  /**
+   * Whether the file being written is still the one at its path: one stat(2) of the path,
+   * compared by device and inode with the open file (a second, fstat, only when it differs).
+   * null when it is (or for streams and devices, which have no path to follow).
+   */
+  moved(): MovedReason | null {
+    const file = this.file;
+    if (!file || this.closed) return null;
+    const atPath = statSync(file.path, { throwIfNoEntry: false });
+    if (atPath && atPath.dev === file.dev && atPath.ino === file.ino) return null;
+    let links = 0;
+    try {
+      links = fstatSync(file.fd).nlink;
+    } catch {
+      // A descriptor that cannot be examined is no better than an unlinked file.
+    }
+    return links === 0 ? 'deleted' : 'renamed';
+  }
+
+  /**
+   * Writes from now on to `next` (the file now at the path); the previous file is fsynced and
+   * closed. Queued lines stay queued: they are written to the new file. Throws if closed.
+   */
+  replaceFile(next: PathFile): void {
+    if (this.closed) throw new Error('audit destination is closed');
+    const previous = this.file;
+    this.file = next;
+    this.fd = next.fd;
+    // A terminator owed to a partial line of the previous file does not belong in the new one.
+    this.prefix = '';
+    if (this.pendingPrefix && this.pending[0]) {
+      this.pending[0] = this.pending[0].subarray(this.pendingPrefix.length);
+      this.pendingBytes -= this.pendingPrefix.length;
+      this.pendingPrefix = '';
+    }
+    if (previous) closeQuietly(previous);
+  }
+
+  /** Drops the queued lines unwritten (their batch failed before its write was attempted). */
+  discardPending(): void {
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.pendingLineCount = 0;
+    if (this.pendingPrefix) this.prefix = this.pendingPrefix;
+    this.pendingPrefix = '';
   }
 
   terminatePartialLineFirst(): void {
@@ -118,7 +181,7 @@ export class SyncLineDestination {
       if (prefix) this.prefix = prefix;
       throw error;
     }
-    this.size += buffer.length;
+    if (this.file) this.file.size += buffer.length;
     return count;
   }
 
@@ -137,13 +200,14 @@ export class SyncLineDestination {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    const file = this.file;
     try {
-      if (this.regularFile) fsyncSync(this.fd);
+      if (file) fsyncSync(file.fd);
     } finally {
       try {
         if (this.ownsFd) closeSync(this.fd);
       } finally {
-        this.onClose?.();
+        file?.release();
       }
     }
   }
@@ -184,18 +248,34 @@ export class SyncLineDestination {
    */
   private rollback(bytesWritten: number, cause: unknown): void {
     if (bytesWritten === 0) return;
-    if (!this.regularFile) {
+    const file = this.file;
+    if (!file) {
       this.broken = new Error(`partial audit line on a non-regular file (${String(cause)})`, { cause });
       return;
     }
     try {
       // Only truncate if the file holds exactly what we think: we are its single writer.
-      const expected = this.size + bytesWritten;
-      const actual = fstatSync(this.fd).size;
+      const expected = file.size + bytesWritten;
+      const actual = fstatSync(file.fd).size;
       if (actual !== expected) throw new Error(`file size ${actual}, expected ${expected}`);
-      ftruncateSync(this.fd, this.size);
+      ftruncateSync(file.fd, file.size);
     } catch (error) {
       this.broken = new Error(`cannot roll back a partial audit line: ${String(error)}`, { cause });
     }
   }
+}
+
+/** The previous file after a rotation: its lines are already written; errors closing it change nothing. */
+function closeQuietly(file: PathFile): void {
+  try {
+    fsyncSync(file.fd);
+  } catch {
+    // Written with write(2) already; fsync only adds power-loss durability.
+  }
+  try {
+    closeSync(file.fd);
+  } catch {
+    // Nothing more to do with it.
+  }
+  file.release();
 }

@@ -8,6 +8,9 @@
  * JWKS file it names, has been read, validated and compiled. A file that fails keeps the old
  * policy in force and the reason is logged and returned.
  *
+ * Every reload's outcome reaches onReload() listeners: the app counts them as metrics
+ * (policy_reloads_total, policy_last_reload_successful; see docs/OPERATIONS.md).
+ *
  * Reload triggers: the server calls reload() on SIGHUP. There is deliberately no fs.watch:
  * editors save via rename, Kubernetes swaps ConfigMap symlinks, and watchers fire on
  * half-written files — an explicit signal after the file is complete is the reliable trigger
@@ -47,6 +50,8 @@ const silentLogger: PolicyLogger = { info() {}, warn() {}, error() {} };
 export class PolicyStore {
   #current: PolicySnapshot;
   readonly #logger: PolicyLogger;
+  /** Told of every reload attempt's outcome (metrics), after the swap or the refusal. */
+  readonly #reloadListeners = new Set<(result: ReloadResult) => void>();
   /** Reloads run one at a time, in call order, so the last file read is the one in force. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -79,6 +84,15 @@ export class PolicyStore {
   }
 
   /**
+   * Calls `listener` with the outcome of every reload of the policy file (not in dev mode,
+   * where there is nothing to reload). Returns a function that removes it.
+   */
+  onReload(listener: (result: ReloadResult) => void): () => void {
+    this.#reloadListeners.add(listener);
+    return () => this.#reloadListeners.delete(listener);
+  }
+
+  /**
    * Re-reads the policy file and swaps it in if valid. Never throws: an invalid file keeps the
    * current policy and the result (and an error log line) says why.
    */
@@ -103,7 +117,7 @@ export class PolicyStore {
         { policyFile: file, digest: next.digest, previousDigest: previous.digest, changed, ...summaryOf(next) },
         'policy reloaded',
       );
-      return { ok: true, changed, digest: next.digest };
+      return this.#reported({ ok: true, changed, digest: next.digest });
     } catch (error) {
       const message =
         error instanceof PolicyError
@@ -113,8 +127,19 @@ export class PolicyStore {
         { policyFile: file, digest: previous.digest, err: { message } },
         'policy reload failed; keeping the previous policy',
       );
-      return { ok: false, error: message };
+      return this.#reported({ ok: false, error: message });
     }
+  }
+
+  #reported(result: ReloadResult): ReloadResult {
+    for (const listener of this.#reloadListeners) {
+      try {
+        listener(result);
+      } catch {
+        // A metrics hook must not turn a reload into a failure.
+      }
+    }
+    return result;
   }
 }
 

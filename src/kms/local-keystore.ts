@@ -16,8 +16,14 @@
  *   is left exactly as it was. Replacing it would destroy the only copy of the master keys and
  *   with them every ciphertext ever written.
  * - Group/other permission bits set (someone widened 0600): KeystoreError, like ssh refusing a
- *   private key readable by others. The message says how to fix it (chmod 600). Skipped on
- *   Windows, where POSIX mode bits mean nothing.
+ *   private key readable by others. The message says how to fix it (chmod 600).
+ * - Whoever can write the file's directory, or any directory above it, can swap the keystore
+ *   for one holding keys they know. So, as ssh's StrictModes checks a key's path, the file
+ *   and every directory up to / must be owned by the process user or root, and no directory
+ *   may be group- or other-writable; an ancestor with the sticky bit (/tmp) is accepted,
+ *   since others cannot rename or delete what is ours in it, but the keystore's own
+ *   directory never is. Checked before the file is read or created. The POSIX checks are
+ *   skipped on Windows, where mode bits and uids mean nothing.
  * - Saves are atomic: temp file (0600) written + fsynced, renamed over the old file, and the
  *   directory fsynced, so a crash leaves the old or the new keystore, never a torn one.
  */
@@ -28,13 +34,14 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  realpathSync,
   renameSync,
   statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { isKeyUuid } from './local-wrap.js';
 
 export const KEYSTORE_FORMAT = 'envelope-service/local-keystore';
@@ -74,6 +81,7 @@ export class KeystoreError extends Error {
 export function readKeystore(path: string): KeystoreData | undefined {
   let text: string;
   try {
+    checkLocation(path);
     checkPermissions(path);
     text = readFileSync(path, 'utf8');
   } catch (error) {
@@ -164,6 +172,12 @@ function checkPermissions(path: string): void {
   const stats = statSync(path);
   if (!stats.isFile()) throw new KeystoreError(`local keystore ${path} is not a regular file`);
   if (process.platform === 'win32') return;
+  if (!trustedOwner(stats.uid)) {
+    throw new KeystoreError(
+      `local keystore ${path} is owned by uid ${stats.uid}, not by this process's user (uid ${currentUid()}) or root: ` +
+        'another user could have put keys of their own in it',
+    );
+  }
   const mode = stats.mode & 0o777;
   if ((mode & 0o077) !== 0) {
     throw new KeystoreError(
@@ -171,6 +185,64 @@ function checkPermissions(path: string): void {
         `accessible to group or others; run \`chmod 600 ${path}\` if that is intended`,
     );
   }
+}
+
+/**
+ * Refuses a keystore whose directory, or any directory above it, another user could write
+ * (see the header). Directories that do not exist yet are skipped: they are created 0700.
+ */
+function checkLocation(path: string): void {
+  if (process.platform === 'win32') return;
+  const keystoreDir = realDirectory(dirname(resolve(path)));
+  const fileDir = (() => {
+    try {
+      return dirname(realpathSync(path)); // a symlinked keystore is judged where it really is
+    } catch {
+      return keystoreDir;
+    }
+  })();
+  for (const start of new Set([keystoreDir, fileDir])) {
+    for (let dir = start, own = true; ; own = false) {
+      const stats = statSync(dir);
+      const mode = stats.mode & 0o7777;
+      const writableByOthers = (mode & 0o022) !== 0;
+      const sticky = (mode & 0o1000) !== 0;
+      if (!trustedOwner(stats.uid)) {
+        throw new KeystoreError(
+          `local keystore ${path}: directory ${dir} is owned by uid ${stats.uid}, not by this process's user ` +
+            `(uid ${currentUid()}) or root, so its owner could replace the keystore; move the keystore or \`chown\` the directory`,
+        );
+      }
+      if (writableByOthers && (own || !sticky)) {
+        throw new KeystoreError(
+          `local keystore ${path}: directory ${dir} has mode 0${mode.toString(8)}: group or others can write it and ` +
+            `so replace the keystore; run \`chmod go-w ${dir}\` (0700 is best) or move the keystore`,
+        );
+      }
+      const parent = dirname(dir);
+      if (parent === dir) break;
+      dir = parent;
+    }
+  }
+}
+
+/** The real path of `dir`, or of its nearest existing ancestor (what is missing we create 0700). */
+function realDirectory(dir: string): string {
+  for (let current = dir; ; current = dirname(current)) {
+    try {
+      return realpathSync(current);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(current) === current) throw error;
+    }
+  }
+}
+
+function currentUid(): number {
+  return process.getuid?.() ?? -1;
+}
+
+function trustedOwner(uid: number): boolean {
+  return uid === 0 || uid === currentUid();
 }
 
 function serialize(data: KeystoreData): string {

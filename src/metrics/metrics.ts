@@ -6,6 +6,12 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CacheKind, CacheObserver, EvictionReason } from '../envelope/data-key-cache.js';
 
+/** What the policy gauges show of the policy in force (a PolicySnapshot has both). */
+export interface LoadedPolicyInfo {
+  readonly digest: string;
+  readonly loadedAt: Date;
+}
+
 export class ServiceMetrics implements CacheObserver {
   readonly registry = new Registry();
 
@@ -85,12 +91,43 @@ export class ServiceMetrics implements CacheObserver {
     registers: [this.registry],
   });
 
+  readonly policyReloads = new Counter({
+    name: 'policy_reloads_total',
+    help: 'Policy file reloads (SIGHUP), by outcome: success (the new file is in force) or failure (the previous policy stays).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly policyLastReloadSuccessful = new Gauge({
+    name: 'policy_last_reload_successful',
+    help: 'Whether the last policy reload succeeded (1; also before any reload) or failed (0: the file on disk is not the policy in force).',
+    registers: [this.registry],
+  });
+
+  readonly policyLoadedTimestamp = new Gauge({
+    name: 'policy_loaded_timestamp_seconds',
+    help: 'When the policy in force was loaded (Unix time, seconds).',
+    registers: [this.registry],
+  });
+
+  readonly policyInfo = new Gauge({
+    name: 'policy_info',
+    help: 'Always 1; its digest label is the SHA-256 (hex) of the policy file in force ("dev" in dev mode).',
+    labelNames: ['digest'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { collectDefaults?: boolean } = {}) {
     if (options.collectDefaults ?? true) collectDefaultMetrics({ register: this.registry });
+    // Both series exist from the start, so increase() and absence-free alerts work.
+    this.policyReloads.inc({ outcome: 'success' }, 0);
+    this.policyReloads.inc({ outcome: 'failure' }, 0);
+    this.policyLastReloadSuccessful.set(1);
   }
 
   private readonly sizeReaders = new Map<CacheKind, () => number>();
   private circuitStateReader: (() => number) | undefined;
+  private policyReader: (() => LoadedPolicyInfo) | undefined;
 
   /** The cache-entry gauge is read live at scrape time. */
   trackCacheSize(kind: CacheKind, size: () => number): void {
@@ -103,9 +140,27 @@ export class ServiceMetrics implements CacheObserver {
     this.kmsCircuitState.set(state());
   }
 
+  /** The policy gauges are read live at scrape time from the policy in force. */
+  trackPolicy(current: () => LoadedPolicyInfo): void {
+    this.policyReader = current;
+  }
+
+  /** Counts a reload attempt's outcome. */
+  policyReloaded(ok: boolean): void {
+    this.policyReloads.inc({ outcome: ok ? 'success' : 'failure' });
+    this.policyLastReloadSuccessful.set(ok ? 1 : 0);
+  }
+
   async scrape(): Promise<string> {
     for (const [kind, read] of this.sizeReaders) this.cacheEntries.set({ cache: kind }, read());
     if (this.circuitStateReader) this.kmsCircuitState.set(this.circuitStateReader());
+    if (this.policyReader) {
+      const policy = this.policyReader();
+      // One series only: the previous digest's series disappears when the policy changes.
+      this.policyInfo.reset();
+      this.policyInfo.set({ digest: policy.digest }, 1);
+      this.policyLoadedTimestamp.set(policy.loadedAt.getTime() / 1000);
+    }
     return this.registry.metrics();
   }
 

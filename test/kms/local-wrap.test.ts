@@ -3,14 +3,22 @@
  * byte-exact vectors for the canonical context, a blob built by hand from the documented
  * layout with node:crypto alone, and fuzzing that no input makes parsing throw.
  */
-import { createCipheriv, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalKeyProvider } from '../../src/kms/local.js';
-import { canonicalContext, unwrapDataKey, wrapDataKey, wrappedKeyId, WRAPPED_KEY_BYTES } from '../../src/kms/local-wrap.js';
+import {
+  canonicalContext,
+  deriveWrapKey,
+  LEGACY_WRAPPED_KEY_BYTES,
+  unwrapDataKey,
+  wrapDataKey,
+  wrappedKeyId,
+  WRAPPED_KEY_BYTES,
+} from '../../src/kms/local-wrap.js';
 import { expectKmsError } from './kms-assert.js';
 
 describe('canonicalContext', () => {
@@ -36,20 +44,22 @@ describe('canonicalContext', () => {
 });
 
 describe('wrapped key layout', () => {
-  it('is 77 bytes: version 1, key id, IV, ciphertext, tag, with header+context as AAD', () => {
+  it('is 97 bytes: version 2, key id, salt, ciphertext, tag, under an HKDF key of its own', () => {
     const masterKey = randomBytes(32);
     const dataKey = randomBytes(32);
     const keyId = randomUUID();
     const context = { tenant: 'acme' };
 
     // Build a blob from the documentation alone, then let the implementation open it.
-    const header = Buffer.concat([Buffer.from([1]), Buffer.from(keyId.replaceAll('-', ''), 'hex')]);
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', masterKey, iv);
+    const header = Buffer.concat([Buffer.from([2]), Buffer.from(keyId.replaceAll('-', ''), 'hex')]);
+    const salt = randomBytes(32);
+    const okm = Buffer.from(hkdfSync('sha256', masterKey, salt, Buffer.concat([Buffer.from('envelope-service/local-wrap/v2'), header]), 44));
+    const cipher = createCipheriv('aes-256-gcm', okm.subarray(0, 32), okm.subarray(32));
     cipher.setAAD(Buffer.concat([header, canonicalContext(context)]));
-    const blob = Buffer.concat([header, iv, cipher.update(dataKey), cipher.final(), cipher.getAuthTag()]);
+    const blob = Buffer.concat([header, salt, cipher.update(dataKey), cipher.final(), cipher.getAuthTag()]);
 
     expect(blob).toHaveLength(WRAPPED_KEY_BYTES);
+    expect(WRAPPED_KEY_BYTES).toBe(97);
     expect(wrappedKeyId(blob)).toBe(keyId);
     expect(unwrapDataKey(masterKey, blob, context)?.equals(dataKey)).toBe(true);
 
@@ -58,11 +68,91 @@ describe('wrapped key layout', () => {
     expect(ours.subarray(0, 17).equals(header)).toBe(true);
   });
 
+  it('uses a distinct derived key for every wrap, never the master key itself', () => {
+    const masterKey = randomBytes(32);
+    const keyId = randomUUID();
+    const dataKey = randomBytes(32);
+    const derivedKeys = new Set<string>();
+    for (let wrap = 0; wrap < 200; wrap += 1) {
+      const blob = wrapDataKey(masterKey, keyId, dataKey, {});
+      const { key } = deriveWrapKey(masterKey, blob.subarray(17, 49), blob.subarray(0, 17));
+      expect(key.equals(masterKey)).toBe(false);
+      derivedKeys.add(key.toString('hex'));
+      // The blob opens under the derived key, so that is the key GCM used.
+      const { iv } = deriveWrapKey(masterKey, blob.subarray(17, 49), blob.subarray(0, 17));
+      const decipher = createDecipheriv('aes-256-gcm', key, iv);
+      decipher.setAAD(Buffer.concat([blob.subarray(0, 17), canonicalContext({})]));
+      decipher.setAuthTag(blob.subarray(81));
+      expect(Buffer.concat([decipher.update(blob.subarray(49, 81)), decipher.final()]).equals(dataKey)).toBe(true);
+    }
+    expect(derivedKeys.size).toBe(200);
+  });
+
   it('authenticates the key id in the header', () => {
     const masterKey = randomBytes(32);
     const blob = wrapDataKey(masterKey, randomUUID(), randomBytes(32), {});
     blob[5] = (blob[5] ?? 0) ^ 0x01; // another key id, same master key
     expect(unwrapDataKey(masterKey, blob, {})).toBeUndefined();
+  });
+});
+
+describe('version 1 wrapped keys (written before per-wrap derivation)', () => {
+  const fixture = JSON.parse(readFileSync(new URL('../fixtures/local-wrap/v1.json', import.meta.url), 'utf8')) as {
+    masterKey: string;
+    keyId: string;
+    context: Record<string, string>;
+    dataKey: string;
+    wrappedKey: string;
+  };
+  const masterKey = Buffer.from(fixture.masterKey, 'base64');
+  const blob = Buffer.from(fixture.wrappedKey, 'base64');
+
+  it('still unwrap, and new wraps use version 2', () => {
+    expect(blob[0]).toBe(1);
+    expect(blob).toHaveLength(LEGACY_WRAPPED_KEY_BYTES);
+    expect(wrappedKeyId(blob)).toBe(fixture.keyId);
+    expect(unwrapDataKey(masterKey, blob, fixture.context)?.toString('base64')).toBe(fixture.dataKey);
+    expect(wrapDataKey(masterKey, fixture.keyId, randomBytes(32), fixture.context)[0]).toBe(2);
+  });
+
+  it('fail on any single-bit flip, another context, or a version byte changed to 2', () => {
+    for (let index = 0; index < blob.length; index += 1) {
+      const flipped = Buffer.from(blob);
+      flipped[index] = (flipped[index] ?? 0) ^ 0x01;
+      const id = wrappedKeyId(flipped);
+      expect(id === undefined || unwrapDataKey(masterKey, flipped, fixture.context) === undefined).toBe(true);
+    }
+    expect(unwrapDataKey(masterKey, blob, { ...fixture.context, tenant: 'other' })).toBeUndefined();
+    const relabelled = Buffer.from(blob);
+    relabelled[0] = 2;
+    expect(wrappedKeyId(relabelled)).toBeUndefined(); // 77 bytes is not a version 2 length
+    expect(unwrapDataKey(masterKey, relabelled, fixture.context)).toBeUndefined();
+  });
+
+  it('decrypt through LocalKeyProvider from a keystore holding that master key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kms-wrap-v1-'));
+    try {
+      const path = join(dir, 'keystore.json');
+      const keystore = {
+        format: 'envelope-service/local-keystore',
+        version: 1,
+        keys: [{ keyId: fixture.keyId, keyMaterial: fixture.masterKey, keyState: 'Enabled', creationDate: '2026-01-01T00:00:00.000Z' }],
+        aliases: [{ aliasName: 'alias/default', targetKeyId: fixture.keyId }],
+      };
+      writeFileSync(path, JSON.stringify(keystore), { mode: 0o600 });
+      const provider = new LocalKeyProvider({ path });
+      try {
+        const unwrapped = await provider.decryptDataKey(blob, fixture.keyId, fixture.context);
+        expect(unwrapped.plaintextKey.toString('base64')).toBe(fixture.dataKey);
+        // ReEncrypt of an old blob yields a new-format one.
+        const rewrapped = await provider.reEncryptDataKey(blob, fixture.keyId, fixture.context, fixture.keyId, fixture.context);
+        expect(rewrapped.wrappedKey[0]).toBe(2);
+      } finally {
+        await provider.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -3,7 +3,7 @@
  * permissions, restart, corruption), key states, and what local-kms cannot show.
  */
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -145,6 +145,58 @@ describe('keystore file', () => {
       expect(() => new LocalKeyProvider({ path })).toThrow(/chmod 600/);
       expect(readFileSync(path).equals(bytes)).toBe(true);
       expect(statSync(path).mode & 0o777).toBe(0o644);
+    });
+  });
+
+  describe('refuses a keystore another user could swap (as ssh StrictModes does)', () => {
+    const root = process.getuid?.() === 0;
+
+    it.runIf(posix)('its directory writable by group or others, before the file is even created', () => {
+      for (const mode of [0o777, 0o770, 0o1777]) {
+        rmSync(join(dir, 'nested'), { recursive: true, force: true });
+        mkdirSync(join(dir, 'nested'));
+        chmodSync(join(dir, 'nested'), mode);
+        expect(() => new LocalKeyProvider({ path })).toThrow(/nested has mode .*group or others can write it/);
+        expect(existsSync(path)).toBe(false);
+      }
+    });
+
+    it.runIf(posix)('an existing keystore whose directory was opened up to others', async () => {
+      await openProvider().close();
+      const bytes = readFileSync(path);
+      chmodSync(join(dir, 'nested'), 0o757);
+      expect(() => new LocalKeyProvider({ path })).toThrow(/chmod go-w/);
+      expect(readFileSync(path).equals(bytes)).toBe(true);
+    });
+
+    it.runIf(posix)('a directory above it writable by others without the sticky bit', async () => {
+      await openProvider().close();
+      chmodSync(dir, 0o777);
+      expect(() => new LocalKeyProvider({ path })).toThrow(new RegExp(`directory ${dir} has mode 0777`));
+      // With the sticky bit (as /tmp has), others cannot rename what is ours: accepted.
+      chmodSync(dir, 0o1777);
+      openProvider();
+    });
+
+    it.runIf(posix)('a symlinked keystore is judged where the file really is', async () => {
+      const elsewhere = join(dir, 'elsewhere');
+      mkdirSync(elsewhere, { mode: 0o700 });
+      const target = join(elsewhere, 'keystore.json');
+      await new LocalKeyProvider({ path: target }).close();
+      mkdirSync(join(dir, 'nested'), { mode: 0o700 });
+      symlinkSync(target, path);
+      openProvider();
+      chmodSync(elsewhere, 0o777);
+      expect(() => new LocalKeyProvider({ path })).toThrow(/elsewhere has mode 0777/);
+    });
+
+    it.runIf(posix && root)('a file or directory owned by another user (not root)', async () => {
+      await openProvider().close();
+      chownSync(path, 65534, 65534);
+      expect(() => new LocalKeyProvider({ path })).toThrow(/owned by uid 65534, not by this process's user/);
+      chownSync(path, 0, 0);
+      chownSync(join(dir, 'nested'), 65534, 65534);
+      expect(() => new LocalKeyProvider({ path })).toThrow(/nested is owned by uid 65534/);
     });
   });
 });

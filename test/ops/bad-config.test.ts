@@ -3,7 +3,7 @@
  * stderr that names the variable and says what it accepts. One test per class of mistake an
  * operator makes. The processes run `src/server.ts` exactly as `npm start` does (via tsx).
  */
-import { writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, type ExpectStatic } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -85,6 +85,18 @@ describe('the process refuses a bad configuration', { timeout: 60_000 }, () => {
       { AUDIT_LOG: join(file, 'audit.log') },
       new RegExp(`AUDIT_LOG=${join(file, 'audit.log')}: cannot open audit log`),
       /AUDIT_LOG accepts a file path this process can create or append to, or "stdout"/,
+    );
+  });
+
+  it.runIf(process.platform !== 'win32')('a LOCAL_KEYSTORE in a directory others can write', async ({ expect }) => {
+    const shared = join(dir.path, 'shared');
+    mkdirSync(shared);
+    chmodSync(shared, 0o777);
+    await expectRefused(
+      expect,
+      { LOCAL_KEYSTORE: join(shared, 'keystore.json') },
+      new RegExp(`LOCAL_KEYSTORE=${join(shared, 'keystore.json')}: .*directory ${shared} has mode 0777`),
+      /LOCAL_KEYSTORE accepts .*owned by this process's user or root, in a directory only that user can write/,
     );
   });
 

@@ -76,25 +76,64 @@ async function reload(expected: 'policy reloaded' | 'policy reload failed; keepi
   }
 }
 
+interface PolicyMetrics {
+  success: number;
+  failure: number;
+  lastReloadSuccessful: number;
+  loadedAt: number;
+  digests: string[];
+}
+
+/** The policy series of the process's /metrics. */
+async function policyMetrics(): Promise<PolicyMetrics> {
+  const scraped = await send(`${service.baseUrl}/metrics`);
+  if (scraped.kind !== 'response') throw new Error(scraped.message);
+  const lines = scraped.body.split('\n');
+  const value = (series: string): number => {
+    const line = lines.find((candidate) => candidate.startsWith(`${series} `));
+    if (line === undefined) throw new Error(`no ${series} in /metrics`);
+    return Number(line.slice(series.length + 1));
+  };
+  const digests = lines.flatMap((line) => /^policy_info\{digest="([^"]*)"\} 1$/.exec(line)?.[1] ?? []);
+  return {
+    success: value('policy_reloads_total{outcome="success"}'),
+    failure: value('policy_reloads_total{outcome="failure"}'),
+    lastReloadSuccessful: value('policy_last_reload_successful'),
+    loadedAt: value('policy_loaded_timestamp_seconds'),
+    digests,
+  };
+}
+
 describe('SIGHUP', () => {
   it('starts with the policy file in force', async () => {
     expect(await statusWith(FIRST)).toBe(200);
     expect(await statusWith(SECOND)).toBe(401);
+    const metrics = await policyMetrics();
+    expect(metrics).toMatchObject({ success: 0, failure: 0, lastReloadSuccessful: 1, digests: [sha256(policy({ first: FIRST }))] });
+    expect(Math.abs(metrics.loadedAt - Date.now() / 1000)).toBeLessThan(120);
   });
 
   it('reloads a valid new policy file: the next request is judged by it', async () => {
+    const before = await policyMetrics();
     writeFileSync(policyFile, policy({ first: FIRST, second: SECOND }));
     const line = await reload('policy reloaded');
     expect(line).toMatchObject({ changed: true, policyFile });
     expect(await statusWith(SECOND)).toBe(200);
     expect(await statusWith(FIRST)).toBe(200);
+    // /metrics shows the new policy: one digest series (the file's sha256), a later load time.
+    const after = await policyMetrics();
+    expect(after).toMatchObject({ success: 1, failure: 0, lastReloadSuccessful: 1, digests: [sha256(policy({ first: FIRST, second: SECOND }))] });
+    expect(after.loadedAt).toBeGreaterThan(before.loadedAt);
   });
 
   it('rejects an invalid file and keeps the previous policy; the process keeps running', async () => {
+    const before = await policyMetrics();
     writeFileSync(policyFile, 'version: 2\nrules: []\n');
     await reload('policy reload failed; keeping the previous policy');
     expect(await statusWith(SECOND)).toBe(200);
     expect(service.child.exitCode).toBeNull();
+    // The failure is visible without reading logs; the digest and load time are the old policy's.
+    expect(await policyMetrics()).toEqual({ ...before, failure: 1, lastReloadSuccessful: 0 });
   });
 
   it('revokes a token removed from the file', async () => {
@@ -102,5 +141,6 @@ describe('SIGHUP', () => {
     await reload('policy reloaded');
     expect(await statusWith(SECOND)).toBe(401);
     expect(await statusWith(FIRST)).toBe(200);
+    expect(await policyMetrics()).toMatchObject({ success: 2, failure: 1, lastReloadSuccessful: 1, digests: [sha256(policy({ first: FIRST }))] });
   });
 });
