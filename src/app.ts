@@ -67,8 +67,6 @@ declare module 'fastify' {
   }
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const metrics = deps.metrics ?? new ServiceMetrics();
@@ -108,12 +106,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
     bodyLimit: config.BODY_LIMIT_BYTES,
     ...serverTimeouts(config),
-    // A request id from a trusted proxy is kept (it then matches across hops); anything that
-    // is not a short token is replaced so callers cannot forge log or audit lines with it.
-    genReqId: (request) => {
-      const given = request.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    },
+    // Always ours: the caller's x-request-id is kept apart (http/caller-request-id.ts).
+    genReqId: () => randomUUID(),
     requestIdHeader: false,
     logController: new AccessLog(),
     ajv: {

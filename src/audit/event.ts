@@ -103,6 +103,8 @@ export interface AdditionalEventData {
   decision?: 'allow' | 'deny';
   denyReason?: string;
   items?: BatchItemOutcome[];
+  /** The caller's own `x-request-id`, when it sent a valid one (`requestID` is always ours). */
+  callerRequestId?: string;
 }
 
 /** Fields every line carries; `sequence` and `previousHash` form the hash chain. */
@@ -126,7 +128,7 @@ export interface ApiCallEvent extends RecordBase {
   userIdentity: UserIdentity;
   sourceIPAddress: string;
   userAgent: string | null;
-  /** Fastify's request id; also the `requestId` of problem responses. */
+  /** The service's request id (a UUID, never the caller's); also the response's `x-request-id` and problems' `requestId`. */
   requestID: string;
   httpStatus: number;
   errorCode?: string;
