@@ -102,7 +102,8 @@ export async function startService(env: Record<string, string> = {}, startTimeou
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '',
-      NODE_ENV: 'production',
+      // Not production: dev mode (DEV_TOKEN, no POLICY_FILE) is refused there.
+      NODE_ENV: 'development',
       HOST: '127.0.0.1',
       PORT: String(port),
       KMS_PROVIDER: 'local',

@@ -61,6 +61,8 @@ export function serviceEnv(ctx: RunContext, name: string, variant: ServiceVarian
   if (variant === 'no-policy' || variant === 'minimal') {
     delete env.POLICY_FILE;
     env.DEV_TOKEN = BENCH_DEV_TOKEN;
+    // Dev mode is refused under NODE_ENV=production (the service reads NODE_ENV for nothing else).
+    env.NODE_ENV = 'development';
   }
   if (variant === 'no-app-log' || variant === 'minimal') env.LOG_LEVEL = 'warn';
   if (variant === 'cache-off-local' || variant === 'cache-off-local-kms') env.CACHE_MAX_MESSAGES = '1';
