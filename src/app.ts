@@ -3,7 +3,8 @@
  * per suite; src/server.ts builds it once and listens.
  *
  * Request path, one direction only:
- *   route (validate) -> authenticate -> rate limit -> policy (KeyGuard) -> envelope service
+ *   authenticate -> rate limit, in-flight limit (all before the body is read) -> body (size
+ *   and JSON nesting bounded) -> route (validate) -> policy (KeyGuard) -> envelope service
  *   -> data-key cache -> KMS circuit breaker -> instrumented KMS provider; and on every /v1
  *   request, one audit event (onSend).
  *
@@ -30,6 +31,7 @@ import { EnvelopeService } from './envelope/service.js';
 import { AccessLog } from './http/access-log.js';
 import { registerAuditTrail } from './http/audit-hook.js';
 import { registerErrorHandling } from './http/error-handler.js';
+import { registerJsonBodyParser } from './http/json-body.js';
 import { KeyGuard } from './http/key-guard.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerOperationalRoutes } from './http/routes/operational.js';
@@ -142,6 +144,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // without that parser a text/plain body is a 415 like any other non-JSON type, instead of a
   // string that fails schema validation with a confusing 400.
   app.removeContentTypeParser('text/plain');
+  registerJsonBodyParser(app, Math.min(config.JSON_BODY_LIMIT_BYTES, config.BODY_LIMIT_BYTES));
   registerErrorHandling(app);
   await registerOpenApi(app);
   await registerOperationalRoutes(app, { metrics, readiness, config });

@@ -59,6 +59,9 @@ export const ConfigSchema = Type.Object({
   AUDIT_LOG: Type.String({ minLength: 1, default: '.data/audit.log' }),
   LOG_LEVEL: LogLevel,
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * MiB, default: 8 * MiB }),
+  // The JSON routes' own, smaller limit (never above BODY_LIMIT_BYTES): large payloads go binary.
+  JSON_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * MiB, default: 1 * MiB }),
+  MAX_IN_FLIGHT_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 128 }),
   BATCH_MAX_ITEMS: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 60_000 }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 60_000 }),
@@ -67,6 +70,10 @@ export const ConfigSchema = Type.Object({
   HEADERS_TIMEOUT_MS: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
   MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1_000 }),
+  // Memory shedding (503 above them; 0 disables). Defaults in memoryLimits(): a share of V8's
+  // heap limit, and of the container's memory limit (or the machine's memory).
+  MAX_HEAP_USED_BYTES: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+  MAX_RSS_BYTES: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   READINESS_CACHE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 5_000 }),
   INSTANCE_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' })),
 });
