@@ -29,6 +29,7 @@ import { DataKeyCache } from './envelope/data-key-cache.js';
 import { KeyDirectory } from './envelope/key-directory.js';
 import { EnvelopeService } from './envelope/service.js';
 import { AccessLog } from './http/access-log.js';
+import { AuthFailureTracker } from './http/auth-failures.js';
 import { registerAuditTrail } from './http/audit-hook.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerJsonBodyParser } from './http/json-body.js';
@@ -148,8 +149,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerErrorHandling(app);
   await registerOpenApi(app);
   await registerOperationalRoutes(app, { metrics, readiness, config });
+  const authFailures = new AuthFailureTracker({
+    maxFailures: config.AUTH_FAILURE_MAX,
+    windowMs: config.AUTH_FAILURE_WINDOW_MS,
+    writeSummary: async (details) => {
+      await deps.audit.summarizeAuthFailures(details);
+      metrics.auditEvents.inc();
+    },
+    onSummaryError: (error, details) => {
+      metrics.auditFailures.inc();
+      // The counts must not vanish: the app log keeps them (they hold no secret).
+      log?.error({ errorName: (error as Error).name, authFailuresSummary: details }, 'audit summary of failed authentications could not be written');
+    },
+  });
+  // Before the audit log closes (server.ts closes the app first): no count is lost.
+  app.addHook('onClose', async () => authFailures.flush());
   await app.register(async (v1) => {
-    registerAuditTrail(v1, { audit: deps.audit, metrics, policy: deps.policy });
+    registerAuditTrail(v1, { audit: deps.audit, metrics, policy: deps.policy, authFailures });
     await registerV1Routes(v1, {
       config,
       policy: deps.policy,

@@ -65,6 +65,10 @@ export const ConfigSchema = Type.Object({
   BATCH_MAX_ITEMS: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 60_000 }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 60_000 }),
+  // Failed authentications per client address per window before 429; the window also bounds
+  // the audit lines of repeated failures (src/http/auth-failures.ts).
+  AUTH_FAILURE_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 20 }),
+  AUTH_FAILURE_WINDOW_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 60_000 }),
   REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
   // Time a client has to send the request headers (slowloris); default min(10 s, REQUEST_TIMEOUT_MS).
   HEADERS_TIMEOUT_MS: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),

@@ -23,6 +23,7 @@ import {
   AUDIT_EVENT_SOURCE,
   AUDIT_EVENT_VERSION,
   type AuditEventInput,
+  type AuthFailuresSummaryDetails,
   type ChainResumedDetails,
   type ServiceEventName,
   type SinkRecoveredDetails,
@@ -178,6 +179,20 @@ export class AuditLog {
   }
 
   /**
+   * Writes an AuthFailuresSummarized service event at once, chained like any other line.
+   * @throws (rejects with) AuditWriteError if it is not written.
+   */
+  async summarizeAuthFailures(details: AuthFailuresSummaryDetails): Promise<void> {
+    try {
+      this.assertUsable();
+      if (this.failure) this.recover();
+      this.emitServiceEvent('AuthFailuresSummarized', details);
+    } catch (error) {
+      throw this.fail(error);
+    }
+  }
+
+  /**
    * For readiness: true if the log is open and the last write succeeded. While writes are
    * failing it probes (at most once a second) by writing the AuditSinkRecovered event, so an
    * instance taken out of rotation can come back once the disk is writable again.
@@ -241,7 +256,10 @@ export class AuditLog {
   }
 
   /** Writes a service event at once (not at the end of the turn): its callers need the outcome now. */
-  private emitServiceEvent(eventName: ServiceEventName, details: ChainResumedDetails | SinkRecoveredDetails): void {
+  private emitServiceEvent(
+    eventName: ServiceEventName,
+    details: ChainResumedDetails | SinkRecoveredDetails | AuthFailuresSummaryDetails,
+  ): void {
     this.assertUsable();
     this.enqueue((link) => ({
       eventTime: new Date().toISOString(),

@@ -25,7 +25,7 @@ export type ApiEventName =
 export type RouteEventName = `${'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS'} ${string}`;
 
 /** Events the audit log writes about itself (not caused by a request). */
-export type ServiceEventName = 'AuditChainResumed' | 'AuditSinkRecovered';
+export type ServiceEventName = 'AuditChainResumed' | 'AuditSinkRecovered' | 'AuthFailuresSummarized';
 
 export type EncryptionContextRecord = Readonly<Record<string, string>>;
 
@@ -156,11 +156,29 @@ export interface SinkRecoveredDetails {
   lastErrorCode: string;
 }
 
+/**
+ * Repeated failed authentications from one source address in one window: the first of each
+ * reason was written as its own ApiCall event; the rest are counted here instead, so a flood of
+ * bad tokens costs the audit volume a bounded number of lines (docs/AUDIT.md).
+ */
+export interface AuthFailuresSummaryDetails {
+  sourceIPAddress: string;
+  /** ISO 8601 UTC: the window's first failure, and when it closed (or was cut short at shutdown). */
+  windowStart: string;
+  windowEnd: string;
+  /** Failures not written as their own event: the sum of byReason. */
+  summarizedFailures: number;
+  /** Those failures per denyReason (`too_many_failures`: refused with 429 by the per-address limit). */
+  byReason: Record<string, number>;
+  /** Every failure from the source in the window, the individually written ones included. */
+  failuresInWindow: number;
+}
+
 /** Written by the audit log itself; CloudTrail calls these service events. */
 export interface ServiceEvent extends RecordBase {
   eventName: ServiceEventName;
   eventType: 'ServiceEvent';
-  serviceEventDetails: ChainResumedDetails | SinkRecoveredDetails;
+  serviceEventDetails: ChainResumedDetails | SinkRecoveredDetails | AuthFailuresSummaryDetails;
 }
 
 export type AuditEvent = ApiCallEvent | ServiceEvent;

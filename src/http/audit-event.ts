@@ -3,13 +3,15 @@
  * Field names follow CloudTrail's record so one query language covers both (docs/AUDIT.md).
  */
 import type { FastifyRequest } from 'fastify';
-import type { AuditEventInput } from '../audit/event.js';
+import type { AuditEventInput, AuthFailuresSummaryDetails } from '../audit/event.js';
 import type { AuditRecord } from './audit-record.js';
 import { callerRequestIdOf } from './caller-request-id.js';
 
 /** The audit log as the HTTP layer sees it: a write that resolves once the event is in the log, rejects otherwise. */
 export interface AuditSink {
   write(event: AuditEventInput): Promise<void>;
+  /** One event for the repeated authentication failures of a source (see auth-failures.ts). */
+  summarizeAuthFailures(details: AuthFailuresSummaryDetails): Promise<void>;
   isWritable(): boolean;
 }
 

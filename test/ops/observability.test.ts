@@ -193,9 +193,10 @@ describe('request ids across the response, the app log and the audit log', () =>
   });
 
   it('a caller request id that could forge log lines is dropped, and a refused request is correlated too', async () => {
-    for (const forged of ['x'.repeat(129), 'a"b', 'line\tbreak']) {
-      const response = await encrypt({ 'x-request-id': forged, authorization: 'Bearer wrong-token' });
-      expect(response.status).toBe(401);
+    // One refused request only: further failures from this address would be summarized.
+    for (const [forged, authorization] of [['x'.repeat(129), 'Bearer wrong-token'], ['a"b', `Bearer ${TOKEN}`], ['line\tbreak', `Bearer ${TOKEN}`]] as const) {
+      const response = await encrypt({ 'x-request-id': forged, authorization });
+      expect(response.status).toBe(authorization === 'Bearer wrong-token' ? 401 : 200);
       const { id, access, event } = await expectCorrelated(response);
       expect(id).toMatch(UUID);
       expect(access).not.toHaveProperty('callerRequestId');

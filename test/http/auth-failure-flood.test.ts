@@ -1,0 +1,102 @@
+/**
+ * Unauthenticated floods: failed authentications are limited per client address before any
+ * body is read (429 + Retry-After past AUTH_FAILURE_MAX in a window), and their audit volume is
+ * bounded: the first failure of each kind per address and window gets its own event, the rest
+ * are counted into one AuthFailuresSummarized event per address and window, chained as usual,
+ * with the exact count. A caller with a valid token behind the same address is still served.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { verifyAuditLog } from '../../src/audit/verify.js';
+import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js';
+
+const FLOODER = '10.9.8.7';
+const MAX = 5;
+let t: TestApp | undefined;
+afterEach(async () => {
+  await t?.close();
+  t = undefined;
+});
+
+const tokenless = (app: TestApp, remoteAddress = FLOODER, payload = '{"plaintext":"aGk=", broken') =>
+  app.app.inject({ method: 'POST', url: '/v1/encrypt', remoteAddress, headers: { 'content-type': 'application/json' }, payload });
+
+/** The audit file after close (summaries are written then at the latest). */
+async function closeAndRead(app: TestApp): Promise<Record<string, unknown>[]> {
+  await app.app.close();
+  const events = app.auditEvents();
+  const verdict = await verifyAuditLog(app.auditPath);
+  expect(verdict.ok, JSON.stringify(verdict)).toBe(true);
+  return events;
+}
+
+describe('a flood of tokenless requests from one address', () => {
+  it('is limited (429 + Retry-After) and writes a bounded number of audit lines, with the exact count', async () => {
+    t = await buildTestApp({ env: { AUTH_FAILURE_MAX: String(MAX), AUTH_FAILURE_WINDOW_MS: '60000' } });
+    const N = 300;
+    const statuses: number[] = [];
+    for (let i = 0; i < N; i += 1) {
+      // The body would be a 400 if it were read: every answer below is decided before that.
+      const response = await tokenless(t);
+      statuses.push(response.statusCode);
+      if (response.statusCode === 429) {
+        expect(response.json()).toMatchObject({ code: 'TooManyAuthFailures' });
+        expect(Number(response.headers['retry-after'])).toBeGreaterThan(0);
+        expect(Number(response.headers['retry-after'])).toBeLessThanOrEqual(60);
+      }
+    }
+    expect(statuses.slice(0, MAX)).toEqual(Array(MAX).fill(401));
+    expect(statuses.slice(MAX)).toEqual(Array(N - MAX).fill(429));
+
+    // A legitimate caller behind the same address is served in the middle of the flood.
+    const legitimate = await t.app.inject({ method: 'POST', url: '/v1/encrypt', remoteAddress: FLOODER, headers: AUTH, payload: { plaintext: 'aGk=' } });
+    expect(legitimate.statusCode).toBe(200);
+    // Another address is not limited by the flooder's failures.
+    expect((await tokenless(t, '10.1.1.1')).statusCode).toBe(401);
+
+    const events = await closeAndRead(t);
+    // First 401, first 429, the legitimate request, the other address's 401, one summary.
+    expect(events).toHaveLength(5);
+    const [first401, first429, ok, other, summary] = events;
+    expect(first401).toMatchObject({ sourceIPAddress: FLOODER, httpStatus: 401, additionalEventData: { denyReason: 'missing_credentials' } });
+    expect(first429).toMatchObject({ sourceIPAddress: FLOODER, httpStatus: 429, errorCode: 'TooManyAuthFailures', additionalEventData: { denyReason: 'too_many_failures' } });
+    expect(ok).toMatchObject({ sourceIPAddress: FLOODER, httpStatus: 200, userIdentity: { principalId: 'dev' } });
+    expect(other).toMatchObject({ sourceIPAddress: '10.1.1.1', httpStatus: 401 });
+    expect(summary).toMatchObject({
+      eventType: 'ServiceEvent',
+      eventName: 'AuthFailuresSummarized',
+      serviceEventDetails: {
+        sourceIPAddress: FLOODER,
+        summarizedFailures: N - 2,
+        byReason: { missing_credentials: MAX - 1, too_many_failures: N - MAX - 1 },
+        failuresInWindow: N,
+      },
+    });
+    const metrics = await t.metrics.registry.getSingleMetricAsString('auth_failures_total');
+    expect(metrics).toContain(`auth_failures_total{limited="true",audit="summarized"} ${N - MAX - 1}`);
+  });
+
+  it('writes each kind of failure once per window, and the summary when the window closes', async () => {
+    t = await buildTestApp({ env: { AUTH_FAILURE_MAX: '1000', AUTH_FAILURE_WINDOW_MS: '1000' } });
+    const bad = { method: 'POST' as const, url: '/v1/encrypt', remoteAddress: FLOODER, payload: { plaintext: 'aGk=' } };
+    for (let i = 0; i < 10; i += 1) {
+      expect((await tokenless(t)).statusCode).toBe(401);
+      expect((await t.app.inject({ ...bad, headers: { authorization: 'Bearer not-the-dev-token' } })).statusCode).toBe(401);
+    }
+    expect(t.auditEvents().map((event) => (event.additionalEventData as { denyReason: string }).denyReason)).toEqual([
+      'missing_credentials',
+      'invalid_dev_token',
+    ]);
+    // The window closes by itself: the summary is written without any further request.
+    const deadline = Date.now() + 5_000;
+    while (t.auditEvents().length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(t.auditEvents()[2]).toMatchObject({
+      eventName: 'AuthFailuresSummarized',
+      serviceEventDetails: { summarizedFailures: 18, byReason: { missing_credentials: 9, invalid_dev_token: 9 }, failuresInWindow: 20 },
+    });
+    // A new window: the first failure is written in full again.
+    expect((await tokenless(t)).statusCode).toBe(401);
+    const events = await closeAndRead(t);
+    expect(events).toHaveLength(4);
+    expect(events[3]).toMatchObject({ httpStatus: 401, additionalEventData: { denyReason: 'missing_credentials' } });
+  });
+});
