@@ -162,6 +162,7 @@ export interface SinkRecoveredDetails {
  * bad tokens costs the audit volume a bounded number of lines (docs/AUDIT.md).
  */
 export interface AuthFailuresSummaryDetails {
+  /** The source: an IPv4 address, or an IPv6 /64 (`2001:db8:1:2::/64`). */
   sourceIPAddress: string;
   /** ISO 8601 UTC: the window's first failure, and when it closed (or was cut short at shutdown). */
   windowStart: string;

@@ -14,6 +14,7 @@ import type { Policy } from '../authz/policy.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 import { AuthenticationError } from '../authz/errors.js';
 import type { AuthFailureTracker } from './auth-failures.js';
+import { addressBucket } from './address-bucket.js';
 import { ProblemError } from './problem.js';
 import { newAuditRecord, type AuditRecord } from './audit-record.js';
 import { problemBody } from './error-handler.js';
@@ -52,7 +53,7 @@ export function registerAuditTrail(scope: FastifyInstance, deps: AuditTrailDeps)
       request.principal = await snapshot.authenticator.authenticate(request.headers.authorization);
     } catch (error) {
       if (error instanceof AuthenticationError) {
-        const verdict = deps.authFailures.record(request.ip, error.reason);
+        const verdict = deps.authFailures.record(addressBucket(request.ip), error.reason);
         deps.metrics.authFailures.inc({ limited: String(verdict.retryAfterSeconds !== undefined), audit: verdict.audit ? 'event' : 'summarized' });
         request.audit.authMethod = error.authMethod;
         request.audit.denyReason = verdict.kind;

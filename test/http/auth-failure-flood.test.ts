@@ -7,6 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifyAuditLog } from '../../src/audit/verify.js';
+import { addressBucket } from '../../src/http/address-bucket.js';
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js';
 
 const FLOODER = '10.9.8.7';
@@ -98,5 +99,29 @@ describe('a flood of tokenless requests from one address', () => {
     const events = await closeAndRead(t);
     expect(events).toHaveLength(4);
     expect(events[3]).toMatchObject({ httpStatus: 401, additionalEventData: { denyReason: 'missing_credentials' } });
+  });
+});
+
+describe('IPv6 sources', () => {
+  it('are counted per /64: one host cannot get a fresh budget per address of its prefix', async () => {
+    t = await buildTestApp({ env: { AUTH_FAILURE_MAX: String(MAX) } });
+    const statuses: number[] = [];
+    for (let i = 0; i < MAX + 3; i += 1) statuses.push((await tokenless(t, `2001:db8:1:2::${(i + 1).toString(16)}`)).statusCode);
+    expect(statuses).toEqual([...Array(MAX).fill(401), 429, 429, 429]);
+    // Another /64 has its own budget.
+    expect((await tokenless(t, '2001:db8:1:3::1')).statusCode).toBe(401);
+    const events = await closeAndRead(t);
+    expect(events.at(-1)).toMatchObject({ eventName: 'AuthFailuresSummarized', serviceEventDetails: { sourceIPAddress: '2001:db8:1:2::/64', summarizedFailures: MAX + 1 } });
+  });
+
+  it('the /64 is found in every address notation', () => {
+    expect(addressBucket('2001:0db8:0001:0002:aaaa:bbbb:cccc:dddd')).toBe('2001:db8:1:2::/64');
+    expect(addressBucket('2001:db8:1:2::1')).toBe('2001:db8:1:2::/64');
+    expect(addressBucket('2001:db8::')).toBe('2001:db8:0:0::/64');
+    expect(addressBucket('1::2:3:4:5:1.2.3.4')).toBe('1:0:2:3::/64');
+    expect(addressBucket('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    // IPv4, plain or mapped, is counted per address.
+    expect(addressBucket('10.1.2.3')).toBe('10.1.2.3');
+    expect(addressBucket('::ffff:10.1.2.3')).toBe('10.1.2.3');
   });
 });
