@@ -6,12 +6,17 @@
  * "Not parsed" is shown without timing: the bodies sent over the limit would be a 400 (or a 413)
  * if they were read, and the answer is a 429.
  */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_JSON_DEPTH } from '../../src/http/json-body.js';
 import type { KeyProvider } from '../../src/kms/provider.js';
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js';
 
 const MiB = 1024 * 1024;
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const json = { ...AUTH, 'content-type': 'application/json' };
 
 /** `[[[…]]]` nested `depth` deep: valid JSON, but far past the nesting bound. */
@@ -105,16 +110,42 @@ describe('MAX_IN_FLIGHT_PER_PRINCIPAL', () => {
       },
     });
 
+  /** Two principals with the same rights: the cap is per principal. */
+  const token = { alpha: 'in-flight-alpha-token', beta: 'in-flight-beta-token' };
+  const policy = `version: 1
+authentication:
+  apiKeys:
+    - { name: alpha, sha256: "${sha256(token.alpha)}" }
+    - { name: beta, sha256: "${sha256(token.beta)}" }
+rules:
+  - id: both
+    principals: [alpha, beta]
+    operations: [encrypt]
+    keys: [alias/default]
+    context: { optional: [tenant] }
+`;
+  let policyDir: string;
+
   beforeAll(async () => {
-    t = await buildTestApp({ env: { MAX_IN_FLIGHT_PER_PRINCIPAL: '2' }, wrapProvider: gated });
+    policyDir = mkdtempSync(join(tmpdir(), 'in-flight-policy-'));
+    writeFileSync(join(policyDir, 'policy.yaml'), policy);
+    t = await buildTestApp({ env: { MAX_IN_FLIGHT_PER_PRINCIPAL: '2' }, wrapProvider: gated, policyFile: join(policyDir, 'policy.yaml') });
   });
-  afterAll(async () => t?.close());
+  afterAll(async () => {
+    await t?.close();
+    rmSync(policyDir, { recursive: true, force: true });
+  });
   afterEach(() => open());
 
-  it('refuses a principal\'s request beyond the cap with 429 + Retry-After, audited, and frees the slots after', async () => {
+  it('refuses a principal\'s request beyond the cap with 429 + Retry-After, audited, and frees the slots after; others are unaffected', async () => {
     gate = new Promise((resolve) => (open = resolve));
-    const encrypt = (tenant: string) =>
-      t.app.inject({ method: 'POST', url: '/v1/encrypt', headers: json, payload: { plaintext: 'aGk=', context: { tenant } } });
+    const encrypt = (tenant: string, who: keyof typeof token = 'alpha') =>
+      t.app.inject({
+        method: 'POST',
+        url: '/v1/encrypt',
+        headers: { authorization: `Bearer ${token[who]}`, 'content-type': 'application/json' },
+        payload: { plaintext: 'aGk=', context: { tenant } },
+      });
     // inject() sends when awaited; Promise.resolve sends these now.
     const held = [Promise.resolve(encrypt('a')), Promise.resolve(encrypt('b'))];
     while (waiting < 2) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -123,8 +154,12 @@ describe('MAX_IN_FLIGHT_PER_PRINCIPAL', () => {
     expect(third.json()).toMatchObject({ code: 'TooManyInFlight' });
     expect(third.headers['retry-after']).toBe('1');
     expect(t.auditEvents().map((event) => [event.httpStatus, event.errorCode])).toEqual([[429, 'TooManyInFlight']]);
+    // beta is not alpha: its request is taken on (and waits at the gate like alpha's).
+    const beta = Promise.resolve(encrypt('f', 'beta'));
+    while (waiting < 3) await new Promise((resolve) => setTimeout(resolve, 5));
 
     open();
+    expect((await beta).statusCode).toBe(200);
     expect((await Promise.all(held)).map((response) => response.statusCode)).toEqual([200, 200]);
     // The slots are back: two at once again.
     expect((await Promise.all([encrypt('d'), encrypt('e')])).map((response) => response.statusCode)).toEqual([200, 200]);
