@@ -2,9 +2,10 @@
  * The audit trail's HTTP side: every /v1 request gets an AuditRecord when it arrives, is
  * authenticated here, and has exactly one event written in onSend, whether it succeeded,
  * was denied, or failed (repeated authentication failures from one address are counted into
- * one summary event instead: auth-failures.ts). onSend runs for handler results and error replies alike, before a
- * byte of the response leaves, which is what makes the audit fail-closed: if the event
- * cannot be written, the response is replaced by a 503 and no plaintext or ciphertext goes out.
+ * one summary event instead: auth-failures.ts). onSend runs for handler results and error
+ * replies alike, before a byte of the response leaves, which is what makes the audit
+ * fail-closed: if the event cannot be written, the response is replaced by a 503 and no
+ * plaintext or ciphertext goes out.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiEventName, RouteEventName } from '../audit/event.js';
