@@ -28,14 +28,11 @@ export function registerJsonBodyParser(app: FastifyInstance, bodyLimit: number):
 /** True when arrays and objects nest deeper than `max`; brackets inside strings do not count. */
 export function nestingExceeds(text: string, max: number): boolean {
   let depth = 0;
-  let inString = false;
   for (let i = 0; i < text.length; i += 1) {
     const char = text.charCodeAt(i);
-    if (inString) {
-      if (char === 0x5c) i += 1; // backslash: skip the escaped character
-      else if (char === 0x22) inString = false;
-    } else if (char === 0x22) {
-      inString = true;
+    if (char === 0x22) {
+      i = closingQuote(text, i);
+      if (i < 0) return false; // unterminated: JSON.parse reports it
     } else if (char === 0x7b || char === 0x5b) {
       depth += 1;
       if (depth > max) return true;
@@ -44,4 +41,20 @@ export function nestingExceeds(text: string, max: number): boolean {
     }
   }
   return false;
+}
+
+/**
+ * Index of the quote that closes the string opened at `open`, or -1. Jumps with indexOf rather
+ * than walking each character: base64 payloads are long strings, and this keeps the scan a small
+ * fraction of JSON.parse's own cost.
+ */
+function closingQuote(text: string, open: number): number {
+  let quote = text.indexOf('"', open + 1);
+  while (quote !== -1) {
+    let backslashes = 0;
+    while (text.charCodeAt(quote - 1 - backslashes) === 0x5c) backslashes += 1;
+    if (backslashes % 2 === 0) return quote;
+    quote = text.indexOf('"', quote + 1);
+  }
+  return -1;
 }

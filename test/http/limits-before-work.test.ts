@@ -63,11 +63,14 @@ describe('JSON bodies', () => {
       expect(response.statusCode).toBe(400);
       expect(response.json()).toMatchObject({ code: 'JsonTooDeep' });
     }
+    // A string ending in an escaped backslash does not hide the nesting after it.
+    const afterBackslash = `{"plaintext":"aGk=","aad":"\\\\","context":${'{"a":'.repeat(100)}"x"${'}'.repeat(100)}}`;
+    expect((await encrypt(afterBackslash)).json()).toMatchObject({ code: 'JsonTooDeep' });
     // The bound is on structure only: brackets inside strings are just characters.
     const bracketsInStrings = JSON.stringify({ plaintext: 'aGk=', context: { tenant: `${'['.repeat(100)}"{{{` } });
     expect((await encrypt(bracketsInStrings)).statusCode).toBe(200);
     // Audited like any bad request.
-    expect(t.auditEvents().filter((event) => event.errorCode === 'JsonTooDeep')).toHaveLength(2);
+    expect(t.auditEvents().filter((event) => event.errorCode === 'JsonTooDeep')).toHaveLength(3);
   });
 
   it('over JSON_BODY_LIMIT_BYTES (1 MiB by default): 413, while the binary route takes the same payload', async () => {
