@@ -7,7 +7,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifyAuditLog } from '../../src/audit/verify.js';
+import type { AuthFailuresSummaryDetails } from '../../src/audit/event.js';
 import { addressBucket } from '../../src/http/address-bucket.js';
+import { AuthFailureTracker } from '../../src/http/auth-failures.js';
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js';
 
 const FLOODER = '10.9.8.7';
@@ -123,5 +125,28 @@ describe('IPv6 sources', () => {
     // IPv4, plain or mapped, is counted per address.
     expect(addressBucket('10.1.2.3')).toBe('10.1.2.3');
     expect(addressBucket('::ffff:10.1.2.3')).toBe('10.1.2.3');
+  });
+});
+
+describe('the table of sources', () => {
+  it('is bounded: a source pushed out by a spread of addresses has its summary written then, with nothing lost', async () => {
+    const written: AuthFailuresSummaryDetails[] = [];
+    const tracker = new AuthFailureTracker({
+      maxFailures: 100,
+      windowMs: 60_000,
+      writeSummary: async (details) => void written.push(details),
+      onSummaryError: (error) => {
+        throw error;
+      },
+    });
+    tracker.record('10.0.0.1', 'missing_credentials');
+    tracker.record('10.0.0.1', 'missing_credentials');
+    expect(written).toEqual([]);
+    // 10,000 other addresses, one failure each (nothing to summarize for them).
+    for (let i = 0; i < 10_000; i += 1) tracker.record(`10.1.${i >> 8}.${i & 255}`, 'missing_credentials');
+    await Promise.resolve();
+    expect(written).toEqual([expect.objectContaining({ sourceIPAddress: '10.0.0.1', summarizedFailures: 1, failuresInWindow: 2 })]);
+    await tracker.flush();
+    expect(written).toHaveLength(1);
   });
 });
