@@ -37,7 +37,9 @@ FROM ${NODE_IMAGE} AS runtime
 
 # Listen on every interface inside the container (the application's default is loopback only).
 # The keystore and audit log default to the volumes below; everything else comes from the
-# environment at run time (README's configuration table).
+# environment at run time (README's configuration table). POLICY_FILE must be given: without
+# one the service would be in dev mode, which refuses to start here (NODE_ENV=production, and
+# HOST is not loopback), so the image never starts open.
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \

@@ -102,7 +102,8 @@ export async function startService(env: Record<string, string> = {}, startTimeou
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '',
-      NODE_ENV: 'production',
+      // Not production: dev mode (DEV_TOKEN, no POLICY_FILE) is refused there.
+      NODE_ENV: 'development',
       HOST: '127.0.0.1',
       PORT: String(port),
       KMS_PROVIDER: 'local',
@@ -111,6 +112,9 @@ export async function startService(env: Record<string, string> = {}, startTimeou
       DEV_TOKEN: TOKEN,
       LOG_LEVEL: 'warn',
       RATE_LIMIT_MAX: '10000000',
+      // --connections goes to 1000 and --size to 4 MiB (in JSON): above the per-principal defaults.
+      MAX_IN_FLIGHT_PER_PRINCIPAL: '1000000',
+      JSON_BODY_LIMIT_BYTES: String(8 * 1024 * 1024),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

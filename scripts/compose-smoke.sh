@@ -13,7 +13,8 @@
 #     http://local-kms:8080 -> the local-kms above; HOST -> 127.0.0.1 and PORT -> a free port
 #     (loopback only); container paths -> host paths through the compose mounts (the policy
 #     is examples/, the audit volume a temp dir).
-# Then: readiness, the image's HEALTHCHECK command, an encrypt/decrypt round trip with the demo
+# First, the image's ENV alone (no POLICY_FILE) must be refused at start. Then: readiness, the
+# image's HEALTHCHECK command, an encrypt/decrypt round trip with the demo
 # token of examples/policy.yaml, a cross-tenant decrypt that must be refused (403), a request
 # without credentials (401), SIGTERM (exit 0), and the audit log's hash chain verified with the
 # built verifier (dist/src/audit/verify-cli.js, as in the image). Also runs hadolint on the
@@ -100,6 +101,18 @@ KMS_PORT=$(free_port)
 KMS_STARTED=1
 LOCAL_KMS_PORT=$KMS_PORT LOCAL_KMS_SEED=$SEED scripts/local-kms.sh start >/dev/null
 KMS_ENDPOINT=http://127.0.0.1:$KMS_PORT
+
+# ---- the image alone never starts open ----------------------------------------------------------
+# `docker run` without a POLICY_FILE: dev mode on 0.0.0.0 under NODE_ENV=production must be refused.
+mapfile -t IMAGE_ENV < <(compose_cli image-env)
+mkdir -p "$WORK/home"
+set +e
+(cd "$APP" && exec env -i PATH="$PATH" HOME="$WORK/home" "${IMAGE_ENV[@]}" node dist/src/server.js) >"$WORK/image-only.log" 2>&1
+IMAGE_EXIT=$?
+set -e
+[[ "$IMAGE_EXIT" == 1 ]] && grep -q '^configuration error: dev mode (no POLICY_FILE).*set POLICY_FILE' "$WORK/image-only.log" ||
+  fail "the image's ENV alone (no POLICY_FILE) must be refused (exit $IMAGE_EXIT): $(cat "$WORK/image-only.log")"
+log "the image without a POLICY_FILE refuses to start (dev mode is never open)"
 
 # ---- the service, with the container's environment ---------------------------------------------
 PORT=$(free_port)

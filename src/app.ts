@@ -3,7 +3,8 @@
  * per suite; src/server.ts builds it once and listens.
  *
  * Request path, one direction only:
- *   route (validate) -> authenticate -> rate limit -> policy (KeyGuard) -> envelope service
+ *   authenticate -> rate limit, in-flight limit (all before the body is read) -> body (size
+ *   and JSON nesting bounded) -> route (validate) -> policy (KeyGuard) -> envelope service
  *   -> data-key cache -> KMS circuit breaker -> instrumented KMS provider; and on every /v1
  *   request, one audit event (onSend).
  *
@@ -28,8 +29,10 @@ import { DataKeyCache } from './envelope/data-key-cache.js';
 import { KeyDirectory } from './envelope/key-directory.js';
 import { EnvelopeService } from './envelope/service.js';
 import { AccessLog } from './http/access-log.js';
+import { AuthFailureTracker } from './http/auth-failures.js';
 import { registerAuditTrail } from './http/audit-hook.js';
 import { registerErrorHandling } from './http/error-handler.js';
+import { registerJsonBodyParser } from './http/json-body.js';
 import { KeyGuard } from './http/key-guard.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerOperationalRoutes } from './http/routes/operational.js';
@@ -66,8 +69,6 @@ declare module 'fastify' {
     services: AppServices;
   }
 }
-
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
@@ -110,12 +111,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
     bodyLimit: config.BODY_LIMIT_BYTES,
     ...serverTimeouts(config),
-    // A request id from a trusted proxy is kept (it then matches across hops); anything that
-    // is not a short token is replaced so callers cannot forge log or audit lines with it.
-    genReqId: (request) => {
-      const given = request.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    },
+    // Always ours: the caller's x-request-id is kept apart (http/caller-request-id.ts).
+    genReqId: () => randomUUID(),
     requestIdHeader: false,
     logController: new AccessLog(),
     ajv: {
@@ -151,11 +148,27 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // without that parser a text/plain body is a 415 like any other non-JSON type, instead of a
   // string that fails schema validation with a confusing 400.
   app.removeContentTypeParser('text/plain');
+  registerJsonBodyParser(app, Math.min(config.JSON_BODY_LIMIT_BYTES, config.BODY_LIMIT_BYTES));
   registerErrorHandling(app);
   await registerOpenApi(app);
   await registerOperationalRoutes(app, { metrics, readiness, config });
+  const authFailures = new AuthFailureTracker({
+    maxFailures: config.AUTH_FAILURE_MAX,
+    windowMs: config.AUTH_FAILURE_WINDOW_MS,
+    writeSummary: async (details) => {
+      await deps.audit.summarizeAuthFailures(details);
+      metrics.auditEvents.inc();
+    },
+    onSummaryError: (error, details) => {
+      metrics.auditFailures.inc();
+      // The counts must not vanish: the app log keeps them (they hold no secret).
+      log?.error({ errorName: (error as Error).name, authFailuresSummary: details }, 'audit summary of failed authentications could not be written');
+    },
+  });
+  // Before the audit log closes (server.ts closes the app first): no count is lost.
+  app.addHook('onClose', async () => authFailures.flush());
   await app.register(async (v1) => {
-    registerAuditTrail(v1, { audit: deps.audit, metrics, policy: deps.policy });
+    registerAuditTrail(v1, { audit: deps.audit, metrics, policy: deps.policy, authFailures });
     await registerV1Routes(v1, {
       config,
       policy: deps.policy,

@@ -6,6 +6,7 @@
  * A bad value throws ConfigError naming the variable and what it accepts; the process entry
  * turns that into a message and exit code 1 before anything starts.
  */
+import { isIPv4 } from 'node:net';
 import { envSchema } from 'env-schema';
 import { Type, type Static } from 'typebox';
 
@@ -24,6 +25,11 @@ const LogLevel = Type.Union(
   { default: 'info' },
 );
 
+/** The value DEV_MODE_ALLOW_NETWORK must have: whoever sets it has read what it does. */
+export const DEV_MODE_NETWORK_OPT_IN = 'i-understand-this-is-open';
+/** The published dev token: accepted on loopback only. */
+export const DEFAULT_DEV_TOKEN = 'dev-token';
+
 export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
@@ -40,8 +46,12 @@ export const ConfigSchema = Type.Object({
   DEFAULT_KEY_ID: Type.String({ minLength: 1, maxLength: 2048, default: 'alias/default' }),
   LOCAL_KEYSTORE: Type.String({ minLength: 1, default: '.data/keystore.json' }),
   POLICY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  // The loud opt-in that lets dev mode listen off loopback (throwaway demos only; see devModeProblem).
+  DEV_MODE_ALLOW_NETWORK: Type.Optional(Type.Literal(DEV_MODE_NETWORK_OPT_IN)),
+  // Read only to refuse dev mode in production; any value is accepted.
+  NODE_ENV: Type.Optional(Type.String()),
   // Characters a Bearer header can carry (RFC 6750 b64token).
-  DEV_TOKEN: Type.String({ minLength: 8, maxLength: 512, pattern: '^[A-Za-z0-9._~+/-]+=*$', default: 'dev-token' }),
+  DEV_TOKEN: Type.String({ minLength: 8, maxLength: 512, pattern: '^[A-Za-z0-9._~+/-]+=*$', default: DEFAULT_DEV_TOKEN }),
   CACHE_MAX_AGE_MS: Type.Integer({ minimum: 1, maximum: 86_400_000, default: 300_000 }),
   CACHE_MAX_MESSAGES: Type.Integer({ minimum: 1, maximum: 2 ** 32, default: 10_000 }),
   CACHE_MAX_BYTES: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: 1024 * MiB }),
@@ -49,14 +59,25 @@ export const ConfigSchema = Type.Object({
   AUDIT_LOG: Type.String({ minLength: 1, default: '.data/audit.log' }),
   LOG_LEVEL: LogLevel,
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * MiB, default: 8 * MiB }),
+  // The JSON routes' own, smaller limit (never above BODY_LIMIT_BYTES): large payloads go binary.
+  JSON_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * MiB, default: 1 * MiB }),
+  MAX_IN_FLIGHT_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 128 }),
   BATCH_MAX_ITEMS: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 60_000 }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 60_000 }),
+  // Failed authentications per client address per window before 429; the window also bounds
+  // the audit lines of repeated failures (src/http/auth-failures.ts).
+  AUTH_FAILURE_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 20 }),
+  AUTH_FAILURE_WINDOW_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 60_000 }),
   REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
   // Time a client has to send the request headers (slowloris); default min(10 s, REQUEST_TIMEOUT_MS).
   HEADERS_TIMEOUT_MS: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
   MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1_000 }),
+  // Memory shedding (503 above them; 0 disables). Defaults in memoryLimits(): a share of V8's
+  // heap limit, and of the container's memory limit (or the machine's memory).
+  MAX_HEAP_USED_BYTES: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+  MAX_RSS_BYTES: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   READINESS_CACHE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 5_000 }),
   INSTANCE_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' })),
 });
@@ -93,6 +114,8 @@ function checkCrossFieldRules(config: Config): Config {
   if (config.HEADERS_TIMEOUT_MS !== undefined && config.HEADERS_TIMEOUT_MS > config.REQUEST_TIMEOUT_MS) {
     throw new ConfigError('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS (the headers are part of the request)');
   }
+  const devMode = devModeProblem(config);
+  if (devMode) throw new ConfigError(devMode);
   if (config.KMS_PROVIDER === 'aws') {
     if (!config.POLICY_FILE) {
       throw new ConfigError('POLICY_FILE is required when KMS_PROVIDER=aws (dev-token authentication is only for the local provider)');
@@ -102,6 +125,38 @@ function checkCrossFieldRules(config: Config): Config {
     }
   }
   return config;
+}
+
+/**
+ * Dev mode (no POLICY_FILE) gives whoever holds DEV_TOKEN every right on every key, so it may
+ * only listen on loopback, and never run under NODE_ENV=production. DEV_MODE_ALLOW_NETWORK lifts
+ * the loopback rule for a throwaway demo, and only with a DEV_TOKEN of one's own: the default
+ * token is published, so it is never reachable off loopback.
+ */
+function devModeProblem(config: Config): string | undefined {
+  if (config.POLICY_FILE) return undefined;
+  if (config.NODE_ENV === 'production') {
+    return 'dev mode (no POLICY_FILE) is refused with NODE_ENV=production: set POLICY_FILE to a policy file (docs/POLICY.md)';
+  }
+  if (isLoopbackHost(config.HOST)) return undefined;
+  if (config.DEV_MODE_ALLOW_NETWORK !== DEV_MODE_NETWORK_OPT_IN) {
+    return (
+      `dev mode (no POLICY_FILE) listens on loopback only, and HOST=${config.HOST} is not loopback: set POLICY_FILE ` +
+      '(docs/POLICY.md), or HOST=127.0.0.1'
+    );
+  }
+  if (config.DEV_TOKEN === DEFAULT_DEV_TOKEN) {
+    return `DEV_MODE_ALLOW_NETWORK needs a DEV_TOKEN of your own: the default "${DEFAULT_DEV_TOKEN}" is published, and is never accepted off loopback`;
+  }
+  return undefined;
+}
+
+/** 127.0.0.0/8, ::1 (also IPv4-mapped) and `localhost`: addresses no other host can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const address = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (address === 'localhost' || address === '::1') return true;
+  const ipv4 = address.replace(/^::ffff:/, '');
+  return isIPv4(ipv4) && ipv4.startsWith('127.');
 }
 
 function describeSchemaErrors(errors: AjvError[] | undefined, original: unknown): string {
@@ -117,6 +172,7 @@ function describeAccepted(schema: Record<string, unknown> | undefined): string {
   if (Array.isArray(schema.anyOf)) {
     return `one of ${(schema.anyOf as { const: string }[]).map((option) => option.const).join(', ')}`;
   }
+  if (typeof schema.const === 'string') return `exactly ${schema.const}`;
   if (schema.type === 'integer') return `an integer from ${String(schema.minimum)} to ${String(schema.maximum)}`;
   if (typeof schema.pattern === 'string') return `a string matching ${schema.pattern}`;
   return 'a non-empty string';

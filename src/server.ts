@@ -8,7 +8,7 @@
  */
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, DEFAULT_DEV_TOKEN, isLoopbackHost, loadConfig, type Config } from './config.js';
 import { AuditWriteError } from './audit/index.js';
 import { PolicyError } from './authz/errors.js';
 import { createDeps, type ProcessDeps } from './deps.js';
@@ -73,9 +73,16 @@ async function main(): Promise<void> {
 
   if (deps.policy.current.mode === 'dev') {
     logger.warn(
-      { devToken: config.DEV_TOKEN === 'dev-token' ? 'default' : 'custom' },
+      { devToken: config.DEV_TOKEN === DEFAULT_DEV_TOKEN ? 'default' : 'custom' },
       'DEV MODE: no POLICY_FILE, so any caller with DEV_TOKEN has every right on every key. Do not expose this instance.',
     );
+    if (!isLoopbackHost(config.HOST)) {
+      // Error level on purpose: alerting on error lines should catch an open instance.
+      logger.error(
+        { host: config.HOST, devModeAllowNetwork: config.DEV_MODE_ALLOW_NETWORK },
+        `DEV MODE OPEN TO THE NETWORK on ${config.HOST} (DEV_MODE_ALLOW_NETWORK): anyone who can reach this port and knows DEV_TOKEN can decrypt everything. Throwaway demos only.`,
+      );
+    }
   }
   await app.listen({ port: config.PORT, host: config.HOST });
 }

@@ -56,11 +56,16 @@ export function serviceEnv(ctx: RunContext, name: string, variant: ServiceVarian
     // The default (60,000 a minute per principal) would answer 429 within a full run, so the
     // maximum allowed; the limiter still runs on every request, it just never trips.
     RATE_LIMIT_MAX: '10000000',
+    // Likewise: the cases send JSON up to the 8 MiB body limit, and bursts of hundreds at once.
+    JSON_BODY_LIMIT_BYTES: String(8 * 1024 * 1024),
+    MAX_IN_FLIGHT_PER_PRINCIPAL: '1000000',
   };
   if (variant === 'no-audit' || variant === 'minimal') env.BENCH_AUDIT = 'discard';
   if (variant === 'no-policy' || variant === 'minimal') {
     delete env.POLICY_FILE;
     env.DEV_TOKEN = BENCH_DEV_TOKEN;
+    // Dev mode is refused under NODE_ENV=production (the service reads NODE_ENV for nothing else).
+    env.NODE_ENV = 'development';
   }
   if (variant === 'no-app-log' || variant === 'minimal') env.LOG_LEVEL = 'warn';
   if (variant === 'cache-off-local' || variant === 'cache-off-local-kms') env.CACHE_MAX_MESSAGES = '1';

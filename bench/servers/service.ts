@@ -23,6 +23,7 @@ import { fail, serve } from './common.js';
 
 const discardAudit: AuditSink = {
   write: () => new Promise<void>((resolve) => setImmediate(resolve)),
+  summarizeAuthFailures: async () => {},
   isWritable: () => true,
 };
 

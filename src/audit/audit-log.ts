@@ -31,6 +31,7 @@ import {
   AUDIT_EVENT_SOURCE,
   AUDIT_EVENT_VERSION,
   type AuditEventInput,
+  type AuthFailuresSummaryDetails,
   type ChainResumedDetails,
   type LogReopenedDetails,
   type ServiceEventName,
@@ -40,7 +41,7 @@ import { censorSecretFields } from './redaction.js';
 import { openDestination, openReplacement } from './open-destination.js';
 import type { SyncLineDestination } from './sync-destination.js';
 
-type ServiceEventDetails = ChainResumedDetails | SinkRecoveredDetails | LogReopenedDetails;
+type ServiceEventDetails = ChainResumedDetails | SinkRecoveredDetails | LogReopenedDetails | AuthFailuresSummaryDetails;
 
 export { AUDIT_LOG_STDOUT } from './open-destination.js';
 
@@ -183,6 +184,20 @@ export class AuditLog {
     }
     try {
       await written;
+    } catch (error) {
+      throw this.fail(error);
+    }
+  }
+
+  /**
+   * Writes an AuthFailuresSummarized service event at once, chained like any other line.
+   * @throws (rejects with) AuditWriteError if it is not written.
+   */
+  async summarizeAuthFailures(details: AuthFailuresSummaryDetails): Promise<void> {
+    try {
+      this.assertUsable();
+      if (this.failure) this.recover();
+      this.emitServiceEvent('AuthFailuresSummarized', details);
     } catch (error) {
       throw this.fail(error);
     }

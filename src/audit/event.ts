@@ -25,7 +25,7 @@ export type ApiEventName =
 export type RouteEventName = `${'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS'} ${string}`;
 
 /** Events the audit log writes about itself (not caused by a request). */
-export type ServiceEventName = 'AuditChainResumed' | 'AuditSinkRecovered' | 'AuditLogReopened';
+export type ServiceEventName = 'AuditChainResumed' | 'AuditSinkRecovered' | 'AuditLogReopened' | 'AuthFailuresSummarized';
 
 export type EncryptionContextRecord = Readonly<Record<string, string>>;
 
@@ -103,6 +103,8 @@ export interface AdditionalEventData {
   decision?: 'allow' | 'deny';
   denyReason?: string;
   items?: BatchItemOutcome[];
+  /** The caller's own `x-request-id`, when it sent a valid one (`requestID` is always ours). */
+  callerRequestId?: string;
 }
 
 /** Fields every line carries; `sequence` and `previousHash` form the hash chain. */
@@ -126,7 +128,7 @@ export interface ApiCallEvent extends RecordBase {
   userIdentity: UserIdentity;
   sourceIPAddress: string;
   userAgent: string | null;
-  /** Fastify's request id; also the `requestId` of problem responses. */
+  /** The service's request id (a UUID, never the caller's); also the response's `x-request-id` and problems' `requestId`. */
   requestID: string;
   httpStatus: number;
   errorCode?: string;
@@ -166,11 +168,30 @@ export interface LogReopenedDetails {
   detectedBy: 'signal' | 'write' | 'readiness';
 }
 
+/**
+ * Repeated failed authentications from one source address in one window: the first of each
+ * reason was written as its own ApiCall event; the rest are counted here instead, so a flood of
+ * bad tokens costs the audit volume a bounded number of lines (docs/AUDIT.md).
+ */
+export interface AuthFailuresSummaryDetails {
+  /** The source: an IPv4 address, or an IPv6 /64 (`2001:db8:1:2::/64`). */
+  sourceIPAddress: string;
+  /** ISO 8601 UTC: the window's first failure, and when it closed (or was cut short at shutdown). */
+  windowStart: string;
+  windowEnd: string;
+  /** Failures not written as their own event: the sum of byReason. */
+  summarizedFailures: number;
+  /** Those failures per denyReason (`too_many_failures`: refused with 429 by the per-address limit). */
+  byReason: Record<string, number>;
+  /** Every failure from the source in the window, the individually written ones included. */
+  failuresInWindow: number;
+}
+
 /** Written by the audit log itself; CloudTrail calls these service events. */
 export interface ServiceEvent extends RecordBase {
   eventName: ServiceEventName;
   eventType: 'ServiceEvent';
-  serviceEventDetails: ChainResumedDetails | SinkRecoveredDetails | LogReopenedDetails;
+  serviceEventDetails: ChainResumedDetails | SinkRecoveredDetails | LogReopenedDetails | AuthFailuresSummaryDetails;
 }
 
 export type AuditEvent = ApiCallEvent | ServiceEvent;

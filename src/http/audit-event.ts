@@ -3,12 +3,15 @@
  * Field names follow CloudTrail's record so one query language covers both (docs/AUDIT.md).
  */
 import type { FastifyRequest } from 'fastify';
-import type { AuditEventInput } from '../audit/event.js';
+import type { AuditEventInput, AuthFailuresSummaryDetails } from '../audit/event.js';
 import type { AuditRecord } from './audit-record.js';
+import { callerRequestIdOf } from './caller-request-id.js';
 
 /** The audit log as the HTTP layer sees it: a write that resolves once the event is in the log, rejects otherwise. */
 export interface AuditSink {
   write(event: AuditEventInput): Promise<void>;
+  /** One event for the repeated authentication failures of a source (see auth-failures.ts). */
+  summarizeAuthFailures(details: AuthFailuresSummaryDetails): Promise<void>;
   isWritable(): boolean;
 }
 
@@ -30,6 +33,8 @@ export function toAuditEvent(request: FastifyRequest, status: number, record: Au
   additionalEventData.decision = record.ruleId ? 'allow' : status === 401 || status === 403 ? 'deny' : undefined;
   if (record.denyReason) additionalEventData.denyReason = record.denyReason;
   if (record.items) additionalEventData.items = record.items;
+  const callerRequestId = callerRequestIdOf(request);
+  if (callerRequestId) additionalEventData.callerRequestId = callerRequestId;
 
   // The record is not copied: the event is serialized before this request's record is dropped.
   const event: AuditEventInput = {

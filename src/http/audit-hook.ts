@@ -1,9 +1,11 @@
 /**
  * The audit trail's HTTP side: every /v1 request gets an AuditRecord when it arrives, is
  * authenticated here, and has exactly one event written in onSend, whether it succeeded,
- * was denied, or failed. onSend runs for handler results and error replies alike, before a
- * byte of the response leaves, which is what makes the audit fail-closed: if the event
- * cannot be written, the response is replaced by a 503 and no plaintext or ciphertext goes out.
+ * was denied, or failed (repeated authentication failures from one address are counted into
+ * one summary event instead: auth-failures.ts). onSend runs for handler results and error
+ * replies alike, before a byte of the response leaves, which is what makes the audit
+ * fail-closed: if the event cannot be written, the response is replaced by a 503 and no
+ * plaintext or ciphertext goes out.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiEventName, RouteEventName } from '../audit/event.js';
@@ -12,6 +14,9 @@ import type { PolicyStore } from '../authz/store.js';
 import type { Policy } from '../authz/policy.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 import { AuthenticationError } from '../authz/errors.js';
+import type { AuthFailureTracker } from './auth-failures.js';
+import { addressBucket } from './address-bucket.js';
+import { ProblemError } from './problem.js';
 import { newAuditRecord, type AuditRecord } from './audit-record.js';
 import { problemBody } from './error-handler.js';
 import { toAuditEvent, type AuditSink } from './audit-event.js';
@@ -30,6 +35,7 @@ declare module 'fastify' {
 
 export interface AuditTrailDeps {
   audit: AuditSink;
+  authFailures: AuthFailureTracker;
   metrics: ServiceMetrics;
   policy: PolicyStore;
 }
@@ -48,8 +54,16 @@ export function registerAuditTrail(scope: FastifyInstance, deps: AuditTrailDeps)
       request.principal = await snapshot.authenticator.authenticate(request.headers.authorization);
     } catch (error) {
       if (error instanceof AuthenticationError) {
+        const verdict = deps.authFailures.record(addressBucket(request.ip), error.reason);
+        deps.metrics.authFailures.inc({ limited: String(verdict.retryAfterSeconds !== undefined), audit: verdict.audit ? 'event' : 'summarized' });
         request.audit.authMethod = error.authMethod;
-        request.audit.denyReason = error.reason;
+        request.audit.denyReason = verdict.kind;
+        // Not the first of its kind from this address in the window: counted in the source's
+        // AuthFailuresSummarized event instead of a line of its own (auth-failures.ts).
+        if (!verdict.audit) request.audit = undefined;
+        if (verdict.retryAfterSeconds !== undefined) {
+          throw new ProblemError(429, 'TooManyAuthFailures', 'too many failed authentications from this address', verdict.retryAfterSeconds);
+        }
       }
       throw error;
     }

@@ -124,7 +124,11 @@ function describeFrameworkError(error: unknown): ProblemDescription {
   }
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { status: 413, code: 'PayloadTooLarge', detail: 'the request body is larger than BODY_LIMIT_BYTES' };
+      return {
+        status: 413,
+        code: 'PayloadTooLarge',
+        detail: 'the request body is larger than the limit (JSON_BODY_LIMIT_BYTES on JSON routes, BODY_LIMIT_BYTES on /binary)',
+      };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return {
         status: 415,

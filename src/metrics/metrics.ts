@@ -117,6 +117,13 @@ export class ServiceMetrics implements CacheObserver {
     registers: [this.registry],
   });
 
+  readonly authFailures = new Counter({
+    name: 'auth_failures_total',
+    help: 'Failed authentications, by whether they were refused by the per-address limit (429) and how they were audited (own event, or counted in a summary).',
+    labelNames: ['limited', 'audit'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { collectDefaults?: boolean } = {}) {
     if (options.collectDefaults ?? true) collectDefaultMetrics({ register: this.registry });
     // Both series exist from the start, so increase() and absence-free alerts work.

@@ -13,7 +13,8 @@ const SIZES = [0, 1, 1024, 1024 * 1024];
 describe.each(providerKinds())('round trips on the %s provider', (kind) => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await buildTestApp({ provider: kind });
+    // Room for the 1 MiB case in base64 JSON (the default JSON_BODY_LIMIT_BYTES is 1 MiB).
+    t = await buildTestApp({ provider: kind, env: { JSON_BODY_LIMIT_BYTES: String(2 * 1024 * 1024) } });
   });
   afterAll(async () => t?.close());
 

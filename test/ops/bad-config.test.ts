@@ -7,7 +7,8 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, type ExpectStatic } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { runUntilExit, tempDir } from './helpers/service-process.js';
+import { send } from './helpers/http.js';
+import { runUntilExit, startService, tempDir } from './helpers/service-process.js';
 
 let dir: ReturnType<typeof tempDir>;
 /** Valid defaults for everything the test is not about; nothing is written outside `dir`. */
@@ -104,6 +105,62 @@ describe('the process refuses a bad configuration', { timeout: 60_000 }, () => {
     // The first schema error is reported; with PORT= treated as unset, it is KMS_PROVIDER's.
     const stderr = await expectRefused(expect, { PORT: '', KMS_PROVIDER: 'gcp' }, /KMS_PROVIDER/);
     expect(stderr).not.toMatch(/PORT/);
+  });
+});
+
+// Dev mode gives DEV_TOKEN every right on every key: it must never start where others reach it.
+describe('dev mode (no POLICY_FILE) never starts open', { timeout: 60_000 }, () => {
+  const OPEN_HOST = /set POLICY_FILE .*or HOST=127\.0\.0\.1/;
+
+  it('on a non-loopback HOST (the image sets 0.0.0.0)', async ({ expect }) => {
+    await expectRefused(expect, { HOST: '0.0.0.0' }, /dev mode \(no POLICY_FILE\) listens on loopback only, and HOST=0\.0\.0\.0/, OPEN_HOST);
+  });
+
+  it('on every non-loopback address form', () => {
+    for (const host of ['::', '[::]', '10.0.0.5', 'envelope.internal', '::ffff:10.0.0.1', '128.0.0.1']) {
+      expect(() => loadConfig({ HOST: host }), host).toThrow(OPEN_HOST);
+    }
+    for (const host of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost', '::ffff:127.0.0.1']) {
+      expect(loadConfig({ HOST: host }).HOST, host).toBe(host);
+    }
+    // With a policy file any address is fine.
+    expect(loadConfig({ HOST: '0.0.0.0', POLICY_FILE: 'policy.yaml' }).HOST).toBe('0.0.0.0');
+  });
+
+  it('with NODE_ENV=production, even on loopback', async ({ expect }) => {
+    await expectRefused(expect, { NODE_ENV: 'production', HOST: '127.0.0.1' }, /dev mode \(no POLICY_FILE\) is refused with NODE_ENV=production: set POLICY_FILE/);
+  });
+
+  it('with the network opt-in but the published default token', async ({ expect }) => {
+    await expectRefused(
+      expect,
+      { HOST: '0.0.0.0', DEV_MODE_ALLOW_NETWORK: 'i-understand-this-is-open' },
+      /DEV_MODE_ALLOW_NETWORK needs a DEV_TOKEN of your own: the default "dev-token" is published/,
+    );
+  });
+
+  it('with an opt-in that is not the exact phrase', async ({ expect }) => {
+    await expectRefused(
+      expect,
+      { HOST: '0.0.0.0', DEV_MODE_ALLOW_NETWORK: 'true', DEV_TOKEN: 'a-demo-token-of-my-own' },
+      /DEV_MODE_ALLOW_NETWORK: .*accepts exactly i-understand-this-is-open/,
+    );
+  });
+
+  it('starts off loopback with the opt-in and a token of its own, and says so at error level', async () => {
+    const service = await startService({ ...base, LOG_LEVEL: 'info', HOST: '0.0.0.0', DEV_MODE_ALLOW_NETWORK: 'i-understand-this-is-open', DEV_TOKEN: 'a-demo-token-of-my-own' });
+    try {
+      const loud = service.logRecords().find((record) => String(record.msg).startsWith('DEV MODE OPEN TO THE NETWORK on 0.0.0.0'));
+      expect(loud?.level).toBe(50);
+      const encrypt = async (token: string) => {
+        const outcome = await send(`${service.baseUrl}/v1/encrypt`, { headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ plaintext: 'aGk=' }) });
+        return outcome.kind === 'response' ? outcome.status : outcome.code;
+      };
+      expect(await encrypt('a-demo-token-of-my-own')).toBe(200);
+      expect(await encrypt('dev-token')).toBe(401);
+    } finally {
+      await service.stop();
+    }
   });
 });
 

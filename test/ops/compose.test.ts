@@ -79,6 +79,12 @@ describe('docker-compose.yml', () => {
     expect(endpoint.port).toBe('8080');
   });
 
+  it('needs its POLICY_FILE: without it the same environment is refused, never dev mode', () => {
+    const imageEnv = stageEnv(loadDockerfile().stages.at(-1)!);
+    const { POLICY_FILE: _policy, ...withoutPolicy } = env;
+    expect(() => loadConfig({ ...imageEnv, ...withoutPolicy, KMS_PROVIDER: 'local' })).toThrow(/dev mode \(no POLICY_FILE\) is refused/);
+  });
+
   it('mounts the policy (read-only, with the JWKS it names) and puts the audit log on a named volume', async () => {
     const mounts = composeMounts(envelope);
     for (const mount of mounts.filter((m) => m.type === 'bind')) {

@@ -59,12 +59,20 @@ describe('Dockerfile', () => {
     expect(instructions(runtime, 'STOPSIGNAL').at(-1)?.args ?? 'SIGTERM').toBe('SIGTERM');
   });
 
-  it('sets a valid configuration: HOST=0.0.0.0, PORT as exposed, state on volumes, no secrets', () => {
+  it('never starts open: its ENV alone (no POLICY_FILE) is refused with what to set', () => {
+    const env = stageEnv(runtime);
+    expect(env).toMatchObject({ HOST: '0.0.0.0', NODE_ENV: 'production' });
+    expect(() => loadConfig(env)).toThrow(/dev mode \(no POLICY_FILE\) is refused with NODE_ENV=production: set POLICY_FILE/);
+    // Not even with NODE_ENV overridden: dev mode stays on loopback.
+    expect(() => loadConfig({ ...env, NODE_ENV: 'development' })).toThrow(/set POLICY_FILE .*or HOST=127\.0\.0\.1/);
+  });
+
+  it('sets a valid configuration once given a POLICY_FILE: HOST=0.0.0.0, PORT as exposed, state on volumes, no secrets', () => {
     const env = stageEnv(runtime);
     for (const name of Object.keys(env)) {
-      expect(name in ConfigSchema.properties || name === 'NODE_ENV', `ENV ${name} is not a configuration name`).toBe(true);
+      expect(name in ConfigSchema.properties, `ENV ${name} is not a configuration name`).toBe(true);
     }
-    const config = loadConfig(env);
+    const config = loadConfig({ ...env, POLICY_FILE: '/etc/envelope/policy.yaml' });
     expect(config.HOST).toBe('0.0.0.0');
     expect(instructions(runtime, 'EXPOSE').map((i) => i.args)).toEqual([String(config.PORT)]);
     const volumes = instructions(runtime, 'VOLUME').flatMap((i) => execForm(i.args));

@@ -1,7 +1,8 @@
 /**
  * What operators see of the real process: /metrics (the service's metrics and the default
  * process/Node.js metrics, which buildTestApp turns off), and the logs, where one request id
- * ties together the response header, the app log lines and the audit event.
+ * (always the service's own) ties together the response header, the app log lines and the
+ * audit event, with the caller's x-request-id kept beside it.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -141,7 +142,10 @@ describe('docs/OPERATIONS.md', () => {
 });
 
 describe('request ids across the response, the app log and the audit log', () => {
-  async function expectCorrelated(response: HttpResult): Promise<string> {
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+  /** Checks the response, the access line and the audit event agree; returns them. */
+  async function expectCorrelated(response: HttpResult): Promise<{ id: string; access: Record<string, unknown>; event: Record<string, unknown> }> {
     const id = String(response.headers['x-request-id']);
     const body = json<{ requestId?: string }>(response);
     if (response.status !== 200) expect(body.requestId).toBe(id);
@@ -162,25 +166,42 @@ describe('request ids across the response, the app log and the audit log', () =>
     const events = auditEvents().filter((event) => event.requestID === id);
     expect(events).toHaveLength(1);
     expect(events[0]!.httpStatus).toBe(response.status);
-    return id;
+    return { id, access: lines[0]!, event: events[0]! };
   }
 
-  it('a request id sent by a trusted proxy is kept end to end', async () => {
+  it('the request id is always the service\'s own; a caller\'s x-request-id is kept beside it', async () => {
     const response = await encrypt({ 'x-request-id': 'lb-7f3a.trace-0042' });
     expect(response.status).toBe(200);
-    expect(await expectCorrelated(response)).toBe('lb-7f3a.trace-0042');
+    const { id, access, event } = await expectCorrelated(response);
+    expect(id).toMatch(UUID);
+    expect(access.callerRequestId).toBe('lb-7f3a.trace-0042');
+    expect(event.additionalEventData).toMatchObject({ callerRequestId: 'lb-7f3a.trace-0042' });
+  });
+
+  it('a caller cannot make two requests share an audit requestID', async () => {
+    const first = await expectCorrelated(await encrypt({ 'x-request-id': 'same-id' }));
+    const second = await expectCorrelated(await encrypt({ 'x-request-id': 'same-id' }));
+    expect(first.id).not.toBe(second.id);
+    expect(auditEvents().filter((event) => event.requestID === 'same-id')).toEqual([]);
   });
 
   it('without one, the service makes one (a UUID) and uses it everywhere', async () => {
-    const id = await expectCorrelated(await encrypt());
-    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const { id, access, event } = await expectCorrelated(await encrypt());
+    expect(id).toMatch(UUID);
+    expect(access).not.toHaveProperty('callerRequestId');
+    expect(event.additionalEventData).not.toHaveProperty('callerRequestId');
   });
 
-  it('a request id that could forge log lines is replaced, and a refused request is correlated too', async () => {
-    const response = await encrypt({ 'x-request-id': 'x'.repeat(65), authorization: 'Bearer wrong-token' });
-    expect(response.status).toBe(401);
-    const id = await expectCorrelated(response);
-    expect(id).not.toBe('x'.repeat(65));
+  it('a caller request id that could forge log lines is dropped, and a refused request is correlated too', async () => {
+    // One refused request only: further failures from this address would be summarized.
+    for (const [forged, authorization] of [['x'.repeat(129), 'Bearer wrong-token'], ['a"b', `Bearer ${TOKEN}`], ['line\tbreak', `Bearer ${TOKEN}`]] as const) {
+      const response = await encrypt({ 'x-request-id': forged, authorization });
+      expect(response.status).toBe(authorization === 'Bearer wrong-token' ? 401 : 200);
+      const { id, access, event } = await expectCorrelated(response);
+      expect(id).toMatch(UUID);
+      expect(access).not.toHaveProperty('callerRequestId');
+      expect(event.additionalEventData).not.toHaveProperty('callerRequestId');
+    }
   });
 
   it('neither log holds the payload or the token', () => {

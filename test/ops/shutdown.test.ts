@@ -39,11 +39,11 @@ function encryptBody(i: number): string {
   return JSON.stringify({ plaintext: Buffer.from(`message ${i}`).toString('base64'), context: { test: 'shutdown' } });
 }
 
-/** Waits until the service has logged "incoming request" (debug level) for every one of `ids`. */
+/** Waits until the service has logged "incoming request" (debug level) for every one of `ids` (the callers' x-request-id). */
 async function waitForIncoming(svc: ServiceProcess, ids: string[], timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const seen = new Set(svc.logRecords().filter((r) => r.msg === 'incoming request').map((r) => r.reqId));
+    const seen = new Set(svc.logRecords().filter((r) => r.msg === 'incoming request').map((r) => r.callerRequestId));
     if (ids.every((id) => seen.has(id))) return;
     if (Date.now() > deadline) throw new Error(`the service did not receive ${ids.filter((id) => !seen.has(id)).join(', ')}`);
     await sleep(10);
@@ -122,7 +122,7 @@ describe('SIGTERM during a burst', { timeout: 60_000 }, () => {
     // Classify the burst.
     const accepted: { i: number; requestId: string; ciphertext: string }[] = heldOutcomes.map((outcome, k) => ({
       i: 1_000 + k,
-      requestId: heldIds[k]!,
+      requestId: String(outcome.kind === 'response' ? outcome.headers['x-request-id'] : ''),
       ciphertext: json<{ ciphertext: string }>(outcome).ciphertext,
     }));
     let refused = 0;

@@ -54,17 +54,28 @@ function problem(status: number, description: string, code: string, detail: stri
 
 /** Error statuses common to every /v1 route. */
 export const COMMON_ERRORS = {
-  400: problem(400, 'Malformed or invalid request (bad JSON, bad base64, unknown field, bad context).', 'InvalidRequest', 'body must NOT have additional properties'),
+  400: problem(400, 'Malformed or invalid request (bad JSON, JSON nested too deep, bad base64, unknown field, bad context).', 'InvalidRequest', 'body must NOT have additional properties'),
   401: problem(401, 'No bearer token, or an invalid one.', 'Unauthenticated', 'missing or invalid bearer token', WWW_AUTHENTICATE),
   403: problem(403, 'The policy does not allow this request.', 'AccessDenied', 'the policy does not allow this request'),
-  413: problem(413, 'The body is larger than BODY_LIMIT_BYTES.', 'PayloadTooLarge', 'the request body is larger than BODY_LIMIT_BYTES'),
+  413: problem(
+    413,
+    'The body is larger than JSON_BODY_LIMIT_BYTES (JSON routes) or BODY_LIMIT_BYTES (/binary routes).',
+    'PayloadTooLarge',
+    'the request body is larger than the limit (JSON_BODY_LIMIT_BYTES on JSON routes, BODY_LIMIT_BYTES on /binary)',
+  ),
   415: problem(
     415,
     'The body is not application/json (application/octet-stream on the /binary routes).',
     'UnsupportedMediaType',
     'unsupported Content-Type: /v1/*/binary take application/octet-stream, every other route application/json',
   ),
-  429: problem(429, 'Rate limit for this principal exceeded; see Retry-After.', 'RateLimited', 'rate limit of 60000 requests per 1 minute exceeded for this principal', RETRY_AFTER),
+  429: problem(
+    429,
+    'Rate limit (RateLimited) or in-flight limit (TooManyInFlight) of this principal exceeded, or too many failed authentications from this address (TooManyAuthFailures); see Retry-After.',
+    'RateLimited',
+    'rate limit of 60000 requests per 1 minute exceeded for this principal',
+    RETRY_AFTER,
+  ),
   503: problem(503, 'KMS, the audit log or the service is unavailable; see Retry-After. No result was produced.', 'KmsUnavailable', 'KMS is unavailable', RETRY_AFTER),
 } as const;
 

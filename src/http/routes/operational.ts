@@ -1,6 +1,7 @@
 /**
  * Routes for operators and orchestrators: liveness, readiness, Prometheus metrics, and the
- * load-shedding guard that answers 503 early when the event loop lags.
+ * load-shedding guard that answers 503 early when the event loop lags or memory runs short
+ * (MAX_EVENT_LOOP_DELAY_MS, MAX_HEAP_USED_BYTES, MAX_RSS_BYTES; see memory-limits.ts).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import underPressure from '@fastify/under-pressure';
@@ -10,6 +11,7 @@ import type { Readiness } from '../readiness.js';
 import { Health, Readiness as ReadinessSchema } from '../schemas.js';
 import { problemBody } from '../error-handler.js';
 import { INTERNAL_ERROR } from './common.js';
+import { memoryLimits } from '../memory-limits.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -32,9 +34,13 @@ export interface OperationalDeps {
 }
 
 export async function registerOperationalRoutes(app: FastifyInstance, deps: OperationalDeps): Promise<void> {
-  if (deps.config.MAX_EVENT_LOOP_DELAY_MS > 0) {
+  const memory = memoryLimits(deps.config);
+  if (deps.config.MAX_EVENT_LOOP_DELAY_MS > 0 || memory.maxHeapUsedBytes > 0 || memory.maxRssBytes > 0) {
     await app.register(underPressure, {
+      // 0 turns a check off (under-pressure's own convention).
       maxEventLoopDelay: deps.config.MAX_EVENT_LOOP_DELAY_MS,
+      maxHeapUsedBytes: memory.maxHeapUsedBytes,
+      maxRssBytes: memory.maxRssBytes,
       retryAfter: 5,
       exposeStatusRoute: false,
       pressureHandler: (request, reply) => {

@@ -1,5 +1,5 @@
 /**
- * The /v1 API: per-principal rate limiting, then one file per endpoint.
+ * The /v1 API: per-principal rate and in-flight limits, then one file per endpoint.
  */
 import type { FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
@@ -13,13 +13,16 @@ import { registerEncrypt } from './encrypt.js';
 import { registerKeys } from './keys.js';
 import { registerRewrap } from './rewrap.js';
 import { ProblemError } from '../problem.js';
+import { registerInFlightLimit } from '../in-flight-limit.js';
 
 export async function registerV1Routes(scope: FastifyInstance, deps: V1Deps): Promise<void> {
+  registerInFlightLimit(scope, deps.config.MAX_IN_FLIGHT_PER_PRINCIPAL);
   await scope.register(rateLimit, {
     global: true,
-    // After authentication (onRequest), so the bucket is the principal, not the IP: every
-    // pod of a calling service shares one identity and one budget.
-    hook: 'preHandler',
+    // onRequest, like authentication and after it: the bucket is the principal, not the IP
+    // (every pod of a calling service shares one identity and one budget), and a caller over
+    // its limit is refused before its body is read, let alone parsed.
+    hook: 'onRequest',
     max: deps.config.RATE_LIMIT_MAX,
     timeWindow: deps.config.RATE_LIMIT_WINDOW_MS,
     keyGenerator: (request) => `principal:${request.principal ? principalKey(request.principal) : 'anonymous'}`,

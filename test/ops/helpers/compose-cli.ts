@@ -3,6 +3,8 @@
  *
  *   node --import tsx test/ops/helpers/compose-cli.ts env KMS_ENDPOINT PORT DATA_DIR
  *       the envelope service's environment as KEY=VALUE lines (composeServiceLocalEnv)
+ *   node --import tsx test/ops/helpers/compose-cli.ts image-env
+ *       the image's own ENV (what `docker run` without -e gives the service) as KEY=VALUE lines
  *   node --import tsx test/ops/helpers/compose-cli.ts seed
  *       the host path of the seed file mounted into local-kms, then its KMS_REGION and KMS_ACCOUNT_ID
  *   node --import tsx test/ops/helpers/compose-cli.ts healthcheck
@@ -18,6 +20,7 @@ import {
   instructions,
   loadCompose,
   loadDockerfile,
+  stageEnv,
 } from './deploy-files.js';
 
 const [command, ...args] = process.argv.slice(2);
@@ -32,6 +35,10 @@ switch (command) {
       if (/[\n\0]/.test(value)) throw new Error(`${name} holds a newline`);
       process.stdout.write(`${name}=${value}\n`);
     }
+    break;
+  }
+  case 'image-env': {
+    for (const [name, value] of Object.entries(stageEnv(loadDockerfile().stages.at(-1)!))) process.stdout.write(`${name}=${value}\n`);
     break;
   }
   case 'seed': {
@@ -51,6 +58,6 @@ switch (command) {
     break;
   }
   default:
-    process.stderr.write('usage: compose-cli.ts env KMS_ENDPOINT PORT DATA_DIR | seed | healthcheck\n');
+    process.stderr.write('usage: compose-cli.ts env KMS_ENDPOINT PORT DATA_DIR | image-env | seed | healthcheck\n');
     process.exit(2);
 }
