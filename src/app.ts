@@ -30,6 +30,7 @@ import { EnvelopeService } from './envelope/service.js';
 import { AccessLog } from './http/access-log.js';
 import { registerAuditTrail } from './http/audit-hook.js';
 import { registerErrorHandling } from './http/error-handler.js';
+import { registerNoStore } from './http/no-store.js';
 import { KeyGuard } from './http/key-guard.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerOperationalRoutes } from './http/routes/operational.js';
@@ -149,6 +150,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // string that fails schema validation with a confusing 400.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
+  registerNoStore(app);
   await registerOpenApi(app);
   await registerOperationalRoutes(app, { metrics, readiness, config });
   await app.register(async (v1) => {
