@@ -259,25 +259,57 @@ export const DecryptBatchResponse = Type.Object(
   },
 );
 
+/** One policy rule as it applies to this caller: what GET /v1/keys shows for each key. */
+const KeyGrant = Type.Object(
+  {
+    rule: Type.String({ description: 'The policy rule (the `ruleId` of the audit events of the requests it allows).' }),
+    operations: Type.Array(Type.String(), { description: 'What this rule lets the caller do with the key.' }),
+    context: Type.Object(
+      {
+        required: Type.Array(Type.String(), { description: 'Context keys that must be present (those of `equals` included).' }),
+        equals: StringMap(Type.String(), {
+          description: 'Context keys with the one value allowed; claim bindings are resolved to this caller\'s own claim values.',
+        }),
+        optional: Type.Array(Type.String(), { description: 'Context keys that may be present with any value.' }),
+        allowOthers: Type.Boolean({ description: 'Whether context keys not named above are allowed.' }),
+      },
+      { description: 'The encryption context a request must carry under this rule (for decrypt and rewrap, the stored one).' },
+    ),
+    maxPlaintextBytes: Type.Optional(Type.Integer({ description: 'Largest plaintext this rule allows (encrypt, decrypt).' })),
+  },
+  { description: 'A rule of the policy that grants this caller something on the key, with the constraints each request must meet.' },
+);
+
 export const KeysResponse = Type.Object(
   {
     keys: Type.Array(
       Type.Object({
         keyId: Type.String({ description: 'Key ARN.' }),
         aliases: Type.Array(Type.String()),
-        operations: Type.Array(Type.String(), { description: 'What this caller may do with the key.' }),
+        operations: Type.Array(Type.String(), { description: 'What this caller may do with the key (all its grants together).' }),
+        grants: Type.Array(KeyGrant, { description: 'The rules behind `operations`, in policy order, each with its context constraints.' }),
       }),
     ),
   },
   {
-    description: 'The keys this caller may use (listed by alias), each with the operations the policy allows.',
+    description:
+      'The keys this caller may use (listed by alias), each with the operations the policy allows and the rules that allow ' +
+      'them, with the context each rule requires: what a caller needs to build a request the policy accepts.',
     examples: [
       {
         keys: [
           {
             keyId: EXAMPLE_KEY_ARN,
-            aliases: ['alias/default'],
-            operations: ['encrypt', 'decrypt', 'rewrap', 'datakey', 'datakey:plaintext'],
+            aliases: ['alias/tenant-a'],
+            operations: ['encrypt', 'decrypt', 'datakey'],
+            grants: [
+              {
+                rule: 'tenant-a-billing',
+                operations: ['encrypt', 'decrypt', 'datakey'],
+                context: { required: ['purpose', 'tenant'], equals: { purpose: 'billing', tenant: 'tenant-a' }, optional: [], allowOthers: false },
+                maxPlaintextBytes: 65536,
+              },
+            ],
           },
         ],
       },
