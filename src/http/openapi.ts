@@ -22,8 +22,20 @@ declare module 'fastify' {
      * keywords such as `x-examples`; Fastify ignores this key.
      */
     bodyExamples?: Record<string, NamedExample>;
+    /**
+     * The body as the document shows it, when Fastify validates less up front (the batch routes
+     * validate each item on their own, so that a bad item fails alone). Fastify ignores this key.
+     */
+    documentedBody?: unknown;
   }
 }
+
+/** Puts a route's `documentedBody` in place of the body schema Fastify validates. */
+const useDocumentedBody: SwaggerTransform = ({ schema, url }) => {
+  const { documentedBody, ...rest } = (schema ?? {}) as FastifySchema;
+  if (!schema || documentedBody === undefined) return { schema, url };
+  return { schema: { ...rest, body: documentedBody }, url };
+};
 
 /**
  * Moves a route's `bodyExamples` into its body schema as `x-examples`, which @fastify/swagger
@@ -59,7 +71,8 @@ const typeBinaryBodies: SwaggerTransform = ({ schema, url }) => {
   return { schema: { ...(schema as object), body: { ...body, content } }, url };
 };
 
-const transformRouteSchema: SwaggerTransform = (route) => typeBinaryBodies(moveBodyExamples(route) as typeof route);
+const transformRouteSchema: SwaggerTransform = (route) =>
+  typeBinaryBodies(moveBodyExamples(useDocumentedBody(route) as typeof route) as typeof route);
 
 const DOCS_CSP = {
   'default-src': ["'self'"],
