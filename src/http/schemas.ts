@@ -6,7 +6,7 @@ import { Type, type Static } from 'typebox';
 import { ENVELOPE_LIMITS } from '../envelope/limits.js';
 
 /** Standard base64 (RFC 4648 section 4) with padding; anything else is a 400. */
-const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$';
+export const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$';
 
 /**
  * BASE64_PATTERN's language, decided in linear time: a multiple of 4 characters, alphabet
@@ -42,12 +42,12 @@ export const schemaRegExp = Object.assign(
 // value through encrypt -> decrypt -> rewrap. They only decrypt against the keystore that made
 // them; against another instance they demonstrate the 422 answer.
 
-const EXAMPLE_KEY_ARN = 'arn:aws:kms:local:000000000000:key/9cc362ea-dcfb-4c01-8b24-b27180e10227';
+export const EXAMPLE_KEY_ARN = 'arn:aws:kms:local:000000000000:key/9cc362ea-dcfb-4c01-8b24-b27180e10227';
 /** "hello world" under alias/default, no context, no aad. */
-const EXAMPLE_CIPHERTEXT =
+export const EXAMPLE_CIPHERTEXT =
   'ev1:AQEAR2Fybjphd3M6a21zOmxvY2FsOjAwMDAwMDAwMDAwMDprZXkvOWNjMzYyZWEtZGNmYi00YzAxLThiMjQtYjI3MTgwZTEwMjI3AE0BnMNi6tz7TAGLJLJxgOECJyvdR22K9YvNTFztkL-8-x73MPDlGY3h66QQitESXhodT6F_QNEXUtfR3V7XKX6bi_RDznV5XeCCiFb_BAAAyzQYWKWsyPU_ljqxggkk7VPIdKT6mLq-kLM8aB9-WSEndp6ZOo760pgVoA4POU_Ws0LgaM31HuRemsP33OzEY0SUaYgf4EwZywVlxFWWIlmUV3GuX41KYB60yZxCulLPdf48WPtxxA';
 /** "hello world" under alias/default with context {tenant: acme, purpose: billing} and aad "order-42". */
-const EXAMPLE_CIPHERTEXT_BOUND =
+export const EXAMPLE_CIPHERTEXT_BOUND =
   'ev1:AQEAR2Fybjphd3M6a21zOmxvY2FsOjAwMDAwMDAwMDAwMDprZXkvOWNjMzYyZWEtZGNmYi00YzAxLThiMjQtYjI3MTgwZTEwMjI3AE0BnMNi6tz7TAGLJLJxgOECJ7H1XNgI1bacykrAOpAV5yG_di75DOjw0IJB_70UXAX14O7-rVg8QEj3-1Y1KI8cq1PcXPQ0-FbyDqpOHgACAAdwdXJwb3NlAAdiaWxsaW5nAAZ0ZW5hbnQABGFjbWVuUzRs-p73SOGRr5Qs4ZGPu4APrTHa7k67qAIl6uER8dHondlW7vqhPLglGGYhF3NmWHQRj4iN43-7dNc2GxjRuZwyeTEA2-xe3XNqf3628g5xG2ttYl_Y3Y9FcPijYTJ4AJ7ILUc1';
 const EXAMPLE_HELLO = 'aGVsbG8gd29ybGQ='; // "hello world"
 const EXAMPLE_AAD = 'b3JkZXItNDI='; // "order-42"

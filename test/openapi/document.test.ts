@@ -128,6 +128,31 @@ describe('every operation', () => {
   });
 });
 
+describe('the binary routes, as generators and Swagger UI read them', () => {
+  const binary = operations.filter(({ path }) => path.endsWith('/binary'));
+  const OCTET = 'application/octet-stream';
+
+  it.each(binary)('$name: octet-stream bodies are OpenAPI 3.1 raw bytes (contentMediaType), not 3.0 `format: binary`', ({ operation }) => {
+    const bodies = [operation.requestBody!.content[OCTET]!.schema, operation.responses['200']!.content![OCTET]!.schema] as Record<string, unknown>[];
+    for (const schema of bodies) {
+      expect(schema.contentMediaType).toBe(OCTET);
+      expect(schema).not.toHaveProperty('format');
+      expect(schema).not.toHaveProperty('type');
+    }
+  });
+
+  it.each(binary)('$name: the aad header is a plain base64 string, with nothing pre-filled', ({ operation }) => {
+    const parameters = (operation as unknown as { parameters: { name: string; schema: Record<string, unknown>; example?: unknown }[] }).parameters;
+    const aad = parameters.find((parameter) => parameter.name === 'x-envelope-aad')!;
+    expect(aad.schema.type).toBe('string');
+    expect(aad.schema.pattern).toMatch(/A-Za-z0-9\+\//);
+    expect(aad.schema).not.toHaveProperty('format'); // format: byte is a file picker in Swagger UI
+    expect(aad.schema).not.toHaveProperty('default');
+    expect(aad.schema).not.toHaveProperty('examples');
+    expect(aad).not.toHaveProperty('example');
+  });
+});
+
 describe('what the document says is what the service does', () => {
   it('sends a 401 as application/problem+json with the Problem fields and WWW-Authenticate', async () => {
     const response = await service.app.inject({ method: 'POST', url: '/v1/encrypt', payload: { plaintext: 'aGVsbG8=' } });
