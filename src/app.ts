@@ -32,6 +32,7 @@ import { registerAuditTrail } from './http/audit-hook.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerNoStore } from './http/no-store.js';
 import { KeyGuard } from './http/key-guard.js';
+import { LiveExamples } from './http/live-examples.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerOperationalRoutes } from './http/routes/operational.js';
 import { registerV1Routes } from './http/routes/v1.js';
@@ -151,7 +152,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
   registerNoStore(app);
-  await registerOpenApi(app);
+  await registerOpenApi(app, deps.provider.kind === 'local' ? new LiveExamples({ envelope, directory, defaultKeyId: config.DEFAULT_KEY_ID }) : undefined);
   await registerOperationalRoutes(app, { metrics, readiness, config });
   await app.register(async (v1) => {
     registerAuditTrail(v1, { audit: deps.audit, metrics, policy: deps.policy });

@@ -8,9 +8,10 @@
  * the page, so the same document works behind any hostname, port or proxy, and the UI's
  * requests stay same-origin (allowed by the CSP below without listing hosts).
  */
-import type { FastifyInstance, FastifySchema } from 'fastify';
+import type { FastifyInstance, FastifyRequest, FastifySchema } from 'fastify';
 import swagger, { type SwaggerTransform } from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import type { LiveExamples } from './live-examples.js';
 import { Problem, type NamedExample } from './schemas.js';
 import { SERVICE_VERSION } from '../version.js';
 
@@ -109,7 +110,11 @@ const DOCS_CSP = {
   'style-src': ["'self'", "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='"],
 };
 
-export async function registerOpenApi(app: FastifyInstance): Promise<void> {
+/**
+ * `live`: an instance's own examples (local provider only, see live-examples.ts) for the
+ * document it serves; without it the served document is exactly openapi.yaml.
+ */
+export async function registerOpenApi(app: FastifyInstance, live?: LiveExamples): Promise<void> {
   app.addSchema(Problem);
   await app.register(swagger, {
     openapi: {
@@ -158,6 +163,18 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     // `staticCSP: true`, no upgrade-insecure-requests: that would turn the UI's calls to a
     // plain-http dev or loopback instance into https requests that fail.
     staticCSP: DOCS_CSP,
+    ...(live
+      ? {
+          // Any UI request (the page first) makes the examples, so they are there for /docs/json.
+          uiHooks: { onRequest: async (request: FastifyRequest) => live.ready(request.log) },
+          transformSpecification: (document: Readonly<Record<string, unknown>>) => live.apply(document),
+          transformSpecificationClone: false,
+        }
+      : {}),
   });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { schema: { hide: true } }, async (request) => {
+    if (!live) return app.swagger();
+    await live.ready(request.log);
+    return live.apply(app.swagger());
+  });
 }

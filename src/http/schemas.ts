@@ -40,7 +40,8 @@ export const schemaRegExp = Object.assign(
 // ---- Example values for the OpenAPI document ----------------------------------------------
 // Real outputs of a dev-mode instance (local provider, dev-token), so a reader can follow one
 // value through encrypt -> decrypt -> rewrap. They only decrypt against the keystore that made
-// them; against another instance they demonstrate the 422 answer.
+// them, so openapi.yaml stays deterministic while an instance on the local provider serves the
+// same examples made by itself (src/http/live-examples.ts): there they run as is.
 
 export const EXAMPLE_KEY_ARN = 'arn:aws:kms:local:000000000000:key/9cc362ea-dcfb-4c01-8b24-b27180e10227';
 /** "hello world" under alias/default, no context, no aad. */
@@ -49,9 +50,9 @@ export const EXAMPLE_CIPHERTEXT =
 /** "hello world" under alias/default with context {tenant: acme, purpose: billing} and aad "order-42". */
 export const EXAMPLE_CIPHERTEXT_BOUND =
   'ev1:AQEAR2Fybjphd3M6a21zOmxvY2FsOjAwMDAwMDAwMDAwMDprZXkvOWNjMzYyZWEtZGNmYi00YzAxLThiMjQtYjI3MTgwZTEwMjI3AE0BnMNi6tz7TAGLJLJxgOECJ7H1XNgI1bacykrAOpAV5yG_di75DOjw0IJB_70UXAX14O7-rVg8QEj3-1Y1KI8cq1PcXPQ0-FbyDqpOHgACAAdwdXJwb3NlAAdiaWxsaW5nAAZ0ZW5hbnQABGFjbWVuUzRs-p73SOGRr5Qs4ZGPu4APrTHa7k67qAIl6uER8dHondlW7vqhPLglGGYhF3NmWHQRj4iN43-7dNc2GxjRuZwyeTEA2-xe3XNqf3628g5xG2ttYl_Y3Y9FcPijYTJ4AJ7ILUc1';
-const EXAMPLE_HELLO = 'aGVsbG8gd29ybGQ='; // "hello world"
-const EXAMPLE_AAD = 'b3JkZXItNDI='; // "order-42"
-const EXAMPLE_CONTEXT = { tenant: 'acme', purpose: 'billing' };
+export const EXAMPLE_HELLO = 'aGVsbG8gd29ybGQ='; // "hello world"
+export const EXAMPLE_AAD = 'b3JkZXItNDI='; // "order-42"
+export const EXAMPLE_CONTEXT = { tenant: 'acme', purpose: 'billing' };
 
 /**
  * A named request example: shown in Swagger UI's example picker (the first is the body
@@ -378,14 +379,19 @@ export const ENCRYPT_EXAMPLES: Record<string, NamedExample> = {
   },
 };
 
+/** Where the decrypt and rewrap examples' ciphertexts come from, said on each. */
+export const PASTE_HINT =
+  'On an instance with the embedded (local) provider the served document carries a ciphertext that instance made, so this runs as is; elsewhere paste the `ciphertext` of a /v1/encrypt answer.';
+
 export const DECRYPT_EXAMPLES: Record<string, NamedExample> = {
   minimal: {
     summary: 'A ciphertext without context or aad',
+    description: 'The `minimal` result of /v1/encrypt. ' + PASTE_HINT,
     value: { ciphertext: EXAMPLE_CIPHERTEXT },
   },
   bound: {
     summary: 'Checking the context, and giving the aad used to encrypt',
-    description: 'The `bound` result of /v1/encrypt. A different `context` or `aad` answers 422.',
+    description: 'The `bound` result of /v1/encrypt. A different `context` or `aad` answers 422. ' + PASTE_HINT,
     value: { ciphertext: EXAMPLE_CIPHERTEXT_BOUND, context: EXAMPLE_CONTEXT, aad: EXAMPLE_AAD },
   },
 };
@@ -406,7 +412,7 @@ export const ENCRYPT_BATCH_EXAMPLES: Record<string, NamedExample> = {
 export const DECRYPT_BATCH_EXAMPLES: Record<string, NamedExample> = {
   twoItems: {
     summary: 'Two ciphertexts',
-    description: 'Each item is a /v1/decrypt body; one failing item does not fail the others.',
+    description: 'Each item is a /v1/decrypt body; one failing item does not fail the others. ' + PASTE_HINT,
     value: {
       items: [{ ciphertext: EXAMPLE_CIPHERTEXT }, { ciphertext: EXAMPLE_CIPHERTEXT_BOUND, context: EXAMPLE_CONTEXT, aad: EXAMPLE_AAD }],
     },
@@ -415,12 +421,16 @@ export const DECRYPT_BATCH_EXAMPLES: Record<string, NamedExample> = {
 
 export const REWRAP_EXAMPLES: Record<string, NamedExample> = {
   toAnotherKey: {
-    summary: 'Move a ciphertext to another key',
-    description: 'Needs `rewrap` on both keys. The payload bytes are unchanged; only the wrapped data key is replaced.',
-    value: { ciphertext: EXAMPLE_CIPHERTEXT, keyId: 'alias/archive' },
+    summary: 'Move a ciphertext to a named key',
+    description:
+      '`keyId` is the destination: any key you may rewrap to (GET /v1/keys). Here `alias/default`, the one key of a fresh ' +
+      'dev instance, so the example runs there (a rewrap to the same key still replaces the wrapped data key). Needs ' +
+      '`rewrap` on both keys. The payload bytes are unchanged; only the wrapped data key is replaced. ' + PASTE_HINT,
+    value: { ciphertext: EXAMPLE_CIPHERTEXT, keyId: 'alias/default' },
   },
   checkingContext: {
     summary: 'Re-wrap under the default key, checking the stored context',
+    description: PASTE_HINT,
     value: { ciphertext: EXAMPLE_CIPHERTEXT_BOUND, context: EXAMPLE_CONTEXT },
   },
 };

@@ -27,7 +27,7 @@ import {
   headerSafe,
   parseContextHeader,
 } from '../binary-headers.js';
-import { BASE64_PATTERN, EXAMPLE_CIPHERTEXT, KeyId } from '../schemas.js';
+import { BASE64_PATTERN, EXAMPLE_CIPHERTEXT, KeyId, PASTE_HINT } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 import { noteItem } from './notes.js';
 import { ProblemError } from '../problem.js';
@@ -163,7 +163,7 @@ export async function registerBinary(scope: FastifyInstance, deps: V1Deps): Prom
               summary: 'An ev1: ciphertext, as text',
               description:
                 'The text form is accepted too, so a ciphertext can be pasted here (from /v1/encrypt, say). A binary envelope ' +
-                '(what /v1/encrypt/binary answered) is sent as the raw bytes: `curl --data-binary @file`.',
+                '(what /v1/encrypt/binary answered) is sent as the raw bytes: `curl --data-binary @file`. ' + PASTE_HINT,
               value: EXAMPLE_CIPHERTEXT,
             },
           },
