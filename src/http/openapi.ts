@@ -10,7 +10,7 @@
  */
 import type { FastifyInstance, FastifyRequest, FastifySchema } from 'fastify';
 import swagger, { type SwaggerTransform } from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
+import swaggerUi, { type FastifySwaggerUiConfigOptions } from '@fastify/swagger-ui';
 import type { LiveExamples } from './live-examples.js';
 import { Problem, type NamedExample } from './schemas.js';
 import { SERVICE_VERSION } from '../version.js';
@@ -79,18 +79,44 @@ const transformRouteSchema: SwaggerTransform = (route) =>
   typeBinaryBodies(moveBodyExamples(useDocumentedBody(route) as typeof route) as typeof route);
 
 /**
- * Swagger UI's options. `fileUploadMediaTypes` is a Swagger UI option the plugin's type does not
- * list (it passes every key through), hence a variable rather than an inline literal.
+ * Swagger UI plugins. @fastify/swagger-ui writes uiConfig into the page's initializer script
+ * (a 'self' script, so the CSP allows it) with functions as their source text: these must be
+ * self-contained, and written with method syntax (a bundler's name-keeping helpers wrap arrow
+ * functions in calls that do not exist in the browser).
+ *
+ * `plugins` replaces the initializer's own list, whose one entry, DownloadUrl (it loads the
+ * document from /docs/json), comes first again through the page's SwaggerUIBundle global.
  */
-const UI_CONFIG = {
+type SwaggerUiPlugin = NonNullable<FastifySwaggerUiConfigOptions['plugins']>[number];
+declare const SwaggerUIBundle: { plugins: { DownloadUrl: SwaggerUiPlugin } };
+function downloadUrl(system: unknown): ReturnType<SwaggerUiPlugin> {
+  return SwaggerUIBundle.plugins.DownloadUrl(system);
+}
+/**
+ * No file pickers: Swagger UI turns every application/octet-stream body into one (its
+ * `fileUploadMediaTypes` option can only add types, since its defaults are merged in, not
+ * replaced), and a picker cannot hold an example: Execute with no file chosen sends nothing and
+ * says nothing. Without it, the binary routes' body is a text box holding the example, which
+ * Execute sends as is. This API has no other upload; files go through curl (`--data-binary @file`).
+ */
+function noFilePickers(): ReturnType<SwaggerUiPlugin> {
+  return {
+    fn: {
+      isFileUploadIntended() {
+        return false;
+      },
+      isFileUploadIntendedOAS30() {
+        return false;
+      },
+    },
+  };
+}
+
+const UI_CONFIG: FastifySwaggerUiConfigOptions = {
   persistAuthorization: false,
   tryItOutEnabled: true,
   displayRequestDuration: true,
-  // Without application/octet-stream (in Swagger UI's default list), the binary routes' body is
-  // a text box holding the example, which Execute sends as is. With it, the body is a file
-  // picker that cannot be pre-filled, and Execute with no file chosen sends nothing and says
-  // nothing. Files go through curl (`--data-binary @file`).
-  fileUploadMediaTypes: ['image/', 'audio/', 'video/'],
+  plugins: [downloadUrl, noFilePickers],
 };
 
 const DOCS_CSP = {
