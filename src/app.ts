@@ -33,7 +33,9 @@ import { AuthFailureTracker } from './http/auth-failures.js';
 import { registerAuditTrail } from './http/audit-hook.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerJsonBodyParser } from './http/json-body.js';
+import { registerNoStore } from './http/no-store.js';
 import { KeyGuard } from './http/key-guard.js';
+import { LiveExamples } from './http/live-examples.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerOperationalRoutes } from './http/routes/operational.js';
 import { registerV1Routes } from './http/routes/v1.js';
@@ -150,7 +152,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   registerJsonBodyParser(app, Math.min(config.JSON_BODY_LIMIT_BYTES, config.BODY_LIMIT_BYTES));
   registerErrorHandling(app);
-  await registerOpenApi(app);
+  registerNoStore(app);
+  await registerOpenApi(app, deps.provider.kind === 'local' ? new LiveExamples({ envelope, directory, defaultKeyId: config.DEFAULT_KEY_ID }) : undefined);
   await registerOperationalRoutes(app, { metrics, readiness, config });
   const authFailures = new AuthFailureTracker({
     maxFailures: config.AUTH_FAILURE_MAX,

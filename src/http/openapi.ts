@@ -8,9 +8,10 @@
  * the page, so the same document works behind any hostname, port or proxy, and the UI's
  * requests stay same-origin (allowed by the CSP below without listing hosts).
  */
-import type { FastifyInstance, FastifySchema } from 'fastify';
+import type { FastifyInstance, FastifyRequest, FastifySchema } from 'fastify';
 import swagger, { type SwaggerTransform } from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
+import swaggerUi, { type FastifySwaggerUiConfigOptions } from '@fastify/swagger-ui';
+import type { LiveExamples } from './live-examples.js';
 import { Problem, type NamedExample } from './schemas.js';
 import { SERVICE_VERSION } from '../version.js';
 
@@ -22,8 +23,20 @@ declare module 'fastify' {
      * keywords such as `x-examples`; Fastify ignores this key.
      */
     bodyExamples?: Record<string, NamedExample>;
+    /**
+     * The body as the document shows it, when Fastify validates less up front (the batch routes
+     * validate each item on their own, so that a bad item fails alone). Fastify ignores this key.
+     */
+    documentedBody?: unknown;
   }
 }
+
+/** Puts a route's `documentedBody` in place of the body schema Fastify validates. */
+const useDocumentedBody: SwaggerTransform = ({ schema, url }) => {
+  const { documentedBody, ...rest } = (schema ?? {}) as FastifySchema;
+  if (!schema || documentedBody === undefined) return { schema, url };
+  return { schema: { ...rest, body: documentedBody }, url };
+};
 
 /**
  * Moves a route's `bodyExamples` into its body schema as `x-examples`, which @fastify/swagger
@@ -45,7 +58,10 @@ const OCTET_STREAM = 'application/octet-stream';
 
 /**
  * Binary request bodies (routes/binary.ts) are validated without a `type` (Ajv would reject a
- * Buffer as no string); the document says `type: string, format: binary`, as clients expect.
+ * Buffer as no string). The document says `contentMediaType: application/octet-stream`, OpenAPI
+ * 3.1's way of describing raw bytes, and no `type: string, format: binary` (the 3.0 way): with
+ * it, generators such as openapi-typescript type the body as a `string`, and a client cannot
+ * send a Uint8Array without a cast.
  */
 const typeBinaryBodies: SwaggerTransform = ({ schema, url }) => {
   const body = (schema as FastifySchema | undefined)?.body as { content?: Record<string, { schema?: Record<string, unknown> }> } | undefined;
@@ -53,13 +69,55 @@ const typeBinaryBodies: SwaggerTransform = ({ schema, url }) => {
   const content = Object.fromEntries(
     Object.entries(body.content).map(([type, media]) => [
       type,
-      type === OCTET_STREAM ? { ...media, schema: { type: 'string', format: 'binary', ...media.schema } } : media,
+      type === OCTET_STREAM ? { ...media, schema: { contentMediaType: OCTET_STREAM, ...media.schema } } : media,
     ]),
   );
   return { schema: { ...(schema as object), body: { ...body, content } }, url };
 };
 
-const transformRouteSchema: SwaggerTransform = (route) => typeBinaryBodies(moveBodyExamples(route) as typeof route);
+const transformRouteSchema: SwaggerTransform = (route) =>
+  typeBinaryBodies(moveBodyExamples(useDocumentedBody(route) as typeof route) as typeof route);
+
+/**
+ * Swagger UI plugins. @fastify/swagger-ui writes uiConfig into the page's initializer script
+ * (a 'self' script, so the CSP allows it) with functions as their source text: these must be
+ * self-contained, and written with method syntax (a bundler's name-keeping helpers wrap arrow
+ * functions in calls that do not exist in the browser).
+ *
+ * `plugins` replaces the initializer's own list, whose one entry, DownloadUrl (it loads the
+ * document from /docs/json), comes first again through the page's SwaggerUIBundle global.
+ */
+type SwaggerUiPlugin = NonNullable<FastifySwaggerUiConfigOptions['plugins']>[number];
+declare const SwaggerUIBundle: { plugins: { DownloadUrl: SwaggerUiPlugin } };
+function downloadUrl(system: unknown): ReturnType<SwaggerUiPlugin> {
+  return SwaggerUIBundle.plugins.DownloadUrl(system);
+}
+/**
+ * No file pickers: Swagger UI turns every application/octet-stream body into one (its
+ * `fileUploadMediaTypes` option can only add types, since its defaults are merged in, not
+ * replaced), and a picker cannot hold an example: Execute with no file chosen sends nothing and
+ * says nothing. Without it, the binary routes' body is a text box holding the example, which
+ * Execute sends as is. This API has no other upload; files go through curl (`--data-binary @file`).
+ */
+function noFilePickers(): ReturnType<SwaggerUiPlugin> {
+  return {
+    fn: {
+      isFileUploadIntended() {
+        return false;
+      },
+      isFileUploadIntendedOAS30() {
+        return false;
+      },
+    },
+  };
+}
+
+const UI_CONFIG: FastifySwaggerUiConfigOptions = {
+  persistAuthorization: false,
+  tryItOutEnabled: true,
+  displayRequestDuration: true,
+  plugins: [downloadUrl, noFilePickers],
+};
 
 const DOCS_CSP = {
   'default-src': ["'self'"],
@@ -78,7 +136,11 @@ const DOCS_CSP = {
   'style-src': ["'self'", "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='"],
 };
 
-export async function registerOpenApi(app: FastifyInstance): Promise<void> {
+/**
+ * `live`: an instance's own examples (local provider only, see live-examples.ts) for the
+ * document it serves; without it the served document is exactly openapi.yaml.
+ */
+export async function registerOpenApi(app: FastifyInstance, live?: LiveExamples): Promise<void> {
   app.addSchema(Problem);
   await app.register(swagger, {
     openapi: {
@@ -120,13 +182,25 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
   });
   await app.register(swaggerUi, {
     routePrefix: '/docs',
-    uiConfig: { persistAuthorization: false, tryItOutEnabled: true, displayRequestDuration: true },
+    uiConfig: UI_CONFIG,
     // Swagger UI loads only its own files (no inline scripts), so the page can be locked to this
     // origin. connect-src 'self' is what "Try it out" needs with the relative server URL; nothing
     // goes to validator.swagger.io (validatorUrl stays null). Unlike the plugin's
     // `staticCSP: true`, no upgrade-insecure-requests: that would turn the UI's calls to a
     // plain-http dev or loopback instance into https requests that fail.
     staticCSP: DOCS_CSP,
+    ...(live
+      ? {
+          // Any UI request (the page first) makes the examples, so they are there for /docs/json.
+          uiHooks: { onRequest: async (request: FastifyRequest) => live.ready(request.log) },
+          transformSpecification: (document: Readonly<Record<string, unknown>>) => live.apply(document),
+          transformSpecificationClone: false,
+        }
+      : {}),
   });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { schema: { hide: true } }, async (request) => {
+    if (!live) return app.swagger();
+    await live.ready(request.log);
+    return live.apply(app.swagger());
+  });
 }

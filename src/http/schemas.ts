@@ -6,7 +6,7 @@ import { Type, type Static } from 'typebox';
 import { ENVELOPE_LIMITS } from '../envelope/limits.js';
 
 /** Standard base64 (RFC 4648 section 4) with padding; anything else is a 400. */
-const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$';
+export const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$';
 
 /**
  * BASE64_PATTERN's language, decided in linear time: a multiple of 4 characters, alphabet
@@ -40,18 +40,19 @@ export const schemaRegExp = Object.assign(
 // ---- Example values for the OpenAPI document ----------------------------------------------
 // Real outputs of a dev-mode instance (local provider, dev-token), so a reader can follow one
 // value through encrypt -> decrypt -> rewrap. They only decrypt against the keystore that made
-// them; against another instance they demonstrate the 422 answer.
+// them, so openapi.yaml stays deterministic while an instance on the local provider serves the
+// same examples made by itself (src/http/live-examples.ts): there they run as is.
 
-const EXAMPLE_KEY_ARN = 'arn:aws:kms:local:000000000000:key/9cc362ea-dcfb-4c01-8b24-b27180e10227';
+export const EXAMPLE_KEY_ARN = 'arn:aws:kms:local:000000000000:key/9cc362ea-dcfb-4c01-8b24-b27180e10227';
 /** "hello world" under alias/default, no context, no aad. */
-const EXAMPLE_CIPHERTEXT =
+export const EXAMPLE_CIPHERTEXT =
   'ev1:AQEAR2Fybjphd3M6a21zOmxvY2FsOjAwMDAwMDAwMDAwMDprZXkvOWNjMzYyZWEtZGNmYi00YzAxLThiMjQtYjI3MTgwZTEwMjI3AE0BnMNi6tz7TAGLJLJxgOECJyvdR22K9YvNTFztkL-8-x73MPDlGY3h66QQitESXhodT6F_QNEXUtfR3V7XKX6bi_RDznV5XeCCiFb_BAAAyzQYWKWsyPU_ljqxggkk7VPIdKT6mLq-kLM8aB9-WSEndp6ZOo760pgVoA4POU_Ws0LgaM31HuRemsP33OzEY0SUaYgf4EwZywVlxFWWIlmUV3GuX41KYB60yZxCulLPdf48WPtxxA';
 /** "hello world" under alias/default with context {tenant: acme, purpose: billing} and aad "order-42". */
-const EXAMPLE_CIPHERTEXT_BOUND =
+export const EXAMPLE_CIPHERTEXT_BOUND =
   'ev1:AQEAR2Fybjphd3M6a21zOmxvY2FsOjAwMDAwMDAwMDAwMDprZXkvOWNjMzYyZWEtZGNmYi00YzAxLThiMjQtYjI3MTgwZTEwMjI3AE0BnMNi6tz7TAGLJLJxgOECJ7H1XNgI1bacykrAOpAV5yG_di75DOjw0IJB_70UXAX14O7-rVg8QEj3-1Y1KI8cq1PcXPQ0-FbyDqpOHgACAAdwdXJwb3NlAAdiaWxsaW5nAAZ0ZW5hbnQABGFjbWVuUzRs-p73SOGRr5Qs4ZGPu4APrTHa7k67qAIl6uER8dHondlW7vqhPLglGGYhF3NmWHQRj4iN43-7dNc2GxjRuZwyeTEA2-xe3XNqf3628g5xG2ttYl_Y3Y9FcPijYTJ4AJ7ILUc1';
-const EXAMPLE_HELLO = 'aGVsbG8gd29ybGQ='; // "hello world"
-const EXAMPLE_AAD = 'b3JkZXItNDI='; // "order-42"
-const EXAMPLE_CONTEXT = { tenant: 'acme', purpose: 'billing' };
+export const EXAMPLE_HELLO = 'aGVsbG8gd29ybGQ='; // "hello world"
+export const EXAMPLE_AAD = 'b3JkZXItNDI='; // "order-42"
+export const EXAMPLE_CONTEXT = { tenant: 'acme', purpose: 'billing' };
 
 /**
  * A named request example: shown in Swagger UI's example picker (the first is the body
@@ -259,25 +260,57 @@ export const DecryptBatchResponse = Type.Object(
   },
 );
 
+/** One policy rule as it applies to this caller: what GET /v1/keys shows for each key. */
+const KeyGrant = Type.Object(
+  {
+    rule: Type.String({ description: 'The policy rule (the `ruleId` of the audit events of the requests it allows).' }),
+    operations: Type.Array(Type.String(), { description: 'What this rule lets the caller do with the key.' }),
+    context: Type.Object(
+      {
+        required: Type.Array(Type.String(), { description: 'Context keys that must be present (those of `equals` included).' }),
+        equals: StringMap(Type.String(), {
+          description: 'Context keys with the one value allowed; claim bindings are resolved to this caller\'s own claim values.',
+        }),
+        optional: Type.Array(Type.String(), { description: 'Context keys that may be present with any value.' }),
+        allowOthers: Type.Boolean({ description: 'Whether context keys not named above are allowed.' }),
+      },
+      { description: 'The encryption context a request must carry under this rule (for decrypt and rewrap, the stored one).' },
+    ),
+    maxPlaintextBytes: Type.Optional(Type.Integer({ description: 'Largest plaintext this rule allows (encrypt, decrypt).' })),
+  },
+  { description: 'A rule of the policy that grants this caller something on the key, with the constraints each request must meet.' },
+);
+
 export const KeysResponse = Type.Object(
   {
     keys: Type.Array(
       Type.Object({
         keyId: Type.String({ description: 'Key ARN.' }),
         aliases: Type.Array(Type.String()),
-        operations: Type.Array(Type.String(), { description: 'What this caller may do with the key.' }),
+        operations: Type.Array(Type.String(), { description: 'What this caller may do with the key (all its grants together).' }),
+        grants: Type.Array(KeyGrant, { description: 'The rules behind `operations`, in policy order, each with its context constraints.' }),
       }),
     ),
   },
   {
-    description: 'The keys this caller may use (listed by alias), each with the operations the policy allows.',
+    description:
+      'The keys this caller may use (listed by alias), each with the operations the policy allows and the rules that allow ' +
+      'them, with the context each rule requires: what a caller needs to build a request the policy accepts.',
     examples: [
       {
         keys: [
           {
             keyId: EXAMPLE_KEY_ARN,
-            aliases: ['alias/default'],
-            operations: ['encrypt', 'decrypt', 'rewrap', 'datakey', 'datakey:plaintext'],
+            aliases: ['alias/tenant-a'],
+            operations: ['encrypt', 'decrypt', 'datakey'],
+            grants: [
+              {
+                rule: 'tenant-a-billing',
+                operations: ['encrypt', 'decrypt', 'datakey'],
+                context: { required: ['purpose', 'tenant'], equals: { purpose: 'billing', tenant: 'tenant-a' }, optional: [], allowOthers: false },
+                maxPlaintextBytes: 65536,
+              },
+            ],
           },
         ],
       },
@@ -346,14 +379,19 @@ export const ENCRYPT_EXAMPLES: Record<string, NamedExample> = {
   },
 };
 
+/** Where the decrypt and rewrap examples' ciphertexts come from, said on each. */
+export const PASTE_HINT =
+  'On an instance with the embedded (local) provider the served document carries a ciphertext that instance made, so this runs as is; elsewhere paste the `ciphertext` of a /v1/encrypt answer.';
+
 export const DECRYPT_EXAMPLES: Record<string, NamedExample> = {
   minimal: {
     summary: 'A ciphertext without context or aad',
+    description: 'The `minimal` result of /v1/encrypt. ' + PASTE_HINT,
     value: { ciphertext: EXAMPLE_CIPHERTEXT },
   },
   bound: {
     summary: 'Checking the context, and giving the aad used to encrypt',
-    description: 'The `bound` result of /v1/encrypt. A different `context` or `aad` answers 422.',
+    description: 'The `bound` result of /v1/encrypt. A different `context` or `aad` answers 422. ' + PASTE_HINT,
     value: { ciphertext: EXAMPLE_CIPHERTEXT_BOUND, context: EXAMPLE_CONTEXT, aad: EXAMPLE_AAD },
   },
 };
@@ -374,7 +412,7 @@ export const ENCRYPT_BATCH_EXAMPLES: Record<string, NamedExample> = {
 export const DECRYPT_BATCH_EXAMPLES: Record<string, NamedExample> = {
   twoItems: {
     summary: 'Two ciphertexts',
-    description: 'Each item is a /v1/decrypt body; one failing item does not fail the others.',
+    description: 'Each item is a /v1/decrypt body; one failing item does not fail the others. ' + PASTE_HINT,
     value: {
       items: [{ ciphertext: EXAMPLE_CIPHERTEXT }, { ciphertext: EXAMPLE_CIPHERTEXT_BOUND, context: EXAMPLE_CONTEXT, aad: EXAMPLE_AAD }],
     },
@@ -383,14 +421,17 @@ export const DECRYPT_BATCH_EXAMPLES: Record<string, NamedExample> = {
 
 export const REWRAP_EXAMPLES: Record<string, NamedExample> = {
   toAnotherKey: {
-    summary: 'Move a ciphertext to another key',
+    summary: 'Move a ciphertext to a named key',
     description:
-      'Needs `rewrap` on both keys, and a destination the rule granting the source accepts (its `rewrapTo`, or by default a key ' +
-      'the caller may encrypt to). The payload bytes are unchanged; only the wrapped data key is replaced.',
-    value: { ciphertext: EXAMPLE_CIPHERTEXT, keyId: 'alias/archive' },
+      '`keyId` is the destination: any key you may rewrap to (GET /v1/keys). Here `alias/default`, the one key of a fresh ' +
+      'dev instance, so the example runs there (a rewrap to the same key still replaces the wrapped data key). Needs ' +
+      '`rewrap` on both keys, and a destination the rule granting the source accepts (its `rewrapTo`, or by default a key ' +
+      'the caller may encrypt to). The payload bytes are unchanged; only the wrapped data key is replaced. ' + PASTE_HINT,
+    value: { ciphertext: EXAMPLE_CIPHERTEXT, keyId: 'alias/default' },
   },
   checkingContext: {
     summary: 'Re-wrap under the default key, checking the stored context',
+    description: PASTE_HINT,
     value: { ciphertext: EXAMPLE_CIPHERTEXT_BOUND, context: EXAMPLE_CONTEXT },
   },
 };

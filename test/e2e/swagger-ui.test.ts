@@ -3,7 +3,10 @@
  *
  * The service listens on a random loopback port; Debian's Chromium (scripts/install-chromium.sh)
  * opens /docs, authorizes with the dev token, runs "Try it out" on POST /v1/encrypt and must see
- * a 200 with an `ev1:` ciphertext. Along the way it checks what a unit test cannot:
+ * a 200 with an `ev1:` ciphertext. Then, as a user of a fresh dev instance would, it executes
+ * every operation with the example the UI pre-fills, unedited (the JSON and text bodies, the
+ * header parameters), and expects each operation's documented success status. Along the way it
+ * checks what a unit test cannot:
  *   - the page renders under the /docs Content-Security-Policy, with no CSP violation at all;
  *   - "Try it out" reaches the running service through the spec's relative server URL (`/`);
  *   - the browser never talks to any origin but the service (no validator, CDN or font host).
@@ -33,6 +36,8 @@ const SCREENSHOT_DIR = join(dirname(fileURLToPath(import.meta.url)), '__screensh
 /** Per browser action; the whole test is bounded by the it() timeout below. */
 const STEP_TIMEOUT_MS = 10_000;
 const TEST_TIMEOUT_MS = 30_000;
+/** Twelve operations, one after the other, on two busy cores. */
+const EXAMPLES_TIMEOUT_MS = 120_000;
 const POLL = { timeout: STEP_TIMEOUT_MS };
 
 const haveChromium = existsSync(CHROMIUM);
@@ -82,17 +87,7 @@ describe('Swagger UI at /docs (Chromium)', () => {
           expect(response?.status()).toBe(200);
           await expect.poll(() => page.locator('.swagger-ui .info .title').textContent(), POLL).toContain('Envelope encryption service');
 
-          // Authorize: the bearerAuth scheme's dialog, value dev-token.
-          await page.locator('.auth-wrapper button.authorize').click();
-          const dialog = page.locator('.dialog-ux .modal-ux');
-          await dialog.locator('h4', { hasText: 'bearerAuth' }).waitFor();
-          await dialog.locator('input#auth-bearer-value').fill(DEV_TOKEN);
-          await dialog.getByRole('button', { name: 'Apply credentials' }).click();
-          // Authorized state: the value is masked and the button turns into Logout.
-          await dialog.locator('h6', { hasText: 'Authorized' }).waitFor();
-          await dialog.locator('button', { hasText: 'Logout' }).waitFor();
-          await dialog.locator('button.btn-done', { hasText: 'Close' }).click();
-          await dialog.waitFor({ state: 'detached' });
+          await authorize(page);
 
           // POST /v1/encrypt: expand, Try it out, body, Execute.
           const operation = page.locator('#operations-envelope-encrypt');
@@ -149,8 +144,86 @@ describe('Swagger UI at /docs (Chromium)', () => {
       },
       TEST_TIMEOUT_MS,
     );
+
+    it(
+      'executes every operation\'s default example, unedited, and gets its documented success status',
+      async () => {
+        const served = (await service.app.inject({ method: 'GET', url: '/openapi.json' })).json<ServedDocument>();
+        const operations = Object.entries(served.paths).flatMap(([path, item]) =>
+          Object.entries(item).map(([method, operation]) => ({
+            path,
+            method: method.toUpperCase(),
+            id: `operations-${operation.tags[0]}-${operation.operationId}`,
+            success: Number(Object.keys(operation.responses).filter((status) => /^2\d\d$/.test(status)).sort()[0]),
+          })),
+        );
+        expect(operations).toHaveLength(12);
+
+        const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+        const page = await context.newPage();
+        page.setDefaultTimeout(STEP_TIMEOUT_MS);
+        const watch = watchPage(page, base);
+        const statuses: Record<string, number> = {};
+        try {
+          expect((await page.goto(`${base}/docs`, { waitUntil: 'domcontentloaded' }))?.status()).toBe(200);
+          await expect.poll(() => page.locator('.swagger-ui .info .title').textContent(), POLL).toContain('Envelope encryption service');
+          await authorize(page);
+
+          for (const { path, method, id } of operations) {
+            const operation = page.locator(`[id="${id}"]`);
+            await operation.locator('.opblock-summary-control').click();
+            const tryItOut = operation.locator('button.try-out__btn', { hasText: 'Try it out' });
+            if (await tryItOut.isVisible()) await tryItOut.click();
+            const [apiResponse] = await Promise.all([
+              page.waitForResponse((r) => r.url() === `${base}${path}` && r.request().method() === method),
+              operation.locator('button.execute').click(),
+            ]);
+            statuses[`${method} ${path}`] = apiResponse.status();
+            const sent = apiResponse.request().headers();
+            if (path.startsWith('/v1/')) expect(sent['authorization']).toBe(`Bearer ${DEV_TOKEN}`);
+            // Nothing the reader cannot see: no aad goes out unless typed in (its field is empty).
+            expect(sent['x-envelope-aad'], `${method} ${path}`).toBeUndefined();
+            // What the reader sees: the status in the live response table.
+            await expect
+              .poll(() => operation.locator('.live-responses-table tbody .response-col_status').first().textContent(), POLL)
+              .toContain(String(apiResponse.status()));
+          }
+          expect(statuses).toEqual(Object.fromEntries(operations.map(({ path, method, success }) => [`${method} ${path}`, success])));
+
+          expect(watch.cspViolations, 'CSP violations on /docs').toEqual([]);
+          expect(watch.foreignRequests, 'requests to other origins').toEqual([]);
+          expect(watch.pageErrors, 'uncaught page errors').toEqual([]);
+        } catch (error) {
+          mkdirSync(SCREENSHOT_DIR, { recursive: true });
+          await page.screenshot({ path: join(SCREENSHOT_DIR, 'swagger-ui-examples-failure.png'), fullPage: true }).catch(() => undefined);
+          console.error('[e2e] statuses so far:', statuses, 'page problems:', watch);
+          throw error;
+        } finally {
+          await context.close();
+        }
+      },
+      EXAMPLES_TIMEOUT_MS,
+    );
   });
 });
+
+interface ServedDocument {
+  paths: Record<string, Record<string, { operationId: string; tags: string[]; responses: Record<string, unknown> }>>;
+}
+
+/** Authorize: the bearerAuth scheme's dialog, value dev-token. */
+async function authorize(page: Page): Promise<void> {
+  await page.locator('.auth-wrapper button.authorize').click();
+  const dialog = page.locator('.dialog-ux .modal-ux');
+  await dialog.locator('h4', { hasText: 'bearerAuth' }).waitFor();
+  await dialog.locator('input#auth-bearer-value').fill(DEV_TOKEN);
+  await dialog.getByRole('button', { name: 'Apply credentials' }).click();
+  // Authorized state: the value is masked and the button turns into Logout.
+  await dialog.locator('h6', { hasText: 'Authorized' }).waitFor();
+  await dialog.locator('button', { hasText: 'Logout' }).waitFor();
+  await dialog.locator('button.btn-done', { hasText: 'Close' }).click();
+  await dialog.waitFor({ state: 'detached' });
+}
 
 /** Collects what must not happen while the page is used. */
 function watchPage(page: Page, base: string) {

@@ -60,6 +60,56 @@ describe.each(providerKinds())('API v1 on the %s provider', (kind) => {
     const six = Array.from({ length: 6 }, () => ({ plaintext: 'aGk=' }));
     expect((await post('/v1/encrypt/batch', { items: six })).status).toBe(400);
     expect((await post('/v1/encrypt/batch', { items: [] })).status).toBe(400);
+    // The envelope of the request itself is still validated whole.
+    for (const body of [{ items: { plaintext: 'aGk=' } }, { items: [{ plaintext: 'aGk=' }], extra: 1 }, {}]) {
+      const response = await post('/v1/encrypt/batch', body);
+      expect(response.status).toBe(400);
+      expect(response.body.code).toBe('InvalidRequest');
+    }
+  });
+
+  it.skipIf(skip)('encrypt batch: a malformed item gets its own 400 in results, the others are served', async () => {
+    const response = await post('/v1/encrypt/batch', {
+      items: [
+        { plaintext: Buffer.from('one').toString('base64') },
+        { plaintext: 'not base64!' },
+        { plaintext: 'aGk=', keyid: 'alias/typo' },
+        { plaintext: 'aGk=', context: { tenant: 7 } },
+        42,
+      ],
+    });
+    expect(response.status).toBe(200);
+    const [good, badBase64, unknownField, badContext, notAnObject] = response.body.results;
+    expect(good.ciphertext).toMatch(/^ev1:/);
+    expect(badBase64).toEqual({ error: { code: 'InvalidRequest', status: 400, detail: expect.stringMatching(/^item\/plaintext must match pattern/) } });
+    expect(unknownField).toEqual({ error: { code: 'InvalidRequest', status: 400, detail: 'item must NOT have additional properties' } });
+    expect(badContext).toEqual({ error: { code: 'InvalidRequest', status: 400, detail: 'item/context/tenant must be string' } });
+    expect(notAnObject).toEqual({ error: { code: 'InvalidRequest', status: 400, detail: 'item must be object' } });
+    // No detail quotes what the caller sent.
+    expect(JSON.stringify(response.body)).not.toContain('not base64!');
+
+    const event = t.auditEvents().findLast((e) => e.eventName === 'EncryptBatch')!;
+    const items = (event.additionalEventData as { items: { status: number; errorCode?: string }[] }).items;
+    expect(items.map((item) => `${item.status} ${item.errorCode ?? ''}`.trim())).toEqual([
+      '200',
+      '400 InvalidRequest',
+      '400 InvalidRequest',
+      '400 InvalidRequest',
+      '400 InvalidRequest',
+    ]);
+  });
+
+  it.skipIf(skip)('decrypt batch: a malformed item gets its own 400 in results, the others are served', async () => {
+    const { body } = await post('/v1/encrypt', { plaintext: Buffer.from('kept').toString('base64'), context: { tenant: 'a' } });
+    const response = await post('/v1/decrypt/batch', {
+      items: [{ ciphertext: 'ev1:%%%' }, { ciphertext: body.ciphertext, aad: '***' }, { ciphertext: body.ciphertext, context: { tenant: 'a' } }, { context: {} }],
+    });
+    expect(response.status).toBe(200);
+    const [badCiphertext, badAad, good, missing] = response.body.results;
+    expect(badCiphertext.error).toMatchObject({ code: 'InvalidRequest', status: 400 });
+    expect(badAad.error).toMatchObject({ code: 'InvalidRequest', status: 400, detail: expect.stringMatching(/^item\/aad /) });
+    expect(Buffer.from(good.plaintext, 'base64').toString()).toBe('kept');
+    expect(missing.error).toMatchObject({ code: 'InvalidRequest', status: 400, detail: "item must have required property 'ciphertext'" });
   });
 
   it.skipIf(skip)('rewrap: the rewrapped ciphertext decrypts, under the new key, with the payload bytes unchanged', async () => {

@@ -131,6 +131,35 @@ describe.each(providerKinds())('authorization with the example policy on the %s 
     expect(ops.body.keys.every((key: { operations: string[] }) => key.operations.join() === 'rewrap')).toBe(true);
   });
 
+  it.skipIf(skip)('GET /v1/keys shows each rule\'s context constraints, claim bindings resolved to the caller\'s claims', async () => {
+    const a = await request(t.app.server).get('/v1/keys').set(TENANT_A);
+    expect(a.body.keys[0].grants).toEqual([
+      {
+        rule: 'tenant-a-billing',
+        operations: ['encrypt', 'decrypt', 'datakey'],
+        // fromClaims { tenant: tenant } resolved to billing-service's claim: tenant-a.
+        context: { required: ['purpose', 'tenant'], equals: { purpose: 'billing', tenant: 'tenant-a' }, optional: [], allowOthers: false },
+        maxPlaintextBytes: 65536,
+      },
+    ]);
+    // What the listing says is a request the policy accepts.
+    const context = a.body.keys[0].grants[0].context.equals as Record<string, string>;
+    expect((await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: a.body.keys[0].aliases[0], context })).status).toBe(200);
+
+    const b = await request(t.app.server).get('/v1/keys').set(TENANT_B);
+    expect(b.body.keys[0].grants).toEqual([
+      {
+        rule: 'tenant-b-reports',
+        operations: ['encrypt', 'decrypt'],
+        context: { required: ['purpose', 'tenant'], equals: { tenant: 'tenant-b' }, optional: [], allowOthers: false },
+      },
+    ]);
+    const ops = await request(t.app.server).get('/v1/keys').set(OPS);
+    for (const key of ops.body.keys) {
+      expect(key.grants).toEqual([{ rule: 'ops-rewrap', operations: ['rewrap'], context: { required: [], equals: {}, optional: [], allowOthers: true } }]);
+    }
+  });
+
   it.skipIf(skip)('401 without a token, with a wrong one, or with another scheme', async () => {
     for (const headers of [{}, bearer('wrong-token'), { authorization: 'Basic ZGVtbzpkZW1v' }, { authorization: 'Bearer' }, bearer('dev-token')]) {
       const response = await request(t.app.server).post('/v1/encrypt').set(headers).send({ plaintext: HELLO });

@@ -85,6 +85,16 @@ describe.each(providerKinds())('binary API on the %s provider', (kind) => {
     }
   });
 
+  it.skipIf(skip)('decrypt/binary also takes the text form (ev1:), as pasted in Swagger UI, trailing newline and all', async () => {
+    const json = await request(t.app.server).post('/v1/encrypt').set(AUTH).send({ plaintext: Buffer.from('pasted').toString('base64'), context: { a: '1' } });
+    for (const text of [json.body.ciphertext as string, `${json.body.ciphertext}\n`]) {
+      const decrypted = await decrypt(Buffer.from(text), { 'x-envelope-context': 'a=1' });
+      expect(decrypted.status).toBe(200);
+      expect((decrypted.body as Buffer).toString()).toBe('pasted');
+      expect(decrypted.headers['x-envelope-context']).toBe('a=1');
+    }
+  });
+
   it.skipIf(skip)('tampering, a wrong aad and a wrong expected context are 422 with no plaintext', async () => {
     const plaintext = Buffer.from('secret binary payload');
     const envelope = (await encrypt(plaintext, { 'x-envelope-aad': 'cm93' , 'x-envelope-context': 't=a' })).body as Buffer;
@@ -96,7 +106,8 @@ describe.each(providerKinds())('binary API on the %s provider', (kind) => {
       [envelope, {}, 'AuthenticationFailed'],
       [envelope, { 'x-envelope-aad': 'cm93', 'x-envelope-context': 't=b' }, 'ContextMismatch'],
       [envelope.subarray(0, 30), {}, 'MalformedCiphertext'],
-      [Buffer.from('ev1:not-binary'), {}, 'UnsupportedFormat'],
+      [Buffer.from('ev1:not-binary'), {}, 'MalformedCiphertext'],
+      [Buffer.from('ev9:AAAA'), {}, 'UnsupportedFormat'],
     ] as const) {
       const response = await request(t.app.server).post('/v1/decrypt/binary').set(AUTH).set('content-type', OCTET).set(headers).send(body);
       expect(response.status, code).toBe(422);

@@ -14,7 +14,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { sortedContextEntries } from '../../envelope/context.js';
-import { EnvelopeError } from '../../envelope/errors.js';
 import type { DecryptResult, EnvelopeResult } from '../../envelope/service.js';
 import { decryptEnvelope, encryptToEnvelope, type ItemNotes } from '../operations.js';
 import {
@@ -28,7 +27,7 @@ import {
   headerSafe,
   parseContextHeader,
 } from '../binary-headers.js';
-import { Base64, KeyId } from '../schemas.js';
+import { BASE64_PATTERN, EXAMPLE_CIPHERTEXT, KeyId, PASTE_HINT } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 import { noteItem } from './notes.js';
 import { ProblemError } from '../problem.js';
@@ -43,33 +42,43 @@ declare module 'fastify' {
 }
 
 /**
- * The body schema. It has no `type` or `format` because Ajv would check the parsed Buffer
- * against them (a Buffer is no JSON `string`); any bytes up to BODY_LIMIT_BYTES are acceptable,
- * so nothing is lost. The OpenAPI document gets `type: string, format: binary` added
- * (http/openapi.ts), which is how clients and Swagger UI recognise a binary upload.
+ * The body schema. It has no `type` because Ajv would check the parsed Buffer against it (a
+ * Buffer is no JSON `string`); any bytes up to BODY_LIMIT_BYTES are acceptable, so nothing is
+ * lost. The OpenAPI document gets `contentMediaType: application/octet-stream` added
+ * (http/openapi.ts), OpenAPI 3.1's way of saying "raw bytes".
  */
 function binaryBody(description: string) {
   return { content: { [OCTET_STREAM]: { schema: { description } } } };
 }
 
 function binaryResponse(description: string, headers: Record<string, object>) {
-  return { description, headers, content: { [OCTET_STREAM]: { schema: { type: 'string', format: 'binary' } } } };
+  return { description, headers, content: { [OCTET_STREAM]: { schema: { contentMediaType: OCTET_STREAM } } } };
 }
 
-const ContextHeader = (description: string) =>
-  Type.String({ maxLength: MAX_CONTEXT_HEADER_CHARS, pattern: CONTEXT_HEADER_PATTERN, description, examples: ['tenant=acme&purpose=billing'] });
+const ContextHeader = (description: string, example?: string) =>
+  Type.String({ maxLength: MAX_CONTEXT_HEADER_CHARS, pattern: CONTEXT_HEADER_PATTERN, description, ...(example ? { examples: [example] } : {}) });
 
-const AadHeader = (description: string) => Type.Unsafe<string>({ ...Base64(description, 'b3JkZXItNDI='), maxLength: MAX_AAD_HEADER_CHARS });
+/**
+ * A plain string with the base64 pattern: no `contentEncoding` (which the document would turn
+ * into `format: byte`, a file picker in Swagger UI) and no example (Swagger UI pre-fills
+ * parameters with their example, and an aad sent without the caller noticing makes a
+ * ciphertext nobody can open without it).
+ */
+const AadHeader = (description: string) => Type.String({ pattern: BASE64_PATTERN, maxLength: MAX_AAD_HEADER_CHARS, description });
 
 const EncryptHeaders = Type.Object({
   [KEY_ID_HEADER]: Type.Optional(KeyId),
   [CONTEXT_HEADER]: Type.Optional(
-    ContextHeader('The KMS encryption context, form-encoded (`tenant=acme&purpose=billing`, UTF-8 percent-encoded). Default: none.'),
+    ContextHeader(
+      'The KMS encryption context, form-encoded (`tenant=acme&purpose=billing`, UTF-8 percent-encoded). Default: none.',
+      'tenant=acme&purpose=billing',
+    ),
   ),
   [AAD_HEADER]: Type.Optional(AadHeader('Per-message associated data (base64, at most 3 KiB here). Required again to decrypt.')),
 });
 
 const DecryptHeaders = Type.Object({
+  // No example: a pre-filled expected context would make the UI's default example a 422.
   [CONTEXT_HEADER]: Type.Optional(ContextHeader('If given, must equal the context stored in the ciphertext (422 otherwise).')),
   [AAD_HEADER]: Type.Optional(AadHeader('The associated data given to encrypt (base64).')),
 });
@@ -144,16 +153,18 @@ export async function registerBinary(scope: FastifyInstance, deps: V1Deps): Prom
           summary: 'Decrypt a binary envelope (binary body)',
           description:
             'Like /v1/decrypt, for large payloads: the body is a binary envelope from /v1/encrypt/binary (or the ' +
-            'base64url-decoded part of an `ev1:` ciphertext) and the answer is the plaintext itself, with the key and ' +
-            'the stored context in headers. Same policy, audit event (`Decrypt`), cache and limits.',
+            'base64url-decoded part of an `ev1:` ciphertext), or an `ev1:` ciphertext as text, and the answer is the ' +
+            'plaintext itself, with the key and the stored context in headers. Same policy, audit event (`Decrypt`), cache and limits.',
           security: SECURITY,
           headers: DecryptHeaders,
-          body: binaryBody('The binary envelope.'),
+          body: binaryBody('The binary envelope, or an `ev1:` ciphertext as text (trailing whitespace ignored).'),
           bodyExamples: {
-            envelope: {
-              summary: 'The body of a /v1/encrypt/binary answer',
-              description: 'Binary, so not shown here: save an encrypt answer to a file and choose it.',
-              value: '',
+            ciphertext: {
+              summary: 'An ev1: ciphertext, as text',
+              description:
+                'The text form is accepted too, so a ciphertext can be pasted here (from /v1/encrypt, say). A binary envelope ' +
+                '(what /v1/encrypt/binary answered) is sent as the raw bytes: `curl --data-binary @file`. ' + PASTE_HINT,
+              value: EXAMPLE_CIPHERTEXT,
             },
           },
           response: {
@@ -175,7 +186,7 @@ export async function registerBinary(scope: FastifyInstance, deps: V1Deps): Prom
         try {
           const expected = parseContextHeader(headers[CONTEXT_HEADER]);
           const aad = decodeAad(headers[AAD_HEADER]);
-          const envelope = deps.operations.envelope.parseBinary(refuseTextForm(bytes));
+          const envelope = parseBody(deps, bytes);
           result = await decryptEnvelope(deps.operations, callerOf(request), envelope, expected, aad, request.audit!.trace, notes);
         } finally {
           noteItem(request.audit!, notes, 'decrypt'); // before send(), which writes the audit event
@@ -201,16 +212,16 @@ function bodyBytes(request: FastifyRequest): Buffer {
   throw new ProblemError(400, 'InvalidRequest', 'the request has no body: send the bytes as application/octet-stream (an empty body is fine)');
 }
 
-/** A text ciphertext (`ev1:...`) sent here by mistake gets an answer that says what to do. */
-function refuseTextForm(bytes: Buffer): Buffer {
-  if (/^ev\d+:/.test(bytes.subarray(0, 8).toString('latin1'))) {
-    throw new EnvelopeError(
-      'UnsupportedFormat',
-      'this is the text form of a ciphertext: send it to /v1/decrypt, or base64url-decode what follows the prefix',
-    );
-  }
-  return bytes;
+/**
+ * The binary envelope, or the same envelope in its text form (`ev1:` + base64url), so a
+ * ciphertext from the JSON API can be pasted as is (Swagger UI sends a text body). Never
+ * ambiguous: a binary envelope starts with its version byte, never with `e`.
+ */
+function parseBody(deps: V1Deps, bytes: Buffer) {
+  if (!TEXT_FORM.test(bytes.subarray(0, 8).toString('latin1'))) return deps.operations.envelope.parseBinary(bytes);
+  return deps.operations.envelope.parse(bytes.toString('latin1').trimEnd());
 }
+const TEXT_FORM = /^ev\d+:/;
 
 function decodeAad(value: string | undefined): Buffer | undefined {
   return value === undefined ? undefined : Buffer.from(value, 'base64');

@@ -1,10 +1,12 @@
 /**
- * GET /v1/keys: the keys this caller may use and what it may do with each. Keys are listed
+ * GET /v1/keys: the keys this caller may use and what it may do with each, with the policy
+ * rules behind it and the context each rule requires (claim bindings resolved to the caller's
+ * own claims): what a caller needs to build a request the policy accepts. Keys are listed
  * through their aliases (KMS ListAliases); a key with no alias is usable by ARN but not listed.
  */
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { operationsForKey } from '../../authz/policy.js';
+import { operationsForKey, type Grant } from '../../authz/policy.js';
 import { KeysResponse } from '../schemas.js';
 import { COMMON_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 
@@ -19,7 +21,8 @@ export function registerKeys(scope: FastifyInstance, deps: V1Deps): void {
         summary: 'List the keys the caller may use',
         description:
           'The keys this caller may use, found through their aliases (KMS ListAliases), each with the operations ' +
-          'the policy grants this principal on it. A key without an alias is usable by ARN but not listed here.',
+          'the policy grants this principal on it, and under `grants` the rules that grant them with the encryption context ' +
+          'each requires (claim bindings resolved to this caller\'s claims). A key without an alias is usable by ARN but not listed here.',
         security: SECURITY,
         response: { 200: KeysResponse, 401: COMMON_ERRORS[401], 429: COMMON_ERRORS[429], 503: COMMON_ERRORS[503] },
       },
@@ -35,11 +38,31 @@ export function registerKeys(scope: FastifyInstance, deps: V1Deps): void {
         byKey.set(alias.keyArn, entry);
       }
       const keys = [...byKey]
-        .map(([keyId, { aliases, names }]) => ({ keyId, aliases: aliases.sort(), operations: [...operationsForKey(grants, names)] }))
+        .map(([keyId, { aliases, names }]) => ({
+          keyId,
+          aliases: aliases.sort(),
+          operations: [...operationsForKey(grants, names)],
+          grants: grants.flatMap((grant) => grantOnKey(grant, names)),
+        }))
         .filter((key) => key.operations.length > 0)
         .sort((a, b) => (a.aliases[0] ?? a.keyId).localeCompare(b.aliases[0] ?? b.keyId));
       request.audit!.responseElements = { keyCount: keys.length };
       return { keys };
     },
   );
+}
+
+/** The grant as it applies to a key known by `names`: nothing when its key patterns miss them all. */
+function grantOnKey(grant: Grant, names: readonly string[]) {
+  const operations = operationsForKey([grant], names);
+  if (operations.length === 0) return [];
+  const { required, equals, optional, allowOthers } = grant.context;
+  return [
+    {
+      rule: grant.ruleId,
+      operations,
+      context: { required: [...required].sort(), equals: { ...equals }, optional: [...optional].sort(), allowOthers },
+      ...(grant.maxPlaintextBytes === undefined ? {} : { maxPlaintextBytes: grant.maxPlaintextBytes }),
+    },
+  ];
 }

@@ -1,0 +1,91 @@
+/**
+ * Every /v1 answer carries `Cache-Control: no-store`: plaintext, plaintext data keys and
+ * ciphertexts must not be kept by a browser, proxy or client cache. Checked on every /v1
+ * operation of openapi.yaml, for a success and for errors (no credentials, bad body), and for
+ * /v1 answers no route produced (unknown path, wrong method). Operational routes are left alone.
+ */
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OPENAPI_PATH } from '../../scripts/generate-openapi.js';
+import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js';
+
+const document = parse(readFileSync(OPENAPI_PATH, 'utf8')) as { paths: Record<string, Record<string, unknown>> };
+const v1Operations = Object.entries(document.paths)
+  .filter(([path]) => path.startsWith('/v1/'))
+  .flatMap(([path, item]) => Object.keys(item).map((method) => ({ method: method.toUpperCase() as 'GET' | 'POST', path, name: `${method.toUpperCase()} ${path}` })));
+
+let t: TestApp;
+let ciphertext: string;
+beforeAll(async () => {
+  t = await buildTestApp();
+  const encrypted = await t.app.inject({ method: 'POST', url: '/v1/encrypt', headers: AUTH, payload: { plaintext: 'aGVsbG8=' } });
+  ciphertext = encrypted.json<{ ciphertext: string }>().ciphertext;
+});
+afterAll(async () => t?.close());
+
+/** A request each operation answers with 200. */
+function successfulRequest(path: string): { headers?: Record<string, string>; payload?: string | Buffer | object } {
+  const binary = { 'content-type': 'application/octet-stream' };
+  switch (path) {
+    case '/v1/encrypt':
+      return { payload: { plaintext: 'aGVsbG8=' } };
+    case '/v1/decrypt':
+    case '/v1/rewrap':
+      return { payload: { ciphertext } };
+    case '/v1/encrypt/batch':
+      return { payload: { items: [{ plaintext: 'aGVsbG8=' }] } };
+    case '/v1/decrypt/batch':
+      return { payload: { items: [{ ciphertext }] } };
+    case '/v1/encrypt/binary':
+      return { headers: binary, payload: Buffer.from('hello') };
+    case '/v1/decrypt/binary':
+      return { headers: binary, payload: Buffer.from(ciphertext.slice('ev1:'.length), 'base64url') };
+    case '/v1/datakey':
+      return { payload: { includePlaintext: true } };
+    case '/v1/keys':
+      return {};
+    default:
+      throw new Error(`no successful request known for ${path}: add one`);
+  }
+}
+
+describe('Cache-Control: no-store on /v1', () => {
+  it('covers the nine /v1 operations', () => {
+    expect(v1Operations).toHaveLength(9);
+  });
+
+  it.each(v1Operations)('$name: on success', async ({ method, path }) => {
+    const { headers, payload } = successfulRequest(path);
+    const response = await t.app.inject({ method, url: path, headers: { ...AUTH, ...headers }, ...(payload === undefined ? {} : { payload }) });
+    expect(response.statusCode, response.body).toBe(200);
+    expect(response.headers['cache-control']).toBe('no-store');
+  });
+
+  it.each(v1Operations)('$name: without credentials (401)', async ({ method, path }) => {
+    const { headers, payload } = successfulRequest(path);
+    const response = await t.app.inject({ method, url: path, ...(headers ? { headers } : {}), ...(payload === undefined ? {} : { payload }) });
+    expect(response.statusCode).toBe(401);
+    expect(response.headers['cache-control']).toBe('no-store');
+  });
+
+  it.each(v1Operations.filter(({ method }) => method === 'POST'))('$name: with an unsupported body (415)', async ({ path }) => {
+    const response = await t.app.inject({ method: 'POST', url: path, headers: { ...AUTH, 'content-type': 'text/csv' }, payload: 'a,b' });
+    expect(response.statusCode).toBe(415);
+    expect(response.headers['cache-control']).toBe('no-store');
+  });
+
+  it('on an unknown /v1 path (404) and a wrong method (405)', async () => {
+    const unknown = await t.app.inject({ method: 'GET', url: '/v1/nothing-here', headers: AUTH });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.headers['cache-control']).toBe('no-store');
+    const wrongMethod = await t.app.inject({ method: 'GET', url: '/v1/encrypt', headers: AUTH });
+    expect(wrongMethod.statusCode).toBe(405);
+    expect(wrongMethod.headers['cache-control']).toBe('no-store');
+  });
+
+  it('not on the operational routes, which carry nothing secret', async () => {
+    const health = await t.app.inject({ method: 'GET', url: '/healthz' });
+    expect(health.headers['cache-control']).toBeUndefined();
+  });
+});
