@@ -111,6 +111,9 @@ export async function startService(env: Record<string, string> = {}, startTimeou
       DEV_TOKEN: TOKEN,
       LOG_LEVEL: 'warn',
       RATE_LIMIT_MAX: '10000000',
+      // One principal drives every load (and the soak's distinct contexts): no KMS budget.
+      KMS_BUDGET_PER_SECOND: '100000',
+      KMS_BUDGET_BURST: '100000',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

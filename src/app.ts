@@ -26,11 +26,13 @@ import type { PolicyStore } from './authz/store.js';
 import type { Config } from './config.js';
 import { DataKeyCache } from './envelope/data-key-cache.js';
 import { KeyDirectory } from './envelope/key-directory.js';
+import { KmsBudgets } from './envelope/kms-budget.js';
 import { EnvelopeService } from './envelope/service.js';
 import { AccessLog } from './http/access-log.js';
 import { registerAuditTrail } from './http/audit-hook.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { KeyGuard } from './http/key-guard.js';
+import { registerKmsBilling } from './http/kms-billing.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerOperationalRoutes } from './http/routes/operational.js';
 import { registerV1Routes } from './http/routes/v1.js';
@@ -102,6 +104,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   metrics.trackCacheSize('decrypt', () => caches.decrypt.size);
   const envelope = new EnvelopeService(provider, caches);
   const directory = new KeyDirectory(provider);
+  const budgets = new KmsBudgets({
+    perSecond: config.KMS_BUDGET_PER_SECOND,
+    burst: config.KMS_BUDGET_BURST,
+    now,
+    onReject: (operation) => metrics.kmsBudgetRejections.inc({ operation }),
+  });
   const readiness = new Readiness(provider, deps.audit, config.DEFAULT_KEY_ID, config.READINESS_CACHE_MS);
 
   const app = Fastify({
@@ -153,6 +161,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerOperationalRoutes(app, { metrics, readiness, config });
   await app.register(async (v1) => {
     registerAuditTrail(v1, { audit: deps.audit, metrics, policy: deps.policy });
+    registerKmsBilling(v1, budgets);
     await registerV1Routes(v1, {
       config,
       policy: deps.policy,

@@ -56,6 +56,10 @@ export function serviceEnv(ctx: RunContext, name: string, variant: ServiceVarian
     // The default (60,000 a minute per principal) would answer 429 within a full run, so the
     // maximum allowed; the limiter still runs on every request, it just never trips.
     RATE_LIMIT_MAX: '10000000',
+    // Likewise the per-principal KMS budget: the cache-off variants make one KMS call per
+    // request by design, which is what they measure.
+    KMS_BUDGET_PER_SECOND: '100000',
+    KMS_BUDGET_BURST: '100000',
   };
   if (variant === 'no-audit' || variant === 'minimal') env.BENCH_AUDIT = 'discard';
   if (variant === 'no-policy' || variant === 'minimal') {

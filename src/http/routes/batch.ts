@@ -9,7 +9,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { KmsTrace } from '../../envelope/kms-trace.js';
+import type { KmsTrace } from '../../envelope/kms-trace.js';
 import type { AuditItemOutcome } from '../audit-record.js';
 import { AccessDeniedError } from '../key-guard.js';
 import { decryptItem, encryptItem, type Caller, type ItemNotes } from '../operations.js';
@@ -81,7 +81,7 @@ async function runBatch<I, R>(request: FastifyRequest, items: I[], operation: It
   record.requestParameters.items = items.length;
   const results = await Promise.all(
     items.map(async (item, index) => {
-      const trace = new KmsTrace();
+      const trace = record.trace.forItem();
       const notes: ItemNotes = {};
       const outcome: AuditItemOutcome = { index, status: 200, kmsRequestIds: [] };
       outcomes.push(outcome);

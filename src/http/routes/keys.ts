@@ -28,7 +28,7 @@ export function registerKeys(scope: FastifyInstance, deps: V1Deps): void {
       const { principal, policy } = callerOf(request);
       const grants = policy.listGrants(principal);
       const byKey = new Map<string, { aliases: string[]; names: string[] }>();
-      for (const alias of await deps.directory.listAliases()) {
+      for (const alias of await deps.directory.listAliases(request.audit!.trace)) {
         const entry = byKey.get(alias.keyArn) ?? { aliases: [], names: [alias.keyArn] };
         entry.aliases.push(alias.aliasName);
         entry.names.push(alias.aliasName, alias.aliasArn);
