@@ -64,13 +64,13 @@ export const COMMON_ERRORS = {
     'UnsupportedMediaType',
     'unsupported Content-Type: /v1/*/binary take application/octet-stream, every other route application/json',
   ),
-  429: problem(429, 'Rate limit for this principal exceeded; see Retry-After.', 'RateLimited', 'rate limit of 60000 requests per 1 minute exceeded for this principal', RETRY_AFTER),
+  429: problem(429, "This principal's rate limit (RateLimited) or KMS call budget (KmsBudgetExceeded) is spent; see Retry-After.", 'RateLimited', 'rate limit of 60000 requests per 1 minute exceeded for this principal', RETRY_AFTER),
   503: problem(503, 'KMS, the audit log or the service is unavailable; see Retry-After. No result was produced.', 'KmsUnavailable', 'KMS is unavailable', RETRY_AFTER),
 } as const;
 
 export const KEY_ERRORS = {
   404: problem(404, 'The key does not exist.', 'KeyNotFound', 'no such key'),
-  409: problem(409, 'The key is disabled or pending deletion.', 'KeyDisabled', 'the key is disabled'),
+  409: problem(409, 'The key is disabled or pending deletion (told only to a caller the policy allows; others get 403).', 'KeyDisabled', 'the key is disabled'),
 } as const;
 
 export const OPEN_ERRORS = {
