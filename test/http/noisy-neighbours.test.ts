@@ -87,11 +87,13 @@ describe.each(providerKinds())('noisy neighbours on the %s provider', (kind) => 
     expect(refused.body.code).toBe('KmsBudgetExceeded');
     expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     expect(lastEvent().errorCode).toBe('KmsBudgetExceeded');
+    const datakey = await request(app.server).post('/v1/datakey').set(FLOODER).send({ context: { purpose: 'cold' } });
+    expect([datakey.status, datakey.body.code]).toEqual([429, 'KmsBudgetExceeded']);
     expect(kmsCalls(calls)).toBe(10);
 
     expect((await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'cold' } })).status).toBe(200);
     const metrics = await request(app.server).get('/metrics');
-    expect(metrics.text).toContain('kms_budget_rejections_total{operation="GenerateDataKey"} 22');
+    expect(metrics.text).toContain('kms_budget_rejections_total{operation="GenerateDataKey"} 23');
   });
 
   it.skipIf(skip)('a principal no rule could allow causes no KMS call, whatever keys it names', async () => {
@@ -119,6 +121,24 @@ describe.each(providerKinds())('noisy neighbours on the %s provider', (kind) => 
     }
     expect(answers).toEqual(Array.from({ length: 5 }, () => '422 DataKeyUnwrapFailed'));
     expect(calls.Decrypt).toBe(1);
+    // A rewrap of the same forgery is refused from the same memory: ReEncrypt unwraps as Decrypt does.
+    const rewrap = await request(app.server).post('/v1/rewrap').set(FLOODER).send({ ciphertext: forged });
+    expect([rewrap.status, rewrap.body.code]).toEqual([422, 'DataKeyUnwrapFailed']);
+    expect(calls.ReEncrypt).toBeUndefined();
+  });
+
+  // Local provider only: local-kms reads a key id out of the blob itself and answers a random
+  // one with NotFoundException, where KMS answers InvalidCiphertextException (the Decrypt case
+  // above covers local-kms).
+  it.skipIf(skip || kind === 'aws')('a replayed forged envelope costs KMS one ReEncrypt on rewrap too', async () => {
+    const { app, calls } = await start(kind);
+    const genuine = parseCiphertext((await encrypt(app, FLOODER, { plaintext: HELLO, context: { purpose: 'x' } })).body.ciphertext as string);
+    const forged = toCiphertextString(encodeRewrapped({ keyArn: genuine.keyArn, wrappedKey: randomBytes(genuine.wrappedKey.length) }, genuine.sealedPart));
+    for (let i = 0; i < 5; i++) {
+      const response = await request(app.server).post('/v1/rewrap').set(FLOODER).send({ ciphertext: forged });
+      expect([response.status, response.body.code]).toEqual([422, 'DataKeyUnwrapFailed']);
+    }
+    expect(calls.ReEncrypt).toBe(1);
   });
 
   it.skipIf(skip)("cache shares: another principal's flood of new partitions leaves billing's data key cached", async () => {
