@@ -9,10 +9,11 @@
  * - zeroing: a plaintext key is overwritten with zeros the moment its entry leaves the cache,
  *   whatever the reason (age, caps, capacity, shutdown);
  * - shares: every entry belongs to the principal whose request fetched it (its owner). When
- *   the cache is full, the entry to go is the least recently used entry *of the owner holding
+ *   the cache is full, the entry to go is a least recently used entry *of the owner holding
  *   the most entries*, so a principal flooding the cache with new partitions only ever evicts
  *   its own keys, and a principal holding no more than its fair share (capacity divided by
- *   the owners present) is never evicted by another's traffic. Entries are still shared: any
+ *   the owners present) is never evicted by another's traffic. Recency within an owner is
+ *   second-chance (CLOCK): a hit only sets a flag, so the hot path pays no re-ordering. Entries are still shared: any
  *   authorized request for a partition uses the key there, whoever fetched it (a key another
  *   principal's flood can evict is one that flooder fetched itself).
  *
@@ -67,6 +68,8 @@ export class CachedDataKey {
   destroyed = false;
   /** Why the entry left the cache, once it has. */
   evictedFor: EvictionReason | undefined;
+  /** Used since it was last queued in its owner's eviction order (second chance). */
+  recentlyUsed = false;
   /** Per-entry derived state the caller wants to keep (e.g. the serialised header prefix). */
   attachment: unknown;
   readonly dataKeyId: string;
@@ -108,8 +111,8 @@ const MAX_THRASH = 3;
 
 export class DataKeyCache {
   private readonly entries: LRUCache<string, CachedDataKey>;
-  /** Each owner's partitions, least recently used first (a Map keeps insertion order). */
-  private readonly byOwner = new Map<string, Map<string, true>>();
+  /** Each owner's entries in eviction order, oldest queued first (a Map keeps insertion order). */
+  private readonly byOwner = new Map<string, Map<string, CachedDataKey>>();
   private readonly inFlight = new Map<string, Promise<CachedDataKey>>();
   /** Set just before an explicit delete so dispose() can report the true reason. */
   private pendingReason: EvictionReason | undefined;
@@ -166,7 +169,7 @@ export class DataKeyCache {
     // an entry evicted by capacity before its waiters wake; that is bounded by MAX_THRASH.
     while (thrashed < MAX_THRASH) {
       const cached = this.entries.get(partition);
-      if (cached) this.touch(cached.owner, partition);
+      if (cached) cached.recentlyUsed = true;
       if (cached && this.reserve(partition, cached, bytes)) {
         return this.run(partition, { entry: cached, cacheHit: !initiated, coalesced: waited && !initiated }, use);
       }
@@ -208,14 +211,33 @@ export class DataKeyCache {
     if (this.entries.has(partition)) this.evict(partition, this.entries.peek(partition)!, 'capacity');
     while (this.entries.size >= this.limits.capacity) {
       const victim = this.largestOwner(entry.owner);
-      const oldest = victim === undefined ? undefined : this.byOwner.get(victim)?.keys().next().value;
-      if (oldest === undefined) break;
-      this.evict(oldest, this.entries.peek(oldest)!, 'capacity');
+      if (victim === undefined || !this.evictOldest(victim)) break;
     }
     this.entries.set(partition, entry);
-    const own = this.byOwner.get(entry.owner) ?? new Map<string, true>();
-    own.set(partition, true);
+    const own = this.byOwner.get(entry.owner) ?? new Map<string, CachedDataKey>();
+    own.set(partition, entry);
     this.byOwner.set(entry.owner, own);
+  }
+
+  /**
+   * Evicts the owner's least recently used entry, second-chance style: an entry used since it
+   * was queued goes to the back once (flag cleared) instead. Every entry is moved at most
+   * once per call, so this ends within one pass.
+   */
+  private evictOldest(owner: string): boolean {
+    const own = this.byOwner.get(owner);
+    if (!own) return false;
+    for (const [partition, entry] of own) {
+      if (entry.recentlyUsed) {
+        entry.recentlyUsed = false;
+        own.delete(partition);
+        own.set(partition, entry);
+        continue;
+      }
+      this.evict(partition, entry, 'capacity');
+      return true;
+    }
+    return false;
   }
 
   /** The owner with the most entries; `preferred` (the one inserting) wins a tie. */
@@ -229,12 +251,6 @@ export class DataKeyCache {
       }
     }
     return largest;
-  }
-
-  /** Marks a partition as its owner's most recently used. */
-  private touch(owner: string, partition: string): void {
-    const own = this.byOwner.get(owner);
-    if (own?.delete(partition)) own.set(partition, true);
   }
 
   private forget(owner: string, partition: string): void {

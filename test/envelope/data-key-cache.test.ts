@@ -196,6 +196,17 @@ describe('data-key cache shares between principals', () => {
     expect(floodKeys.filter((key) => key.every((byte) => byte === 0))).toHaveLength(193);
   });
 
+  it("within an owner's share, the least recently used key goes first: a key in use survives the owner's own churn", async () => {
+    const { use } = shared(4);
+    for (const partition of ['hot', 'a', 'b', 'c']) await use('svc', partition);
+    for (let i = 0; i < 6; i++) {
+      expect(await use('svc', 'hot')).toBe(true);
+      await use('svc', `new-${i}`);
+    }
+    expect(await use('svc', 'hot')).toBe(true);
+    expect(await use('svc', 'a')).toBe(false);
+  });
+
   it('a cached entry serves every principal, and only its owner pays for it (once)', async () => {
     const { use, charges } = shared(10);
     const first = await Promise.all([use('billing', 'p'), use('billing', 'p'), use('flooder', 'p')]);
