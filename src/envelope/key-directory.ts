@@ -8,7 +8,9 @@
  * keys are remembered briefly too, so a caller cannot turn random key ids into a KMS flood.
  * Only the request that starts a look-up pays for it (its KmsTrace's budget), and it pays
  * before the look-up starts: a refused charge never becomes a shared, failed fetch that
- * coalesced requests of other principals would inherit.
+ * coalesced requests of other principals would inherit. Refreshing a key already known to
+ * exist (or the alias list) once its TTL is over is free: it happens at most once per TTL per
+ * real key, whoever asks, and a principal over budget keeps using its cached data keys.
  */
 import { LRUCache } from 'lru-cache';
 import { KmsError, isKmsError } from '../kms/errors.js';
@@ -89,13 +91,19 @@ export class KeyDirectory {
    * that the policy can be asked before a caller learns the state (assertUsable).
    */
   async describe(keyId: string, trace: KmsTrace): Promise<KeyDescription> {
-    if (!this.keys.has(keyId) && !this.pending.has(keyId)) trace.charge('DescribeKey');
+    if (!this.keys.has(keyId) && !this.pending.has(keyId) && !this.isKnownKey(keyId)) trace.charge('DescribeKey');
     const status: LRUCache.Status<string, Lookup, unknown> = {};
     const lookup = (await this.keys.fetch(keyId, { status })) as Lookup;
     if ('missing' in lookup) throw lookup.missing;
     const key = lookup.found;
     if (status.fetch === 'miss') trace.add(key.requestId);
     return key;
+  }
+
+  /** A key found before, its entry now stale. Unknown names are never free, or cycling them would be. */
+  private isKnownKey(keyId: string): boolean {
+    const stale = this.keys.peek(keyId, { allowStale: true });
+    return stale !== undefined && 'found' in stale;
   }
 
   /** Every name the policy may know this key by: its ARN and each alias (name and ARN) pointing at it. */
@@ -106,7 +114,9 @@ export class KeyDirectory {
   }
 
   async listAliases(trace: KmsTrace): Promise<KeyAlias[]> {
-    if (!this.aliases.has(ALIASES) && !this.pending.has(ALIASES)) trace.charge('ListAliases');
+    if (!this.aliases.has(ALIASES) && !this.pending.has(ALIASES) && this.aliases.peek(ALIASES, { allowStale: true }) === undefined) {
+      trace.charge('ListAliases');
+    }
     return (await this.aliases.fetch(ALIASES)) ?? [];
   }
 }

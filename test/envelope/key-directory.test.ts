@@ -111,6 +111,19 @@ describe('key directory charges', () => {
     expect(() => waiter.charge('Decrypt')).toThrow(KmsBudgetExceededError);
   });
 
+  it('refreshing a known key after its TTL is free (a principal over budget keeps its cached keys); unknown names are charged every time', async () => {
+    const { provider, state } = fakeProvider();
+    const directory = new KeyDirectory(provider, { ttlMs: 20, notFoundTtlMs: 20 });
+    const trace = billed('a', 0.001, 2);
+    await directory.resolve('alias/a', trace);
+    await expect(directory.resolve('alias/missing', trace)).rejects.toMatchObject({ code: 'KeyNotFound' });
+    await sleep(30);
+    expect(await directory.resolve('alias/a', trace)).toBe('arn:aws:kms:r:1:key/k');
+    expect(state.calls).toBe(3);
+    await expect(directory.resolve('alias/missing', trace)).rejects.toBeInstanceOf(KmsBudgetExceededError);
+    expect(state.calls).toBe(3);
+  });
+
   it("a look-up refused for lack of budget is not started, so no other principal's request inherits the refusal", async () => {
     const { provider, state } = fakeProvider();
     const directory = new KeyDirectory(provider);
