@@ -34,7 +34,8 @@ export const ConfigSchema = Type.Object({
   KMS_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 30_000, default: 1_000 }),
   KMS_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 10, default: 3 }),
   // Circuit breaker (src/kms/circuit-breaker.ts): this many consecutive KMS calls failing with
-  // Unavailable/Throttled open it; it then fails fast (503) for the cooldown, then probes once.
+  // Unavailable (throttling does not count) open it; it then fails fast (503) for the
+  // cooldown, then probes once.
   KMS_BREAKER_FAILURES: Type.Integer({ minimum: 1, maximum: 1_000, default: 5 }),
   KMS_BREAKER_COOLDOWN_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5_000 }),
   // Per-principal KMS call budget (src/envelope/kms-budget.ts): a token bucket refilled at

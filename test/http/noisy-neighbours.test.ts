@@ -89,11 +89,16 @@ describe.each(providerKinds())('noisy neighbours on the %s provider', (kind) => 
     expect(lastEvent().errorCode).toBe('KmsBudgetExceeded');
     const datakey = await request(app.server).post('/v1/datakey').set(FLOODER).send({ context: { purpose: 'cold' } });
     expect([datakey.status, datakey.body.code]).toEqual([429, 'KmsBudgetExceeded']);
+    const binary = await request(app.server)
+      .post('/v1/encrypt/binary')
+      .set({ ...FLOODER, 'content-type': 'application/octet-stream', 'x-envelope-context': 'purpose=cold-binary' })
+      .send(Buffer.from('hello'));
+    expect([binary.status, binary.body.code]).toEqual([429, 'KmsBudgetExceeded']);
     expect(kmsCalls(calls)).toBe(10);
 
     expect((await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'cold' } })).status).toBe(200);
     const metrics = await request(app.server).get('/metrics');
-    expect(metrics.text).toContain('kms_budget_rejections_total{operation="GenerateDataKey"} 23');
+    expect(metrics.text).toContain('kms_budget_rejections_total{operation="GenerateDataKey"} 24');
   });
 
   it.skipIf(skip)('a principal no rule could allow causes no KMS call, whatever keys it names', async () => {
