@@ -112,6 +112,8 @@ describe.each(providerKinds())('noisy neighbours on the %s provider', (kind) => 
       expect(response.body.code).toBe('AccessDenied');
     }
     expect((await request(app.server).post('/v1/decrypt').set(NOBODY).send({ ciphertext })).status).toBe(403);
+    const keys = await request(app.server).get('/v1/keys').set(NOBODY);
+    expect([keys.status, keys.body.keys]).toEqual([200, []]);
     expect(calls).toEqual(before);
   });
 
