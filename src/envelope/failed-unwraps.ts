@@ -11,7 +11,7 @@ import { LRUCache } from 'lru-cache';
 import { KmsError } from '../kms/errors.js';
 
 const MAX_ENTRIES = 10_000;
-const MAX_KEY_CHARS = 16 * 1024 * 1024;
+const MAX_KEY_CHARS = 4 * 1024 * 1024;
 const TTL_MS = 60_000;
 
 export class FailedUnwraps {
