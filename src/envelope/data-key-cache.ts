@@ -210,8 +210,10 @@ export class DataKeyCache {
   private store(partition: string, entry: CachedDataKey): void {
     if (this.entries.has(partition)) this.evict(partition, this.entries.peek(partition)!, 'capacity');
     while (this.entries.size >= this.limits.capacity) {
+      const before = this.entries.size;
       const victim = this.largestOwner(entry.owner);
-      if (victim === undefined || !this.evictOldest(victim)) break;
+      // Never loop without progress; lru-cache's own bound (max) still holds if this stops.
+      if (victim === undefined || !this.evictOldest(victim) || this.entries.size >= before) break;
     }
     this.entries.set(partition, entry);
     const own = this.byOwner.get(entry.owner) ?? new Map<string, CachedDataKey>();
@@ -228,6 +230,11 @@ export class DataKeyCache {
     const own = this.byOwner.get(owner);
     if (!own) return false;
     for (const [partition, entry] of own) {
+      // Expired, but its purge timer has not run yet (a busy event loop): it goes first, for age.
+      if (this.now() - entry.createdAt >= this.limits.maxAgeMs) {
+        this.evict(partition, entry, 'age');
+        return true;
+      }
       if (entry.recentlyUsed) {
         entry.recentlyUsed = false;
         own.delete(partition);
@@ -294,9 +301,10 @@ export class DataKeyCache {
   }
 
   private evict(partition: string, entry: CachedDataKey, reason: EvictionReason): void {
-    if (this.entries.peek(partition) !== entry) {
-      // Already replaced or gone: make sure the key is zeroed all the same.
+    if (this.entries.peek(partition, { allowStale: true }) !== entry) {
+      // Already replaced or gone: make sure the key is zeroed (and unlisted) all the same.
       if (!entry.destroyed) entry.destroy();
+      if (this.byOwner.get(entry.owner)?.get(partition) === entry) this.forget(entry.owner, partition);
       return;
     }
     this.pendingReason = reason;

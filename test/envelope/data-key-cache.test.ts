@@ -230,3 +230,17 @@ describe('data-key cache shares between principals', () => {
     expect(fetches).toBe(1);
   });
 });
+
+describe('data-key cache shares and expired entries', () => {
+  it('a full cache of expired keys (not yet purged by the timer) makes room without stalling, as age evictions', async () => {
+    const { use, advance, recorder, cache, issued } = setup({ capacity: 2 });
+    await use('p1');
+    await use('p2');
+    advance(61_000);
+    await use('p3');
+    expect(cache.size).toBeLessThanOrEqual(2);
+    expect(recorder.evictions).toContain('age');
+    expect(recorder.evictions).not.toContain('capacity');
+    expect(issued[0]!.every((byte) => byte === 0)).toBe(true);
+  }, 5_000);
+});
