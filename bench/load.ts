@@ -115,6 +115,9 @@ export async function startService(env: Record<string, string> = {}, startTimeou
       // --connections goes to 1000 and --size to 4 MiB (in JSON): above the per-principal defaults.
       MAX_IN_FLIGHT_PER_PRINCIPAL: '1000000',
       JSON_BODY_LIMIT_BYTES: String(8 * 1024 * 1024),
+      // One principal drives every load (and the soak's distinct contexts): no KMS budget.
+      KMS_BUDGET_PER_SECOND: '100000',
+      KMS_BUDGET_BURST: '100000',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -27,6 +27,7 @@ import type { PolicyStore } from './authz/store.js';
 import type { Config } from './config.js';
 import { DataKeyCache } from './envelope/data-key-cache.js';
 import { KeyDirectory } from './envelope/key-directory.js';
+import { KmsBudgets } from './envelope/kms-budget.js';
 import { EnvelopeService } from './envelope/service.js';
 import { AccessLog } from './http/access-log.js';
 import { AuthFailureTracker } from './http/auth-failures.js';
@@ -36,6 +37,7 @@ import { registerJsonBodyParser } from './http/json-body.js';
 import { registerNoStore } from './http/no-store.js';
 import { KeyGuard } from './http/key-guard.js';
 import { LiveExamples } from './http/live-examples.js';
+import { registerKmsBilling } from './http/kms-billing.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerOperationalRoutes } from './http/routes/operational.js';
 import { registerV1Routes } from './http/routes/v1.js';
@@ -107,6 +109,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   metrics.trackCacheSize('decrypt', () => caches.decrypt.size);
   const envelope = new EnvelopeService(provider, caches);
   const directory = new KeyDirectory(provider);
+  const budgets = new KmsBudgets({
+    perSecond: config.KMS_BUDGET_PER_SECOND,
+    burst: config.KMS_BUDGET_BURST,
+    now,
+    onReject: (operation) => metrics.kmsBudgetRejections.inc({ operation }),
+  });
   const readiness = new Readiness(provider, deps.audit, config.DEFAULT_KEY_ID, config.READINESS_CACHE_MS);
 
   const app = Fastify({
@@ -172,6 +180,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onClose', async () => authFailures.flush());
   await app.register(async (v1) => {
     registerAuditTrail(v1, { audit: deps.audit, metrics, policy: deps.policy, authFailures });
+    registerKmsBilling(v1, budgets);
     await registerV1Routes(v1, {
       config,
       policy: deps.policy,

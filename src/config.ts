@@ -40,9 +40,14 @@ export const ConfigSchema = Type.Object({
   KMS_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 30_000, default: 1_000 }),
   KMS_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 10, default: 3 }),
   // Circuit breaker (src/kms/circuit-breaker.ts): this many consecutive KMS calls failing with
-  // Unavailable/Throttled open it; it then fails fast (503) for the cooldown, then probes once.
+  // Unavailable (throttling does not count) open it; it then fails fast (503) for the
+  // cooldown, then probes once.
   KMS_BREAKER_FAILURES: Type.Integer({ minimum: 1, maximum: 1_000, default: 5 }),
   KMS_BREAKER_COOLDOWN_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5_000 }),
+  // Per-principal KMS call budget (src/envelope/kms-budget.ts): a token bucket refilled at
+  // this many calls per second, holding at most KMS_BUDGET_BURST. Cache hits cost nothing.
+  KMS_BUDGET_PER_SECOND: Type.Integer({ minimum: 1, maximum: 100_000, default: 20 }),
+  KMS_BUDGET_BURST: Type.Integer({ minimum: 1, maximum: 100_000, default: 100 }),
   DEFAULT_KEY_ID: Type.String({ minLength: 1, maxLength: 2048, default: 'alias/default' }),
   LOCAL_KEYSTORE: Type.String({ minLength: 1, default: '.data/keystore.json' }),
   POLICY_FILE: Type.Optional(Type.String({ minLength: 1 })),

@@ -213,6 +213,21 @@ export class Policy {
   }
 
   /**
+   * Whether some rule could allow this request for some key: `decide` without the key. When
+   * none could, the request is denied before any KMS look-up, so a caller without a grant
+   * costs KMS nothing and learns nothing about the key it named (existence or state).
+   */
+  couldAllow(principal: Principal, request: Omit<DecisionRequest, 'keyNames'>): boolean {
+    return this.#rules.some(
+      (rule) =>
+        appliesTo(rule, principal) &&
+        rule.operations.has(request.operation) &&
+        contextFailure(rule, principal, request.context ?? {}) === undefined &&
+        sizeFailure(rule, request.plaintextBytes) === undefined,
+    );
+  }
+
+  /**
    * The rules that can apply to this principal. Rules whose claim bindings the principal cannot
    * satisfy (claim missing) are left out: they could never allow anything for it.
    */

@@ -7,7 +7,15 @@
  * - single-flight: concurrent misses for one partition share one KMS call (the AWS Encryption
  *   SDK's caching manager makes one call per miss);
  * - zeroing: a plaintext key is overwritten with zeros the moment its entry leaves the cache,
- *   whatever the reason (age, caps, capacity, shutdown).
+ *   whatever the reason (age, caps, capacity, shutdown);
+ * - shares: every entry belongs to the principal whose request fetched it (its owner). When
+ *   the cache is full, the entry to go is a least recently used entry *of the owner holding
+ *   the most entries*, so a principal flooding the cache with new partitions only ever evicts
+ *   its own keys, and a principal holding no more than its fair share (capacity divided by
+ *   the owners present) is never evicted by another's traffic. Recency within an owner is
+ *   second-chance (CLOCK): a hit only sets a flag, so the hot path pays no re-ordering. Entries are still shared: any
+ *   authorized request for a partition uses the key there, whoever fetched it (a key another
+ *   principal's flood can evict is one that flooder fetched itself).
  *
  * Keys are only ever used inside `use()`'s synchronous callback, after a synchronous check
  * that the entry is still alive. An `await` between the check and the use would let another
@@ -42,12 +50,26 @@ export interface DataKeyMaterial {
   requestId: string;
 }
 
+/**
+ * The request asking for a key: who owns an entry it creates, and the charge for the KMS call
+ * it would make (called synchronously before that call starts; throwing refuses it, and then
+ * nothing is in flight that other requests could wait on).
+ */
+export interface CacheRequester {
+  readonly owner: string;
+  charge(): void;
+}
+
+const NOBODY: CacheRequester = { owner: '', charge: () => {} };
+
 export class CachedDataKey {
   messages = 0;
   bytes = 0;
   destroyed = false;
   /** Why the entry left the cache, once it has. */
   evictedFor: EvictionReason | undefined;
+  /** Used since it was last queued in its owner's eviction order (second chance). */
+  recentlyUsed = false;
   /** Per-entry derived state the caller wants to keep (e.g. the serialised header prefix). */
   attachment: unknown;
   readonly dataKeyId: string;
@@ -59,6 +81,8 @@ export class CachedDataKey {
     /** The KMS request that produced this key: what CloudTrail recorded. */
     readonly kmsRequestId: string,
     readonly createdAt: number,
+    /** The principal whose request fetched this key (its cache share is charged). */
+    readonly owner = '',
   ) {
     this.dataKeyId = dataKeyIdOf(wrappedKey);
   }
@@ -87,6 +111,8 @@ const MAX_THRASH = 3;
 
 export class DataKeyCache {
   private readonly entries: LRUCache<string, CachedDataKey>;
+  /** Each owner's entries in eviction order, oldest queued first (a Map keeps insertion order). */
+  private readonly byOwner = new Map<string, Map<string, CachedDataKey>>();
   private readonly inFlight = new Map<string, Promise<CachedDataKey>>();
   /** Set just before an explicit delete so dispose() can report the true reason. */
   private pendingReason: EvictionReason | undefined;
@@ -104,9 +130,10 @@ export class DataKeyCache {
       // sit in memory past its age limit because its partition went quiet.
       ttlAutopurge: true,
       perf: { now },
-      dispose: (entry, _key, reason) => {
+      dispose: (entry, partition, reason) => {
         const why = this.pendingReason ?? (reason === 'expire' ? 'age' : 'capacity');
         entry.evictedFor = why;
+        this.forget(entry.owner, partition);
         entry.destroy();
         this.observer.evicted(this.kind, why);
       },
@@ -126,8 +153,14 @@ export class DataKeyCache {
    * only queue concurrent requests behind one another's KMS calls (32 concurrent requests
    * took 32 KMS round trips end to end; bench/ and docs/BENCHMARKS.md).
    */
-  async use<T>(partition: string, bytes: number, fetch: () => Promise<DataKeyMaterial>, use: (key: KeyUse) => T): Promise<T> {
-    if (bytes > this.limits.maxBytes || (this.kind === 'encrypt' && this.limits.maxMessages === 1)) return this.useOnce(fetch, use);
+  async use<T>(
+    partition: string,
+    bytes: number,
+    fetch: () => Promise<DataKeyMaterial>,
+    use: (key: KeyUse) => T,
+    requester: CacheRequester = NOBODY,
+  ): Promise<T> {
+    if (bytes > this.limits.maxBytes || (this.kind === 'encrypt' && this.limits.maxMessages === 1)) return this.useOnce(fetch, use, requester);
     let initiated = false;
     let waited = false;
     let thrashed = 0;
@@ -136,13 +169,14 @@ export class DataKeyCache {
     // an entry evicted by capacity before its waiters wake; that is bounded by MAX_THRASH.
     while (thrashed < MAX_THRASH) {
       const cached = this.entries.get(partition);
+      if (cached) cached.recentlyUsed = true;
       if (cached && this.reserve(partition, cached, bytes)) {
         return this.run(partition, { entry: cached, cacheHit: !initiated, coalesced: waited && !initiated }, use);
       }
       const pending = this.inFlight.get(partition);
       if (pending) waited = true;
       else initiated = true;
-      const entry = await (pending ?? this.startFetch(partition, fetch));
+      const entry = await (pending ?? this.startFetch(partition, fetch, requester));
       // Back from the await: re-check synchronously before touching the key.
       if (this.reserve(partition, entry, bytes)) {
         return this.run(partition, { entry, cacheHit: !initiated, coalesced: !initiated }, use);
@@ -151,7 +185,7 @@ export class DataKeyCache {
     }
     // The cache is thrashing (capacity far below the number of live partitions): stay
     // correct and serve this request with a key of its own.
-    return this.useOnce(fetch, use);
+    return this.useOnce(fetch, use, requester);
   }
 
   /** Removes every entry, zeroing every key (shutdown). */
@@ -159,16 +193,76 @@ export class DataKeyCache {
     this.entries.clear();
   }
 
-  private startFetch(partition: string, fetch: () => Promise<DataKeyMaterial>): Promise<CachedDataKey> {
+  private startFetch(partition: string, fetch: () => Promise<DataKeyMaterial>, requester: CacheRequester): Promise<CachedDataKey> {
+    requester.charge();
     const promise = fetch()
       .then((material) => {
-        const entry = new CachedDataKey(material.keyArn, material.plaintextKey, material.wrappedKey, material.requestId, this.now());
-        this.entries.set(partition, entry);
+        const entry = new CachedDataKey(material.keyArn, material.plaintextKey, material.wrappedKey, material.requestId, this.now(), requester.owner);
+        this.store(partition, entry);
         return entry;
       })
       .finally(() => this.inFlight.delete(partition));
     this.inFlight.set(partition, promise);
     return promise;
+  }
+
+  /** Caches `entry`, first making room at the expense of the owner holding the most entries. */
+  private store(partition: string, entry: CachedDataKey): void {
+    if (this.entries.has(partition)) this.evict(partition, this.entries.peek(partition)!, 'capacity');
+    while (this.entries.size >= this.limits.capacity) {
+      const before = this.entries.size;
+      const victim = this.largestOwner(entry.owner);
+      // Never loop without progress; lru-cache's own bound (max) still holds if this stops.
+      if (victim === undefined || !this.evictOldest(victim) || this.entries.size >= before) break;
+    }
+    this.entries.set(partition, entry);
+    const own = this.byOwner.get(entry.owner) ?? new Map<string, CachedDataKey>();
+    own.set(partition, entry);
+    this.byOwner.set(entry.owner, own);
+  }
+
+  /**
+   * Evicts the owner's least recently used entry, second-chance style: an entry used since it
+   * was queued goes to the back once (flag cleared) instead. Every entry is moved at most
+   * once per call, so this ends within one pass.
+   */
+  private evictOldest(owner: string): boolean {
+    const own = this.byOwner.get(owner);
+    if (!own) return false;
+    for (const [partition, entry] of own) {
+      // Expired, but its purge timer has not run yet (a busy event loop): it goes first, for age.
+      if (this.now() - entry.createdAt >= this.limits.maxAgeMs) {
+        this.evict(partition, entry, 'age');
+        return true;
+      }
+      if (entry.recentlyUsed) {
+        entry.recentlyUsed = false;
+        own.delete(partition);
+        own.set(partition, entry);
+        continue;
+      }
+      this.evict(partition, entry, 'capacity');
+      return true;
+    }
+    return false;
+  }
+
+  /** The owner with the most entries; `preferred` (the one inserting) wins a tie. */
+  private largestOwner(preferred: string): string | undefined {
+    let largest: string | undefined;
+    let most = 0;
+    for (const [owner, partitions] of this.byOwner) {
+      if (partitions.size > most || (partitions.size === most && owner === preferred)) {
+        largest = owner;
+        most = partitions.size;
+      }
+    }
+    return largest;
+  }
+
+  private forget(owner: string, partition: string): void {
+    const own = this.byOwner.get(owner);
+    if (own?.delete(partition) && own.size === 0) this.byOwner.delete(owner);
   }
 
   /** Checks the entry is alive and within its caps, and charges this message to it. */
@@ -207,9 +301,10 @@ export class DataKeyCache {
   }
 
   private evict(partition: string, entry: CachedDataKey, reason: EvictionReason): void {
-    if (this.entries.peek(partition) !== entry) {
-      // Already replaced or gone: make sure the key is zeroed all the same.
+    if (this.entries.peek(partition, { allowStale: true }) !== entry) {
+      // Already replaced or gone: make sure the key is zeroed (and unlisted) all the same.
       if (!entry.destroyed) entry.destroy();
+      if (this.byOwner.get(entry.owner)?.get(partition) === entry) this.forget(entry.owner, partition);
       return;
     }
     this.pendingReason = reason;
@@ -220,7 +315,8 @@ export class DataKeyCache {
     }
   }
 
-  private async useOnce<T>(fetch: () => Promise<DataKeyMaterial>, use: (key: KeyUse) => T): Promise<T> {
+  private async useOnce<T>(fetch: () => Promise<DataKeyMaterial>, use: (key: KeyUse) => T, requester: CacheRequester): Promise<T> {
+    requester.charge();
     this.observer.miss(this.kind);
     const material = await fetch();
     const entry = new CachedDataKey(material.keyArn, material.plaintextKey, material.wrappedKey, material.requestId, this.now());

@@ -6,6 +6,11 @@
  *
  * lru-cache's fetchMethod gives TTL plus coalescing of concurrent look-ups for free. Unknown
  * keys are remembered briefly too, so a caller cannot turn random key ids into a KMS flood.
+ * Only the request that starts a look-up pays for it (its KmsTrace's budget), and it pays
+ * before the look-up starts: a refused charge never becomes a shared, failed fetch that
+ * coalesced requests of other principals would inherit. Refreshing a key already known to
+ * exist (or the alias list) once its TTL is over is free: it happens at most once per TTL per
+ * real key, whoever asks, and a principal over budget keeps using its cached data keys.
  */
 import { LRUCache } from 'lru-cache';
 import { KmsError, isKmsError } from '../kms/errors.js';
@@ -26,6 +31,8 @@ const ALIASES = 'aliases';
 export class KeyDirectory {
   private readonly keys: LRUCache<string, Lookup, unknown>;
   private readonly aliases: LRUCache<string, KeyAlias[], unknown>;
+  /** Look-ups in flight: a request finding its key here waits on it and pays nothing. */
+  private readonly pending = new Set<string>();
 
   constructor(
     private readonly provider: KeyProvider,
@@ -36,6 +43,7 @@ export class KeyDirectory {
       max: capacity,
       ttl: ttlMs,
       fetchMethod: async (keyId, stale, { options: fetchOptions }) => {
+        this.pending.add(keyId);
         try {
           return { found: await this.provider.describeKey(keyId) };
         } catch (error) {
@@ -52,6 +60,8 @@ export class KeyDirectory {
             return stale;
           }
           throw error;
+        } finally {
+          this.pending.delete(keyId);
         }
       },
     });
@@ -60,33 +70,63 @@ export class KeyDirectory {
       ttl: ttlMs,
       // As for keys: while KMS is unreachable, the last alias list beats failing every decrypt.
       allowStaleOnFetchRejection: true,
-      fetchMethod: async () => this.provider.listAliases(),
+      fetchMethod: async () => {
+        this.pending.add(ALIASES);
+        try {
+          return await this.provider.listAliases();
+        } finally {
+          this.pending.delete(ALIASES);
+        }
+      },
     });
   }
 
   /** The key's ARN if it exists and may be used; a KmsError otherwise. */
   async resolve(keyId: string, trace: KmsTrace): Promise<string> {
+    return assertUsable(await this.describe(keyId, trace));
+  }
+
+  /**
+   * The key's ARN and state, whatever the state (KeyNotFound if there is no such key), so
+   * that the policy can be asked before a caller learns the state (assertUsable).
+   */
+  async describe(keyId: string, trace: KmsTrace): Promise<KeyDescription> {
+    if (!this.keys.has(keyId) && !this.pending.has(keyId) && !this.isKnownKey(keyId)) trace.charge('DescribeKey');
     const status: LRUCache.Status<string, Lookup, unknown> = {};
     const lookup = (await this.keys.fetch(keyId, { status })) as Lookup;
     if ('missing' in lookup) throw lookup.missing;
     const key = lookup.found;
     if (status.fetch === 'miss') trace.add(key.requestId);
-    if (!key.enabled) {
-      throw key.state === 'Disabled'
-        ? new KmsError('KeyDisabled', 'the key is disabled')
-        : new KmsError('KeyUnavailableState', `the key is not usable in state ${key.state}`);
-    }
-    return key.keyArn;
+    return key;
+  }
+
+  /** A key found before, its entry now stale. Unknown names are never free, or cycling them would be. */
+  private isKnownKey(keyId: string): boolean {
+    const stale = this.keys.peek(keyId, { allowStale: true });
+    return stale !== undefined && 'found' in stale;
   }
 
   /** Every name the policy may know this key by: its ARN and each alias (name and ARN) pointing at it. */
-  async namesOf(keyArn: string): Promise<string[]> {
-    const aliases = await this.listAliases();
+  async namesOf(keyArn: string, trace: KmsTrace): Promise<string[]> {
+    const aliases = await this.listAliases(trace);
     const own = aliases.filter((alias) => alias.keyArn === keyArn);
     return [keyArn, ...own.map((alias) => alias.aliasName), ...own.map((alias) => alias.aliasArn)];
   }
 
-  async listAliases(): Promise<KeyAlias[]> {
+  async listAliases(trace: KmsTrace): Promise<KeyAlias[]> {
+    if (!this.aliases.has(ALIASES) && !this.pending.has(ALIASES) && this.aliases.peek(ALIASES, { allowStale: true }) === undefined) {
+      trace.charge('ListAliases');
+    }
     return (await this.aliases.fetch(ALIASES)) ?? [];
   }
+}
+
+/** The key's ARN if its state allows use; KeyDisabled or KeyUnavailableState otherwise. */
+export function assertUsable(key: KeyDescription): string {
+  if (!key.enabled) {
+    throw key.state === 'Disabled'
+      ? new KmsError('KeyDisabled', 'the key is disabled')
+      : new KmsError('KeyUnavailableState', `the key is not usable in state ${key.state}`);
+  }
+  return key.keyArn;
 }

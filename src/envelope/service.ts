@@ -4,7 +4,8 @@
  * ARN they authorized.
  */
 import { canonicalContextKey } from './context.js';
-import { CachedDataKey, DataKeyCache, dataKeyIdOf, type DataKeyMaterial, type KeyUse } from './data-key-cache.js';
+import { CachedDataKey, DataKeyCache, dataKeyIdOf, type CacheRequester, type DataKeyMaterial, type KeyUse } from './data-key-cache.js';
+import { FailedUnwraps } from './failed-unwraps.js';
 import {
   encodeEnvelopePrefix,
   encodeRewrapped,
@@ -16,7 +17,7 @@ import {
 } from './format.js';
 import type { KmsTrace } from './kms-trace.js';
 import { openMessage, sealMessage } from './message-crypto.js';
-import type { EncryptionContext, KeyProvider } from '../kms/provider.js';
+import type { EncryptionContext, KeyProvider, KmsOperation } from '../kms/provider.js';
 import { KmsError } from '../kms/errors.js';
 
 /** How the data key behind one operation was obtained: the audit trail's CloudTrail link. */
@@ -69,6 +70,8 @@ export interface EnvelopeCaches {
 }
 
 export class EnvelopeService {
+  private readonly failedUnwraps = new FailedUnwraps();
+
   constructor(
     private readonly provider: KeyProvider,
     private readonly caches: EnvelopeCaches,
@@ -90,11 +93,17 @@ export class EnvelopeService {
   ): Promise<EnvelopeResult> {
     const partition = `${keyArn}\u0000${canonicalContextKey(context)}`;
     const fetch = async (): Promise<DataKeyMaterial> => this.provider.generateDataKey(keyArn, context);
-    return this.caches.encrypt.use(partition, plaintext.length, fetch, (use) => ({
-      envelope: sealMessage(use.entry.plaintextKey, prefixOf(use.entry, context), plaintext, aad),
-      keyArn: use.entry.keyArn,
-      dataKey: report(use, trace),
-    }));
+    return this.caches.encrypt.use(
+      partition,
+      plaintext.length,
+      fetch,
+      (use) => ({
+        envelope: sealMessage(use.entry.plaintextKey, prefixOf(use.entry, context), plaintext, aad),
+        keyArn: use.entry.keyArn,
+        dataKey: report(use, trace),
+      }),
+      requesterOf(trace, 'GenerateDataKey'),
+    );
   }
 
   /** Parses without decrypting, so the caller can authorize on the stored key and context. */
@@ -108,20 +117,30 @@ export class EnvelopeService {
   }
 
   async decrypt(envelope: ParsedEnvelope, aad: Buffer | undefined, trace: KmsTrace): Promise<DecryptResult> {
-    // The wrapped key's bytes themselves (base64), not a hash of them: exact, and no SHA-256
-    // per decrypt. The ARN and wrapped key are bounded (ENVELOPE_LIMITS), so is the string.
-    const partition = `${envelope.keyArn}\u0000${envelope.wrappedKey.toString('base64')}\u0000${canonicalContextKey(envelope.context)}`;
+    const partition = unwrapPartition(envelope);
+    this.failedUnwraps.recall(partition);
     const fetch = async (): Promise<DataKeyMaterial> => {
-      const key = await this.provider.decryptDataKey(envelope.wrappedKey, envelope.keyArn, envelope.context);
-      // Copy: the envelope's wrappedKey is a view into the request's buffer.
-      return { ...key, wrappedKey: Buffer.from(envelope.wrappedKey) };
+      try {
+        const key = await this.provider.decryptDataKey(envelope.wrappedKey, envelope.keyArn, envelope.context);
+        // Copy: the envelope's wrappedKey is a view into the request's buffer.
+        return { ...key, wrappedKey: Buffer.from(envelope.wrappedKey) };
+      } catch (error) {
+        this.failedUnwraps.remember(partition, error);
+        throw error;
+      }
     };
-    return this.caches.decrypt.use(partition, 0, fetch, (use) => ({
-      plaintext: openMessage(use.entry.plaintextKey, envelope, aad),
-      keyArn: use.entry.keyArn,
-      context: envelope.context,
-      dataKey: report(use, trace),
-    }));
+    return this.caches.decrypt.use(
+      partition,
+      0,
+      fetch,
+      (use) => ({
+        plaintext: openMessage(use.entry.plaintextKey, envelope, aad),
+        keyArn: use.entry.keyArn,
+        context: envelope.context,
+        dataKey: report(use, trace),
+      }),
+      requesterOf(trace, 'Decrypt'),
+    );
   }
 
   /**
@@ -129,13 +148,17 @@ export class EnvelopeService {
    * key never leaves KMS and the payload is never decrypted; only the key block changes.
    */
   async rewrap(envelope: ParsedEnvelope, destinationKeyArn: string, trace: KmsTrace): Promise<RewrapResult> {
-    const rewrapped = await this.provider.reEncryptDataKey(
-      envelope.wrappedKey,
-      envelope.keyArn,
-      envelope.context,
-      destinationKeyArn,
-      envelope.context,
-    );
+    // The same memory as decrypt: ReEncrypt fails to unwrap exactly when Decrypt does.
+    const source = unwrapPartition(envelope);
+    this.failedUnwraps.recall(source);
+    trace.charge('ReEncrypt');
+    let rewrapped;
+    try {
+      rewrapped = await this.provider.reEncryptDataKey(envelope.wrappedKey, envelope.keyArn, envelope.context, destinationKeyArn, envelope.context);
+    } catch (error) {
+      this.failedUnwraps.remember(source, error);
+      throw error;
+    }
     trace.add(rewrapped.requestId);
     const bytes = encodeRewrapped({ keyArn: rewrapped.keyArn, wrappedKey: rewrapped.wrappedKey }, envelope.sealedPart);
     return {
@@ -147,6 +170,7 @@ export class EnvelopeService {
 
   /** A fresh data key for client-side encryption: never cached, never reused. */
   async issueDataKey(keyArn: string, context: EncryptionContext, includePlaintext: boolean, trace: KmsTrace): Promise<IssuedDataKey> {
+    trace.charge('GenerateDataKey');
     const key = await this.provider.generateDataKey(keyArn, context);
     trace.add(key.requestId);
     if (key.plaintextKey.length !== 32) {
@@ -164,6 +188,20 @@ export class EnvelopeService {
     this.caches.encrypt.clear();
     this.caches.decrypt.clear();
   }
+}
+
+/**
+ * The decrypt cache's partition: the wrapped key's bytes themselves (base64), not a hash of
+ * them: exact, and no SHA-256 per decrypt. The ARN and wrapped key are bounded
+ * (ENVELOPE_LIMITS), so is the string.
+ */
+function unwrapPartition(envelope: ParsedEnvelope): string {
+  return `${envelope.keyArn}\u0000${envelope.wrappedKey.toString('base64')}\u0000${canonicalContextKey(envelope.context)}`;
+}
+
+/** The cache entry's owner and the budget a miss is charged to: the request's principal. */
+function requesterOf(trace: KmsTrace, operation: KmsOperation): CacheRequester {
+  return { owner: trace.owner, charge: () => trace.charge(operation) };
 }
 
 /** The serialised header prefix, computed once per cached data key. */

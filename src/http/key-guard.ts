@@ -3,14 +3,15 @@
  *
  * Once a data key is cached, KMS never sees the request, so this check is the only one that
  * runs for most requests. It answers 403 before it reveals anything: a caller whose request
- * the policy denies learns neither whether the key exists nor which constraint failed.
+ * the policy denies learns neither whether the key exists, nor its state, nor which
+ * constraint failed. A caller no rule could allow costs no KMS look-up at all.
  */
 import type { Policy } from '../authz/policy.js';
 import type { Operation, Principal } from '../authz/principal.js';
-import type { KeyDirectory } from '../envelope/key-directory.js';
+import { assertUsable, type KeyDirectory } from '../envelope/key-directory.js';
 import type { KmsTrace } from '../envelope/kms-trace.js';
 import { isKmsError } from '../kms/errors.js';
-import type { EncryptionContext } from '../kms/provider.js';
+import type { EncryptionContext, KeyDescription } from '../kms/provider.js';
 import { ProblemError } from './problem.js';
 
 export interface KeyAuthorization {
@@ -40,21 +41,26 @@ export class KeyGuard {
   ): Promise<KeyAuthorization> {
     // First on the name as given, so a denied caller cannot probe which keys exist.
     const byName = policy.decide(principal, { operation, keyNames: [requestedKeyId], context, plaintextBytes });
-    let keyArn: string;
+    // No rule could allow this request whatever the key: deny before any KMS look-up.
+    if (!byName.allowed && !policy.couldAllow(principal, { operation, context, plaintextBytes })) throw new AccessDeniedError(byName.reason);
+    let key: KeyDescription;
     try {
-      keyArn = await this.directory.resolve(requestedKeyId, trace);
+      key = await this.directory.describe(requestedKeyId, trace);
     } catch (error) {
       if (!byName.allowed && isKmsError(error) && (error.code === 'KeyNotFound' || error.code === 'InvalidRequest')) {
         throw new AccessDeniedError(byName.reason);
       }
       throw error;
     }
-    if (byName.allowed) return { keyArn, ruleId: byName.ruleId };
-    // The rule may name the key by its ARN or another alias.
-    const keyNames = [requestedKeyId, ...(await this.directory.namesOf(keyArn))];
-    const decision = policy.decide(principal, { operation, keyNames, context, plaintextBytes });
-    if (!decision.allowed) throw new AccessDeniedError(decision.reason);
-    return { keyArn, ruleId: decision.ruleId };
+    let decision = byName;
+    if (!decision.allowed) {
+      // The rule may name the key by its ARN or another alias.
+      const keyNames = [requestedKeyId, ...(await this.directory.namesOf(key.keyArn, trace))];
+      decision = policy.decide(principal, { operation, keyNames, context, plaintextBytes });
+      if (!decision.allowed) throw new AccessDeniedError(decision.reason);
+    }
+    // Only now, for a caller the policy allows, may the key's state show (409).
+    return { keyArn: assertUsable(key), ruleId: decision.ruleId };
   }
 
   /** For decrypt and a rewrap's source: the key and context come from the ciphertext. */
@@ -67,9 +73,15 @@ export class KeyGuard {
     plaintextBytes: number | undefined,
     trace: KmsTrace,
   ): Promise<KeyAuthorization> {
-    const keyNames = await this.directory.namesOf(keyArn);
-    const decision = policy.decide(principal, { operation, keyNames, context, plaintextBytes });
-    if (!decision.allowed) throw new AccessDeniedError(decision.reason);
+    let decision = policy.decide(principal, { operation, keyNames: [keyArn], context, plaintextBytes });
+    if (!decision.allowed) {
+      // No rule could allow this request whatever the key: deny before any KMS look-up.
+      if (!policy.couldAllow(principal, { operation, context, plaintextBytes })) throw new AccessDeniedError(decision.reason);
+      // The rule may name the key by an alias.
+      const keyNames = await this.directory.namesOf(keyArn, trace);
+      decision = policy.decide(principal, { operation, keyNames, context, plaintextBytes });
+      if (!decision.allowed) throw new AccessDeniedError(decision.reason);
+    }
     try {
       // A disabled or deleted key stops decrypting within the directory's TTL, cache or not.
       await this.directory.resolve(keyArn, trace);

@@ -6,6 +6,7 @@
  */
 import { AuthenticationError, AuthenticationUnavailableError } from '../authz/errors.js';
 import { EnvelopeError } from '../envelope/errors.js';
+import { KmsBudgetExceededError } from '../envelope/kms-budget.js';
 import { CircuitOpenError } from '../kms/circuit-breaker.js';
 import { isKmsError } from '../kms/errors.js';
 import { AuditWriteError } from '../audit/errors.js';
@@ -71,6 +72,15 @@ export function describeError(error: unknown): ProblemDescription {
   }
   if (error instanceof AuditWriteError) {
     return { status: 503, code: 'AuditUnavailable', detail: 'the audit log cannot be written; nothing was processed', retryAfterSeconds: 5 };
+  }
+  if (error instanceof KmsBudgetExceededError) {
+    // This principal's own KMS budget, not the service's state: other principals are served.
+    return {
+      status: 429,
+      code: 'KmsBudgetExceeded',
+      detail: "this principal's KMS call budget is spent (KMS_BUDGET_PER_SECOND, KMS_BUDGET_BURST); cached keys keep working",
+      retryAfterSeconds: Math.max(1, Math.ceil(error.retryAfterMs / 1000)),
+    };
   }
   if (error instanceof CircuitOpenError) {
     // Not attempted: the breaker is open. Retry-After is the cooldown left, so well-behaved

@@ -3,19 +3,24 @@
  *
  * Why: when KMS is down or throttling, every cold request would otherwise pay the full SDK
  * timeout × KMS_MAX_ATTEMPTS before it fails, holding a socket and a request slot, and would
- * keep hammering a KMS that is asking us to back off. After `failureThreshold` consecutive
- * calls fail with Unavailable or Throttled, the circuit opens: calls fail at once with
+ * keep hammering a KMS that cannot answer. After `failureThreshold` consecutive calls fail
+ * with Unavailable, the circuit opens: calls fail at once with
  * CircuitOpenError (a KmsError 'Unavailable', so HTTP 503 with Retry-After = the cooldown
  * left) and never reach KMS. When the cooldown has passed the circuit is half-open: exactly
  * one call goes through as a probe while the others keep failing fast; its outcome closes the
  * circuit or opens it for another cooldown.
  *
  * What counts:
- * - failure: KmsError 'Unavailable' or 'Throttled' (KMS unreachable, timed out, 5xx, or asking
- *   us to slow down), reported after the SDK's own retries, so one failed call is already
- *   KMS_MAX_ATTEMPTS failed attempts;
+ * - failure: KmsError 'Unavailable' (KMS unreachable, timed out, 5xx), reported after the
+ *   SDK's own retries, so one failed call is already KMS_MAX_ATTEMPTS failed attempts;
  * - success: any answer from KMS, including key-state and caller errors (KeyDisabled,
  *   KeyNotFound, AccessDenied, InvalidCiphertext...): KMS is up, the request was just refused;
+ *   and throttling (Throttled): KMS is up and refusing *rate*, not failing. The breaker is
+ *   everyone's, while throttling is provoked by whoever sends the most calls: counting it
+ *   would let one principal's burst turn into 503s for every principal's cold requests for a
+ *   whole cooldown. Throttled calls fail on their own (503 KmsThrottled, Retry-After 1, after
+ *   the SDK's backoff), and per-principal KMS budgets (envelope/kms-budget.ts) keep any one
+ *   principal from provoking throttling in the first place;
  * - neither: anything that is not a KmsError (a bug in our code says nothing about KMS).
  *
  * Cached data keys never reach the provider, so while the circuit is open they keep serving
@@ -41,7 +46,7 @@ export type CircuitState = 'closed' | 'open' | 'half-open';
 export const CIRCUIT_STATE_VALUE: Readonly<Record<CircuitState, number>> = { closed: 0, open: 1, 'half-open': 2 };
 
 export interface CircuitBreakerOptions {
-  /** Consecutive Unavailable/Throttled calls that open the circuit (KMS_BREAKER_FAILURES). */
+  /** Consecutive Unavailable calls that open the circuit (KMS_BREAKER_FAILURES). */
   failureThreshold: number;
   /** How long the circuit stays open before it lets one probe through (KMS_BREAKER_COOLDOWN_MS). */
   cooldownMs: number;
@@ -65,9 +70,9 @@ export class CircuitOpenError extends KmsError {
   }
 }
 
-/** Breaker failures: KMS could not answer, or asked us to back off. */
+/** Breaker failures: KMS could not answer. Throttling is an answer (see "What counts"). */
 export function isKmsOutage(error: unknown): boolean {
-  return isKmsError(error) && (error.code === 'Unavailable' || error.code === 'Throttled');
+  return isKmsError(error) && error.code === 'Unavailable';
 }
 
 /** Retry-After for calls refused while the single half-open probe is in flight. */

@@ -43,6 +43,13 @@ export class ServiceMetrics implements CacheObserver {
     registers: [this.registry],
   });
 
+  readonly kmsBudgetRejections = new Counter({
+    name: 'kms_budget_rejections_total',
+    help: 'KMS calls refused because the calling principal spent its KMS call budget (429 KmsBudgetExceeded); not sent to KMS. The principal is in the audit event, not in a label.',
+    labelNames: ['operation'] as const,
+    registers: [this.registry],
+  });
+
   readonly cacheHits = new Counter({
     name: 'datakey_cache_hits_total',
     help: 'Requests served by a cached (or coalesced in-flight) data key: no KMS call of their own.',

@@ -161,3 +161,86 @@ describe('data-key cache', () => {
     expect(calls()).toBe(1);
   });
 });
+
+describe('data-key cache shares between principals', () => {
+  function shared(capacity: number) {
+    const recorder = new Recorder();
+    const cache = new DataKeyCache('encrypt', { maxAgeMs: 60_000, maxMessages: 1_000, maxBytes: 1 << 30, capacity }, recorder);
+    const issued = new Map<string, Buffer>();
+    const charges: string[] = [];
+    const use = (owner: string, partition: string) =>
+      cache.use(
+        partition,
+        1,
+        async () => {
+          const plaintextKey = randomBytes(32);
+          issued.set(partition, plaintextKey);
+          return { keyArn: 'arn:key', plaintextKey, wrappedKey: randomBytes(64), requestId: `req-${partition}` };
+        },
+        (key) => key.cacheHit,
+        { owner, charge: () => charges.push(owner) },
+      );
+    return { cache, use, issued, charges, recorder };
+  }
+
+  it("a flood of new partitions evicts only the flooder's own keys (zeroed), never another principal's", async () => {
+    const { cache, use, issued, recorder } = shared(10);
+    for (const partition of ['billing-1', 'billing-2', 'billing-3']) expect(await use('billing', partition)).toBe(false);
+    for (let i = 0; i < 200; i++) await use('flooder', `flood-${i}`);
+    expect(cache.size).toBe(10);
+    for (const partition of ['billing-1', 'billing-2', 'billing-3']) expect(await use('billing', partition)).toBe(true);
+    expect(recorder.evictions).toHaveLength(193);
+    expect(recorder.evictions.every((reason) => reason === 'capacity')).toBe(true);
+    // Every evicted flood key was zeroed; the 7 the flooder still holds were not.
+    const floodKeys = [...issued].filter(([partition]) => partition.startsWith('flood-')).map(([, key]) => key);
+    expect(floodKeys.filter((key) => key.every((byte) => byte === 0))).toHaveLength(193);
+  });
+
+  it("within an owner's share, the least recently used key goes first: a key in use survives the owner's own churn", async () => {
+    const { use } = shared(4);
+    for (const partition of ['hot', 'a', 'b', 'c']) await use('svc', partition);
+    for (let i = 0; i < 6; i++) {
+      expect(await use('svc', 'hot')).toBe(true);
+      await use('svc', `new-${i}`);
+    }
+    expect(await use('svc', 'hot')).toBe(true);
+    expect(await use('svc', 'a')).toBe(false);
+  });
+
+  it('a cached entry serves every principal, and only its owner pays for it (once)', async () => {
+    const { use, charges } = shared(10);
+    const first = await Promise.all([use('billing', 'p'), use('billing', 'p'), use('flooder', 'p')]);
+    expect(first).toEqual([false, true, true]);
+    expect(charges).toEqual(['billing']);
+  });
+
+  it("a refused charge starts no KMS call and is not inherited by another principal's request", async () => {
+    const recorder = new Recorder();
+    const cache = new DataKeyCache('encrypt', { maxAgeMs: 60_000, maxMessages: 1_000, maxBytes: 1 << 30, capacity: 10 }, recorder);
+    let fetches = 0;
+    const fetch = async (): Promise<DataKeyMaterial> => {
+      fetches++;
+      return { keyArn: 'arn:key', plaintextKey: randomBytes(32), wrappedKey: randomBytes(64), requestId: 'r' };
+    };
+    const broke = { owner: 'flooder', charge: () => { throw new Error('over budget'); } };
+    const payer = { owner: 'billing', charge: () => {} };
+    const [refused, served] = await Promise.allSettled([cache.use('p', 1, fetch, () => 'ok', broke), cache.use('p', 1, fetch, () => 'ok', payer)]);
+    expect(refused).toMatchObject({ status: 'rejected' });
+    expect(served).toEqual({ status: 'fulfilled', value: 'ok' });
+    expect(fetches).toBe(1);
+  });
+});
+
+describe('data-key cache shares and expired entries', () => {
+  it('a full cache of expired keys (not yet purged by the timer) makes room without stalling, as age evictions', async () => {
+    const { use, advance, recorder, cache, issued } = setup({ capacity: 2 });
+    await use('p1');
+    await use('p2');
+    advance(61_000);
+    await use('p3');
+    expect(cache.size).toBeLessThanOrEqual(2);
+    expect(recorder.evictions).toContain('age');
+    expect(recorder.evictions).not.toContain('capacity');
+    expect(issued[0]!.every((byte) => byte === 0)).toBe(true);
+  }, 5_000);
+});

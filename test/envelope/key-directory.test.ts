@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { KeyDirectory } from '../../src/envelope/key-directory.js';
+import { KmsBudgetExceededError, KmsBudgets } from '../../src/envelope/kms-budget.js';
 import { KmsTrace } from '../../src/envelope/kms-trace.js';
 import { KmsError } from '../../src/kms/errors.js';
 import type { KeyDescription, KeyProvider } from '../../src/kms/provider.js';
@@ -68,7 +69,7 @@ describe('key directory', () => {
   it('names a key by its ARN and every alias pointing at it', async () => {
     const { provider } = fakeProvider();
     const directory = new KeyDirectory(provider);
-    expect(await directory.namesOf('arn:aws:kms:r:1:key/k')).toEqual(['arn:aws:kms:r:1:key/k', 'alias/a', 'arn:aws:kms:r:1:alias/a']);
+    expect(await directory.namesOf('arn:aws:kms:r:1:key/k', new KmsTrace())).toEqual(['arn:aws:kms:r:1:key/k', 'alias/a', 'arn:aws:kms:r:1:alias/a']);
   });
 });
 
@@ -82,9 +83,55 @@ describe('key directory alias list', () => {
       return original();
     };
     const directory = new KeyDirectory(provider, { ttlMs: 20 });
-    expect(await directory.namesOf('arn:aws:kms:r:1:key/k')).toContain('alias/a');
+    expect(await directory.namesOf('arn:aws:kms:r:1:key/k', new KmsTrace())).toContain('alias/a');
     failAliases = true;
     await sleep(30);
-    expect(await directory.namesOf('arn:aws:kms:r:1:key/k')).toContain('alias/a');
+    expect(await directory.namesOf('arn:aws:kms:r:1:key/k', new KmsTrace())).toContain('alias/a');
+  });
+});
+
+describe('key directory charges', () => {
+  const billed = (principal: string, perSecond: number, burst: number) => {
+    const trace = new KmsTrace();
+    trace.billTo(principal, new KmsBudgets({ perSecond, burst }).payerFor(principal));
+    return trace;
+  };
+
+  it('only the request that starts a look-up pays; coalesced and cached look-ups are free', async () => {
+    const { provider, state } = fakeProvider();
+    const directory = new KeyDirectory(provider);
+    const leader = billed('a', 1, 1);
+    const waiter = billed('b', 1, 1);
+    await Promise.all([directory.resolve('alias/a', leader), directory.resolve('alias/a', waiter), directory.resolve('alias/a', leader)]);
+    expect(state.calls).toBe(1);
+    // a's single token went to the look-up; b's is untouched, and cached answers are free to both.
+    expect(() => leader.charge('Decrypt')).toThrow(KmsBudgetExceededError);
+    await directory.resolve('alias/a', leader);
+    expect(await directory.namesOf('arn:aws:kms:r:1:key/k', waiter)).toContain('alias/a');
+    expect(() => waiter.charge('Decrypt')).toThrow(KmsBudgetExceededError);
+  });
+
+  it('refreshing a known key after its TTL is free (a principal over budget keeps its cached keys); unknown names are charged every time', async () => {
+    const { provider, state } = fakeProvider();
+    const directory = new KeyDirectory(provider, { ttlMs: 20, notFoundTtlMs: 20 });
+    const trace = billed('a', 0.001, 2);
+    await directory.resolve('alias/a', trace);
+    await expect(directory.resolve('alias/missing', trace)).rejects.toMatchObject({ code: 'KeyNotFound' });
+    await sleep(30);
+    expect(await directory.resolve('alias/a', trace)).toBe('arn:aws:kms:r:1:key/k');
+    expect(state.calls).toBe(3);
+    await expect(directory.resolve('alias/missing', trace)).rejects.toBeInstanceOf(KmsBudgetExceededError);
+    expect(state.calls).toBe(3);
+  });
+
+  it("a look-up refused for lack of budget is not started, so no other principal's request inherits the refusal", async () => {
+    const { provider, state } = fakeProvider();
+    const directory = new KeyDirectory(provider);
+    const broke = billed('a', 1, 1);
+    broke.charge('Decrypt');
+    const [refused, served] = await Promise.allSettled([directory.resolve('alias/a', broke), directory.resolve('alias/a', billed('b', 1, 1))]);
+    expect(refused).toMatchObject({ status: 'rejected', reason: expect.any(KmsBudgetExceededError) });
+    expect(served).toEqual({ status: 'fulfilled', value: 'arn:aws:kms:r:1:key/k' });
+    expect(state.calls).toBe(1);
   });
 });

@@ -36,13 +36,22 @@ async function failTimes(b: CircuitBreaker, times: number, code: KmsErrorCode = 
 }
 
 describe('CircuitBreaker', () => {
-  it('opens after N consecutive Unavailable/Throttled calls, not before', async () => {
+  it('opens after N consecutive Unavailable calls, not before', async () => {
     const { b, changes } = breaker();
     await failTimes(b, 2, 'Unavailable');
     expect(b.state).toBe('closed');
-    await failTimes(b, 1, 'Throttled');
+    await failTimes(b, 1, 'Unavailable');
     expect(b.state).toBe('open');
     expect(changes).toEqual(['closed->open']);
+  });
+
+  it('throttling never opens the circuit: KMS answered, refusing rate (one caller\'s burst must not fail everyone)', async () => {
+    const { b, changes } = breaker();
+    await failTimes(b, 2, 'Unavailable');
+    await failTimes(b, 20, 'Throttled');
+    expect(b.state).toBe('closed');
+    expect(b.consecutiveFailures).toBe(0);
+    expect(changes).toEqual([]);
   });
 
   it('a success (or any answer from KMS) in between resets the count', async () => {
@@ -101,7 +110,7 @@ describe('CircuitBreaker', () => {
     const { b, time, changes } = breaker();
     await failTimes(b, 3);
     time.advance(5_000);
-    await failTimes(b, 1, 'Throttled');
+    await failTimes(b, 1, 'Unavailable');
     expect(b.state).toBe('open');
     time.advance(4_999);
     await expect(b.run('Decrypt', ok)).rejects.toBeInstanceOf(CircuitOpenError);
@@ -143,9 +152,9 @@ describe('CircuitBreaker', () => {
     expect(() => new CircuitBreaker({ failureThreshold: 1, cooldownMs: 0 })).toThrow(RangeError);
   });
 
-  it('isKmsOutage: only Unavailable and Throttled', () => {
+  it('isKmsOutage: only Unavailable', () => {
     expect(isKmsOutage(new KmsError('Unavailable', 'x'))).toBe(true);
-    expect(isKmsOutage(new KmsError('Throttled', 'x'))).toBe(true);
+    expect(isKmsOutage(new KmsError('Throttled', 'x'))).toBe(false);
     expect(isKmsOutage(new KmsError('KeyDisabled', 'x'))).toBe(false);
     expect(isKmsOutage(new Error('x'))).toBe(false);
   });

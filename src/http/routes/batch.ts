@@ -15,7 +15,7 @@
 import type { FastifyInstance, FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { KmsTrace } from '../../envelope/kms-trace.js';
+import type { KmsTrace } from '../../envelope/kms-trace.js';
 import type { AuditItemOutcome } from '../audit-record.js';
 import { AccessDeniedError } from '../key-guard.js';
 import { decryptItem, encryptItem, type Caller, type ItemNotes } from '../operations.js';
@@ -122,7 +122,7 @@ async function runBatch<I, R>(
   record.requestParameters.items = items.length;
   const results = await Promise.all(
     items.map(async (item, index) => {
-      const trace = new KmsTrace();
+      const trace = record.trace.forItem();
       const notes: ItemNotes = {};
       const outcome: AuditItemOutcome = { index, status: 200, kmsRequestIds: [] };
       outcomes.push(outcome);

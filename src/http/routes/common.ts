@@ -71,7 +71,7 @@ export const COMMON_ERRORS = {
   ),
   429: problem(
     429,
-    'Rate limit (RateLimited) or in-flight limit (TooManyInFlight) of this principal exceeded, or too many failed authentications from this address (TooManyAuthFailures); see Retry-After.',
+    'Rate limit (RateLimited), in-flight limit (TooManyInFlight) or KMS call budget (KmsBudgetExceeded) of this principal exceeded, or too many failed authentications from this address (TooManyAuthFailures); see Retry-After.',
     'RateLimited',
     'rate limit of 60000 requests per 1 minute exceeded for this principal',
     RETRY_AFTER,
@@ -81,7 +81,7 @@ export const COMMON_ERRORS = {
 
 export const KEY_ERRORS = {
   404: problem(404, 'The key does not exist.', 'KeyNotFound', 'no such key'),
-  409: problem(409, 'The key is disabled or pending deletion.', 'KeyDisabled', 'the key is disabled'),
+  409: problem(409, 'The key is disabled or pending deletion (told only to a caller the policy allows; others get 403).', 'KeyDisabled', 'the key is disabled'),
 } as const;
 
 export const OPEN_ERRORS = {

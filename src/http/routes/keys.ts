@@ -30,8 +30,13 @@ export function registerKeys(scope: FastifyInstance, deps: V1Deps): void {
     async (request) => {
       const { principal, policy } = callerOf(request);
       const grants = policy.listGrants(principal);
+      // No grant, nothing to list: no reason to ask KMS for its aliases.
+      if (grants.length === 0) {
+        request.audit!.responseElements = { keyCount: 0 };
+        return { keys: [] };
+      }
       const byKey = new Map<string, { aliases: string[]; names: string[] }>();
-      for (const alias of await deps.directory.listAliases()) {
+      for (const alias of await deps.directory.listAliases(request.audit!.trace)) {
         const entry = byKey.get(alias.keyArn) ?? { aliases: [], names: [alias.keyArn] };
         entry.aliases.push(alias.aliasName);
         entry.names.push(alias.aliasName, alias.aliasArn);

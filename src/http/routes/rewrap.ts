@@ -50,8 +50,8 @@ export function registerRewrap(scope: FastifyInstance, deps: V1Deps): void {
       const target = await guard.authorizeRequestedKey(caller.policy, caller.principal, 'rewrap', destination, envelope.context, undefined, record.trace);
       // The destination relative to the source: one tenant's data must not land under another's key.
       const onward = caller.policy.decideRewrapDestination(caller.principal, {
-        sourceKeyNames: await deps.directory.namesOf(envelope.keyArn),
-        destinationKeyNames: [destination, ...(await deps.directory.namesOf(target.keyArn))],
+        sourceKeyNames: await deps.directory.namesOf(envelope.keyArn, record.trace),
+        destinationKeyNames: [destination, ...(await deps.directory.namesOf(target.keyArn, record.trace))],
         context: envelope.context,
         plaintextBytes: envelope.body.length,
       });

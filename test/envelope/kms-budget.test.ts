@@ -1,0 +1,73 @@
+/**
+ * The per-principal KMS call budget (token bucket) with an injected clock, and how a request's
+ * KmsTrace charges it: burst, refill, Retry-After, principals apart, and batch items paying
+ * into their request's budget.
+ */
+import { describe, expect, it } from 'vitest';
+import { KmsBudgetExceededError, KmsBudgets } from '../../src/envelope/kms-budget.js';
+import { KmsTrace } from '../../src/envelope/kms-trace.js';
+import type { KmsOperation } from '../../src/kms/provider.js';
+
+function budgets(perSecond: number, burst: number) {
+  let time = 1_000_000;
+  const rejected: KmsOperation[] = [];
+  const b = new KmsBudgets({ perSecond, burst, now: () => time, onReject: (operation) => rejected.push(operation) });
+  return { b, rejected, advance: (ms: number) => (time += ms) };
+}
+
+const spend = (b: KmsBudgets, principal: string, calls: number) => {
+  let ok = 0;
+  for (let i = 0; i < calls; i++) {
+    try {
+      b.charge(principal, 'GenerateDataKey');
+      ok++;
+    } catch (error) {
+      if (!(error instanceof KmsBudgetExceededError)) throw error;
+    }
+  }
+  return ok;
+};
+
+describe('KMS call budget', () => {
+  it('allows a burst, then refuses with the time until one call is back', () => {
+    const { b, rejected } = budgets(10, 5);
+    expect(spend(b, 'a', 5)).toBe(5);
+    let refusal: unknown;
+    try {
+      b.charge('a', 'Decrypt');
+    } catch (error) {
+      refusal = error;
+    }
+    expect(refusal).toBeInstanceOf(KmsBudgetExceededError);
+    expect((refusal as KmsBudgetExceededError).retryAfterMs).toBe(100);
+    expect(rejected).toEqual(['Decrypt']);
+  });
+
+  it('refills at the configured rate, never above the burst', () => {
+    const { b, advance } = budgets(10, 5);
+    spend(b, 'a', 5);
+    advance(300);
+    expect(spend(b, 'a', 10)).toBe(3);
+    advance(60_000);
+    expect(spend(b, 'a', 10)).toBe(5);
+  });
+
+  it('one principal spending its budget leaves every other principal its own', () => {
+    const { b } = budgets(1, 3);
+    expect(spend(b, 'flooder', 100)).toBe(3);
+    expect(spend(b, 'billing', 3)).toBe(3);
+  });
+
+  it('a trace charges its principal; batch items charge the same budget; an unbilled trace is free', () => {
+    const { b } = budgets(1, 2);
+    const trace = new KmsTrace();
+    trace.billTo('a', b.payerFor('a'));
+    const item = trace.forItem();
+    expect(item.owner).toBe('a');
+    trace.charge('DescribeKey');
+    item.charge('GenerateDataKey');
+    expect(() => item.charge('GenerateDataKey')).toThrow(KmsBudgetExceededError);
+    const free = new KmsTrace();
+    for (let i = 0; i < 10; i++) free.charge('Decrypt');
+  });
+});

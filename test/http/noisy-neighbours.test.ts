@@ -1,0 +1,212 @@
+/**
+ * Principals sharing one deployment: what one of them can take from the others over HTTP, on
+ * both providers (the AWS one through the SDK against the real local-kms), with a policy whose
+ * rule lets the flooder choose a context value (so each new value is a cold partition).
+ *
+ * - KMS budget: a principal's KMS calls are bounded by KMS_BUDGET_BURST/PER_SECOND; over it,
+ *   429 KmsBudgetExceeded while its cached keys keep working and other principals are served.
+ * - No grant, no KMS: a principal no rule could allow causes no KMS look-up at all.
+ * - A replayed forged envelope costs one KMS Decrypt, not one per replay.
+ * - Cache shares: one principal's flood of new partitions never evicts another's data key.
+ * - The breaker is everyone's: one principal hammering cold partitions cannot make KMS
+ *   throttle and fail everyone's cold requests. KMS throttling cannot be produced by
+ *   local-kms (it has no quotas), so the account quota is simulated here by a provider
+ *   wrapper that answers Throttled once a fixed number of calls has been made: a mock, used
+ *   only for that.
+ * - Key state stays behind the policy: 403 for a caller without a grant on a disabled or
+ *   pending-deletion key, 409 only for one with a grant (local provider: it can disable keys).
+ */
+import { randomBytes } from 'node:crypto';
+import request from 'supertest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeRewrapped, parseCiphertext, toCiphertextString } from '../../src/envelope/format.js';
+import { KmsError } from '../../src/kms/errors.js';
+import { LocalKeyProvider } from '../../src/kms/local.js';
+import type { KeyProvider } from '../../src/kms/provider.js';
+import { buildTestApp, countingProvider, providerKinds, type TestApp } from '../helpers/app.js';
+import { skipWithoutLocalKms } from '../helpers/local-kms.js';
+
+const POLICY = new URL('../fixtures/policy/neighbours.yaml', import.meta.url).pathname;
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const FLOODER = bearer('token-flooder');
+const BILLING = bearer('token-billing');
+const STRANGER = bearer('token-stranger');
+const NOBODY = bearer('token-nobody');
+const HELLO = Buffer.from('hello').toString('base64');
+const NOW = Date.now();
+
+let t: TestApp | undefined;
+afterEach(async () => {
+  await t?.close();
+  t = undefined;
+});
+
+async function start(kind: 'local' | 'aws', env: Record<string, string> = {}, wrap: (provider: KeyProvider) => KeyProvider = (p) => p) {
+  let counter!: ReturnType<typeof countingProvider>;
+  let base!: KeyProvider;
+  // A frozen clock: budgets do not refill during the test, so every count is exact.
+  t = await buildTestApp({
+    provider: kind,
+    policyFile: POLICY,
+    env,
+    now: () => NOW,
+    wrapProvider: (provider) => {
+      base = provider;
+      return (counter = countingProvider(wrap(provider)));
+    },
+  });
+  return { app: t.app, calls: counter.calls, base };
+}
+
+const encrypt = (app: TestApp['app'], auth: Record<string, string>, body: object) => request(app.server).post('/v1/encrypt').set(auth).send(body);
+const floodBatch = (app: TestApp['app'], from: number, count: number) =>
+  request(app.server)
+    .post('/v1/encrypt/batch')
+    .set(FLOODER)
+    .send({ items: Array.from({ length: count }, (_, i) => ({ plaintext: HELLO, context: { purpose: `p-${from + i}` } })) });
+const kmsCalls = (calls: Record<string, number>) => Object.values(calls).reduce((sum, n) => sum + n, 0);
+const lastEvent = () => t!.auditEvents().at(-1) as { errorCode?: string; additionalEventData: { cacheHit?: boolean } };
+
+describe.each(providerKinds())('noisy neighbours on the %s provider', (kind) => {
+  const skip = kind === 'aws' && skipWithoutLocalKms();
+
+  it.skipIf(skip)('KMS budget: a batch of cold partitions spends the burst, then 429 KmsBudgetExceeded; cache hits and other principals still served', async () => {
+    const { app, calls } = await start(kind, { KMS_BUDGET_PER_SECOND: '1', KMS_BUDGET_BURST: '10' });
+    const batch = await floodBatch(app, 0, 30);
+    expect(batch.status).toBe(200);
+    const results = batch.body.results as { ciphertext?: string; error?: { code: string; status: number } }[];
+    // 10 tokens: one DescribeKey (alias/default) and 9 GenerateDataKey; the rest refused unsent.
+    expect(kmsCalls(calls)).toBe(10);
+    expect(results.filter((result) => result.ciphertext)).toHaveLength(9);
+    expect(results.filter((result) => result.error?.code === 'KmsBudgetExceeded' && result.error.status === 429)).toHaveLength(21);
+
+    const cachedPurpose = `p-${results.findIndex((result) => result.ciphertext)}`;
+    expect((await encrypt(app, FLOODER, { plaintext: HELLO, context: { purpose: cachedPurpose } })).status).toBe(200);
+    const refused = await encrypt(app, FLOODER, { plaintext: HELLO, context: { purpose: 'cold' } });
+    expect(refused.status).toBe(429);
+    expect(refused.body.code).toBe('KmsBudgetExceeded');
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(lastEvent().errorCode).toBe('KmsBudgetExceeded');
+    const datakey = await request(app.server).post('/v1/datakey').set(FLOODER).send({ context: { purpose: 'cold' } });
+    expect([datakey.status, datakey.body.code]).toEqual([429, 'KmsBudgetExceeded']);
+    const binary = await request(app.server)
+      .post('/v1/encrypt/binary')
+      .set({ ...FLOODER, 'content-type': 'application/octet-stream', 'x-envelope-context': 'purpose=cold-binary' })
+      .send(Buffer.from('hello'));
+    expect([binary.status, binary.body.code]).toEqual([429, 'KmsBudgetExceeded']);
+    expect(kmsCalls(calls)).toBe(10);
+
+    expect((await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'cold' } })).status).toBe(200);
+    const metrics = await request(app.server).get('/metrics');
+    expect(metrics.text).toContain('kms_budget_rejections_total{operation="GenerateDataKey"} 24');
+  });
+
+  it.skipIf(skip)('a principal no rule could allow causes no KMS call, whatever keys it names', async () => {
+    const { app, calls } = await start(kind);
+    const ciphertext = (await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'billing' } })).body.ciphertext as string;
+    const before = { ...calls };
+    for (let i = 0; i < 20; i++) {
+      const keyId = `alias/probe-${randomBytes(6).toString('hex')}`;
+      const response = await encrypt(app, NOBODY, { plaintext: HELLO, keyId, context: { purpose: 'x' } });
+      expect(response.status).toBe(403);
+      expect(response.body.code).toBe('AccessDenied');
+    }
+    expect((await request(app.server).post('/v1/decrypt').set(NOBODY).send({ ciphertext })).status).toBe(403);
+    const keys = await request(app.server).get('/v1/keys').set(NOBODY);
+    expect([keys.status, keys.body.keys]).toEqual([200, []]);
+    expect(calls).toEqual(before);
+  });
+
+  it.skipIf(skip)('a replayed forged envelope costs KMS one Decrypt, and gets the same 422 every time', async () => {
+    const { app, calls } = await start(kind);
+    const genuine = parseCiphertext((await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'billing' } })).body.ciphertext as string);
+    const forged = toCiphertextString(encodeRewrapped({ keyArn: genuine.keyArn, wrappedKey: randomBytes(genuine.wrappedKey.length) }, genuine.sealedPart));
+    const answers = [];
+    for (let i = 0; i < 5; i++) {
+      const response = await request(app.server).post('/v1/decrypt').set(BILLING).send({ ciphertext: forged });
+      answers.push(`${response.status} ${response.body.code as string}`);
+    }
+    expect(answers).toEqual(Array.from({ length: 5 }, () => '422 DataKeyUnwrapFailed'));
+    expect(calls.Decrypt).toBe(1);
+    // A rewrap of the same forgery is refused from the same memory: ReEncrypt unwraps as Decrypt does.
+    const rewrap = await request(app.server).post('/v1/rewrap').set(FLOODER).send({ ciphertext: forged });
+    expect([rewrap.status, rewrap.body.code]).toEqual([422, 'DataKeyUnwrapFailed']);
+    expect(calls.ReEncrypt).toBeUndefined();
+  });
+
+  // Local provider only: local-kms reads a key id out of the blob itself and answers a random
+  // one with NotFoundException, where KMS answers InvalidCiphertextException (the Decrypt case
+  // above covers local-kms).
+  it.skipIf(skip || kind === 'aws')('a replayed forged envelope costs KMS one ReEncrypt on rewrap too', async () => {
+    const { app, calls } = await start(kind);
+    const genuine = parseCiphertext((await encrypt(app, FLOODER, { plaintext: HELLO, context: { purpose: 'x' } })).body.ciphertext as string);
+    const forged = toCiphertextString(encodeRewrapped({ keyArn: genuine.keyArn, wrappedKey: randomBytes(genuine.wrappedKey.length) }, genuine.sealedPart));
+    for (let i = 0; i < 5; i++) {
+      const response = await request(app.server).post('/v1/rewrap').set(FLOODER).send({ ciphertext: forged });
+      expect([response.status, response.body.code]).toEqual([422, 'DataKeyUnwrapFailed']);
+    }
+    expect(calls.ReEncrypt).toBe(1);
+  });
+
+  it.skipIf(skip)("cache shares: another principal's flood of new partitions leaves billing's data key cached", async () => {
+    const { app, calls } = await start(kind, { CACHE_CAPACITY: '10', KMS_BUDGET_BURST: '1000' });
+    expect((await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'billing' } })).status).toBe(200);
+    for (let from = 0; from < 60; from += 20) expect((await floodBatch(app, from, 20)).status).toBe(200);
+    const afterFlood = calls.GenerateDataKey;
+    expect(afterFlood).toBeGreaterThanOrEqual(61);
+    expect((await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'billing' } })).status).toBe(200);
+    expect(lastEvent().additionalEventData.cacheHit).toBe(true);
+    expect(calls.GenerateDataKey).toBe(afterFlood);
+    const metrics = await request(app.server).get('/metrics');
+    expect(metrics.text).toContain('datakey_cache_entries{cache="encrypt"} 10');
+  });
+
+  it.skipIf(skip)("the breaker is everyone's: a flooder stopped by its budget cannot make KMS throttle the others' cold requests", async () => {
+    // Simulated account quota (see the header): 25 calls, then KMS throttles every call.
+    let quota = 25;
+    const throttling = (provider: KeyProvider): KeyProvider => {
+      const spend = <T>(call: () => Promise<T>): Promise<T> =>
+        quota-- > 0 ? call() : Promise.reject(new KmsError('Throttled', 'simulated ThrottlingException: account quota exceeded'));
+      return {
+        kind: provider.kind,
+        generateDataKey: (keyId, context) => spend(() => provider.generateDataKey(keyId, context)),
+        decryptDataKey: (wrapped, keyId, context) => spend(() => provider.decryptDataKey(wrapped, keyId, context)),
+        reEncryptDataKey: (wrapped, s, sc, d, dc) => spend(() => provider.reEncryptDataKey(wrapped, s, sc, d, dc)),
+        describeKey: (keyId) => spend(() => provider.describeKey(keyId)),
+        listAliases: () => spend(() => provider.listAliases()),
+        close: () => provider.close(),
+      };
+    };
+    const { app } = await start(kind, { KMS_BUDGET_PER_SECOND: '1', KMS_BUDGET_BURST: '10', KMS_BREAKER_FAILURES: '5' }, throttling);
+    for (let from = 0; from < 200; from += 50) expect((await floodBatch(app, from, 50)).status).toBe(200);
+    const served = [];
+    for (let i = 0; i < 5; i++) {
+      const response = await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: `monthly-${i}` } });
+      served.push(`${response.status} ${(response.body.code as string | undefined) ?? ''}`.trim());
+    }
+    expect(served).toEqual(['200', '200', '200', '200', '200']);
+    expect(t!.app.services.circuit.state).toBe('closed');
+  });
+});
+
+describe('key state stays behind the policy (local provider)', () => {
+  it('a caller without a grant gets 403 for a disabled or pending-deletion key; one with a grant gets 409', async () => {
+    const { app, base } = await start('local');
+    const local = base as LocalKeyProvider;
+    const disabled = await local.createKey();
+    await local.createAlias('alias/retired', disabled.keyId);
+    await local.disableKey(disabled.keyId);
+    const deleting = await local.createKey();
+    await local.createAlias('alias/retired-soon', deleting.keyId);
+    await local.scheduleKeyDeletion(deleting.keyId);
+
+    for (const keyId of ['alias/retired', 'alias/retired-soon', disabled.keyArn]) {
+      const denied = await encrypt(app, STRANGER, { plaintext: HELLO, keyId, context: { any: 'thing' } });
+      expect(`${keyId} ${denied.status} ${denied.body.code as string}`).toBe(`${keyId} 403 AccessDenied`);
+    }
+    const disabledAnswer = await encrypt(app, FLOODER, { plaintext: HELLO, keyId: 'alias/retired', context: { purpose: 'x' } });
+    expect([disabledAnswer.status, disabledAnswer.body.code]).toEqual([409, 'KeyDisabled']);
+    const deletingAnswer = await encrypt(app, FLOODER, { plaintext: HELLO, keyId: 'alias/retired-soon', context: { purpose: 'x' } });
+    expect([deletingAnswer.status, deletingAnswer.body.code]).toEqual([409, 'KeyPendingDeletion']);
+  });
+});
