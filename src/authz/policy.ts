@@ -106,6 +106,8 @@ export interface Grant {
     readonly allowOthers: boolean;
   };
   readonly maxPlaintextBytes?: number;
+  /** Where a rewrap of a key this rule grants may send it, as written (`{context.NAME}` kept). */
+  readonly rewrapTo?: readonly string[];
 }
 
 function compileRule(spec: RuleSpec): CompiledRule {
@@ -254,6 +256,7 @@ export class Policy {
           allowOthers: rule.allowOthers,
         },
         ...(rule.maxPlaintextBytes === undefined ? {} : { maxPlaintextBytes: rule.maxPlaintextBytes }),
+        ...(rule.spec.rewrapTo === undefined ? {} : { rewrapTo: [...rule.spec.rewrapTo] }),
       });
     }
     return grants;

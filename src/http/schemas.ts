@@ -277,6 +277,13 @@ const KeyGrant = Type.Object(
       { description: 'The encryption context a request must carry under this rule (for decrypt and rewrap, the stored one).' },
     ),
     maxPlaintextBytes: Type.Optional(Type.Integer({ description: 'Largest plaintext this rule allows (encrypt, decrypt).' })),
+    rewrapTo: Type.Optional(
+      Type.Array(Type.String(), {
+        description:
+          'Where a rewrap may send a ciphertext of this key: key patterns, `{context.NAME}` standing for that value of the ' +
+          "ciphertext's stored context. Absent: any key this principal may encrypt to with that context.",
+      }),
+    ),
   },
   { description: 'A rule of the policy that grants this caller something on the key, with the constraints each request must meet.' },
 );

@@ -156,7 +156,14 @@ describe.each(providerKinds())('authorization with the example policy on the %s 
     ]);
     const ops = await request(t.app.server).get('/v1/keys').set(OPS);
     for (const key of ops.body.keys) {
-      expect(key.grants).toEqual([{ rule: 'ops-rewrap', operations: ['rewrap'], context: { required: [], equals: {}, optional: [], allowOthers: true } }]);
+      expect(key.grants).toEqual([
+        {
+          rule: 'ops-rewrap',
+          operations: ['rewrap'],
+          context: { required: ['tenant'], equals: {}, optional: [], allowOthers: true },
+          rewrapTo: ['alias/{context.tenant}', 'alias/{context.tenant}/*'],
+        },
+      ]);
     }
   });
 

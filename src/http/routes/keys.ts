@@ -68,6 +68,7 @@ function grantOnKey(grant: Grant, names: readonly string[]) {
       operations,
       context: { required: [...required].sort(), equals: { ...equals }, optional: [...optional].sort(), allowOthers },
       ...(grant.maxPlaintextBytes === undefined ? {} : { maxPlaintextBytes: grant.maxPlaintextBytes }),
+      ...(grant.rewrapTo === undefined ? {} : { rewrapTo: [...grant.rewrapTo] }),
     },
   ];
 }

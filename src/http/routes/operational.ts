@@ -3,7 +3,7 @@
  * load-shedding guard that answers 503 early when the event loop lags or memory runs short
  * (MAX_EVENT_LOOP_DELAY_MS, MAX_HEAP_USED_BYTES, MAX_RSS_BYTES; see memory-limits.ts).
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import underPressure from '@fastify/under-pressure';
 import type { Config } from '../../config.js';
 import type { ServiceMetrics } from '../../metrics/metrics.js';
@@ -43,13 +43,14 @@ export async function registerOperationalRoutes(app: FastifyInstance, deps: Oper
       maxRssBytes: memory.maxRssBytes,
       retryAfter: 5,
       exposeStatusRoute: false,
-      pressureHandler: (request, reply) => {
-        void reply
-          .code(503)
-          .header('retry-after', '5')
-          .type('application/problem+json')
-          .send(problemBody(request, { status: 503, code: 'Overloaded', detail: 'the service is overloaded; retry later' }));
-      },
+      // Returning the body (not sending it here) makes under-pressure send it and stop the
+      // request: a handler that sends and returns nothing lets the later hooks run as well
+      // (authentication, limits, the audit trail). Its typings say void; its code sends any
+      // non-null result.
+      pressureHandler: ((request: FastifyRequest, reply: FastifyReply) => {
+        reply.code(503).header('retry-after', '5').type('application/problem+json');
+        return problemBody(request, { status: 503, code: 'Overloaded', detail: 'the service is overloaded; retry later' });
+      }) as unknown as (request: FastifyRequest, reply: FastifyReply) => void,
     });
   }
 
