@@ -26,7 +26,6 @@ import type { AuditSink } from './http/audit-event.js';
 import type { PolicyStore } from './authz/store.js';
 import type { Config } from './config.js';
 import { DataKeyCache } from './envelope/data-key-cache.js';
-import { KeyDirectory } from './envelope/key-directory.js';
 import { KmsBudgets } from './envelope/kms-budget.js';
 import { EnvelopeService } from './envelope/service.js';
 import { AccessLog } from './http/access-log.js';
@@ -44,8 +43,9 @@ import { registerV1Routes } from './http/routes/v1.js';
 import { schemaRegExp } from './http/schemas.js';
 import { kmsCallBoundMs } from './kms/aws.js';
 import { CIRCUIT_STATE_VALUE, CircuitBreaker, withCircuitBreaker } from './kms/circuit-breaker.js';
-import { instrumentProvider } from './kms/instrumented.js';
+import { KeyDirectory } from './kms/key-directory.js';
 import type { KeyProvider } from './kms/provider.js';
+import { instrumentProvider } from './metrics/kms-instrumentation.js';
 import { ServiceMetrics } from './metrics/metrics.js';
 import { Readiness } from './http/readiness.js';
 

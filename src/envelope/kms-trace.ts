@@ -1,3 +1,4 @@
+import type { KmsCallContext } from '../kms/call-context.js';
 import type { KmsOperation } from '../kms/provider.js';
 import type { KmsPayer } from './kms-budget.js';
 
@@ -6,7 +7,7 @@ import type { KmsPayer } from './kms-budget.js';
  * records them so each event can be joined with CloudTrail's `requestID`), and who pays for
  * the KMS calls it causes: the principal's budget and its share of the data-key cache.
  */
-export class KmsTrace {
+export class KmsTrace implements KmsCallContext {
   private readonly ids = new Set<string>();
   private payer: KmsPayer | undefined;
   /** The principal the request's cache entries belong to ('' before authentication). */

@@ -41,7 +41,7 @@ export function toAuditEvent(request: FastifyRequest, status: number, record: Au
     eventName: record.eventName,
     userIdentity,
     sourceIPAddress: request.ip,
-    userAgent: truncate(request.headers['user-agent'] ?? '', 256),
+    userAgent: request.headers['user-agent'] ?? '', // bounded by the audit log, like every caller-sent string
     requestParameters: record.requestParameters,
     responseElements: failed ? null : (record.responseElements ?? null),
     requestID: request.id,
@@ -53,8 +53,4 @@ export function toAuditEvent(request: FastifyRequest, status: number, record: Au
     event.errorMessage = record.errorMessage ?? '';
   }
   return event;
-}
-
-function truncate(value: string, max: number): string {
-  return value.length > max ? value.slice(0, max) : value;
 }

@@ -14,7 +14,7 @@
  * plaintexts, so they carry nothing secret; they are not audited, since no caller asked for them.
  */
 import type { FastifyBaseLogger } from 'fastify';
-import type { KeyDirectory } from '../envelope/key-directory.js';
+import type { KeyDirectory } from '../kms/key-directory.js';
 import { toContext } from '../envelope/context.js';
 import { KmsTrace } from '../envelope/kms-trace.js';
 import { toCiphertextString } from '../envelope/format.js';

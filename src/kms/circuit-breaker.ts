@@ -32,11 +32,12 @@
  * model is a per-function wrapper with its own timeout, rolling-window percentages and event
  * emitter, most of which we would have to switch off.
  *
- * Placement (src/app.ts): breaker(instrumented(provider)). Calls refused by the breaker never
+ * Placement (src/app.ts): breaker(instrumented(provider)), both built with decorateProvider. Calls refused by the breaker never
  * reach the instrumentation, so kms_requests_total and kms_request_duration_seconds count
  * only calls that were really sent to KMS; refusals are counted apart
  * (kms_circuit_rejections_total) and the state is the kms_circuit_state gauge.
  */
+import { decorateProvider } from './decorate.js';
 import { KmsError, isKmsError } from './errors.js';
 import type { KeyProvider, KmsOperation } from './provider.js';
 
@@ -189,16 +190,7 @@ export class CircuitBreaker {
   }
 }
 
-/** Wraps every KMS operation of `provider` in `breaker`. close() is passed through. */
+/** Wraps every KMS operation of `provider` in `breaker`. */
 export function withCircuitBreaker(provider: KeyProvider, breaker: CircuitBreaker): KeyProvider {
-  return {
-    kind: provider.kind,
-    generateDataKey: (keyId, context) => breaker.run('GenerateDataKey', () => provider.generateDataKey(keyId, context)),
-    decryptDataKey: (wrapped, keyId, context) => breaker.run('Decrypt', () => provider.decryptDataKey(wrapped, keyId, context)),
-    reEncryptDataKey: (wrapped, source, sourceContext, destination, destinationContext) =>
-      breaker.run('ReEncrypt', () => provider.reEncryptDataKey(wrapped, source, sourceContext, destination, destinationContext)),
-    describeKey: (keyId) => breaker.run('DescribeKey', () => provider.describeKey(keyId)),
-    listAliases: () => breaker.run('ListAliases', () => provider.listAliases()),
-    close: () => provider.close(),
-  };
+  return decorateProvider(provider, (operation, call) => breaker.run(operation, call));
 }

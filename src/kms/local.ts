@@ -17,6 +17,7 @@
  * - every call, failed or not, gets a fresh UUID requestId (on the KmsError too).
  * Wrapping format and AAD: local-wrap.ts.
  *
+ * The admin methods serve `npm run keys` (keys-cli.ts) and tests; the service never calls them.
  * Single writer: admin changes made by another process to the same file are not seen until
  * restart, and two processes doing admin writes would overwrite each other's changes.
  */
@@ -158,7 +159,7 @@ export class LocalKeyProvider implements KeyProvider {
     for (const key of this.store.keys.values()) key.material.fill(0);
   }
 
-  // ---- admin (tests, ops CLI) -------------------------------------------------------------
+  // ---- admin (keys-cli.ts, tests) ----------------------------------------------------------
 
   async createKey(): Promise<LocalKeyInfo> {
     const key = newKey();

@@ -12,6 +12,7 @@ import { AuditLog } from '../../src/audit/index.js';
 import { PolicyStore } from '../../src/authz/store.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { AwsKmsProvider, type AwsKmsSettings } from '../../src/kms/aws.js';
+import { decorateProvider } from '../../src/kms/decorate.js';
 import { LocalKeyProvider } from '../../src/kms/local.js';
 import type { KeyProvider } from '../../src/kms/provider.js';
 import { ServiceMetrics } from '../../src/metrics/metrics.js';
@@ -104,21 +105,11 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
 /** Wraps a provider to count calls per operation: how tests see what reached KMS. */
 export function countingProvider(provider: KeyProvider): KeyProvider & { calls: Record<string, number> } {
   const calls: Record<string, number> = {};
-  const count = <T>(name: string, call: () => Promise<T>): Promise<T> => {
-    calls[name] = (calls[name] ?? 0) + 1;
+  const counted = decorateProvider(provider, (operation, call) => {
+    calls[operation] = (calls[operation] ?? 0) + 1;
     return call();
-  };
-  return {
-    kind: provider.kind,
-    calls,
-    generateDataKey: (keyId, context) => count('GenerateDataKey', () => provider.generateDataKey(keyId, context)),
-    decryptDataKey: (wrapped, keyId, context) => count('Decrypt', () => provider.decryptDataKey(wrapped, keyId, context)),
-    reEncryptDataKey: (wrapped, source, sourceContext, destination, destinationContext) =>
-      count('ReEncrypt', () => provider.reEncryptDataKey(wrapped, source, sourceContext, destination, destinationContext)),
-    describeKey: (keyId) => count('DescribeKey', () => provider.describeKey(keyId)),
-    listAliases: () => count('ListAliases', () => provider.listAliases()),
-    close: () => provider.close(),
-  };
+  });
+  return Object.assign(counted, { calls });
 }
 
 /** The suites that run on both providers. */

@@ -117,6 +117,14 @@ describe('one audit event per request, for every endpoint', () => {
     expect(new Set(events.map((event) => event.requestID))).toEqual(ids);
   });
 
+  it("records the caller's user agent, a long one cut once, at 256 characters, with a visible mark", async () => {
+    for (const agent of ['curl/8.5.0', 'x'.repeat(300)]) {
+      const response = await request(t.app.server).get('/v1/keys').set(AUTH).set('user-agent', agent);
+      const event = t.auditEvents().find((entry) => entry.requestID === response.headers['x-request-id']);
+      expect(event?.userAgent).toBe(agent.length > 256 ? `${agent.slice(0, 256)}...` : agent);
+    }
+  });
+
   it('the whole log verifies as an intact chain', async () => {
     const result = await verifyAuditLog(t.auditPath);
     expect(result.ok).toBe(true);

@@ -5,7 +5,7 @@
 import { Type } from 'typebox';
 import type { Config } from '../../config.js';
 import type { PolicyStore } from '../../authz/store.js';
-import type { KeyDirectory } from '../../envelope/key-directory.js';
+import type { KeyDirectory } from '../../kms/key-directory.js';
 import type { FastifyRequest } from 'fastify';
 import type { Caller, OperationDeps } from '../operations.js';
 import { titleOf } from '../problem.js';

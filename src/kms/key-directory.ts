@@ -6,16 +6,16 @@
  *
  * lru-cache's fetchMethod gives TTL plus coalescing of concurrent look-ups for free. Unknown
  * keys are remembered briefly too, so a caller cannot turn random key ids into a KMS flood.
- * Only the request that starts a look-up pays for it (its KmsTrace's budget), and it pays
+ * Only the request that starts a look-up pays for it (its KmsCallContext's budget), and it pays
  * before the look-up starts: a refused charge never becomes a shared, failed fetch that
  * coalesced requests of other principals would inherit. Refreshing a key already known to
  * exist (or the alias list) once its TTL is over is free: it happens at most once per TTL per
  * real key, whoever asks, and a principal over budget keeps using its cached data keys.
  */
 import { LRUCache } from 'lru-cache';
-import { KmsError, isKmsError } from '../kms/errors.js';
-import type { KeyAlias, KeyDescription, KeyProvider } from '../kms/provider.js';
-import type { KmsTrace } from './kms-trace.js';
+import type { KmsCallContext } from './call-context.js';
+import { KmsError, isKmsError } from './errors.js';
+import type { KeyAlias, KeyDescription, KeyProvider } from './provider.js';
 
 type Lookup = { found: KeyDescription } | { missing: KmsError };
 
@@ -82,7 +82,7 @@ export class KeyDirectory {
   }
 
   /** The key's ARN if it exists and may be used; a KmsError otherwise. */
-  async resolve(keyId: string, trace: KmsTrace): Promise<string> {
+  async resolve(keyId: string, trace: KmsCallContext): Promise<string> {
     return assertUsable(await this.describe(keyId, trace));
   }
 
@@ -90,7 +90,7 @@ export class KeyDirectory {
    * The key's ARN and state, whatever the state (KeyNotFound if there is no such key), so
    * that the policy can be asked before a caller learns the state (assertUsable).
    */
-  async describe(keyId: string, trace: KmsTrace): Promise<KeyDescription> {
+  async describe(keyId: string, trace: KmsCallContext): Promise<KeyDescription> {
     if (!this.keys.has(keyId) && !this.pending.has(keyId) && !this.isKnownKey(keyId)) trace.charge('DescribeKey');
     const status: LRUCache.Status<string, Lookup, unknown> = {};
     const lookup = (await this.keys.fetch(keyId, { status })) as Lookup;
@@ -107,13 +107,13 @@ export class KeyDirectory {
   }
 
   /** Every name the policy may know this key by: its ARN and each alias (name and ARN) pointing at it. */
-  async namesOf(keyArn: string, trace: KmsTrace): Promise<string[]> {
+  async namesOf(keyArn: string, trace: KmsCallContext): Promise<string[]> {
     const aliases = await this.listAliases(trace);
     const own = aliases.filter((alias) => alias.keyArn === keyArn);
     return [keyArn, ...own.map((alias) => alias.aliasName), ...own.map((alias) => alias.aliasArn)];
   }
 
-  async listAliases(trace: KmsTrace): Promise<KeyAlias[]> {
+  async listAliases(trace: KmsCallContext): Promise<KeyAlias[]> {
     if (!this.aliases.has(ALIASES) && !this.pending.has(ALIASES) && this.aliases.peek(ALIASES, { allowStale: true }) === undefined) {
       trace.charge('ListAliases');
     }

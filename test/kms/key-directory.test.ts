@@ -3,7 +3,7 @@
  * and keeping the last answer while KMS is unreachable.
  */
 import { describe, expect, it } from 'vitest';
-import { KeyDirectory } from '../../src/envelope/key-directory.js';
+import { KeyDirectory } from '../../src/kms/key-directory.js';
 import { KmsBudgetExceededError, KmsBudgets } from '../../src/envelope/kms-budget.js';
 import { KmsTrace } from '../../src/envelope/kms-trace.js';
 import { KmsError } from '../../src/kms/errors.js';
