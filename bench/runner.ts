@@ -1,24 +1,31 @@
 /**
  * The benchmark runner: runs every case (or a chosen group), computes ratios and targets, and
- * writes bench/results/<timestamp>.json; a full run also regenerates the results section of
- * docs/BENCHMARKS.md and its SVG charts. bench/run.ts is the command line.
+ * writes the results JSON. A full run writes bench/results/latest.json (the run the docs cite,
+ * kept in git) and regenerates the results section of docs/BENCHMARKS.md and its SVG charts;
+ * any other run writes bench/results/[smoke-]<timestamp>.json (ignored by git).
+ * bench/commands/run.ts is the command line.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { join } from 'node:path';
 import { findLocalKmsBinary, startLocalKms, type LocalKmsInstance } from '../test/helpers/local-kms.js';
-import { runHttpCases, runLayerCases, LAYER_VARIANTS, HTTP_SIZES } from './cases/http.js';
-import { runInProcessCases, runRawCryptoCases } from './cases/inprocess.js';
+import { runHttpCases, runLayerCases, LAYER_VARIANTS } from './cases/http.js';
+import { runInProcessCases } from './cases/inprocess.js';
 import { runKmsEconomyCases, KMS_CASE_IDS } from './cases/kms-economy.js';
 import { runNoisyNeighbourCases, NEIGHBOUR_CASE_IDS } from './cases/noisy-neighbour.js';
+import { runRawCryptoCases } from './cases/raw-crypto.js';
 import { REPO_ROOT } from './lib/constants.js';
 import type { RunContext } from './lib/context.js';
 import { round } from './lib/load.js';
 import { updateDocs } from './lib/report.js';
 import type { BenchResults, CaseResult, TargetResult } from './lib/results.js';
 import type { Settings } from './lib/settings.js';
-import { formatSummary, summarizeProfile } from './profile-summary.js';
+import { formatSummary, summarizeProfile } from './lib/profile.js';
+import { HTTP_SIZES } from './lib/sizes.js';
+
+/** The results file of the run docs/BENCHMARKS.md cites (the only one kept in git). */
+export const LATEST_RESULTS = 'latest.json';
 
 export const CASE_GROUPS = ['http', 'large', 'layers', 'inprocess', 'kms', 'neighbour'] as const;
 
@@ -152,14 +159,14 @@ export async function runBenchmarks(options: RunOptions): Promise<RunOutput> {
     profiles,
   };
 
+  const docs = options.docs ?? (options.settings.mode === 'full' && only.size === 0 && !options.sizes?.length && !options.variants?.length && !options.skip?.length);
   mkdirSync(outDir, { recursive: true });
-  const file = join(outDir, `${options.settings.mode === 'smoke' ? 'smoke-' : ''}${stamp}.json`);
+  const file = join(outDir, docs ? LATEST_RESULTS : `${options.settings.mode === 'smoke' ? 'smoke-' : ''}${stamp}.json`);
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   log(`results: ${file}`);
   for (const target of targets) {
     log(`target ${target.id}: ${target.met === null ? 'not measured' : target.met ? 'MET' : 'MISSED'} (${target.target}; measured ${target.measured})`);
   }
-  const docs = options.docs ?? (options.settings.mode === 'full' && only.size === 0 && !options.sizes?.length && !options.variants?.length && !options.skip?.length);
   if (docs) {
     const written = updateDocs(results, file);
     log(`docs: ${written.join(', ')}`);

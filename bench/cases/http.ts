@@ -7,13 +7,14 @@
  *      (lib/stream-load.ts explains why not autocannon);
  *   5. the 1 KiB encrypt through each layer variant of the service.
  */
-import { BENCH_CONTEXT, KiB, MiB } from '../lib/constants.js';
+import { BENCH_CONTEXT } from '../lib/constants.js';
 import { formatContextHeader } from '../../src/http/binary-headers.js';
 import { decryptBody, encryptBody, largestPlaintextFor, plaintextOf } from '../lib/bodies.js';
 import { skip, wants, type RunContext } from '../lib/context.js';
 import { measureHttp, round, type HttpMeasurement } from '../lib/load.js';
 import { measureHttpStreaming } from '../lib/stream-load.js';
-import { runRawCryptoCases } from './inprocess.js';
+import { HTTP_SIZES, largeSizes, type Sizes } from '../lib/sizes.js';
+import { runRawCryptoCases } from './raw-crypto.js';
 import type { ServerProcess } from '../lib/server-process.js';
 import {
   VARIANT_LABELS,
@@ -25,27 +26,6 @@ import {
   type RunningService,
   type ServiceVariant,
 } from '../lib/services.js';
-
-const BODY_LIMIT_BYTES = 8 * MiB; // the service's default, and the baselines'
-
-export interface Sizes {
-  key: string;
-  label: string;
-  bytes: number;
-}
-
-export const HTTP_SIZES: Sizes[] = [
-  { key: '1k', label: '1 KiB', bytes: KiB },
-  { key: '64k', label: '64 KiB', bytes: 64 * KiB },
-];
-
-export function largeSizes(): Sizes[] {
-  const max = largestPlaintextFor(BODY_LIMIT_BYTES);
-  return [
-    { key: '1m', label: '1 MiB', bytes: MiB },
-    { key: 'max', label: `${(max / MiB).toFixed(2)} MiB (largest under the 8 MiB body limit)`, bytes: max },
-  ];
-}
 
 interface Payloads {
   size: Sizes;

@@ -1,40 +1,21 @@
 /**
- * In-process cases, no HTTP:
- *   2. the envelope core (EnvelopeService with a warm DataKeyCache over LocalKeyProvider)
- *      against the AWS Encryption SDK for JavaScript with its caching materials manager over a
- *      raw AES keyring (no KMS, no network on either side), suites 0x0478 and 0x0578 (the
- *      SDK default), encrypt and decrypt of 1 KiB, in interleaved rounds (median kept);
- *   4. raw node:crypto AES-256-GCM on the large payloads, the reference for HTTP MB/s.
+ * Case 2, in-process, no HTTP: the envelope core (EnvelopeService with a warm DataKeyCache over
+ * LocalKeyProvider) against the AWS Encryption SDK for JavaScript with its caching materials
+ * manager over a raw AES keyring (no KMS, no network on either side), suites 0x0478 and 0x0578
+ * (the SDK default), encrypt and decrypt of 1 KiB, in interleaved rounds (median kept).
  */
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { DataKeyCache, type CacheObserver } from '../../src/envelope/data-key-cache.js';
 import { KmsTrace } from '../../src/envelope/kms-trace.js';
 import { EnvelopeService } from '../../src/envelope/service.js';
 import { LocalKeyProvider } from '../../src/kms/local.js';
-import { BENCH_CONTEXT, KiB, MiB } from '../lib/constants.js';
+import { BENCH_CONTEXT, DEFAULT_CACHE_LIMITS, KiB } from '../lib/constants.js';
 import { wants, type RunContext } from '../lib/context.js';
-import { round } from '../lib/load.js';
-import { measureOps, type OpsMeasurement } from '../lib/ops.js';
+import { measureOps, recordOps, type OpsMeasurement } from '../lib/ops.js';
 import { SUITE_0478, SUITE_0578, cachingManager, rawAesKeyring, sdk } from '../lib/sdk.js';
-import { largeSizes } from './http.js';
-
-/** The service's default cache settings (src/config.ts), used on both sides. */
-export const DEFAULT_CACHE_LIMITS = { maxAgeMs: 300_000, maxMessages: 10_000, maxBytes: 1024 * MiB, capacity: 1_000 };
 
 const quietObserver: CacheObserver = { hit() {}, miss() {}, evicted() {} };
-
-function record(ctx: RunContext, id: string, label: string, bytes: number, result: OpsMeasurement, rounds?: number[]): void {
-  ctx.cases[id] = {
-    kind: 'ops',
-    label,
-    payloadBytes: bytes,
-    mbPerSecond: round((result.opsPerSecond * bytes) / 1e6, 1),
-    ...result,
-    ...(rounds ? { roundsOpsPerSecond: rounds } : {}),
-  };
-  ctx.log(`  ${id}: ${label}: ${result.opsPerSecond} ops/s (${result.meanUs} us/op)${rounds ? ` median of [${rounds.join(', ')}]` : ''}`);
-}
 
 interface Series {
   id: string;
@@ -45,7 +26,7 @@ interface Series {
 /**
  * Measures every series in interleaved rounds (ours, theirs, theirs, ours, ...), so a burst of
  * background load or a GC-heavy neighbour hits every series alike, and keeps each series' median
- * round. The Encryption SDK in particular swings by 2x between runs on a shared machine.
+ * round.
  */
 async function measureRounds(ctx: RunContext, series: Series[], bytes: number): Promise<void> {
   const { inprocessWarmupMs: warm, inprocessDurationMs: duration, inprocessRounds: rounds } = ctx.settings;
@@ -57,7 +38,7 @@ async function measureRounds(ctx: RunContext, series: Series[], bytes: number): 
   for (const s of series) {
     const sorted = [...samples.get(s.id)!].sort((a, b) => a.opsPerSecond - b.opsPerSecond);
     const median = sorted[Math.floor(sorted.length / 2)]!;
-    record(ctx, s.id, s.label, bytes, {
+    recordOps(ctx, s.id, s.label, bytes, {
       ...median,
       ops: sorted.reduce((sum, m) => sum + m.ops, 0),
     }, sorted.map((m) => m.opsPerSecond));
@@ -104,46 +85,4 @@ export async function runInProcessCases(ctx: RunContext): Promise<void> {
   await measureRounds(ctx, decryptSeries, KiB);
   envelope.clear();
   await provider.close();
-}
-
-/** Samples of the raw reference taken so far in this run, per size key. */
-const rawSamples = new Map<string, OpsMeasurement[]>();
-
-/**
- * Raw AES-256-GCM over the same bytes as the large HTTP cases: the MB/s reference.
- *
- * Sampled several times during the run (here with the in-process cases, and again right before
- * each server's large-payload cases) and recorded as the median sample: on this shared VM raw
- * AES-GCM measured anywhere from 1.5 to 4.3 GB/s within one run, so a single sample minutes
- * away from the HTTP cases made their ratio depend on which moment it hit.
- */
-export async function runRawCryptoCases(ctx: RunContext): Promise<void> {
-  if (!wants(ctx, 'large')) return;
-  const key = randomBytes(32);
-  const warmupMs = Math.min(500, ctx.settings.inprocessWarmupMs);
-  const durationMs = Math.min(2_000, ctx.settings.inprocessDurationMs);
-  for (const size of largeSizes()) {
-    if (ctx.sizes.size > 0 && !ctx.sizes.has(size.key)) continue;
-    const plaintext = randomBytes(size.bytes);
-    const iv = randomBytes(12);
-    const op = (): void => {
-      const cipher = createCipheriv('aes-256-gcm', key, iv);
-      cipher.update(plaintext);
-      cipher.final();
-      cipher.getAuthTag();
-    };
-    const samples = rawSamples.get(size.key) ?? [];
-    samples.push(await measureOps(op, warmupMs, durationMs));
-    rawSamples.set(size.key, samples);
-    const sorted = [...samples].sort((a, b) => a.opsPerSecond - b.opsPerSecond);
-    const median = sorted[Math.floor(sorted.length / 2)]!; // the upper median: never flatters the ratios
-    record(
-      ctx,
-      `large.raw.${size.key}`,
-      `raw node:crypto AES-256-GCM in-process, ${size.label}`,
-      size.bytes,
-      { ...median, ops: samples.reduce((sum, m) => sum + m.ops, 0) },
-      samples.map((m) => m.opsPerSecond),
-    );
-  }
 }

@@ -12,12 +12,12 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { LOCAL_KMS_SEED } from '../../test/helpers/local-kms.js';
-import { KiB } from '../lib/constants.js';
+import { DEFAULT_CACHE_LIMITS, KiB } from '../lib/constants.js';
 import { skip, wants, type RunContext } from '../lib/context.js';
+import { diff, kmsCalls } from '../lib/kms-metrics.js';
 import type { KmsCase } from '../lib/results.js';
 import { SUITE_0478, cachingManager, countingKmsKeyring, sdk } from '../lib/sdk.js';
 import { postJson, startService, withServer } from '../lib/services.js';
-import { DEFAULT_CACHE_LIMITS } from './inprocess.js';
 
 export const KMS_CASE_IDS = ['kms.spread.ours', 'kms.spread.sdk', 'kms.burst.ours', 'kms.burst.sdk'] as const;
 
@@ -105,28 +105,6 @@ function record(ctx: RunContext, id: string, fields: Omit<KmsCase, 'kind' | 'gen
   const generateDataKeyCalls = fields.kmsCalls.GenerateDataKey ?? 0;
   ctx.cases[id] = { kind: 'kms', ...fields, generateDataKeyCalls };
   ctx.log(`  ${id}: ${fields.label}: ${JSON.stringify(fields.kmsCalls)}`);
-}
-
-/** Sums kms_requests_total by operation (all outcomes) from the service's /metrics. */
-export async function kmsCalls(baseUrl: string): Promise<Record<string, number>> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text();
-  const counts: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    const match = /^kms_requests_total\{([^}]*)\}\s+(\S+)/.exec(line);
-    if (!match) continue;
-    const operation = /operation="([^"]+)"/.exec(match[1]!)?.[1] ?? 'unknown';
-    counts[operation] = (counts[operation] ?? 0) + Number(match[2]);
-  }
-  return counts;
-}
-
-export function diff(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [name, count] of Object.entries(after)) {
-    const delta = count - (before[name] ?? 0);
-    if (delta > 0) out[name] = delta;
-  }
-  return out;
 }
 
 /** Runs task(0..n-1) with at most `concurrency` in flight. */

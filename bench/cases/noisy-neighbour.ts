@@ -7,8 +7,8 @@
  * GenerateDataKey each), decrypts of forged envelopes (a valid header for A's own key and
  * context, a random wrapped key: a KMS Decrypt each) and requests without a token (401s).
  *
- * Two passes, each on a fresh service with the service's defaults (rate limits included) and the
- * same warm-up of B: B alone, then B while A floods for exactly B's measured time. Reported for
+ * Two passes, each on a fresh service with the service's defaults (every per-principal limit
+ * included) and the same warm-up of B: B alone, then B while A floods for exactly B's measured time. Reported for
  * B: 2xx/s, failures, p50/p99, its cache hit rate and the KMS calls behind its misses (both from
  * its own audit events), and every KMS call the service made (/metrics). Against local-kms when
  * its binary is there (KMS calls are then real), else the embedded local provider.
@@ -20,10 +20,10 @@ import autocannon, { type Result } from 'autocannon';
 import { encodeRewrapped, parseCiphertext, toCiphertextString } from '../../src/envelope/format.js';
 import { KiB, NEIGHBOUR_A_TOKEN, NEIGHBOUR_B_TOKEN, NEIGHBOUR_POLICY_FILE } from '../lib/constants.js';
 import { wants, type RunContext } from '../lib/context.js';
+import { diff, kmsCalls } from '../lib/kms-metrics.js';
 import { round } from '../lib/load.js';
 import type { NeighbourCase } from '../lib/results.js';
 import { postJson, startService, withServer } from '../lib/services.js';
-import { kmsCalls, diff } from './kms-economy.js';
 
 export const NEIGHBOUR_CASE_IDS = ['neighbour.b.alone', 'neighbour.b.flooded'] as const;
 
@@ -56,12 +56,10 @@ async function pass(ctx: RunContext, flooded: boolean): Promise<NeighbourCase> {
   const s = ctx.settings;
   const localKms = 'endpoint' in ctx.localKms;
   const name = `service-neighbour-${flooded ? 'flooded' : 'alone'}`;
-  const env: Record<string, string> = {
-    POLICY_FILE: NEIGHBOUR_POLICY_FILE,
-    // The service's own default: the case measures a default deployment, not the bench's override.
-    RATE_LIMIT_MAX: '60000',
-  };
-  return withServer(startService(ctx, name, localKms ? 'local-kms' : 'full', { env }), async ({ server }) => {
+  // A default deployment: the per-principal limits (rate, in-flight, KMS budget) are what keep
+  // A's flood from B, so none is raised here, unlike in the other cases.
+  const options = { env: { POLICY_FILE: NEIGHBOUR_POLICY_FILE }, defaultLimits: true };
+  return withServer(startService(ctx, name, localKms ? 'local-kms' : 'full', options), async ({ server }) => {
     const plaintext = randomBytes(KiB).toString('base64');
     const own = await postJson<{ ciphertext: string }>(
       `${server.url}/v1/encrypt`,

@@ -17,3 +17,5 @@ export const BENCH_CONTEXT = { tenant: 'bench', purpose: 'bench' } as const;
 export const BARE_AES_KEY_HEX = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
+/** The service's default data-key cache limits (src/config.ts), given to both sides of the in-process comparisons. */
+export const DEFAULT_CACHE_LIMITS = { maxAgeMs: 300_000, maxMessages: 10_000, maxBytes: 1024 * MiB, capacity: 1_000 };

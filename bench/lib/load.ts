@@ -68,6 +68,20 @@ function check(result: Result, what: string): Result {
   return result;
 }
 
+/** An autocannon result as the table `load` and `soak` print. */
+export function summarize(result: Result): Record<string, number> {
+  return {
+    requestsPerSecond: Math.round(result.requests.average),
+    requests: result.requests.total,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    non2xx: result.non2xx,
+    latencyP50ms: result.latency.p50,
+    latencyP99ms: result.latency.p99,
+    latencyMaxMs: result.latency.max,
+  };
+}
+
 export function round(value: number, digits = 0): number {
   const factor = 10 ** digits;
   return Math.round(value * factor) / factor;

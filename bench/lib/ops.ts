@@ -1,4 +1,5 @@
 /** In-process throughput: run an operation back to back (one at a time) for a while. */
+import type { RunContext } from './context.js';
 import { round } from './load.js';
 
 export interface OpsMeasurement {
@@ -26,4 +27,17 @@ async function loop(op: () => unknown, durationMs: number): Promise<{ ops: numbe
     }
   } while (performance.now() < deadline);
   return { ops, elapsedMs: performance.now() - start };
+}
+
+/** Records an in-process measurement as an `ops` case (MB/s from its payload size). */
+export function recordOps(ctx: RunContext, id: string, label: string, bytes: number, result: OpsMeasurement, rounds?: number[]): void {
+  ctx.cases[id] = {
+    kind: 'ops',
+    label,
+    payloadBytes: bytes,
+    mbPerSecond: round((result.opsPerSecond * bytes) / 1e6, 1),
+    ...result,
+    ...(rounds ? { roundsOpsPerSecond: rounds } : {}),
+  };
+  ctx.log(`  ${id}: ${label}: ${result.opsPerSecond} ops/s (${result.meanUs} us/op)${rounds ? ` median of [${rounds.join(', ')}]` : ''}`);
 }

@@ -77,7 +77,7 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
   const r = results.ratios;
   const lines: string[] = [];
   lines.push(
-    `_Generated from [\`${resultsFile}\`](../${resultsFile}) by \`${m.command}\`, ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC → ${m.finishedAt.slice(11, 16)} UTC._`,
+    `_Generated from [\`${resultsFile}\`](../${resultsFile}) by \`${m.command}\` (started ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC, finished ${m.finishedAt.slice(0, 16).replace('T', ' ')} UTC)._`,
     '',
     `Machine: ${m.cpuCount} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}; load generator on the same machine. ` +
       `Load average ${m.loadAverageAtStart.join(' / ')} at start, ${m.loadAverageAtEnd.join(' / ')} at end (1/5/15 min). ` +
@@ -104,8 +104,6 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
   lines.push(
     '### 1. HTTP: the service against its baselines',
     '',
-    'Server CPU = user + system CPU of the server process per request (from /proc), steadier than req/s on a shared machine.',
-    '',
     '| case | req/s | p50 ms | p99 ms | server CPU µs/req | c/a | c/b |',
     '|---|---:|---:|---:|---:|---:|---:|',
   );
@@ -125,10 +123,6 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
 
   lines.push(
     '### 2. In-process: envelope core against the AWS Encryption SDK (1 KiB, one operation at a time)',
-    '',
-    'Both sides: no KMS and no network (ours: LocalKeyProvider; theirs: RawAesKeyringNode), warm caches with the same caps ' +
-      '(max age 5 min, 10,000 messages, 1 GiB). The SDK runs `buildClient(REQUIRE_ENCRYPT_REQUIRE_DECRYPT)` with a ' +
-      '`NodeCachingMaterialsManager`.',
     '',
     '| series | encrypt ops/s | µs/op | decrypt ops/s | µs/op |',
     '|---|---:|---:|---:|---:|',
@@ -153,10 +147,6 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
   if (kmsSkip) lines.push(`Skipped: ${kmsSkip}.`, '');
   else {
     lines.push(
-      'Ours: the service over HTTP with KMS_PROVIDER=aws against a private local-kms, calls read from its `/metrics` ' +
-        '(`kms_requests_total`). Theirs: the Encryption SDK in-process, `NodeCachingMaterialsManager` over a `KmsKeyringNode` ' +
-        'whose KMS client points at the same local-kms, calls counted by a middleware on that client. Same caps both sides.',
-      '',
       '| workload | this service: KMS calls | Encryption SDK: KMS calls |',
       '|---|---|---|',
     );
@@ -176,15 +166,13 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
   lines.push(
     '### 4. Large payloads: MB/s of plaintext through HTTP encrypt against raw AES-256-GCM',
     '',
-    'MB = 10^6 bytes of plaintext. Driven by a plain node:http client (see bench/lib/stream-load.ts for why not autocannon).',
-    '',
     '| case | req/s | MB/s | × raw crypto | p50 ms | p99 ms | server CPU ms/req |',
     '|---|---:|---:|---:|---:|---:|---:|',
   );
   for (const size of ['1m', 'max'] as const) {
     const raw = ops(results, `large.raw.${size}`);
     if (raw) {
-      // Sampled several times in the run (bench/cases/inprocess.ts): show every sample's MB/s.
+      // Sampled several times in the run (bench/cases/raw-crypto.ts): show every sample's MB/s.
       const samples = raw.roundsOpsPerSecond?.map((opsPerSecond) => fmt((opsPerSecond * raw.payloadBytes) / 1e6)) ?? [];
       const label = samples.length > 1 ? `${raw.label} (upper median of samples at ${samples.join(', ')} MB/s)` : raw.label;
       lines.push(`| ${label} | ${fmt(raw.opsPerSecond)} | ${fmt(raw.mbPerSecond)} | 1× | | | |`);
@@ -203,8 +191,7 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
   lines.push(
     '### 5. Cost of each layer (1 KiB encrypt over HTTP)',
     '',
-    `All variants run side by side; each variant's ${s.durationSeconds} s are split into ${s.layerRounds} interleaved rounds and the median round is shown ` +
-      '(req/s of every round in the results JSON). The baselines (a) and (b) are case 1\'s.',
+    `Each variant's ${s.durationSeconds} s in ${s.layerRounds} interleaved rounds, the median round shown (every round in the results JSON); (a) and (b) from case 1.`,
     '',
     '| variant | req/s | vs everything on | p50 ms | p99 ms | server CPU µs/req | CPU saved vs everything on |',
     '|---|---:|---:|---:|---:|---:|---:|',
@@ -238,7 +225,7 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
 function neighbourSection(results: BenchResults): string[] {
   const alone = neighbour(results, 'neighbour.b.alone');
   const flooded = neighbour(results, 'neighbour.b.flooded');
-  if (!alone || !flooded) return [];
+  if (!alone || !flooded) return ['### 6. Noisy neighbour', '', 'Not measured in this run (`npm run bench -- --only neighbour`).', ''];
   const change = (before: number, after: number) => (before > 0 ? `${after >= before ? '+' : ''}${fmt(((after - before) / before) * 100, 1)} %` : 'n/a');
   const failed = (c: NeighbourCase) => Object.entries(c.failed).map(([code, n]) => `${n}× ${code}`).join(', ') || 'none';
   const calls = (record: Record<string, number>) => Object.entries(record).map(([op, n]) => `${n} ${op}`).join(', ') || 'none';

@@ -1,4 +1,4 @@
-/** The shape of bench/results/<timestamp>.json. */
+/** The shape of a results file (bench/results/latest.json, [smoke-]<timestamp>.json). */
 import type { HttpMeasurement } from './load.js';
 import type { Settings } from './settings.js';
 

@@ -1,6 +1,6 @@
 /**
- * Benchmark servers run as child processes (node --import tsx), so the server's CPU is not the
- * load generator's. Output goes to a log file (the service logs JSON lines, as in production);
+ * The one way the bench starts a server: a child process (node --import tsx bench/servers/*.ts),
+ * so the server's CPU is not the load generator's. Output goes to a log file (the service logs JSON lines, as in production);
  * readiness and the port come over the IPC channel.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -47,7 +47,9 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
   ];
   const child = spawn(process.execPath, nodeArgs, {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', ...options.env },
+    // Every server listens on a free loopback port (servers/common.ts); PORT and HOST say the same
+    // to the service's config.
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', PORT: '0', HOST: '127.0.0.1', ...options.env },
     stdio: ['ignore', logFd, logFd, 'ipc'],
   });
   closeSync(logFd);

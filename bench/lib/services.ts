@@ -1,8 +1,10 @@
 /**
- * Starting the benchmark servers: the two bare baselines and the service in each of its
- * layer variants (same code, different environment).
+ * Starting the benchmark servers, every one through server-process.ts: the two bare baselines,
+ * the service in each of its layer variants (same code, different environment), and the
+ * service on its own for `load` and `soak`.
  */
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_DEV_TOKEN, BENCH_POLICY_FILE, BENCH_TOKEN } from './constants.js';
 import type { LocalKms, RunContext } from './context.js';
@@ -37,6 +39,8 @@ export function variantUsesLocalKms(variant: ServiceVariant): boolean {
 export interface ServiceOptions {
   /** Extra environment (e.g. CACHE_MAX_MESSAGES for the KMS economy case). */
   env?: Record<string, string>;
+  /** Keep the service's default per-principal limits (the noisy-neighbour case measures them). */
+  defaultLimits?: boolean;
 }
 
 export interface RunningService {
@@ -45,24 +49,26 @@ export interface RunningService {
   auth: Record<string, string>;
 }
 
-export function serviceEnv(ctx: RunContext, name: string, variant: ServiceVariant, localKms: LocalKms | undefined): Record<string, string> {
+/**
+ * The per-principal limits raised out of the way: one principal drives each load, and the
+ * defaults would answer 429 within a run (60,000 requests a minute), refuse the 8 MiB JSON
+ * bodies and bursts of hundreds, or throttle the cache-off variants, whose one KMS call per
+ * request is what they measure. The limiters still run on every request; they never trip.
+ */
+const LIMITS_OUT_OF_THE_WAY: Record<string, string> = {
+  RATE_LIMIT_MAX: '10000000',
+  JSON_BODY_LIMIT_BYTES: String(8 * 1024 * 1024),
+  MAX_IN_FLIGHT_PER_PRINCIPAL: '1000000',
+  KMS_BUDGET_PER_SECOND: '100000',
+  KMS_BUDGET_BURST: '100000',
+};
+
+function serviceEnv(ctx: RunContext, name: string, variant: ServiceVariant, localKms: LocalKms | undefined): Record<string, string> {
   const env: Record<string, string> = {
-    PORT: '0',
-    HOST: '127.0.0.1',
     LOCAL_KEYSTORE: join(ctx.workDir, 'keystore.json'),
     AUDIT_LOG: join(ctx.workDir, `audit-${name}.log`),
     LOG_LEVEL: 'info',
     POLICY_FILE: BENCH_POLICY_FILE,
-    // The default (60,000 a minute per principal) would answer 429 within a full run, so the
-    // maximum allowed; the limiter still runs on every request, it just never trips.
-    RATE_LIMIT_MAX: '10000000',
-    // Likewise: the cases send JSON up to the 8 MiB body limit, and bursts of hundreds at once.
-    JSON_BODY_LIMIT_BYTES: String(8 * 1024 * 1024),
-    MAX_IN_FLIGHT_PER_PRINCIPAL: '1000000',
-    // Likewise the per-principal KMS budget: the cache-off variants make one KMS call per
-    // request by design, which is what they measure.
-    KMS_BUDGET_PER_SECOND: '100000',
-    KMS_BUDGET_BURST: '100000',
   };
   if (variant === 'no-audit' || variant === 'minimal') env.BENCH_AUDIT = 'discard';
   if (variant === 'no-policy' || variant === 'minimal') {
@@ -94,7 +100,7 @@ export async function startService(
   options: ServiceOptions = {},
 ): Promise<RunningService> {
   const localKms = 'endpoint' in ctx.localKms ? ctx.localKms : undefined;
-  const env = { ...serviceEnv(ctx, name, variant, localKms), ...options.env };
+  const env = { ...serviceEnv(ctx, name, variant, localKms), ...(options.defaultLimits ? {} : LIMITS_OUT_OF_THE_WAY), ...options.env };
   const server = await start(ctx, name, 'service.ts', env);
   const token = env.POLICY_FILE ? BENCH_TOKEN : BENCH_DEV_TOKEN;
   return { server, auth: { authorization: `Bearer ${token}` } };
@@ -121,6 +127,56 @@ async function start(ctx: RunContext, name: string, script: string, env: Record<
       else ctx.notes.push(`the main-thread profile of ${name} was not written (files: ${files.join(', ')})`);
     },
   };
+}
+
+export interface StandaloneService {
+  url: string;
+  pid: number;
+  /** Headers every /v1 JSON request needs (the dev-mode bearer token). */
+  headers: Record<string, string>;
+  /** The tail of the service's output (warnings and errors only, at LOG_LEVEL=warn). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The service for `load` and `soak`: the embedded local provider, a throwaway keystore and audit
+ * log, dev-mode authentication (no policy file), LOG_LEVEL=warn, the limits out of the way;
+ * every other setting is the default, the audit log included.
+ */
+export async function startStandaloneService(env: Record<string, string> = {}): Promise<StandaloneService> {
+  const dir = mkdtempSync(join(tmpdir(), 'envelope-bench-'));
+  try {
+    const server = await startServer({
+      name: 'service',
+      script: 'service.ts',
+      workDir: dir,
+      env: {
+        // Dev mode (DEV_TOKEN, no POLICY_FILE) is refused under NODE_ENV=production.
+        NODE_ENV: 'development',
+        KMS_PROVIDER: 'local',
+        LOCAL_KEYSTORE: join(dir, 'keystore.json'),
+        AUDIT_LOG: join(dir, 'audit.log'),
+        DEV_TOKEN: BENCH_DEV_TOKEN,
+        LOG_LEVEL: 'warn',
+        ...LIMITS_OUT_OF_THE_WAY,
+        ...env,
+      },
+    });
+    return {
+      url: server.url,
+      pid: server.pid,
+      headers: { authorization: `Bearer ${BENCH_DEV_TOKEN}`, 'content-type': 'application/json' },
+      output: () => readFileSync(server.logFile, 'utf8').slice(-32_768),
+      async stop() {
+        await server.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
 }
 
 /** POST JSON and return the parsed answer; throws on a non-2xx status. */

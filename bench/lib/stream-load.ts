@@ -2,7 +2,7 @@
  * A plain node:http load generator for the large-payload cases. autocannon appends every
  * response body chunk to a string (`req.body += data`, lib/pipelinedRequestsQueue.js), which
  * UTF-8-decodes binary responses: at 1 MiB of random bytes the load generator, not the server,
- * becomes the bottleneck (about 60 req/s against a server that needs 1 ms per request). Here
+ * becomes the bottleneck (docs/BENCHMARKS.md). Here
  * each of `connections` keep-alive sockets sends the body, discards the answer unread, and
  * goes again, so binary and JSON responses cost the client the same.
  */

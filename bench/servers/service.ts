@@ -9,10 +9,9 @@
  * what the audit layer costs.
  *
  * The discarding sink releases each request at the end of the event-loop turn, exactly when the
- * real audit log's group commit would (setImmediate). A sink that answered at once made "audit
- * off" cost 93 instead of 56 µs of server CPU per 1 KiB encrypt on this machine, more than
- * "everything on" (see docs/BENCHMARKS.md): it measured the answer timing (a turn's responses
- * written together or one by one), not the audit's own work (serialization, hashing, the write).
+ * real audit log's group commit would (setImmediate): a sink that answered at once would measure
+ * the answer timing (a turn's responses written together or one by one), not the audit's own
+ * work (serialization, hashing, the write). docs/BENCHMARKS.md has the figures.
  */
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';

@@ -49,6 +49,7 @@ declare module 'autocannon' {
     throughput: Histogram;
     statusCodeStats: Record<string, { count: number }>;
   }
-  function autocannon(options: Options): Promise<Result>;
+  /** Returns autocannon's instance, a thenable without catch or finally: wrap it in Promise.resolve for those. */
+  function autocannon(options: Options): PromiseLike<Result>;
   export default autocannon;
 }

@@ -20,7 +20,7 @@ afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 function runSmoke(): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', '--out', outDir], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/main.ts', 'run', '--smoke', '--out', outDir], {
       cwd: REPO,
       env: process.env,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,15 +2,12 @@
  * Summarises a V8 .cpuprofile (from `node --cpu-prof`) by SELF time: the top frames, and the
  * share of each category (our src/, Fastify, validation/serialization, logging, crypto, GC...).
  *
- *   tsx bench/profile-summary.ts <file.cpuprofile> [--top 25] [--json]
- *
  * `npm run bench -- --profile service-full` profiles the service child during its cases and
- * puts this summary into the results JSON.
+ * puts this summary into the results JSON; `bench/main.ts profile-summary` summarises any file.
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { ProfileFrame, ProfileSummary } from './lib/results.js';
+import type { ProfileFrame, ProfileSummary } from './results.js';
 
 interface CallFrame {
   functionName: string;
@@ -135,17 +132,4 @@ export function formatSummary(summary: ProfileSummary): string {
     ),
   ];
   return lines.join('\n');
-}
-
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const args = process.argv.slice(2);
-  const file = args.find((arg) => !arg.startsWith('--'));
-  if (!file) {
-    process.stderr.write('usage: tsx bench/profile-summary.ts <file.cpuprofile> [--top N] [--json]\n');
-    process.exit(2);
-  }
-  const topIndex = args.indexOf('--top');
-  const top = topIndex >= 0 ? Number(args[topIndex + 1]) : 25;
-  const summary = summarizeProfile(file, basename(file, '.cpuprofile'), top);
-  process.stdout.write(args.includes('--json') ? `${JSON.stringify(summary, null, 2)}\n` : `${formatSummary(summary)}\n`);
 }

@@ -1,33 +1,34 @@
 /**
- * npm run bench:floor: what one in-process 1 KiB encrypt costs, step by step, through Node's
- * crypto API. This is the floor behind the in-process target in docs/BENCHMARKS.md: the
- * per-message cryptography format v1 (and the Encryption SDK's suite 0x0478) must do, next to
- * what the whole EnvelopeService.encrypt costs around it. Then the same for one 1 MiB
- * message, where what matters is how the cipher's output is allocated and copied (why seal
- * slices large bodies and open does not, message-crypto.ts). Prints µs per operation (and
- * GB/s for 1 MiB); asserts nothing. Runs in about half a minute.
+ * `npm run bench:floor` (bench/main.ts floor): what one in-process 1 KiB encrypt costs, step by
+ * step, through Node's crypto API. This is the floor behind the in-process target in
+ * docs/BENCHMARKS.md: the per-message cryptography format v1 (and the Encryption SDK's suite
+ * 0x0478) must do, next to what the whole EnvelopeService.encrypt costs around it. Then the same
+ * for one 1 MiB message, where what matters is how the cipher's output is allocated and copied
+ * (why seal slices large bodies and open does not, message-crypto.ts). Prints the mean time per
+ * operation (and throughput for 1 MiB); asserts nothing.
+ *
+ *   --duration <s>   measured seconds per step (default 1.5; warm-up is a fifth of it)
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DataKeyCache } from '../src/envelope/data-key-cache.js';
-import { encodeEnvelopePrefix, parseEnvelope } from '../src/envelope/format.js';
-import { KmsTrace } from '../src/envelope/kms-trace.js';
-import { deriveMessageKeyMaterial, openMessage, sealMessage } from '../src/envelope/message-crypto.js';
-import { EnvelopeService } from '../src/envelope/service.js';
-import { LocalKeyProvider } from '../src/kms/local.js';
-import { BENCH_CONTEXT, KiB } from './lib/constants.js';
-import { DEFAULT_CACHE_LIMITS } from './cases/inprocess.js';
-import { measureOps } from './lib/ops.js';
+import { parseArgs } from 'node:util';
+import { DataKeyCache } from '../../src/envelope/data-key-cache.js';
+import { encodeEnvelopePrefix, parseEnvelope } from '../../src/envelope/format.js';
+import { KmsTrace } from '../../src/envelope/kms-trace.js';
+import { deriveMessageKeyMaterial, openMessage, sealMessage } from '../../src/envelope/message-crypto.js';
+import { EnvelopeService } from '../../src/envelope/service.js';
+import { LocalKeyProvider } from '../../src/kms/local.js';
+import { BENCH_CONTEXT, DEFAULT_CACHE_LIMITS, KiB } from '../lib/constants.js';
+import { measureOps } from '../lib/ops.js';
 
-const WARMUP_MS = 300;
-const DURATION_MS = 1_500;
+let durationMs = 1_500;
 
 const SLICE = 64 * KiB;
 
 async function report(label: string, op: () => unknown, bytes?: number): Promise<number> {
-  const { meanUs } = await measureOps(op, WARMUP_MS, DURATION_MS);
+  const { meanUs } = await measureOps(op, durationMs / 5, durationMs);
   const rate = bytes ? `  ${(bytes / meanUs / 1000).toFixed(2).padStart(5)} GB/s` : '';
   process.stdout.write(`${label.padEnd(62)} ${meanUs.toFixed(2).padStart(7)} µs${rate}\n`);
   return meanUs;
@@ -82,7 +83,10 @@ async function largeMessage(key: Buffer, iv: Buffer, dataKey: Buffer, prefix: Re
   await report('  openMessage (one update)', () => openMessage(dataKey, sealed), MiB);
 }
 
-async function main(): Promise<void> {
+export async function floor(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { duration: { type: 'string', default: '1.5' } } });
+  durationMs = Number(values.duration) * 1000;
+  if (!(durationMs > 0 && durationMs <= 60_000)) throw new Error('--duration must be in (0, 60]');
   const plaintext = randomBytes(KiB);
   const key = randomBytes(32);
   const salt = randomBytes(32);
@@ -119,6 +123,5 @@ async function main(): Promise<void> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  return 0;
 }
-
-await main();

@@ -1,11 +1,11 @@
 /**
- * `npm run soak`: minutes of steady traffic over many more encryption contexts than the data-key
+ * `npm run soak` (bench/main.ts soak): minutes of steady traffic over many more encryption contexts than the data-key
  * cache holds, watching the service's memory and cache size. A leak (keys, sockets, audit
  * buffers, per-context state) shows as memory that keeps growing; a cache that ignores its
  * capacity shows as datakey_cache_entries above CACHE_CAPACITY.
  *
- *   - the service runs as a child process (src/server.ts, embedded local provider, throwaway
- *     keystore and audit log) with CACHE_CAPACITY=`--capacity` (1000);
+ *   - the service runs as a child process (lib/services.ts startStandaloneService: embedded
+ *     local provider, throwaway keystore and audit log) with CACHE_CAPACITY=`--capacity` (1000);
  *   - autocannon sends `--rate` (1000) requests/s for `--minutes` (5): three encrypts for
  *     every decrypt; encrypts cycle through `--contexts` (5000) distinct contexts, decrypts
  *     through ciphertexts made up front under 1000 other contexts, so both caches churn;
@@ -23,7 +23,9 @@
  * Bounded: loopback only, fixed duration, the service is always stopped.
  */
 import { parseArgs } from 'node:util';
-import { authHeaders, autocannon, startService, summarize, type CannonRequest } from './load.js';
+import autocannon, { type RequestSpec } from 'autocannon';
+import { summarize } from '../lib/load.js';
+import { startStandaloneService } from '../lib/services.js';
 
 interface Sample {
   atSeconds: number;
@@ -43,8 +45,9 @@ function metric(text: string, name: string, labels = ''): number {
 
 const average = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / Math.max(1, values.length);
 
-async function main(): Promise<number> {
+export async function soak(args: string[]): Promise<number> {
   const { values } = parseArgs({
+    args,
     options: {
       minutes: { type: 'string', default: '5' },
       rate: { type: 'string', default: '1000' },
@@ -76,7 +79,8 @@ async function main(): Promise<number> {
   const durationSeconds = Math.round(minutes * 60);
   if (durationSeconds < sampleSeconds * 6) throw new Error('run at least six samples long (--minutes vs --sample-seconds)');
 
-  const service = await startService({ CACHE_CAPACITY: String(capacity) });
+  const service = await startStandaloneService({ CACHE_CAPACITY: String(capacity) });
+  const authHeaders = service.headers;
   console.log(
     `service pid ${service.pid} on ${service.url}: ${minutes} min at ${rate} req/s, ${contexts} encrypt contexts, ` +
       `CACHE_CAPACITY=${capacity}, sampling every ${sampleSeconds} s`,
@@ -98,7 +102,7 @@ async function main(): Promise<number> {
 
     let encrypts = 0;
     let decrypts = 0;
-    const encrypt: CannonRequest = {
+    const encrypt: RequestSpec = {
       method: 'POST',
       path: '/v1/encrypt',
       headers: authHeaders,
@@ -107,7 +111,7 @@ async function main(): Promise<number> {
         body: JSON.stringify({ plaintext, context: { tenant: `t${encrypts++ % contexts}`, purpose: 'soak' } }),
       }),
     };
-    const decrypt: CannonRequest = {
+    const decrypt: RequestSpec = {
       method: 'POST',
       path: '/v1/decrypt',
       headers: authHeaders,
@@ -132,14 +136,16 @@ async function main(): Promise<number> {
       );
     };
     const timer = setInterval(() => void sample().catch((error: unknown) => console.error('sample failed:', error)), sampleSeconds * 1000);
-    const result = await autocannon({
-      url: service.url,
-      connections,
-      duration: durationSeconds,
-      overallRate: rate,
-      timeout: 10,
-      requests: [encrypt, encrypt, encrypt, decrypt],
-    }).finally(() => clearInterval(timer));
+    const result = await Promise.resolve(
+      autocannon({
+        url: service.url,
+        connections,
+        duration: durationSeconds,
+        overallRate: rate,
+        timeout: 10,
+        requests: [encrypt, encrypt, encrypt, decrypt],
+      }),
+    ).finally(() => clearInterval(timer));
     await sample();
 
     const third = Math.floor(samples.length / 3);
@@ -196,11 +202,3 @@ async function main(): Promise<number> {
     await service.stop();
   }
 }
-
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(2);
-  },
-);

@@ -1,0 +1,62 @@
+/**
+ * `npm run bench` (bench/main.ts run): every case, about 12 to 15 minutes; writes
+ * bench/results/latest.json and regenerates the results section of docs/BENCHMARKS.md and
+ * docs/benchmarks/*.svg. `npm run bench:smoke` (run --smoke): every case for a second or two;
+ * writes bench/results/smoke-<timestamp>.json only.
+ *
+ * Options:
+ *   --only http,large,layers,inprocess,kms,neighbour   run some case groups (docs are then not touched)
+ *   --profile service-full[,bare-aes,...]    run those server children under node --cpu-prof and
+ *                                            summarise the profiles (lib/profile.ts)
+ *   --out <dir>                              results directory (default bench/results)
+ *   --docs / --no-docs                       force or skip regenerating docs/BENCHMARKS.md
+ *   --keep                                   keep the scratch directory (server logs, audit logs)
+ *   --report <results.json>                  only regenerate docs/BENCHMARKS.md and charts from a results file
+ *   --sizes 1k,64k,1m,max                    payload sizes of the HTTP groups
+ *   --variants no-audit,minimal,...          layer variants of case 5
+ *   --skip large.enc.1m.c,...                HTTP case ids to leave out
+ *   --duration <s> --warmup <s> --connections <n>   override the HTTP settings (also shorten the smoke run)
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { runBenchmarks } from '../runner.js';
+import { updateDocs } from '../lib/report.js';
+import type { BenchResults } from '../lib/results.js';
+import { FULL, SMOKE } from '../lib/settings.js';
+
+export async function run(args: string[]): Promise<number> {
+  const value = (name: string): string | undefined => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const list = (name: string): string[] | undefined => value(name)?.split(',').filter(Boolean);
+
+  const reportFrom = value('--report');
+  if (reportFrom) {
+    const file = resolve(reportFrom);
+    const written = updateDocs(JSON.parse(readFileSync(file, 'utf8')) as BenchResults, file);
+    process.stdout.write(`wrote ${written.join(', ')}\n`);
+    return 0;
+  }
+
+  const smoke = args.includes('--smoke');
+  const settings = { ...(smoke ? SMOKE : FULL) };
+  if (value('--duration')) settings.durationSeconds = Number(value('--duration'));
+  if (value('--warmup')) settings.warmupSeconds = Number(value('--warmup'));
+  if (value('--connections')) settings.connections = Number(value('--connections'));
+  const { results } = await runBenchmarks({
+    settings,
+    ...(value('--out') ? { outDir: value('--out')! } : {}),
+    ...(args.includes('--docs') ? { docs: true } : args.includes('--no-docs') ? { docs: false } : {}),
+    ...(list('--only') ? { only: list('--only')! } : {}),
+    ...(list('--profile') ? { profile: list('--profile')! } : {}),
+    ...(list('--sizes') ? { sizes: list('--sizes')! } : {}),
+    ...(list('--variants') ? { variants: list('--variants')! } : {}),
+    ...(list('--skip') ? { skip: list('--skip')! } : {}),
+    keepWorkDir: args.includes('--keep'),
+    command: `npm run bench${smoke ? ':smoke' : ''}${args.filter((a) => a !== '--smoke').length ? ` -- ${args.filter((a) => a !== '--smoke').join(' ')}` : ''}`,
+  });
+  const missed = results.targets.filter((t) => t.met === false).length;
+  process.stdout.write(`done: ${Object.keys(results.cases).length} cases, ${missed} target(s) missed\n`);
+  return 0;
+}
