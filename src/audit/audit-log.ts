@@ -46,7 +46,7 @@ type ServiceEventDetails = ChainResumedDetails | SinkRecoveredDetails | LogReope
 export { AUDIT_LOG_STDOUT } from './open-destination.js';
 
 /** Attacker-controlled strings are bounded so one request cannot bloat the log. */
-const MAX_USER_AGENT_CHARS = 512;
+const MAX_USER_AGENT_CHARS = 256;
 const MAX_ERROR_MESSAGE_CHARS = 1024;
 /** While the sink is failing, isWritable() retries (by writing AuditSinkRecovered) at most this often. */
 const RECOVERY_PROBE_INTERVAL_MS = 1000;

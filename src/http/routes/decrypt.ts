@@ -1,10 +1,10 @@
 /** POST /v1/decrypt */
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { decryptItem, type ItemNotes } from '../operations.js';
+import { recordOutcome } from '../audit-trail.js';
 import { DECRYPT_EXAMPLES, DecryptBody, DecryptResponse } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
-import { noteItem } from './notes.js';
+import { decryptJson } from './json-items.js';
 
 export function registerDecrypt(scope: FastifyInstance, deps: V1Deps): void {
   scope.withTypeProvider<TypeBoxTypeProvider>().post(
@@ -24,13 +24,6 @@ export function registerDecrypt(scope: FastifyInstance, deps: V1Deps): void {
         response: { 200: DecryptResponse, ...COMMON_ERRORS, ...KEY_ERRORS, ...OPEN_ERRORS },
       },
     },
-    async (request) => {
-      const notes: ItemNotes = {};
-      try {
-        return await decryptItem(deps.operations, callerOf(request), request.body, request.audit!.trace, notes);
-      } finally {
-        noteItem(request.audit!, notes, 'decrypt');
-      }
-    },
+    async (request) => recordOutcome(request, await decryptJson(deps.operations, callerOf(request, deps), request.body)),
   );
 }

@@ -1,10 +1,10 @@
 /** POST /v1/encrypt */
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { encryptItem, type ItemNotes } from '../operations.js';
+import { recordOutcome } from '../audit-trail.js';
 import { ENCRYPT_EXAMPLES, EncryptBody, EncryptResponse } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
-import { noteItem } from './notes.js';
+import { encryptJson } from './json-items.js';
 
 export function registerEncrypt(scope: FastifyInstance, deps: V1Deps): void {
   scope.withTypeProvider<TypeBoxTypeProvider>().post(
@@ -24,13 +24,6 @@ export function registerEncrypt(scope: FastifyInstance, deps: V1Deps): void {
         response: { 200: EncryptResponse, ...COMMON_ERRORS, ...KEY_ERRORS },
       },
     },
-    async (request) => {
-      const notes: ItemNotes = {};
-      try {
-        return await encryptItem(deps.operations, callerOf(request), request.body, request.audit!.trace, notes);
-      } finally {
-        noteItem(request.audit!, notes, 'encrypt');
-      }
-    },
+    async (request) => recordOutcome(request, await encryptJson(deps.operations, callerOf(request, deps), request.body)),
   );
 }
