@@ -2,11 +2,11 @@
  * buildApp(deps): the whole service as a Fastify instance, without listen(). Tests build it
  * per suite; src/server.ts builds it once and listens.
  *
- * Request path, one direction only:
- *   authenticate -> rate limit, in-flight limit (all before the body is read) -> body (size
- *   and JSON nesting bounded) -> route (validate) -> policy (KeyGuard) -> envelope service
- *   -> data-key cache -> KMS circuit breaker -> instrumented KMS provider; and on every /v1
- *   request, one audit event (onSend).
+ * Request path, one direction only (docs/ARCHITECTURE.md): request id -> load shedding ->
+ *   authenticate -> in-flight cap, rate limit (all before the body is read) -> body (size and
+ *   JSON nesting bounded) -> route (validate, decode) -> operation (KeyGuard, envelope service
+ *   -> data-key cache -> KMS) -> route (encode); and on every /v1 request, one audit event
+ *   (onSend) written from the facts the operation returned.
  *
  * Server timeouts (slow or silent clients; see serverTimeouts below):
  *   headersTimeout   HEADERS_TIMEOUT_MS, default min(10 s, REQUEST_TIMEOUT_MS): a client
@@ -155,7 +155,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     stopCountingReloads();
   });
 
-  // Every body is JSON (DESIGN: HTTP contract). Fastify also parses text/plain by default;
+  // Every body is JSON (the binary routes parse octet-stream in their own scope). Fastify also parses text/plain by default;
   // without that parser a text/plain body is a 415 like any other non-JSON type, instead of a
   // string that fails schema validation with a confusing 400.
   app.removeContentTypeParser('text/plain');

@@ -6,7 +6,8 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { AuditEventInput, AuthFailuresSummaryDetails, RouteEventName } from '../audit/event.js';
-import type { AuditState } from './audit-trail.js';
+import type { AuthMethod } from '../authz/principal.js';
+import type { AuditFacts } from '../operations/operation.js';
 import { callerRequestIdOf } from './caller-request-id.js';
 
 /** The audit log as the HTTP layer sees it: a write that resolves once the event is in the log, rejects otherwise. */
@@ -15,6 +16,17 @@ export interface AuditSink {
   /** One event for the repeated authentication failures of a source (see auth-failures.ts). */
   summarizeAuthFailures(details: AuthFailuresSummaryDetails): Promise<void>;
   isWritable(): boolean;
+}
+
+/** What the edge adds to an operation's facts; undefined once the event is written (or when none is due). */
+export interface AuditState {
+  /** A failed authentication: how the caller tried, and why it was refused. */
+  authMethod?: AuthMethod;
+  denyReason?: string;
+  /** What the operation returned. */
+  facts?: AuditFacts;
+  /** The problem the caller got. */
+  error?: { code: string; message: string };
 }
 
 export function toAuditEvent(request: FastifyRequest, status: number, state: AuditState): AuditEventInput {

@@ -9,22 +9,10 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiEventName } from '../audit/event.js';
-import type { AuthMethod } from '../authz/principal.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
-import type { AuditFacts, Outcome } from '../operations/audit-facts.js';
-import { toAuditEvent, type AuditSink } from './audit-event.js';
+import type { Outcome } from '../operations/operation.js';
+import { toAuditEvent, type AuditSink, type AuditState } from './audit-event.js';
 import { prepareProblem } from './send-problem.js';
-
-/** What the edge adds to an operation's facts; undefined once the event is written (or when none is due). */
-export interface AuditState {
-  /** A failed authentication: how the caller tried, and why it was refused. */
-  authMethod?: AuthMethod;
-  denyReason?: string;
-  /** What the operation returned. */
-  facts?: AuditFacts;
-  /** The problem the caller got. */
-  error?: { code: string; message: string };
-}
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -3,8 +3,7 @@
  * the plaintext key only for principals granted `datakey:plaintext`.
  */
 import type { IssuedDataKey } from '../envelope/service.js';
-import { withFacts, type Outcome } from './audit-facts.js';
-import type { Caller, OperationDeps } from './caller.js';
+import { withFacts, type Outcome, type Caller, type OperationDeps } from './operation.js';
 import { validContext } from './context.js';
 
 export interface DataKeyInput {

@@ -5,8 +5,7 @@
  */
 import type { ParsedEnvelope } from '../envelope/format.js';
 import type { DecryptResult, EnvelopeService } from '../envelope/service.js';
-import { withFacts, type Outcome } from './audit-facts.js';
-import type { Caller, OperationDeps } from './caller.js';
+import { withFacts, type Outcome, type Caller, type OperationDeps } from './operation.js';
 import { assertExpectedContext } from './context.js';
 
 export interface DecryptInput {

@@ -4,8 +4,7 @@
  */
 import { toCiphertextString } from '../envelope/format.js';
 import type { EnvelopeResult } from '../envelope/service.js';
-import { withFacts, type AuditFacts, type Outcome } from './audit-facts.js';
-import type { Caller, OperationDeps } from './caller.js';
+import { withFacts, type AuditFacts, type Outcome, type Caller, type OperationDeps } from './operation.js';
 import { validContext } from './context.js';
 
 /** What an encrypt needs, decoded. The caller owns (and zeroes) `plaintext`. */

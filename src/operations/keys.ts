@@ -5,8 +5,7 @@
  * their aliases (KMS ListAliases); a key with no alias is usable by ARN but not listed.
  */
 import { operationsForKey, type Grant } from '../authz/policy.js';
-import { withFacts } from './audit-facts.js';
-import type { Caller, OperationDeps } from './caller.js';
+import { withFacts, type Caller, type OperationDeps } from './operation.js';
 
 export function listKeys(deps: OperationDeps, caller: Caller) {
   return withFacts(caller, async (facts) => {

@@ -6,8 +6,7 @@
  * destination (its `rewrapTo`, or by default a key the caller may encrypt to).
  */
 import type { RewrapResult } from '../envelope/service.js';
-import { withFacts, type Outcome } from './audit-facts.js';
-import type { Caller, OperationDeps } from './caller.js';
+import { withFacts, type Outcome, type Caller, type OperationDeps } from './operation.js';
 import { assertExpectedContext } from './context.js';
 import { AccessDeniedError } from './errors.js';
 

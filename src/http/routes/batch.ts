@@ -16,8 +16,7 @@ import type { FastifyInstance, FastifyRequest, FastifySchemaValidationError } fr
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { BatchItemOutcome } from '../../audit/event.js';
-import type { Outcome } from '../../operations/audit-facts.js';
-import type { Caller } from '../../operations/caller.js';
+import type { Outcome, Caller } from '../../operations/operation.js';
 import { recordOutcome } from '../audit-trail.js';
 import { ProblemError, describeError } from '../problem.js';
 import {
@@ -31,7 +30,8 @@ import {
   type EncryptBody as EncryptItem,
 } from '../schemas.js';
 import { COMMON_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
-import { decryptJson, encryptJson } from './json-items.js';
+import { decryptJson } from './decrypt.js';
+import { encryptJson } from './encrypt.js';
 
 type ItemError = { error: { code: string; status: number; detail: string } };
 type ItemOperation<I, R> = (caller: Caller, item: I) => Promise<Outcome<R>>;

@@ -8,7 +8,7 @@ import type { Config } from '../../config.js';
 import { principalKey } from '../../authz/principal.js';
 import type { KmsBudgets } from '../../envelope/kms-budget.js';
 import { KmsTrace } from '../../envelope/kms-trace.js';
-import type { Caller, OperationDeps } from '../../operations/caller.js';
+import type { Caller, OperationDeps } from '../../operations/operation.js';
 import { titleOf } from '../problem.js';
 import { PROBLEM_MEDIA_TYPE } from '../send-problem.js';
 

@@ -1,13 +1,35 @@
 /**
- * What an operation tells the audit trail, returned with its result (or its failure): one
- * typed record, filled by the operation alone and written by the audit trail as is. Field
- * names are the audit event's own (docs/AUDIT.md). Only sizes, ids and names: never
- * plaintext, keys, tokens or ciphertext bodies.
+ * What every operation takes, the caller and its dependencies, and what it returns: its result
+ * or its failure, with one record of audit facts either way. The facts are filled by the
+ * operation alone and written by the audit trail as is; field names are the audit event's own
+ * (docs/AUDIT.md). Only sizes, ids and names: never plaintext, keys, tokens or ciphertext bodies.
  */
 import type { BatchItemOutcome, RequestParameters, ResponseElements } from '../audit/event.js';
-import type { DataKeyReport } from '../envelope/service.js';
-import type { Caller } from './caller.js';
+import type { Policy } from '../authz/policy.js';
+import type { Principal } from '../authz/principal.js';
+import type { KeyDirectory } from '../envelope/key-directory.js';
+import type { KmsTrace } from '../envelope/kms-trace.js';
+import type { DataKeyReport, EnvelopeService } from '../envelope/service.js';
 import { AccessDeniedError } from './errors.js';
+import type { KeyGuard } from './key-guard.js';
+
+export interface Caller {
+  principal: Principal;
+  /** The policy snapshot the caller was authenticated with; kept for the whole request. */
+  policy: Policy;
+  /**
+   * The request's KMS context, created once per request: the principal's KMS budget and cache
+   * share, and the KMS request ids the operation caused or relied on.
+   */
+  kms: KmsTrace;
+}
+
+export interface OperationDeps {
+  guard: KeyGuard;
+  envelope: EnvelopeService;
+  directory: KeyDirectory;
+  defaultKeyId: string;
+}
 
 export interface AuditFacts {
   requestParameters: RequestParameters;
@@ -46,3 +68,4 @@ export async function withFacts<R>(caller: Caller, operation: (facts: AuditFacts
     return { ok: false, error, facts };
   }
 }
+
