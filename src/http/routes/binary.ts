@@ -15,6 +15,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { sortedContextEntries } from '../../envelope/context.js';
 import type { EnvelopeResult } from '../../envelope/service.js';
+import type { EncryptionContext } from '../../kms/provider.js';
 import { validContext } from '../../operations/context.js';
 import { decrypt } from '../../operations/decrypt.js';
 import { encryptToEnvelope } from '../../operations/encrypt.js';
@@ -177,8 +178,15 @@ export async function registerBinary(scope: FastifyInstance, deps: V1Deps): Prom
       async (request: FastifyRequest, reply: FastifyReply) => {
         const headers = request.headers as Record<string, string | undefined>;
         const ciphertext = bodyBytes(request);
-        const header = parseContextHeader(headers[CONTEXT_HEADER]);
-        const expectedContext = header === undefined ? undefined : validContext(header);
+        let expectedContext: EncryptionContext | undefined;
+        try {
+          const header = parseContextHeader(headers[CONTEXT_HEADER]);
+          expectedContext = header === undefined ? undefined : validContext(header);
+        } catch (error) {
+          // Refused before the operation: audited with the size of what was sent, like a decrypt.
+          const facts = { requestParameters: { ciphertextBytes: ciphertext.length }, kmsRequestIds: [] };
+          return recordOutcome<never>(request, { ok: false, error, facts });
+        }
         const aad = decodeAad(headers[AAD_HEADER]);
         // Before send(), which writes the audit event.
         const result = recordOutcome(request, await decrypt(deps.operations, callerOf(request, deps), { ciphertext, expectedContext, aad }));
