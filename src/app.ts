@@ -2,11 +2,11 @@
  * buildApp(deps): the whole service as a Fastify instance, without listen(). Tests build it
  * per suite; src/server.ts builds it once and listens.
  *
- * Request path, one direction only:
- *   authenticate -> rate limit, in-flight limit (all before the body is read) -> body (size
- *   and JSON nesting bounded) -> route (validate) -> policy (KeyGuard) -> envelope service
- *   -> data-key cache -> KMS circuit breaker -> instrumented KMS provider; and on every /v1
- *   request, one audit event (onSend).
+ * Request path, one direction only (docs/ARCHITECTURE.md): request id -> load shedding ->
+ *   authenticate -> in-flight cap, rate limit (all before the body is read) -> body (size and
+ *   JSON nesting bounded) -> route (validate, decode) -> operation (KeyGuard, envelope service
+ *   -> data-key cache -> KMS) -> route (encode); and on every /v1 request, one audit event
+ *   (onSend) written from the facts the operation returned.
  *
  * Server timeouts (slow or silent clients; see serverTimeouts below):
  *   headersTimeout   HEADERS_TIMEOUT_MS, default min(10 s, REQUEST_TIMEOUT_MS): a client
@@ -30,17 +30,17 @@ import { KmsBudgets } from './envelope/kms-budget.js';
 import { EnvelopeService } from './envelope/service.js';
 import { AccessLog } from './http/access-log.js';
 import { AuthFailureTracker } from './http/auth-failures.js';
-import { registerAuditTrail } from './http/audit-hook.js';
+import { registerAuditTrail } from './http/audit-trail.js';
+import { registerAuthentication } from './http/authentication.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerJsonBodyParser } from './http/json-body.js';
 import { registerNoStore } from './http/no-store.js';
-import { KeyGuard } from './http/key-guard.js';
 import { LiveExamples } from './http/live-examples.js';
-import { registerKmsBilling } from './http/kms-billing.js';
+import { registerLoadShedding } from './http/load-shedding.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerOperationalRoutes } from './http/routes/operational.js';
 import { registerV1Routes } from './http/routes/v1.js';
-import { schemaRegExp } from './http/schemas.js';
+import { schemaRegExp } from './http/schema-regexp.js';
 import { kmsCallBoundMs } from './kms/aws.js';
 import { CIRCUIT_STATE_VALUE, CircuitBreaker, withCircuitBreaker } from './kms/circuit-breaker.js';
 import { KeyDirectory } from './kms/key-directory.js';
@@ -48,6 +48,7 @@ import type { KeyProvider } from './kms/provider.js';
 import { instrumentProvider } from './metrics/kms-instrumentation.js';
 import { ServiceMetrics } from './metrics/metrics.js';
 import { Readiness } from './http/readiness.js';
+import { KeyGuard } from './operations/key-guard.js';
 
 export interface AppDeps {
   config: Config;
@@ -154,7 +155,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     stopCountingReloads();
   });
 
-  // Every body is JSON (DESIGN: HTTP contract). Fastify also parses text/plain by default;
+  // Every body is JSON (the binary routes parse octet-stream in their own scope). Fastify also parses text/plain by default;
   // without that parser a text/plain body is a 415 like any other non-JSON type, instead of a
   // string that fails schema validation with a confusing 400.
   app.removeContentTypeParser('text/plain');
@@ -162,6 +163,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerErrorHandling(app);
   registerNoStore(app);
   await registerOpenApi(app, deps.provider.kind === 'local' ? new LiveExamples({ envelope, directory, defaultKeyId: config.DEFAULT_KEY_ID }) : undefined);
+  // Before every route: its onRequest hook is the first to run (after the request id), so an
+  // overloaded instance refuses before it authenticates or reads a body.
+  await registerLoadShedding(app, config);
   await registerOperationalRoutes(app, { metrics, readiness, config });
   const authFailures = new AuthFailureTracker({
     maxFailures: config.AUTH_FAILURE_MAX,
@@ -179,13 +183,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Before the audit log closes (server.ts closes the app first): no count is lost.
   app.addHook('onClose', async () => authFailures.flush());
   await app.register(async (v1) => {
-    registerAuditTrail(v1, { audit: deps.audit, metrics, policy: deps.policy, authFailures });
-    registerKmsBilling(v1, budgets);
+    registerAuditTrail(v1, { audit: deps.audit, metrics });
+    registerAuthentication(v1, { policy: deps.policy, authFailures, metrics });
     await registerV1Routes(v1, {
       config,
-      policy: deps.policy,
-      operations: { guard: new KeyGuard(directory), envelope, defaultKeyId: config.DEFAULT_KEY_ID },
-      directory,
+      operations: { guard: new KeyGuard(directory), envelope, directory, defaultKeyId: config.DEFAULT_KEY_ID },
+      budgets,
     });
   }, { prefix: '/v1' });
   return app;

@@ -20,13 +20,14 @@ import { openMessage, sealMessage } from './message-crypto.js';
 import type { EncryptionContext, KeyProvider, KmsOperation } from '../kms/provider.js';
 import { KmsError } from '../kms/errors.js';
 
-/** How the data key behind one operation was obtained: the audit trail's CloudTrail link. */
+/**
+ * How the data key behind one operation was obtained. Its KMS request ids (the audit trail's
+ * CloudTrail link) go to the request's KmsTrace.
+ */
 export interface DataKeyReport {
   dataKeyId: string;
   cacheHit: boolean;
   coalesced: boolean;
-  /** Every KMS request id behind this operation, including the one that made a cached key. */
-  kmsRequestIds: string[];
 }
 
 export interface EncryptResult {
@@ -164,7 +165,7 @@ export class EnvelopeService {
     return {
       ciphertext: toCiphertextString(bytes),
       keyArn: rewrapped.keyArn,
-      dataKey: { dataKeyId: dataKeyIdOf(rewrapped.wrappedKey), cacheHit: false, coalesced: false, kmsRequestIds: trace.requestIds },
+      dataKey: { dataKeyId: dataKeyIdOf(rewrapped.wrappedKey), cacheHit: false, coalesced: false },
     };
   }
 
@@ -177,7 +178,7 @@ export class EnvelopeService {
       key.plaintextKey.fill(0);
       throw new KmsError('Unavailable', 'KMS returned a data key of the wrong length');
     }
-    const dataKey = { dataKeyId: dataKeyIdOf(key.wrappedKey), cacheHit: false, coalesced: false, kmsRequestIds: trace.requestIds };
+    const dataKey = { dataKeyId: dataKeyIdOf(key.wrappedKey), cacheHit: false, coalesced: false };
     if (includePlaintext) return { keyArn: key.keyArn, wrappedKey: key.wrappedKey, plaintextKey: key.plaintextKey, dataKey };
     key.plaintextKey.fill(0);
     return { keyArn: key.keyArn, wrappedKey: key.wrappedKey, dataKey };
@@ -212,5 +213,5 @@ function prefixOf(entry: CachedDataKey, context: EncryptionContext): EnvelopePre
 
 function report(use: KeyUse, trace: KmsTrace): DataKeyReport {
   trace.add(use.entry.kmsRequestId);
-  return { dataKeyId: use.entry.dataKeyId, cacheHit: use.cacheHit, coalesced: use.coalesced, kmsRequestIds: trace.requestIds };
+  return { dataKeyId: use.entry.dataKeyId, cacheHit: use.cacheHit, coalesced: use.coalesced };
 }

@@ -1,10 +1,13 @@
 /**
- * AuditRecord (what the request learned) -> the CloudTrail-shaped event the audit log writes.
- * Field names follow CloudTrail's record so one query language covers both (docs/AUDIT.md).
+ * One request -> the CloudTrail-shaped event the audit log writes: who and from where (the
+ * request), what the operation did (its audit facts, as returned), and how it ended (status,
+ * problem code). Field names follow CloudTrail's record so one query language covers both
+ * (docs/AUDIT.md).
  */
 import type { FastifyRequest } from 'fastify';
-import type { AuditEventInput, AuthFailuresSummaryDetails } from '../audit/event.js';
-import type { AuditRecord } from './audit-record.js';
+import type { AuditEventInput, AuthFailuresSummaryDetails, RouteEventName } from '../audit/event.js';
+import type { AuthMethod } from '../authz/principal.js';
+import type { AuditFacts } from '../operations/operation.js';
 import { callerRequestIdOf } from './caller-request-id.js';
 
 /** The audit log as the HTTP layer sees it: a write that resolves once the event is in the log, rejects otherwise. */
@@ -15,42 +18,58 @@ export interface AuditSink {
   isWritable(): boolean;
 }
 
-export function toAuditEvent(request: FastifyRequest, status: number, record: AuditRecord): AuditEventInput {
-  const failed = status >= 400;
-  // Built by assignment rather than conditional spreads: this runs once per request, and
-  // the spreads' temporary objects showed in the profile. Key order is the line's order.
-  const userIdentity: AuditEventInput['userIdentity'] = {
-    type: record.authMethod ?? 'anonymous',
-    principalId: record.principalId ?? 'anonymous',
-  };
-  if (record.ruleId) userIdentity.ruleId = record.ruleId;
+/** What the edge adds to an operation's facts; undefined once the event is written (or when none is due). */
+export interface AuditState {
+  /** A failed authentication: how the caller tried, and why it was refused. */
+  authMethod?: AuthMethod;
+  denyReason?: string;
+  /** What the operation returned. */
+  facts?: AuditFacts;
+  /** The problem the caller got. */
+  error?: { code: string; message: string };
+}
 
-  const kmsRequestIds = record.trace.requestIds;
-  const dataKey = record.dataKey;
+export function toAuditEvent(request: FastifyRequest, status: number, state: AuditState): AuditEventInput {
+  const failed = status >= 400;
+  const facts = state.facts;
+  const principal = request.principal;
+  // Built by assignment rather than conditional spreads: this runs once per request. Key
+  // order is the line's order.
+  const userIdentity: AuditEventInput['userIdentity'] = {
+    type: principal?.authMethod ?? state.authMethod ?? 'anonymous',
+    principalId: principal?.id ?? 'anonymous',
+  };
+  const ruleId = facts?.ruleId;
+  if (ruleId) userIdentity.ruleId = ruleId;
+
+  const kmsRequestIds = facts?.kmsRequestIds ?? [];
+  const dataKey = facts?.dataKey;
   const additionalEventData: AuditEventInput['additionalEventData'] = dataKey
     ? { dataKeyId: dataKey.dataKeyId, cacheHit: dataKey.cacheHit, coalesced: dataKey.coalesced, kmsRequestIds }
     : { kmsRequestIds };
-  additionalEventData.decision = record.ruleId ? 'allow' : status === 401 || status === 403 ? 'deny' : undefined;
-  if (record.denyReason) additionalEventData.denyReason = record.denyReason;
-  if (record.items) additionalEventData.items = record.items;
+  additionalEventData.decision = ruleId ? 'allow' : status === 401 || status === 403 ? 'deny' : undefined;
+  const denyReason = facts?.denyReason ?? state.denyReason;
+  if (denyReason) additionalEventData.denyReason = denyReason;
+  if (facts?.items) additionalEventData.items = facts.items;
   const callerRequestId = callerRequestIdOf(request);
   if (callerRequestId) additionalEventData.callerRequestId = callerRequestId;
 
-  // The record is not copied: the event is serialized before this request's record is dropped.
+  const route = `${request.method} ${request.routeOptions.url ?? 'unmatched'}` as RouteEventName;
   const event: AuditEventInput = {
-    eventName: record.eventName,
+    eventName: request.routeOptions.config.eventName ?? route,
     userIdentity,
     sourceIPAddress: request.ip,
-    userAgent: request.headers['user-agent'] ?? '', // bounded by the audit log, like every caller-sent string
-    requestParameters: record.requestParameters,
-    responseElements: failed ? null : (record.responseElements ?? null),
+    // Bounded by the audit log itself (MAX_USER_AGENT_CHARS), like every caller-controlled string.
+    userAgent: request.headers['user-agent'] ?? '',
+    requestParameters: facts?.requestParameters ?? {},
+    responseElements: failed ? null : (facts?.responseElements ?? null),
     requestID: request.id,
     httpStatus: status,
     additionalEventData,
   };
   if (failed) {
-    event.errorCode = record.errorCode ?? 'Error';
-    event.errorMessage = record.errorMessage ?? '';
+    event.errorCode = state.error?.code ?? 'Error';
+    event.errorMessage = state.error?.message ?? '';
   }
   return event;
 }

@@ -9,7 +9,6 @@
  * U+FFFD, and a repeated key is a 400 instead of "last one wins", because either would bind
  * a different context than the caller meant.
  */
-import { contextProblem } from '../envelope/context.js';
 import type { EncryptionContext } from '../kms/provider.js';
 import { ProblemError } from './problem.js';
 
@@ -21,7 +20,7 @@ export const AAD_HEADER = 'x-envelope-aad';
  * Form-encoded pairs of printable ASCII: a key of at least one character other than `%&=`,
  * optionally `=` and a value, `&` between pairs, and `%` only as a two-hex-digit escape.
  * What no pattern can say (checked by parseContextHeader, a 400 InvalidContext): escapes must
- * decode to UTF-8, keys must not repeat, and the KMS size limits on the decoded context.
+ * decode to UTF-8, keys must not repeat (and, like every context, the KMS size limits).
  */
 const CONTEXT_PAIR = "(?:[!-$'-<>-~]|%[0-9A-Fa-f]{2})+(?:=(?:[!-$'-~]|%[0-9A-Fa-f]{2})*)?";
 export const CONTEXT_HEADER_PATTERN = `^(?:${CONTEXT_PAIR}(?:&${CONTEXT_PAIR})*)?$`;
@@ -35,7 +34,10 @@ export const CONTEXT_HEADER_PATTERN = `^(?:${CONTEXT_PAIR}(?:&${CONTEXT_PAIR})*)
 export const MAX_CONTEXT_HEADER_CHARS = 8192;
 export const MAX_AAD_HEADER_CHARS = 4096;
 
-/** Parses the context header; undefined when absent. Throws a 400 InvalidContext problem. */
+/**
+ * Parses the context header; undefined when absent. Throws a 400 InvalidContext problem for its
+ * syntax; the KMS size limits are checked with every other context (operations/context.ts).
+ */
 export function parseContextHeader(value: string | undefined): EncryptionContext | undefined {
   if (value === undefined) return undefined;
   const context = Object.create(null) as Record<string, string>;
@@ -49,8 +51,6 @@ export function parseContextHeader(value: string | undefined): EncryptionContext
     if (Object.hasOwn(context, key)) throw invalid(`the context header repeats a key`);
     context[key] = entryValue;
   }
-  const problem = contextProblem(context);
-  if (problem) throw invalid(problem);
   return context;
 }
 

@@ -1,22 +1,10 @@
 /**
  * One error handler and one not-found handler for the whole app: every failure leaves as an
- * RFC 9457 problem (application/problem+json) and is noted on the request's audit record.
+ * RFC 9457 problem (send-problem.ts), and its code is kept for the request's audit event.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AccessDeniedError } from './key-guard.js';
-import { describeError, titleOf, type ProblemDescription } from './problem.js';
-import type { Problem } from './schemas.js';
-
-export function problemBody(request: FastifyRequest, problem: Pick<ProblemDescription, 'status' | 'code' | 'detail'>): Problem {
-  return {
-    type: `https://envelope-service.internal/problems/${problem.code}`,
-    title: titleOf(problem.status),
-    status: problem.status,
-    detail: problem.detail,
-    code: problem.code,
-    requestId: request.id,
-  };
-}
+import { describeError } from './problem.js';
+import { sendProblem } from './send-problem.js';
 
 export function registerErrorHandling(app: FastifyInstance): void {
   // Every static path and its methods, collected as routes are added (this hook is registered
@@ -37,11 +25,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
     return methods && !methods.has(request.method) ? { path, allow: [...methods].sort().join(', ') } : undefined;
   };
   const sendMethodNotAllowed = (request: FastifyRequest, reply: FastifyReply, { path, allow }: { path: string; allow: string }) =>
-    reply
-      .code(405)
-      .header('allow', allow)
-      .type('application/problem+json')
-      .send(problemBody(request, { status: 405, code: 'MethodNotAllowed', detail: `${path} does not support this method` }));
+    sendProblem(request, reply.header('allow', allow), { status: 405, code: 'MethodNotAllowed', detail: `${path} does not support this method` });
 
   app.setErrorHandler(async (error, request, reply) => {
     // A request that matched no route can still fail before the not-found handler runs (body
@@ -54,22 +38,13 @@ export function registerErrorHandling(app: FastifyInstance): void {
       // A bug. Log the stack, never the message of an upstream error that may quote input.
       request.log.error({ errorName: (error as Error)?.name, stack: (error as Error)?.stack }, 'unhandled error');
     }
-    if (request.audit) {
-      request.audit.errorCode = problem.code;
-      request.audit.errorMessage = problem.detail;
-      if (error instanceof AccessDeniedError) request.audit.denyReason = error.reason;
-    }
-    if (problem.retryAfterSeconds !== undefined) reply.header('retry-after', String(problem.retryAfterSeconds));
-    for (const [name, value] of Object.entries(problem.headers ?? {})) reply.header(name, value);
-    return reply.code(problem.status).type('application/problem+json').send(problemBody(request, problem));
+    if (request.audit) request.audit.error = { code: problem.code, message: problem.detail };
+    return sendProblem(request, reply, problem);
   });
 
   app.setNotFoundHandler(async (request, reply) => {
     const wrongMethod = allowedMethods(request);
     if (wrongMethod) return sendMethodNotAllowed(request, reply, wrongMethod);
-    return reply
-      .code(404)
-      .type('application/problem+json')
-      .send(problemBody(request, { status: 404, code: 'RouteNotFound', detail: 'no such route' }));
+    return sendProblem(request, reply, { status: 404, code: 'RouteNotFound', detail: 'no such route' });
   });
 }

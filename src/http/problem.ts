@@ -10,18 +10,9 @@ import { KmsBudgetExceededError } from '../envelope/kms-budget.js';
 import { CircuitOpenError } from '../kms/circuit-breaker.js';
 import { isKmsError } from '../kms/errors.js';
 import { AuditWriteError } from '../audit/errors.js';
+import { ProblemError } from '../operations/errors.js';
 
-export class ProblemError extends Error {
-  override readonly name = 'ProblemError';
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    readonly detail: string,
-    readonly retryAfterSeconds?: number,
-  ) {
-    super(detail);
-  }
-}
+export { ProblemError };
 
 export interface ProblemDescription {
   status: number;

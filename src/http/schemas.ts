@@ -8,35 +8,6 @@ import { ENVELOPE_LIMITS } from '../envelope/limits.js';
 /** Standard base64 (RFC 4648 section 4) with padding; anything else is a 400. */
 export const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$';
 
-/**
- * BASE64_PATTERN's language, decided in linear time: a multiple of 4 characters, alphabet
- * characters, then at most two `=` (groups of four alphabet characters, then optionally `xx==`
- * or `xxx=`, is exactly that). The character class deliberately includes `_`, which indexOf
- * then rules out: V8 matches [A-Za-z0-9_+/] through a lookup table at about 0.7 ms per MiB,
- * but [A-Za-z0-9+/] through range comparisons that mispredict on random data, at 7 to 15 ms
- * per MiB.
- */
-export function isStandardBase64(value: string): boolean {
-  return value.length % 4 === 0 && BASE64_WITH_UNDERSCORE.test(value) && value.indexOf('_') === -1;
-}
-const BASE64_WITH_UNDERSCORE = /^[A-Za-z0-9_+/]*={0,2}$/;
-const BASE64_MATCHER = { test: isStandardBase64, toString: () => `/${BASE64_PATTERN}/ (isStandardBase64)` };
-
-/**
- * The regular-expression engine Ajv compiles these schemas' patterns with (buildApp passes it
- * as `ajv.customOptions.code.regExp`). Every pattern becomes a plain RegExp except
- * BASE64_PATTERN, matched by isStandardBase64 (exactly the same strings): V8 matches the
- * pattern's repeated four-character group with a backtracking stack that grows with the input,
- * so validating plaintext cost about 15 ms per MiB, and from about 3 MiB (well inside
- * BODY_LIMIT_BYTES) the match threw "Maximum call stack size exceeded": a 500 for a valid
- * request. The schemas and openapi.yaml keep the pattern as written.
- */
-export const schemaRegExp = Object.assign(
-  (pattern: string, flags: string): { test(value: string): boolean } =>
-    pattern === BASE64_PATTERN ? BASE64_MATCHER : new RegExp(pattern, flags),
-  { code: 'schemaRegExp' },
-);
-
 // ---- Example values for the OpenAPI document ----------------------------------------------
 // Real outputs of a dev-mode instance (local provider, dev-token), so a reader can follow one
 // value through encrypt -> decrypt -> rewrap. They only decrypt against the keystore that made

@@ -15,10 +15,9 @@
 import type { FastifyInstance, FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { KmsTrace } from '../../envelope/kms-trace.js';
-import type { AuditItemOutcome } from '../audit-record.js';
-import { AccessDeniedError } from '../key-guard.js';
-import { decryptItem, encryptItem, type Caller, type ItemNotes } from '../operations.js';
+import type { BatchItemOutcome } from '../../audit/event.js';
+import type { Outcome, Caller } from '../../operations/operation.js';
+import { recordOutcome } from '../audit-trail.js';
 import { ProblemError, describeError } from '../problem.js';
 import {
   DECRYPT_BATCH_EXAMPLES,
@@ -31,9 +30,11 @@ import {
   type EncryptBody as EncryptItem,
 } from '../schemas.js';
 import { COMMON_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
+import { decryptJson } from './decrypt.js';
+import { encryptJson } from './encrypt.js';
 
 type ItemError = { error: { code: string; status: number; detail: string } };
-type ItemOperation<I, R> = (caller: Caller, item: I, trace: KmsTrace, notes: ItemNotes) => Promise<R>;
+type ItemOperation<I, R> = (caller: Caller, item: I) => Promise<Outcome<R>>;
 
 /** What Fastify validates before the handler: the envelope only; each item is checked on its own. */
 function batchEnvelope(maxItems: number) {
@@ -79,9 +80,7 @@ export function registerBatch(scope: FastifyInstance, deps: V1Deps): void {
       },
     },
     async (request) => ({
-      results: await runBatch(request, request.body.items, EncryptBody, (caller, item: EncryptItem, trace, notes) =>
-        encryptItem(deps.operations, caller, item, trace, notes),
-      ),
+      results: await runBatch(request, deps, request.body.items, EncryptBody, (caller, item: EncryptItem) => encryptJson(deps.operations, caller, item)),
     }),
   );
 
@@ -102,56 +101,69 @@ export function registerBatch(scope: FastifyInstance, deps: V1Deps): void {
       },
     },
     async (request) => ({
-      results: await runBatch(request, request.body.items, DecryptBody, (caller, item: DecryptItem, trace, notes) =>
-        decryptItem(deps.operations, caller, item, trace, notes),
-      ),
+      results: await runBatch(request, deps, request.body.items, DecryptBody, (caller, item: DecryptItem) => decryptJson(deps.operations, caller, item)),
     }),
   );
 }
 
+/**
+ * Runs every item as its own operation, each with its own KMS context (its own request ids,
+ * the same payer), and returns the request's outcome: the results in input order, and audit
+ * facts that carry each item's outcome and every item's KMS request ids.
+ */
 async function runBatch<I, R>(
   request: FastifyRequest,
+  deps: V1Deps,
   items: unknown[],
   itemSchema: object,
   operation: ItemOperation<I, R>,
 ): Promise<(R | ItemError)[]> {
-  const record = request.audit!;
-  const caller = callerOf(request);
+  const caller = callerOf(request, deps);
   const validate = request.compileValidationSchema(itemSchema, 'body');
-  const outcomes: AuditItemOutcome[] = [];
-  record.requestParameters.items = items.length;
+  const outcomes: BatchItemOutcome[] = [];
   const results = await Promise.all(
     items.map(async (item, index) => {
-      const trace = record.trace.forItem();
-      const notes: ItemNotes = {};
-      const outcome: AuditItemOutcome = { index, status: 200, kmsRequestIds: [] };
+      const outcome: BatchItemOutcome = { index, status: 200, kmsRequestIds: [] };
       outcomes.push(outcome);
-      try {
-        if (!validate(item)) throw invalidItem(validate.errors);
-        return await operation(caller, item as I, trace, notes);
-      } catch (error) {
-        const problem = describeError(error);
-        if (problem.code === 'InternalError') request.log.error({ errorName: (error as Error)?.name, stack: (error as Error)?.stack }, 'unhandled error in batch item');
+      const itemCaller = { ...caller, kms: caller.kms.forItem() };
+      const done: Outcome<R> = validate(item)
+        ? await operation(itemCaller, item as I)
+        : { ok: false, error: invalidItem(validate.errors), facts: { requestParameters: {}, kmsRequestIds: [] } };
+      const { facts } = done;
+      let result: R | ItemError;
+      if (done.ok) {
+        result = done.value;
+      } else {
+        const problem = describeError(done.error);
+        if (problem.code === 'InternalError') request.log.error({ errorName: (done.error as Error)?.name, stack: (done.error as Error)?.stack }, 'unhandled error in batch item');
         outcome.status = problem.status;
         outcome.errorCode = problem.code;
-        if (error instanceof AccessDeniedError) outcome.denyReason = error.reason;
-        return { error: { code: problem.code, status: problem.status, detail: problem.detail } };
-      } finally {
-        Object.assign(outcome, {
-          keyId: notes.resolvedKeyId ?? notes.keyId,
-          ruleId: notes.ruleId,
-          encryptionContext: notes.context,
-          dataKeyId: notes.dataKey?.dataKeyId,
-          cacheHit: notes.dataKey?.cacheHit,
-          kmsRequestIds: trace.requestIds,
-        });
-        for (const id of trace.requestIds) record.trace.add(id);
+        if (facts.denyReason) outcome.denyReason = facts.denyReason;
+        result = { error: { code: problem.code, status: problem.status, detail: problem.detail } };
       }
+      Object.assign(outcome, {
+        keyId: facts.resolvedKeyId ?? facts.requestParameters.keyId,
+        ruleId: facts.ruleId,
+        encryptionContext: facts.requestParameters.encryptionContext,
+        dataKeyId: facts.dataKey?.dataKeyId,
+        cacheHit: facts.dataKey?.cacheHit,
+        kmsRequestIds: facts.kmsRequestIds,
+      });
+      for (const id of facts.kmsRequestIds) caller.kms.add(id);
+      return result;
     }),
   );
-  record.items = outcomes.sort((a, b) => a.index - b.index);
-  record.responseElements = { items: results.length, failedItems: outcomes.filter((outcome) => outcome.status >= 400).length };
-  return results;
+  const failedItems = outcomes.filter((outcome) => (outcome.status ?? 200) >= 400).length;
+  return recordOutcome(request, {
+    ok: true,
+    value: results,
+    facts: {
+      requestParameters: { items: items.length },
+      responseElements: { items: results.length, failedItems },
+      items: outcomes.sort((a, b) => a.index - b.index),
+      kmsRequestIds: caller.kms.requestIds,
+    },
+  });
 }
 
 /**

@@ -14,8 +14,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { sortedContextEntries } from '../../envelope/context.js';
-import type { DecryptResult, EnvelopeResult } from '../../envelope/service.js';
-import { decryptEnvelope, encryptToEnvelope, type ItemNotes } from '../operations.js';
+import type { EnvelopeResult } from '../../envelope/service.js';
+import type { EncryptionContext } from '../../kms/provider.js';
+import { validContext } from '../../operations/context.js';
+import { decrypt } from '../../operations/decrypt.js';
+import { encryptToEnvelope } from '../../operations/encrypt.js';
+import { recordOutcome } from '../audit-trail.js';
 import {
   AAD_HEADER,
   CONTEXT_HEADER,
@@ -29,7 +33,6 @@ import {
 } from '../binary-headers.js';
 import { BASE64_PATTERN, EXAMPLE_CIPHERTEXT, KeyId, PASTE_HINT } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
-import { noteItem } from './notes.js';
 import { ProblemError } from '../problem.js';
 
 const OCTET_STREAM = 'application/octet-stream';
@@ -121,23 +124,17 @@ export async function registerBinary(scope: FastifyInstance, deps: V1Deps): Prom
       async (request: FastifyRequest, reply: FastifyReply) => {
         const headers = request.headers as Record<string, string | undefined>;
         const plaintext = bodyBytes(request);
-        const notes: ItemNotes = {};
         let result: EnvelopeResult;
         try {
-          const context = parseContextHeader(headers[CONTEXT_HEADER]) ?? (Object.create(null) as Record<string, string>);
+          const context = parseContextHeader(headers[CONTEXT_HEADER]);
           const aad = decodeAad(headers[AAD_HEADER]);
-          result = await encryptToEnvelope(
-            deps.operations,
-            callerOf(request),
-            { plaintext, keyId: headers[KEY_ID_HEADER], context, aad },
-            request.audit!.trace,
-            notes,
+          // Before send(): send() runs onSend, which writes the audit event there and then.
+          result = recordOutcome(
+            request,
+            await encryptToEnvelope(deps.operations, callerOf(request, deps), { plaintext, keyId: headers[KEY_ID_HEADER], context, aad }),
           );
-          notes.ciphertextBytes = result.envelope.length;
         } finally {
           plaintext.fill(0);
-          // Before send(): send() runs onSend, which writes the audit event there and then.
-          noteItem(request.audit!, notes, 'encrypt');
         }
         return reply.type(OCTET_STREAM).header(KEY_ID_HEADER, headerSafe(result.keyArn)).send(result.envelope);
       },
@@ -180,17 +177,19 @@ export async function registerBinary(scope: FastifyInstance, deps: V1Deps): Prom
       },
       async (request: FastifyRequest, reply: FastifyReply) => {
         const headers = request.headers as Record<string, string | undefined>;
-        const bytes = bodyBytes(request);
-        const notes: ItemNotes = { ciphertextBytes: bytes.length };
-        let result: DecryptResult;
+        const ciphertext = bodyBytes(request);
+        let expectedContext: EncryptionContext | undefined;
         try {
-          const expected = parseContextHeader(headers[CONTEXT_HEADER]);
-          const aad = decodeAad(headers[AAD_HEADER]);
-          const envelope = parseBody(deps, bytes);
-          result = await decryptEnvelope(deps.operations, callerOf(request), envelope, expected, aad, request.audit!.trace, notes);
-        } finally {
-          noteItem(request.audit!, notes, 'decrypt'); // before send(), which writes the audit event
+          const header = parseContextHeader(headers[CONTEXT_HEADER]);
+          expectedContext = header === undefined ? undefined : validContext(header);
+        } catch (error) {
+          // Refused before the operation: audited with the size of what was sent, like a decrypt.
+          const facts = { requestParameters: { ciphertextBytes: ciphertext.length }, kmsRequestIds: [] };
+          return recordOutcome<never>(request, { ok: false, error, facts });
         }
+        const aad = decodeAad(headers[AAD_HEADER]);
+        // Before send(), which writes the audit event.
+        const result = recordOutcome(request, await decrypt(deps.operations, callerOf(request, deps), { ciphertext, expectedContext, aad }));
         request.plaintextToZero = result.plaintext;
         return reply
           .type(OCTET_STREAM)
@@ -211,17 +210,6 @@ function bodyBytes(request: FastifyRequest): Buffer {
   if (Buffer.isBuffer(request.body)) return request.body;
   throw new ProblemError(400, 'InvalidRequest', 'the request has no body: send the bytes as application/octet-stream (an empty body is fine)');
 }
-
-/**
- * The binary envelope, or the same envelope in its text form (`ev1:` + base64url), so a
- * ciphertext from the JSON API can be pasted as is (Swagger UI sends a text body). Never
- * ambiguous: a binary envelope starts with its version byte, never with `e`.
- */
-function parseBody(deps: V1Deps, bytes: Buffer) {
-  if (!TEXT_FORM.test(bytes.subarray(0, 8).toString('latin1'))) return deps.operations.envelope.parseBinary(bytes);
-  return deps.operations.envelope.parse(bytes.toString('latin1').trimEnd());
-}
-const TEXT_FORM = /^ev\d+:/;
 
 function decodeAad(value: string | undefined): Buffer | undefined {
   return value === undefined ? undefined : Buffer.from(value, 'base64');

@@ -3,22 +3,21 @@
  * example), and the per-route dependencies.
  */
 import { Type } from 'typebox';
-import type { Config } from '../../config.js';
-import type { PolicyStore } from '../../authz/store.js';
-import type { KeyDirectory } from '../../kms/key-directory.js';
 import type { FastifyRequest } from 'fastify';
-import type { Caller, OperationDeps } from '../operations.js';
+import type { Config } from '../../config.js';
+import { principalKey } from '../../authz/principal.js';
+import type { KmsBudgets } from '../../envelope/kms-budget.js';
+import { KmsTrace } from '../../envelope/kms-trace.js';
+import type { Caller, OperationDeps } from '../../operations/operation.js';
 import { titleOf } from '../problem.js';
+import { PROBLEM_MEDIA_TYPE } from '../send-problem.js';
 
 export interface V1Deps {
   config: Config;
-  policy: PolicyStore;
   operations: OperationDeps;
-  directory: KeyDirectory;
+  budgets: KmsBudgets;
 }
 
-/** Error bodies are RFC 9457 problems; the error handler sends them with this media type. */
-export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
 
 const RETRY_AFTER = {
   'retry-after': { type: 'integer', minimum: 0, description: 'Seconds to wait before retrying.' },
@@ -93,9 +92,17 @@ export const INTERNAL_ERROR = problem(500, 'A bug in the service (never an expec
 
 export const SECURITY = [{ bearerAuth: [] }];
 
-/** The authenticated caller (set by the audit trail's onRequest hook before any handler). */
-export function callerOf(request: FastifyRequest): Caller {
+/**
+ * The authenticated caller (authentication.ts runs before any handler), with the request's KMS
+ * context: its KMS calls are charged to the principal's budget, and the data keys it fetches
+ * count against the principal's share of the cache.
+ */
+export function callerOf(request: FastifyRequest, deps: V1Deps): Caller {
   const { principal, policy } = request;
   if (!principal || !policy) throw new Error('route reached without authentication');
-  return { principal, policy };
+  // Keyed by method and id: an API key and a JWT with the same name are different payers.
+  const payer = principalKey(principal);
+  const kms = new KmsTrace();
+  kms.billTo(payer, deps.budgets.payerFor(payer));
+  return { principal, policy, kms };
 }

@@ -1,10 +1,8 @@
-/**
- * POST /v1/datakey: a fresh data key for callers that encrypt client-side. Wrapped only by
- * default; the plaintext key is returned only to principals granted `datakey:plaintext`.
- */
+/** POST /v1/datakey (operations/datakey.ts) */
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { validContext } from '../operations.js';
+import { issueDataKey } from '../../operations/datakey.js';
+import { recordOutcome } from '../audit-trail.js';
 import { DATAKEY_EXAMPLES, DataKeyBody, DataKeyResponse } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 
@@ -27,19 +25,11 @@ export function registerDataKey(scope: FastifyInstance, deps: V1Deps): void {
       },
     },
     async (request) => {
-      const record = request.audit!;
-      const caller = callerOf(request);
-      const { guard, envelope, defaultKeyId } = deps.operations;
-      const context = validContext(request.body.context);
-      const includePlaintext = request.body.includePlaintext === true;
-      const keyId = request.body.keyId ?? defaultKeyId;
-      record.requestParameters = { keyId, encryptionContext: context, includePlaintext };
-      const operation = includePlaintext ? 'datakey:plaintext' : 'datakey';
-      const { keyArn, ruleId } = await guard.authorizeRequestedKey(caller.policy, caller.principal, operation, keyId, context, undefined, record.trace);
-      record.ruleId = ruleId;
-      const issued = await envelope.issueDataKey(keyArn, context, includePlaintext, record.trace);
-      record.dataKey = issued.dataKey;
-      record.responseElements = { keyId: issued.keyArn, wrappedKeyBytes: issued.wrappedKey.length };
+      const { keyId, context, includePlaintext } = request.body;
+      const issued = recordOutcome(
+        request,
+        await issueDataKey(deps.operations, callerOf(request, deps), { keyId, context, includePlaintext: includePlaintext === true }),
+      );
       const response = {
         keyId: issued.keyArn,
         wrappedKey: issued.wrappedKey.toString('base64'),

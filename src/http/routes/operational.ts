@@ -1,31 +1,16 @@
 /**
- * Routes for operators and orchestrators: liveness, readiness, Prometheus metrics, and the
- * load-shedding guard that answers 503 early when the event loop lags or memory runs short
- * (MAX_EVENT_LOOP_DELAY_MS, MAX_HEAP_USED_BYTES, MAX_RSS_BYTES; see memory-limits.ts).
+ * Routes for operators and orchestrators: liveness, readiness, Prometheus metrics. None is
+ * ever shed (load-shedding.ts): under load, a liveness probe that failed would get the
+ * instance killed (more load on the others), and /metrics is needed most exactly then. /readyz
+ * stays about dependencies: an overloaded instance sheds requests itself, 503 + Retry-After.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import underPressure from '@fastify/under-pressure';
+import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config.js';
 import type { ServiceMetrics } from '../../metrics/metrics.js';
 import type { Readiness } from '../readiness.js';
 import { Health, Readiness as ReadinessSchema } from '../schemas.js';
-import { problemBody } from '../error-handler.js';
+import { NOT_SHED } from '../load-shedding.js';
 import { INTERNAL_ERROR } from './common.js';
-import { memoryLimits } from '../memory-limits.js';
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** @fastify/under-pressure's per-route handler; one that sends nothing lets the request through. */
-    pressureHandler?: (request: FastifyRequest, reply: FastifyReply, type: string, value: number | undefined) => void;
-  }
-}
-
-/**
- * The operational routes are never shed: under load, a liveness probe that failed would get the
- * instance killed (more load on the others), and /metrics is needed most exactly then. /readyz
- * stays about dependencies: an overloaded instance sheds requests itself, 503 + Retry-After.
- */
-const NOT_SHED = { pressureHandler: () => undefined };
 
 export interface OperationalDeps {
   metrics: ServiceMetrics;
@@ -34,26 +19,6 @@ export interface OperationalDeps {
 }
 
 export async function registerOperationalRoutes(app: FastifyInstance, deps: OperationalDeps): Promise<void> {
-  const memory = memoryLimits(deps.config);
-  if (deps.config.MAX_EVENT_LOOP_DELAY_MS > 0 || memory.maxHeapUsedBytes > 0 || memory.maxRssBytes > 0) {
-    await app.register(underPressure, {
-      // 0 turns a check off (under-pressure's own convention).
-      maxEventLoopDelay: deps.config.MAX_EVENT_LOOP_DELAY_MS,
-      maxHeapUsedBytes: memory.maxHeapUsedBytes,
-      maxRssBytes: memory.maxRssBytes,
-      retryAfter: 5,
-      exposeStatusRoute: false,
-      // Returning the body (not sending it here) makes under-pressure send it and stop the
-      // request: a handler that sends and returns nothing lets the later hooks run as well
-      // (authentication, limits, the audit trail). Its typings say void; its code sends any
-      // non-null result.
-      pressureHandler: ((request: FastifyRequest, reply: FastifyReply) => {
-        reply.code(503).header('retry-after', '5').type('application/problem+json');
-        return problemBody(request, { status: 503, code: 'Overloaded', detail: 'the service is overloaded; retry later' });
-      }) as unknown as (request: FastifyRequest, reply: FastifyReply) => void,
-    });
-  }
-
   app.get(
     '/healthz',
     {

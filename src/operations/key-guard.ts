@@ -12,18 +12,11 @@ import { assertUsable, type KeyDirectory } from '../kms/key-directory.js';
 import type { KmsTrace } from '../envelope/kms-trace.js';
 import { isKmsError } from '../kms/errors.js';
 import type { EncryptionContext, KeyDescription } from '../kms/provider.js';
-import { ProblemError } from './problem.js';
+import { AccessDeniedError, ProblemError } from './errors.js';
 
 export interface KeyAuthorization {
   keyArn: string;
   ruleId: string;
-}
-
-/** Raised for a policy denial; `reason` goes to the audit log only, never to the caller. */
-export class AccessDeniedError extends ProblemError {
-  constructor(readonly reason: string) {
-    super(403, 'AccessDenied', 'the policy does not allow this request');
-  }
 }
 
 export class KeyGuard {

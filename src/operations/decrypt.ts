@@ -1,0 +1,46 @@
+/**
+ * Decrypt: authorize on the key and context stored in the envelope (never on anything the
+ * caller claims), check the caller's expected context if given, and open the payload. Shared
+ * by /v1/decrypt, its binary form and batch items.
+ */
+import type { ParsedEnvelope } from '../envelope/format.js';
+import type { DecryptResult, EnvelopeService } from '../envelope/service.js';
+import { withFacts, type Outcome, type Caller, type OperationDeps } from './operation.js';
+import { assertExpectedContext } from './context.js';
+
+export interface DecryptInput {
+  /** The text form (`ev1:...`) or the binary envelope. */
+  ciphertext: string | Buffer;
+  expectedContext: Readonly<Record<string, string>> | undefined;
+  aad: Buffer | undefined;
+}
+
+/** The caller owns (and zeroes) the returned plaintext. */
+export function decrypt(deps: OperationDeps, caller: Caller, input: DecryptInput): Promise<Outcome<DecryptResult>> {
+  return withFacts(caller, async (facts) => {
+    const ciphertextBytes = input.ciphertext.length;
+    facts.requestParameters = { ciphertextBytes };
+    const envelope = parse(deps.envelope, input.ciphertext);
+    const plaintextBytes = envelope.body.length;
+    facts.requestParameters = { keyId: envelope.keyArn, encryptionContext: envelope.context, aadBytes: input.aad?.length, ciphertextBytes };
+    const { ruleId } = await deps.guard.authorizeStoredKey(caller.policy, caller.principal, 'decrypt', envelope.keyArn, envelope.context, plaintextBytes, caller.kms);
+    facts.ruleId = ruleId;
+    assertExpectedContext(input.expectedContext, envelope.context);
+    const result = await deps.envelope.decrypt(envelope, input.aad, caller.kms);
+    facts.dataKey = result.dataKey;
+    facts.responseElements = { keyId: envelope.keyArn, plaintextBytes };
+    return result;
+  });
+}
+
+/**
+ * The binary envelope, or the same envelope in its text form (`ev1:` + base64url), so a
+ * ciphertext from the JSON API can be sent to the binary route as is. Never ambiguous: a
+ * binary envelope starts with its version byte, never with `e`.
+ */
+function parse(service: EnvelopeService, ciphertext: string | Buffer): ParsedEnvelope {
+  if (typeof ciphertext === 'string') return service.parse(ciphertext);
+  if (!TEXT_FORM.test(ciphertext.subarray(0, 8).toString('latin1'))) return service.parseBinary(ciphertext);
+  return service.parse(ciphertext.toString('latin1').trimEnd());
+}
+const TEXT_FORM = /^ev\d+:/;

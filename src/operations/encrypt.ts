@@ -1,0 +1,48 @@
+/**
+ * Encrypt: authorize the caller on the key it names and the context it gives, then seal the
+ * payload under a (cached) data key. Shared by /v1/encrypt, its binary form and batch items.
+ */
+import { toCiphertextString } from '../envelope/format.js';
+import type { EnvelopeResult } from '../envelope/service.js';
+import { withFacts, type AuditFacts, type Outcome, type Caller, type OperationDeps } from './operation.js';
+import { validContext } from './context.js';
+
+/** What an encrypt needs, decoded. The caller owns (and zeroes) `plaintext`. */
+export interface EncryptInput {
+  plaintext: Buffer;
+  keyId: string | undefined;
+  context: Readonly<Record<string, string>> | undefined;
+  aad: Buffer | undefined;
+}
+
+/** Encrypts to the text form (`ev1:` + base64url), as the JSON API carries it. */
+export function encrypt(deps: OperationDeps, caller: Caller, input: EncryptInput): Promise<Outcome<{ ciphertext: string; keyId: string }>> {
+  return withFacts(caller, async (facts) => {
+    const result = await seal(deps, caller, input, facts);
+    const ciphertext = toCiphertextString(result.envelope);
+    facts.responseElements = { keyId: facts.resolvedKeyId, ciphertextBytes: ciphertext.length };
+    return { ciphertext, keyId: result.keyArn };
+  });
+}
+
+/** Encrypts to the binary envelope itself, as the binary API carries it. */
+export function encryptToEnvelope(deps: OperationDeps, caller: Caller, input: EncryptInput): Promise<Outcome<EnvelopeResult>> {
+  return withFacts(caller, async (facts) => {
+    const result = await seal(deps, caller, input, facts);
+    facts.responseElements = { keyId: facts.resolvedKeyId, ciphertextBytes: result.envelope.length };
+    return result;
+  });
+}
+
+async function seal(deps: OperationDeps, caller: Caller, input: EncryptInput, facts: AuditFacts): Promise<EnvelopeResult> {
+  const context = validContext(input.context);
+  const keyId = input.keyId ?? deps.defaultKeyId;
+  const plaintextBytes = input.plaintext.length;
+  facts.requestParameters = { keyId, encryptionContext: context, aadBytes: input.aad?.length, plaintextBytes };
+  const { keyArn, ruleId } = await deps.guard.authorizeRequestedKey(caller.policy, caller.principal, 'encrypt', keyId, context, plaintextBytes, caller.kms);
+  facts.resolvedKeyId = keyArn;
+  facts.ruleId = ruleId;
+  const result = await deps.envelope.encryptToEnvelope(keyArn, input.plaintext, context, input.aad, caller.kms);
+  facts.dataKey = result.dataKey;
+  return result;
+}

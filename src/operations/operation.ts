@@ -1,0 +1,71 @@
+/**
+ * What every operation takes, the caller and its dependencies, and what it returns: its result
+ * or its failure, with one record of audit facts either way. The facts are filled by the
+ * operation alone and written by the audit trail as is; field names are the audit event's own
+ * (docs/AUDIT.md). Only sizes, ids and names: never plaintext, keys, tokens or ciphertext bodies.
+ */
+import type { BatchItemOutcome, RequestParameters, ResponseElements } from '../audit/event.js';
+import type { Policy } from '../authz/policy.js';
+import type { Principal } from '../authz/principal.js';
+import type { KeyDirectory } from '../kms/key-directory.js';
+import type { KmsTrace } from '../envelope/kms-trace.js';
+import type { DataKeyReport, EnvelopeService } from '../envelope/service.js';
+import { AccessDeniedError } from './errors.js';
+import type { KeyGuard } from './key-guard.js';
+
+export interface Caller {
+  principal: Principal;
+  /** The policy snapshot the caller was authenticated with; kept for the whole request. */
+  policy: Policy;
+  /**
+   * The request's KMS context, created once per request: the principal's KMS budget and cache
+   * share, and the KMS request ids the operation caused or relied on.
+   */
+  kms: KmsTrace;
+}
+
+export interface OperationDeps {
+  guard: KeyGuard;
+  envelope: EnvelopeService;
+  directory: KeyDirectory;
+  defaultKeyId: string;
+}
+
+export interface AuditFacts {
+  requestParameters: RequestParameters;
+  /** The key as resolved (an ARN) once authorized; requestParameters.keyId is the name asked for. */
+  resolvedKeyId?: string;
+  /** Written only when the request succeeds. */
+  responseElements?: ResponseElements;
+  /** The policy rule(s) that allowed the operation; absent when denied or not reached. */
+  ruleId?: string;
+  /** Why the policy denied it (never told to the caller). */
+  denyReason?: string;
+  dataKey?: DataKeyReport;
+  /** Every KMS request id behind the operation (CloudTrail's `requestID`). */
+  kmsRequestIds: string[];
+  /** Batch requests: one outcome per item, in input order. */
+  items?: BatchItemOutcome[];
+}
+
+/** An operation's result, or its failure, and its audit facts either way. */
+export type Outcome<R> = { ok: true; value: R; facts: AuditFacts } | { ok: false; error: unknown; facts: AuditFacts };
+
+/**
+ * Runs `operation` with a fresh facts record and returns the outcome: the facts gathered so
+ * far come back on failure too, with the deny reason of a policy denial and the caller's KMS
+ * request ids.
+ */
+export async function withFacts<R>(caller: Caller, operation: (facts: AuditFacts) => Promise<R>): Promise<Outcome<R>> {
+  const facts: AuditFacts = { requestParameters: {}, kmsRequestIds: [] };
+  try {
+    const value = await operation(facts);
+    facts.kmsRequestIds = caller.kms.requestIds;
+    return { ok: true, value, facts };
+  } catch (error) {
+    if (error instanceof AccessDeniedError) facts.denyReason = error.reason;
+    facts.kmsRequestIds = caller.kms.requestIds;
+    return { ok: false, error, facts };
+  }
+}
+
