@@ -47,7 +47,7 @@ import { CIRCUIT_STATE_VALUE, CircuitBreaker, withCircuitBreaker } from './kms/c
 import { instrumentProvider } from './kms/instrumented.js';
 import type { KeyProvider } from './kms/provider.js';
 import { ServiceMetrics } from './metrics/metrics.js';
-import { Readiness } from './http/readiness.js';
+import { Readiness, type CheckpointHealth } from './http/readiness.js';
 
 export interface AppDeps {
   config: Config;
@@ -56,6 +56,8 @@ export interface AppDeps {
   audit: AuditSink;
   logger?: FastifyBaseLogger;
   metrics?: ServiceMetrics;
+  /** The audit checkpoints' state, shown as a /readyz detail. */
+  checkpoints?: CheckpointHealth;
   /** Injected clock for cache ages (tests). */
   now?: () => number;
 }
@@ -116,6 +118,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     onReject: (operation) => metrics.kmsBudgetRejections.inc({ operation }),
   });
   const readiness = new Readiness(provider, deps.audit, config.DEFAULT_KEY_ID, config.READINESS_CACHE_MS);
+  if (deps.checkpoints) readiness.showCheckpoints(deps.checkpoints);
 
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
