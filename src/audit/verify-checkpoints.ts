@@ -148,7 +148,15 @@ export async function verifyCheckpoints(lines: AsyncIterable<RawLine>, options: 
           `${label} does not continue the checkpoint at sequence ${previous.sequence}: a checkpoint between them was removed, or this one was replayed from elsewhere`,
         );
       }
-    } else if (walkStart !== undefined && s.firstSequence > walkStart && s.previousDigest === null) {
+    } else if (walkStart !== undefined && s.firstSequence > walkStart) {
+      // The lines before it must have been covered by a checkpoint after them, so in these files.
+      if (s.previousDigest !== null) {
+        return fail(
+          'replayed',
+          sequence,
+          `${label} continues a checkpoint that is not in the files, yet events ${walkStart}..${s.firstSequence - 1} come before it: a checkpoint was removed, or this one was replayed`,
+        );
+      }
       uncovered.push({ firstSequence: walkStart, lastSequence: s.firstSequence - 1 });
     }
     const actual = hashes.get(s.lastSequence);

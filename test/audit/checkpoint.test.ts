@@ -9,7 +9,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/audit/audit-log.js';
-import { Checkpointer } from '../../src/audit/checkpointer.js';
+import { Checkpointer, readTrailingCheckpoint } from '../../src/audit/checkpointer.js';
 import { isCheckpoint, localSigner, rechain, runVerify, writeSignedLog } from './checkpoint-helpers.js';
 import { readLines, sampleInput, tempDir, writeLines } from './helpers.js';
 
@@ -195,5 +195,65 @@ describe('signed audit checkpoints (local signing key)', () => {
     // A changed statement fails the same command.
     const tampered = [...commands, "sed -i 's/node-a/node-x/' statement.json", `${verify} || echo REFUSED`];
     expect(execFileSync('bash', ['-c', tampered.join('\n')], { encoding: 'utf8' })).toContain('REFUSED');
+  });
+});
+
+describe('checkpoint schedule and restarts', () => {
+  it('writes a checkpoint every interval even when few events arrive', async () => {
+    const dir = tempDir();
+    const { signer } = await localSigner(dir);
+    const path = join(dir, 'audit.log');
+    const audit = AuditLog.open({ destination: path });
+    const checkpointer = new Checkpointer({ audit, signer, instance: 'node-a', everyEvents: 10_000, intervalMs: 50 });
+    checkpointer.start();
+    await audit.write(sampleInput());
+    await new Promise((done) => setTimeout(done, 200));
+    await checkpointer.settled();
+    const checkpoints = readLines(path).filter(isCheckpoint);
+    // One, not one per tick: a checkpoint whose only new line is the previous checkpoint is skipped.
+    expect(checkpoints).toHaveLength(1);
+    await checkpointer.close(1_000);
+    await audit.close();
+    expect(readLines(path).filter(isCheckpoint)).toHaveLength(1);
+  });
+
+  it('a restart after a clean stop continues the series; after a crash the unsigned stretch is reported', async () => {
+    const dir = tempDir();
+    const { signer, publicKeyPath } = await localSigner(dir);
+    const path = join(dir, 'audit.log');
+    await writeSignedLog(path, { signer, events: 4, everyEvents: 100 });
+    // Second process, as deps.ts starts it: resumes from the checkpoint the file ends with.
+    const resumeFrom = readTrailingCheckpoint(path);
+    expect(resumeFrom).toBeDefined();
+    let checkpointer: Checkpointer | undefined;
+    const audit = AuditLog.open({ destination: path, onWritten: () => checkpointer?.noteEvent() });
+    checkpointer = new Checkpointer({ audit, signer, instance: 'node-a', everyEvents: 100, intervalMs: 3_600_000, ...(resumeFrom && { resumeFrom }) });
+    for (let index = 0; index < 3; index += 1) await audit.write(sampleInput());
+    // A crash: no final checkpoint.
+    await audit.close();
+    const clean = await runVerify([`--public-key=${publicKeyPath}`, path]);
+    expect(clean.code).toBe(0);
+    expect(clean.out).not.toContain('WARNING');
+    expect(clean.out).toContain('unsigned tail: 3 event(s)');
+
+    // Third process: the file ends with events, not a checkpoint, so a new series starts.
+    await writeSignedLog(path, { signer, events: 2, everyEvents: 100 });
+    const afterCrash = await runVerify([`--public-key=${publicKeyPath}`, path]);
+    expect(afterCrash.code).toBe(0);
+    expect(afterCrash.out).toMatch(/WARNING: sequences 4\.\.7 are covered by no checkpoint/);
+    expect(afterCrash.out).toContain('unsigned tail: none');
+  });
+
+  it('removing the first checkpoint of the files is reported', async () => {
+    const dir = tempDir();
+    const { signer, publicKeyPath } = await localSigner(dir);
+    const path = join(dir, 'audit.log');
+    await writeSignedLog(path, { signer, events: 12, everyEvents: 5 });
+    const lines = readLines(path);
+    const first = lines.findIndex(isCheckpoint);
+    writeLines(path, rechain(lines.filter((_, index) => index !== first)));
+    const result = await runVerify([`--public-key=${publicKeyPath}`, path]);
+    expect(result.code).toBe(1);
+    expect(result.err).toMatch(/FAIL: sequence \d+: checkpoint at sequence \d+/);
   });
 });
