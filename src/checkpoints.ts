@@ -38,7 +38,7 @@ export function createCheckpointer(
   metrics: ServiceMetrics,
   resumeFrom: ReturnType<typeof readTrailingCheckpoint>,
 ): Checkpointer {
-  return new Checkpointer({
+  const checkpointer = new Checkpointer({
     audit,
     signer,
     instance: config.INSTANCE_ID ?? hostname(),
@@ -52,6 +52,8 @@ export function createCheckpointer(
     },
     onFailed: () => metrics.auditCheckpointFailures.inc(),
   });
+  metrics.auditCheckpointUnsignedSince = () => checkpointer.status().unsignedSince;
+  return checkpointer;
 }
 
 /** The /readyz detail: `delayed` once events have waited more than two intervals. */

@@ -111,6 +111,19 @@ export class ServiceMetrics implements CacheObserver {
     },
   });
 
+  /** Since when the oldest event not yet covered by a signed checkpoint has waited (epoch ms), or null. */
+  auditCheckpointUnsignedSince: () => number | null = () => this.startedAt;
+
+  readonly auditCheckpointUnsigned = new Gauge({
+    name: 'audit_checkpoint_unsigned_seconds',
+    help: 'Seconds the oldest audit event not yet covered by a signed checkpoint has waited (0 when every event is covered; since start when checkpoints are disabled). The one to alert on.',
+    registers: [this.registry],
+    collect: () => {
+      const since = this.auditCheckpointUnsignedSince();
+      this.auditCheckpointUnsigned.set(since === null ? 0 : Math.max(0, (Date.now() - since) / 1000));
+    },
+  });
+
   readonly auditCheckpointFailures = new Counter({
     name: 'audit_checkpoint_failures_total',
     help: 'Audit checkpoints that could not be signed or written (retried with backoff; requests are not affected).',

@@ -54,6 +54,8 @@ describe('audit checkpoints in /readyz and /metrics', () => {
     const metrics = await app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.body).toMatch(/^audit_checkpoint_age_seconds \d/m);
     expect(metrics.body).toMatch(/^audit_checkpoint_failures_total 0/m);
+    // Every event is covered: nothing waits for a signature.
+    expect(metrics.body).toMatch(/^audit_checkpoint_unsigned_seconds 0$/m);
   });
 
   it('aws provider without AUDIT_SIGNING_KEY_ID: checkpoints disabled, said loudly, shown as disabled', () => {
