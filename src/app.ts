@@ -47,7 +47,7 @@ import { KeyDirectory } from './kms/key-directory.js';
 import type { KeyProvider } from './kms/provider.js';
 import { instrumentProvider } from './metrics/kms-instrumentation.js';
 import { ServiceMetrics } from './metrics/metrics.js';
-import { Readiness } from './http/readiness.js';
+import { Readiness, type CheckpointHealth } from './http/readiness.js';
 import { KeyGuard } from './operations/key-guard.js';
 
 export interface AppDeps {
@@ -57,6 +57,8 @@ export interface AppDeps {
   audit: AuditSink;
   logger?: FastifyBaseLogger;
   metrics?: ServiceMetrics;
+  /** The audit checkpoints' state, shown as a /readyz detail. */
+  checkpoints?: CheckpointHealth;
   /** Injected clock for cache ages (tests). */
   now?: () => number;
 }
@@ -117,6 +119,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     onReject: (operation) => metrics.kmsBudgetRejections.inc({ operation }),
   });
   const readiness = new Readiness(provider, deps.audit, config.DEFAULT_KEY_ID, config.READINESS_CACHE_MS);
+  if (deps.checkpoints) readiness.showCheckpoints(deps.checkpoints);
 
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),

@@ -62,6 +62,20 @@ export const ConfigSchema = Type.Object({
   CACHE_MAX_BYTES: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: 1024 * MiB }),
   CACHE_CAPACITY: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1_000 }),
   AUDIT_LOG: Type.String({ minLength: 1, default: '.data/audit.log' }),
+  // Signed audit checkpoints (src/audit/checkpointer.ts, docs/AUDIT.md). The key: with aws, an
+  // asymmetric SIGN_VERIFY key (unset: no checkpoints, logged as an error at start); with local,
+  // the keystore's own signing key (if set, it must name that key).
+  AUDIT_SIGNING_KEY_ID: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+  AUDIT_SIGNING_ALGORITHM: Type.Union(
+    [Type.Literal('ECDSA_SHA_256'), Type.Literal('RSASSA_PKCS1_V1_5_SHA_256'), Type.Literal('RSASSA_PSS_SHA_256')],
+    { default: 'ECDSA_SHA_256' },
+  ),
+  // A checkpoint every this many events or this often, whichever comes first: the unsigned
+  // tail stays within about a minute of events.
+  AUDIT_CHECKPOINT_EVERY_EVENTS: Type.Integer({ minimum: 1, maximum: 100_000_000, default: 10_000 }),
+  AUDIT_CHECKPOINT_INTERVAL_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 60_000 }),
+  // Each checkpoint is also appended here (one JSON line), for a shipper to send elsewhere.
+  AUDIT_DIGEST_FILE: Type.Optional(Type.String({ minLength: 1 })),
   LOG_LEVEL: LogLevel,
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * MiB, default: 8 * MiB }),
   // The JSON routes' own, smaller limit (never above BODY_LIMIT_BYTES): large payloads go binary.

@@ -37,11 +37,17 @@ import {
   type ServiceEventName,
   type SinkRecoveredDetails,
 } from './event.js';
+import type { CheckpointDetails } from './checkpoint.js';
 import { censorSecretFields } from './redaction.js';
 import { openDestination, openReplacement } from './open-destination.js';
 import type { SyncLineDestination } from './sync-destination.js';
 
-type ServiceEventDetails = ChainResumedDetails | SinkRecoveredDetails | LogReopenedDetails | AuthFailuresSummaryDetails;
+type ServiceEventDetails =
+  | ChainResumedDetails
+  | SinkRecoveredDetails
+  | LogReopenedDetails
+  | AuthFailuresSummaryDetails
+  | CheckpointDetails;
 
 export { AUDIT_LOG_STDOUT } from './open-destination.js';
 
@@ -59,6 +65,8 @@ export interface AuditLogOptions {
   /** Metrics hooks (e.g. prom-client counters). Exceptions they throw are ignored. */
   onWritten?: () => void;
   onFailed?: (error: AuditWriteError) => void;
+  /** Called once the log has followed a rotation (AuditLogReopened queued); for the checkpoints. */
+  onReopened?: () => void;
   /** Tuning for tests: bounds of the backwards read of an existing file. */
   tailWindowBytes?: number;
   maxTailBytes?: number;
@@ -90,6 +98,8 @@ export class AuditLog {
   private batch: Batch | null = null;
   /** The last line known to be in the file: what chainHead() publishes as an anchor. */
   private writtenHead: ChainHead | null;
+  /** Sequence of the first line this process writes: where its checkpoints start covering. */
+  readonly openedAtSequence: number;
 
   private constructor(
     private readonly destination: SyncLineDestination,
@@ -98,6 +108,7 @@ export class AuditLog {
   ) {
     this.chain = new HashChain(start);
     this.writtenHead = this.chain.head();
+    this.openedAtSequence = start.sequence;
     this.logger = pino(
       {
         level: 'info',
@@ -198,6 +209,26 @@ export class AuditLog {
       this.assertUsable();
       if (this.failure) this.recover();
       this.emitServiceEvent('AuthFailuresSummarized', details);
+    } catch (error) {
+      throw this.fail(error);
+    }
+  }
+
+  /**
+   * Writes a signed checkpoint (an AuditCheckpoint service event) at once; returns its sequence.
+   * @throws AuditWriteError if it is not written.
+   */
+  appendCheckpoint(details: CheckpointDetails): number {
+    try {
+      this.assertUsable();
+      if (this.failure) this.recover();
+      let sequence = -1;
+      this.enqueue((link) => {
+        sequence = link.sequence;
+        return serviceEventRecord(link, 'AuditCheckpoint', details);
+      });
+      this.flushBatch();
+      return sequence;
     } catch (error) {
       throw this.fail(error);
     }
@@ -327,6 +358,7 @@ export class AuditLog {
       }),
     );
     this.queue((link) => serviceEventRecord(link, 'AuditLogReopened', { reason, detectedBy }));
+    callSafely(this.options.onReopened);
     return reason;
   }
 

@@ -25,7 +25,13 @@ export type ApiEventName =
 export type RouteEventName = `${'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS'} ${string}`;
 
 /** Events the audit log writes about itself (not caused by a request). */
-export type ServiceEventName = 'AuditChainResumed' | 'AuditSinkRecovered' | 'AuditLogReopened' | 'AuthFailuresSummarized';
+export type ServiceEventName =
+  | 'AuditChainResumed'
+  | 'AuditSinkRecovered'
+  | 'AuditLogReopened'
+  | 'AuthFailuresSummarized'
+  /** A signed checkpoint: serviceEventDetails is a CheckpointDetails (checkpoint.ts). */
+  | 'AuditCheckpoint';
 
 export type EncryptionContextRecord = Readonly<Record<string, string>>;
 
@@ -191,7 +197,12 @@ export interface AuthFailuresSummaryDetails {
 export interface ServiceEvent extends RecordBase {
   eventName: ServiceEventName;
   eventType: 'ServiceEvent';
-  serviceEventDetails: ChainResumedDetails | SinkRecoveredDetails | LogReopenedDetails | AuthFailuresSummaryDetails;
+  serviceEventDetails:
+    | ChainResumedDetails
+    | SinkRecoveredDetails
+    | LogReopenedDetails
+    | AuthFailuresSummaryDetails
+    | import('./checkpoint.js').CheckpointDetails;
 }
 
 export type AuditEvent = ApiCallEvent | ServiceEvent;

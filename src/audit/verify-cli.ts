@@ -1,15 +1,21 @@
 /**
- * `npm run audit:verify -- [--strict] [--anchor=SEQUENCE:SHA256] [--after=SEQUENCE:SHA256|any] [--sort] FILE...`
+ * `npm run audit:verify -- [--strict] [--anchor=SEQUENCE:SHA256] [--after=SEQUENCE:SHA256|any] [--sort]
+ *   [--public-key=PEM | --kms-key-id=KEY] [--digests=FILE] [--instance=NAME] [--replica=FILE,FILE...]... FILE...`
  *
  * Exit codes: 0 chain intact, 1 verification failed (the first bad line is named),
  * 2 usage error or the file cannot be read.
  */
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import type { KeyObject } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ChainHead } from './chain.js';
 import { RotatedOrderError, sortRotatedFiles } from './rotated-order.js';
 import { formatVerifyResult, verifyAuditLogs } from './verify.js';
+import { loadPublicKey } from './checkpoint.js';
+import { readFileSet } from './lines.js';
+import { MAX_LINE_BYTES } from './resume.js';
+import { formatCheckpointResult, parseDigestFile, verifyCheckpoints, type DigestRecord } from './verify-checkpoints.js';
 
 const USAGE = `usage: npm run audit:verify -- [--strict] [--anchor=SEQUENCE:SHA256] [--after=SEQUENCE:SHA256|any] [--sort] FILE...
 
@@ -22,6 +28,13 @@ continue the one before it, so a missing or cut file fails. *.gz files are read 
   --after=SEQUENCE:SHA256   the first file continues this head (the "head:" printed when the older,
                             since removed, files were verified); "any" accepts any start and prints it
   --sort                    order the FILEs as logrotate names them (a shell glob: audit.log*)
+  --public-key=PEM          also verify the signed checkpoints with this public key (PEM file)
+  --kms-key-id=KEY          the same, with the public key fetched once by KMS GetPublicKey
+                            (AWS_REGION and the SDK's credentials; KMS_ENDPOINT if set)
+  --digests=FILE            the AUDIT_DIGEST_FILE copy: each of its checkpoints must be in the log
+                            (catches a truncated or rewritten tail that crossed a checkpoint)
+  --instance=NAME           the instance the checkpoints must name (default: the first one's)
+  --replica=FILE,FILE...    one replica's files, oldest first; repeat for each replica (then no FILE)
 Exit codes: 0 intact, 1 verification failed, 2 usage error or unreadable file.`;
 
 const ANCHOR = /^(\d{1,15}):([0-9a-f]{64})$/;
@@ -46,6 +59,11 @@ export async function main(argv: readonly string[], output: CliOutput = processO
         anchor: { type: 'string' },
         after: { type: 'string' },
         sort: { type: 'boolean' },
+        'public-key': { type: 'string' },
+        'kms-key-id': { type: 'string' },
+        digests: { type: 'string' },
+        instance: { type: 'string' },
+        replica: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: true,
@@ -60,22 +78,46 @@ export async function main(argv: readonly string[], output: CliOutput = processO
     output.out(USAGE);
     return 0;
   }
-  if (positionals.length === 0) {
-    output.err(USAGE);
+  const replicas = values.replica ?? [];
+  if ((positionals.length === 0) === (replicas.length === 0)) {
+    output.err(replicas.length > 0 ? `give the files either as --replica or as FILE, not both\n${USAGE}` : USAGE);
     return 2;
   }
-  let files = positionals;
-  if (values.sort) {
-    try {
-      files = sortRotatedFiles(positionals);
-    } catch (error) {
-      if (!(error instanceof RotatedOrderError)) throw error;
-      output.err(`${error.message}\n${USAGE}`);
-      return 2;
+  const groups: string[][] = [];
+  for (const group of replicas.length > 0 ? replicas.map((list) => list.split(',').filter(Boolean)) : [positionals]) {
+    let files = group;
+    if (values.sort) {
+      try {
+        files = sortRotatedFiles(group);
+      } catch (error) {
+        if (!(error instanceof RotatedOrderError)) throw error;
+        output.err(`${error.message}\n${USAGE}`);
+        return 2;
+      }
     }
+    groups.push(files);
   }
-  if (new Set(files).size !== files.length) {
+  const allFiles = groups.flat();
+  if (new Set(allFiles).size !== allFiles.length) {
     output.err(`a file is given twice\n${USAGE}`);
+    return 2;
+  }
+  if (values['public-key'] !== undefined && values['kms-key-id'] !== undefined) {
+    output.err(`give --public-key or --kms-key-id, not both\n${USAGE}`);
+    return 2;
+  }
+  if ((values.digests !== undefined || values.instance !== undefined) && values['public-key'] === undefined && values['kms-key-id'] === undefined) {
+    output.err(`--digests and --instance need --public-key or --kms-key-id\n${USAGE}`);
+    return 2;
+  }
+  let publicKey: KeyObject | undefined;
+  let digests: DigestRecord[] | undefined;
+  try {
+    if (values['public-key'] !== undefined) publicKey = loadPublicKey(readFileSync(values['public-key'], 'utf8'));
+    if (values['kms-key-id'] !== undefined) publicKey = loadPublicKey(await fetchKmsPublicKey(values['kms-key-id']));
+    if (values.digests !== undefined) digests = parseDigestFile(readFileSync(values.digests, 'utf8'));
+  } catch (error) {
+    output.err(`cannot load the public key or digest file: ${(error as Error).message}`);
     return 2;
   }
   const anchor = values.anchor === undefined ? undefined : parseHead(values.anchor);
@@ -89,24 +131,72 @@ export async function main(argv: readonly string[], output: CliOutput = processO
     return 2;
   }
 
-  let result;
+  const instances = new Map<string, string>();
+  let failed = false;
+  for (const files of groups) {
+    const prefix = groups.length > 1 ? `${files.join(', ')}: ` : '';
+    let result;
+    try {
+      result = await verifyAuditLogs(files, {
+        strict: values.strict === true,
+        ...(anchor && { anchor }),
+        ...(after !== undefined && { after }),
+      });
+    } catch (error) {
+      output.err(`cannot read ${files.join(', ')}: ${(error as Error).message}`);
+      return 2;
+    }
+    const report = formatVerifyResult(result);
+    if (!result.ok) {
+      output.err(prefix + report);
+      failed = true;
+      continue;
+    }
+    if (!publicKey) {
+      output.out(prefix + report);
+      continue;
+    }
+    let signed;
+    try {
+      signed = await verifyCheckpoints(readFileSet(files, MAX_LINE_BYTES), {
+        publicKey,
+        ...(values.instance !== undefined && { instance: values.instance }),
+        ...(digests && { digests }),
+      });
+    } catch (error) {
+      output.err(`cannot read ${files.join(', ')}: ${(error as Error).message}`);
+      return 2;
+    }
+    if (signed.ok && signed.instance !== null) {
+      const other = instances.get(signed.instance);
+      if (other !== undefined) {
+        output.err(`${prefix}FAIL: the checkpoints of ${files.join(', ')} and of ${other} name the same instance ${signed.instance}: one of them is a copy`);
+        failed = true;
+        continue;
+      }
+      instances.set(signed.instance, files.join(', '));
+    }
+    const signedReport = formatCheckpointResult(signed);
+    if (signed.ok) output.out(`${prefix}${report}\n${signedReport}`);
+    else {
+      output.err(`${prefix}${signedReport}\n(the hash chain itself is intact: ${report.split('\n')[0] ?? ''})`);
+      failed = true;
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+/** GetPublicKey once, with the SDK's default credentials, AWS_REGION and KMS_ENDPOINT. */
+async function fetchKmsPublicKey(keyId: string): Promise<string> {
+  const { KMSClient } = await import('@aws-sdk/client-kms');
+  const { fetchPublicKeyPem } = await import('../kms/signer-aws.js');
+  const endpoint = process.env.KMS_ENDPOINT;
+  const client = new KMSClient({ ...(endpoint ? { endpoint } : {}), ...(process.env.AWS_REGION ? { region: process.env.AWS_REGION } : {}) });
   try {
-    result = await verifyAuditLogs(files, {
-      strict: values.strict === true,
-      ...(anchor && { anchor }),
-      ...(after !== undefined && { after }),
-    });
-  } catch (error) {
-    output.err(`cannot read ${files.join(', ')}: ${(error as Error).message}`);
-    return 2;
+    return await fetchPublicKeyPem(client, keyId);
+  } finally {
+    client.destroy();
   }
-  const report = formatVerifyResult(result);
-  if (result.ok) {
-    output.out(report);
-    return 0;
-  }
-  output.err(report);
-  return 1;
 }
 
 /** SEQUENCE:SHA256 as a chain head, or null if malformed. */

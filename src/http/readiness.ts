@@ -10,11 +10,19 @@ export interface ReadinessReport {
   ready: boolean;
   kms: 'ok' | 'unavailable';
   audit: 'ok' | 'unavailable';
+  /** Detail only: a checkpoint that cannot be signed never makes the instance not ready. */
+  auditCheckpoint?: { auditCheckpoint: 'ok' | 'delayed' | 'disabled'; auditCheckpointAgeSeconds?: number };
+}
+
+/** What readiness shows of the audit checkpoints (src/audit/checkpointer.ts). */
+export interface CheckpointHealth {
+  check(now: number): NonNullable<ReadinessReport['auditCheckpoint']>;
 }
 
 export class Readiness {
   private kmsCheck: { at: number; ok: boolean } | undefined;
   private inFlight: Promise<boolean> | undefined;
+  private checkpoints: CheckpointHealth | undefined;
 
   constructor(
     private readonly provider: Pick<KeyProvider, 'describeKey'>,
@@ -24,10 +32,20 @@ export class Readiness {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** Adds the audit checkpoint detail to every report. */
+  showCheckpoints(checkpoints: CheckpointHealth): void {
+    this.checkpoints = checkpoints;
+  }
+
   async check(): Promise<ReadinessReport> {
     const kms = await this.kmsReachable();
     const audit = this.audit.isWritable();
-    return { ready: kms && audit, kms: kms ? 'ok' : 'unavailable', audit: audit ? 'ok' : 'unavailable' };
+    return {
+      ready: kms && audit,
+      kms: kms ? 'ok' : 'unavailable',
+      audit: audit ? 'ok' : 'unavailable',
+      ...(this.checkpoints && { auditCheckpoint: this.checkpoints.check(this.now()) }),
+    };
   }
 
   private async kmsReachable(): Promise<boolean> {

@@ -333,6 +333,15 @@ export const Readiness = Type.Object(
       {
         kms: Type.String({ description: '`ok` or `unavailable`: DescribeKey on DEFAULT_KEY_ID (cached for READINESS_CACHE_MS).' }),
         audit: Type.String({ description: '`ok` or `unavailable`: the audit sink is writable.' }),
+        auditCheckpoint: Type.Optional(
+          Type.String({
+            description:
+              '`ok`, `delayed` (events have waited for a signed checkpoint for more than twice AUDIT_CHECKPOINT_INTERVAL_MS: KMS Sign is failing) or `disabled`. Informational: it never makes the instance not ready.',
+          }),
+        ),
+        auditCheckpointAgeSeconds: Type.Optional(
+          Type.Number({ description: 'Seconds since the last signed audit checkpoint was written (absent when disabled or none yet).' }),
+        ),
       },
       { description: 'One entry per dependency.' },
     ),

@@ -6,7 +6,14 @@
  *     "keys":    [{ "keyId": <uuid>, "keyMaterial": <base64 of 32 bytes>,
  *                   "keyState": "Enabled" | "Disabled" | "PendingDeletion",
  *                   "creationDate": <ISO 8601>, "deletionDate"?: <ISO 8601> }],
- *     "aliases": [{ "aliasName": "alias/…", "targetKeyId": <uuid> }] }
+ *     "aliases": [{ "aliasName": "alias/…", "targetKeyId": <uuid> }],
+ *     "signingKey"?: { "keyId": <uuid>, "keySpec": "ECC_NIST_P256",
+ *                      "privateKey": <base64 PKCS#8 DER>, "creationDate": <ISO 8601> } }
+ *
+ * `signingKey` signs the audit checkpoints (src/kms/signer-local.ts). Keystores written before
+ * it existed have none: it is added on first use, by the same atomic save. A save never drops
+ * it: whoever saves without knowing it (the provider's admin methods) carries over the one in
+ * the file being replaced.
  *
  * Rules, all enforced when the provider is constructed, and never "repaired":
  * - Missing file: created (first start). Creation is exclusive (link(2) of a fully written,
@@ -40,7 +47,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { isKeyUuid } from './local-wrap.js';
 
@@ -67,10 +74,20 @@ export interface StoredKey {
   readonly deletionDate?: string;
 }
 
+export interface StoredSigningKey {
+  readonly keyId: string;
+  readonly keySpec: 'ECC_NIST_P256';
+  /** PKCS#8 DER of the private key. Never logged. */
+  readonly privateKey: Buffer;
+  readonly creationDate: string;
+}
+
 export interface KeystoreData {
   readonly keys: ReadonlyMap<string, StoredKey>;
   /** alias name -> key id */
   readonly aliases: ReadonlyMap<string, string>;
+  /** The audit checkpoints' signing key; absent in keystores that never signed one. */
+  readonly signingKey?: StoredSigningKey;
 }
 
 export class KeystoreError extends Error {
@@ -126,7 +143,8 @@ export function createKeystoreExclusive(path: string, data: KeystoreData): boole
 export function saveKeystore(path: string, data: KeystoreData): void {
   let temp: string;
   try {
-    temp = writeTempFile(path, serialize(data));
+    const signingKey = data.signingKey ?? readKeystore(path)?.signingKey;
+    temp = writeTempFile(path, serialize(signingKey ? { ...data, signingKey } : data));
   } catch (error) {
     throw new KeystoreError(`local keystore ${path} cannot be written: ${(error as Error).message}`, { cause: error });
   }
@@ -254,7 +272,14 @@ function serialize(data: KeystoreData): string {
     ...(key.deletionDate ? { deletionDate: key.deletionDate } : {}),
   }));
   const aliases = [...data.aliases].map(([aliasName, targetKeyId]) => ({ aliasName, targetKeyId }));
-  return `${JSON.stringify({ format: KEYSTORE_FORMAT, version: KEYSTORE_VERSION, keys, aliases }, null, 2)}\n`;
+  const signing = data.signingKey;
+  const signingKey = signing && {
+    keyId: signing.keyId,
+    keySpec: signing.keySpec,
+    privateKey: signing.privateKey.toString('base64'),
+    creationDate: signing.creationDate,
+  };
+  return `${JSON.stringify({ format: KEYSTORE_FORMAT, version: KEYSTORE_VERSION, keys, aliases, ...(signingKey && { signingKey }) }, null, 2)}\n`;
 }
 
 // ---- validation ----------------------------------------------------------------------------
@@ -264,7 +289,7 @@ function parseKeystore(json: unknown, path: string): KeystoreData {
     throw new KeystoreError(`local keystore ${path}: ${what}; it was left untouched`);
   };
   const root = asRecord(json) ?? fail('not a JSON object');
-  exactFields(root, ['format', 'version', 'keys', 'aliases'], [], 'keystore', fail);
+  exactFields(root, ['format', 'version', 'keys', 'aliases'], ['signingKey'], 'keystore', fail);
   if (root.format !== KEYSTORE_FORMAT) fail(`format is not "${KEYSTORE_FORMAT}"`);
   if (root.version !== KEYSTORE_VERSION) {
     fail(`schema version ${JSON.stringify(root.version)} is not supported (this build reads version ${KEYSTORE_VERSION})`);
@@ -289,7 +314,30 @@ function parseKeystore(json: unknown, path: string): KeystoreData {
     if (aliases.has(aliasName as string)) fail(`${where}: duplicate alias ${String(aliasName)}`);
     aliases.set(aliasName as string, targetKeyId as string);
   }
-  return { keys, aliases };
+  if (root.signingKey === undefined) return { keys, aliases };
+  return { keys, aliases, signingKey: parseSigningKey(root.signingKey, fail) };
+}
+
+function parseSigningKey(entry: unknown, fail: (what: string) => never): StoredSigningKey {
+  const where = 'signingKey';
+  const key = asRecord(entry) ?? fail(`${where} is not an object`);
+  exactFields(key, ['keyId', 'keySpec', 'privateKey', 'creationDate'], [], where, fail);
+  const { keyId, keySpec, privateKey, creationDate } = key;
+  if (typeof keyId !== 'string' || !isKeyUuid(keyId)) fail(`${where}: keyId is not a lowercase UUID`);
+  if (keySpec !== 'ECC_NIST_P256') fail(`${where}: keySpec must be ECC_NIST_P256`);
+  if (!isIsoDate(creationDate)) fail(`${where}: creationDate is not an ISO 8601 date`);
+  const der = typeof privateKey === 'string' ? Buffer.from(privateKey, 'base64') : Buffer.alloc(0);
+  let valid = der.length > 0 && der.toString('base64') === privateKey;
+  if (valid) {
+    try {
+      const parsed = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+      valid = parsed.asymmetricKeyType === 'ec' && parsed.asymmetricKeyDetails?.namedCurve === 'prime256v1';
+    } catch {
+      valid = false;
+    }
+  }
+  if (!valid) fail(`${where}: privateKey is not the base64 of a PKCS#8 P-256 private key`);
+  return { keyId: keyId as string, keySpec: 'ECC_NIST_P256', privateKey: der, creationDate: creationDate as string };
 }
 
 function parseKey(entry: unknown, where: string, fail: (what: string) => never): StoredKey {

@@ -98,6 +98,40 @@ export class ServiceMetrics implements CacheObserver {
     registers: [this.registry],
   });
 
+  /** Set by the checkpointer when one is written; the age gauge is computed from it. */
+  auditCheckpointSignedAt: number | null = null;
+
+  readonly auditCheckpointAge = new Gauge({
+    name: 'audit_checkpoint_age_seconds',
+    help: 'Seconds since the last signed audit checkpoint was written (since start while none has been). Alert when it exceeds a few checkpoint intervals.',
+    registers: [this.registry],
+    collect: () => {
+      const since = this.auditCheckpointSignedAt ?? this.startedAt;
+      this.auditCheckpointAge.set((Date.now() - since) / 1000);
+    },
+  });
+
+  /** Since when the oldest event not yet covered by a signed checkpoint has waited (epoch ms), or null. */
+  auditCheckpointUnsignedSince: () => number | null = () => this.startedAt;
+
+  readonly auditCheckpointUnsigned = new Gauge({
+    name: 'audit_checkpoint_unsigned_seconds',
+    help: 'Seconds the oldest audit event not yet covered by a signed checkpoint has waited (0 when every event is covered; since start when checkpoints are disabled). The one to alert on.',
+    registers: [this.registry],
+    collect: () => {
+      const since = this.auditCheckpointUnsignedSince();
+      this.auditCheckpointUnsigned.set(since === null ? 0 : Math.max(0, (Date.now() - since) / 1000));
+    },
+  });
+
+  readonly auditCheckpointFailures = new Counter({
+    name: 'audit_checkpoint_failures_total',
+    help: 'Audit checkpoints that could not be signed or written (retried with backoff; requests are not affected).',
+    registers: [this.registry],
+  });
+
+  private readonly startedAt = Date.now();
+
   readonly policyReloads = new Counter({
     name: 'policy_reloads_total',
     help: 'Policy file reloads (SIGHUP), by outcome: success (the new file is in force) or failure (the previous policy stays).',

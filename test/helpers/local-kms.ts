@@ -48,6 +48,13 @@ export const LOCAL_KMS_SEED = {
     'alias/default': '3c74e818-3bfc-40a7-98ed-587a0d03d226',
     'alias/tenant-a': '6f743fd5-495b-4da8-bcea-73337f197393',
     'alias/tenant-b': 'c5cb2bf8-1279-4770-884a-d2dcc6323fe2',
+    'alias/audit-signing': '0d7e4a8c-5b1f-4c2e-9a3d-6f8b2c1e7a90',
+    'alias/audit-signing-other': '9b2c6e1f-3a7d-4e5b-8c0f-1d4a7e2b9c63',
+  },
+  /** ECC_NIST_P256 SIGN_VERIFY keys for the audit checkpoints. */
+  signingKeys: {
+    audit: seededKey('0d7e4a8c-5b1f-4c2e-9a3d-6f8b2c1e7a90'),
+    otherInstance: seededKey('9b2c6e1f-3a7d-4e5b-8c0f-1d4a7e2b9c63'),
   },
 } as const;
 

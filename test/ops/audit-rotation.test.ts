@@ -47,11 +47,16 @@ async function readiness(): Promise<{ status: number; audit: unknown }> {
   return { status: result.status, audit: json<{ checks?: { audit?: unknown } }>(result).checks?.audit };
 }
 
-function events(path: string): Record<string, unknown>[] {
+function allEvents(path: string): Record<string, unknown>[] {
   return readFileSync(path, 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** The events, without the signed checkpoints (one follows each rotation, written soon after). */
+function events(path: string): Record<string, unknown>[] {
+  return allEvents(path).filter((event) => event.eventName !== 'AuditCheckpoint');
 }
 
 async function waitFor(condition: () => boolean, what: string): Promise<void> {
@@ -83,14 +88,16 @@ describe('audit log rotation (logrotate: rename, then SIGUSR2)', { timeout: 60_0
     ]);
     await waitFor(() => service.logRecords().some((record) => record.msg === 'audit log reopened after rotation'), 'the log line');
     expect(service.child.exitCode).toBeNull();
+    // The rotation checkpoint, in the new file, signs the rotated file's lines.
+    await waitFor(() => allEvents(auditLog).some((event) => event.eventName === 'AuditCheckpoint'), 'the rotation checkpoint');
 
     expect(await encrypt()).toBe(200);
-    expect(events(auditLog).map((event) => event.eventName)).toEqual(['AuditLogReopened', 'Encrypt']);
+    expect(allEvents(auditLog).map((event) => event.eventName)).toEqual(['AuditLogReopened', 'AuditCheckpoint', 'Encrypt']);
     expect(events(`${auditLog}.1`).map((event) => event.eventName)).toEqual(['Encrypt']);
 
     const checked = verify(`${auditLog}.1`, auditLog);
     expect(checked.status, checked.stderr).toBe(0);
-    expect(checked.stdout).toMatch(/^OK: 3 events, chain intact/);
+    expect(checked.stdout).toMatch(/^OK: 4 events, chain intact/);
   });
 
   it('/readyz follows a deleted file, and is not ready while the path cannot be reopened', async () => {
@@ -111,6 +118,6 @@ describe('audit log rotation (logrotate: rename, then SIGUSR2)', { timeout: 60_0
     expect(checked.status, checked.stderr).toBe(0);
     const withGap = verify(`${auditLog}.1`, `${auditLog}.0`, auditLog);
     expect(withGap.status).toBe(1);
-    expect(withGap.stderr).toMatch(/^FAIL: gap between .*audit\.log\.1 \(last sequence 0\) and .*audit\.log\.0 \(first sequence 3\): 2 event\(s\) missing/);
+    expect(withGap.stderr).toMatch(/^FAIL: gap between .*audit\.log\.1 \(last sequence 0\) and .*audit\.log\.0 \(first sequence 4\): 3 event\(s\) missing/);
   });
 });

@@ -14,10 +14,12 @@
  * closing server refused (connection refused or reset, or Fastify's bare 503 for a request
  * that reached a closing server) is not accepted and must have no audit event.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifyAuditLog } from '../../src/audit/verify.js';
+import { LocalAuditSigner } from '../../src/kms/signer-local.js';
+import { runVerify } from '../audit/checkpoint-helpers.js';
 import { AUTH, buildTestApp } from '../helpers/app.js';
 import { json, send, started, type HttpOutcome } from './helpers/http.js';
 import { sleep, startService, tempDir, type ServiceProcess } from './helpers/service-process.js';
@@ -157,6 +159,14 @@ describe('SIGTERM during a burst', { timeout: 60_000 }, () => {
     expect(new Set(apiEvents.map((event) => event.requestID))).toEqual(new Set(accepted.map((a) => a.requestId)));
     expect(apiEvents.every((event) => event.httpStatus === 200)).toBe(true);
     expect(verdict.ok && verdict.events).toBe(events.length);
+
+    // The final checkpoint, written at shutdown, signs everything before it: no unsigned tail.
+    expect(events.at(-1)?.eventName).toBe('AuditCheckpoint');
+    const publicKey = join(dir.path, 'audit-signing.pub.pem');
+    writeFileSync(publicKey, await LocalAuditSigner.open(keystore).publicKey());
+    const signed = await runVerify([`--public-key=${publicKey}`, auditLog]);
+    expect(signed.err).toBe('');
+    expect(signed.out).toContain('unsigned tail: none');
 
     // Every ciphertext is complete: it decrypts, with the same keystore, to what was sent.
     const reader = await buildTestApp({ env: { LOCAL_KEYSTORE: keystore } });

@@ -61,7 +61,10 @@ export async function registerOperationalRoutes(app: FastifyInstance, deps: Oper
     async (_request, reply) => {
       const report = await deps.readiness.check();
       if (!report.ready) reply.code(503).header('retry-after', '5');
-      return { status: report.ready ? 'ready' : 'not ready', checks: { kms: report.kms, audit: report.audit } };
+      return {
+        status: report.ready ? 'ready' : 'not ready',
+        checks: { kms: report.kms, audit: report.audit, ...report.auditCheckpoint },
+      };
     },
   );
 
