@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { AUDIT_LOG_STDOUT } from './audit/index.js';
-import type { AuditSigner } from './audit/checkpoint-signer.js';
+import type { AuditSigner } from './kms/signer.js';
 import { Checkpointer, readTrailingCheckpoint, type CheckpointLog } from './audit/checkpointer.js';
 import type { Config } from './config.js';
 import type { CheckpointHealth } from './http/readiness.js';

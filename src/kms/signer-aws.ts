@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { GetPublicKeyCommand, SignCommand, type KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
-import type { AuditSignature, AuditSigner, CheckpointSigningAlgorithm } from '../audit/checkpoint-signer.js';
+import type { AuditSignature, AuditSigner, CheckpointSigningAlgorithm } from './signer.js';
 import { buildKmsClient, type AwsKmsSettings } from './aws.js';
 import { translateAwsError } from './aws-errors.js';
 

@@ -4,7 +4,7 @@
  * A keystore without one (written before checkpoints existed) gets one on first use.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto';
-import type { AuditSignature, AuditSigner } from '../audit/checkpoint-signer.js';
+import type { AuditSignature, AuditSigner } from './signer.js';
 import { KeystoreError, readKeystore, saveKeystore, type StoredSigningKey } from './local-keystore.js';
 import { LOCAL_ARN_PREFIX } from './local.js';
 

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditLog } from '../../src/audit/audit-log.js';
-import type { AuditSigner } from '../../src/audit/checkpoint-signer.js';
+import type { AuditSigner } from '../../src/kms/signer.js';
 import { Checkpointer } from '../../src/audit/checkpointer.js';
 import { main } from '../../src/audit/verify-cli.js';
 import { LocalKeyProvider } from '../../src/kms/local.js';
