@@ -198,12 +198,15 @@ describe('admin API', () => {
     expect(b.every((byte) => byte === 0)).toBe(true);
   });
 
-  it('evict refuses a request that does not say what to drop', async () => {
-    for (const body of [{}, { all: false }, { all: true, keyId: 'alias/default' }]) {
+  it('evict refuses a request that does not say what to drop, and drops nothing', async () => {
+    await encrypt();
+    for (const body of [{}, { all: false }, { all: true, keyId: 'alias/default' }, { keyId: 'alias/default', all: true, context: {} }]) {
       const response = await admin(TOKENS.ops, 'post', '/v1/admin/cache/evict', body);
       expect(response.status, JSON.stringify(body)).toBe(400);
-      expect(response.body.code).toBe('InvalidEvictionScope');
+      expect(response.body.code).toBe('InvalidRequest');
     }
+    const state = (await admin(TOKENS.ops, 'get', '/v1/admin/cache')).body;
+    expect(state.caches.find((c: { kind: string }) => c.kind === 'encrypt').entries).toBeGreaterThan(0);
   });
 
   it('a reload with an invalid file keeps the policy in force and answers the errors with line and column', async () => {

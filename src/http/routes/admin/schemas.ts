@@ -58,15 +58,22 @@ export const CacheStateResponse = Type.Object(
   { additionalProperties: false, description: 'The data-key caches of the replica that answered. No key material, no context values.' },
 );
 
-export const EvictBody = Type.Object(
+/**
+ * What to drop, as the schema states it (so a generated client, the UI and a fuzzer all know
+ * that an empty body is not "everything"): `all: true` alone, or a `keyId` (and optionally a
+ * `context`), or a `context` alone.
+ */
+export const EvictBody = Type.Union(
+  [
+    Type.Object({ keyId: KeyId, context: Type.Optional(EncryptionContextSchema) }, { additionalProperties: false, title: 'By key (and context)' }),
+    Type.Object({ context: EncryptionContextSchema }, { additionalProperties: false, title: 'By context' }),
+    Type.Object(
+      { all: Type.Literal(true, { description: 'Drop every cached data key.' }) },
+      { additionalProperties: false, title: 'Everything' },
+    ),
+  ],
   {
-    all: Type.Optional(Type.Boolean({ description: 'Drop every cached data key (alone: no keyId or context).' })),
-    keyId: Type.Optional(KeyId),
-    context: Type.Optional(EncryptionContextSchema),
-  },
-  {
-    additionalProperties: false,
-    description: 'What to drop: `all: true`, or a `keyId`, a `context`, or both (entries matching both).',
+    description: 'What to drop: the data keys of a KMS key (`keyId`), of an encryption context (`context`), of both, or `all: true`.',
     examples: [{ keyId: 'alias/default' }],
   },
 );
