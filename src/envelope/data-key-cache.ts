@@ -131,7 +131,7 @@ export class DataKeyCache {
   /** Set just before an explicit delete so dispose() can report the true reason. */
   private pendingReason: EvictionReason | undefined;
   /** Requests served since start, with and without a KMS call of their own (hit rate). */
-  private served = { hits: 0, misses: 0 };
+  private readonly served = { hits: 0, misses: 0 };
 
   constructor(
     readonly kind: CacheKind,
