@@ -42,6 +42,7 @@ import { registerOperationalRoutes } from './http/routes/operational.js';
 import { registerV1Routes } from './http/routes/v1.js';
 import { schemaRegExp } from './http/schema-regexp.js';
 import { kmsCallBoundMs } from './kms/aws.js';
+import { KmsCallStats, withCallStats } from './kms/call-stats.js';
 import { CIRCUIT_STATE_VALUE, CircuitBreaker, withCircuitBreaker } from './kms/circuit-breaker.js';
 import { KeyDirectory } from './kms/key-directory.js';
 import type { KeyProvider } from './kms/provider.js';
@@ -95,7 +96,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     onReject: (operation) => metrics.kmsCircuitRejections.inc({ operation }),
   });
   metrics.trackCircuitState(() => CIRCUIT_STATE_VALUE[circuit.state]);
-  const provider = withCircuitBreaker(instrumentProvider(deps.provider, metrics), circuit);
+  // Recent calls for GET /v1/admin/kms, inside the breaker like the metrics: only calls that reached KMS.
+  const kmsCalls = new KmsCallStats(now);
+  const provider = withCircuitBreaker(withCallStats(instrumentProvider(deps.provider, metrics), kmsCalls), circuit);
   const limits = {
     maxAgeMs: config.CACHE_MAX_AGE_MS,
     maxMessages: config.CACHE_MAX_MESSAGES,
@@ -192,6 +195,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       config,
       operations: { guard: new KeyGuard(directory), envelope, directory, defaultKeyId: config.DEFAULT_KEY_ID },
       budgets,
+      admin: {
+        envelope,
+        directory,
+        policy: deps.policy,
+        circuit,
+        kmsCalls,
+        budgets,
+        kms: {
+          provider: deps.provider.kind,
+          region: deps.provider.kind === 'aws' ? config.AWS_REGION : undefined,
+          breakerFailures: config.KMS_BREAKER_FAILURES,
+          breakerCooldownMs: config.KMS_BREAKER_COOLDOWN_MS,
+        },
+      },
     });
   }, { prefix: '/v1' });
   return app;

@@ -19,7 +19,12 @@ export type ApiEventName =
   | 'DecryptBatch'
   | 'ReEncrypt'
   | 'GenerateDataKey'
-  | 'ListKeys';
+  | 'ListKeys'
+  | 'GetCacheState'
+  | 'EvictDataKeys'
+  | 'GetPolicyState'
+  | 'ReloadPolicy'
+  | 'GetKmsState';
 
 /** Any other request is named by its route, e.g. `GET /v1/unknown`. */
 export type RouteEventName = `${'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS'} ${string}`;
@@ -57,6 +62,8 @@ export interface RequestParameters {
   items?: number;
   /** POST /v1/datakey: whether the caller asked for the plaintext data key. */
   includePlaintext?: boolean;
+  /** EvictDataKeys: every cached data key was asked to go. */
+  all?: boolean;
 }
 
 export interface ResponseElements {
@@ -70,6 +77,14 @@ export interface ResponseElements {
   failedItems?: number;
   /** ListKeys: number of keys returned. */
   keyCount?: number;
+  /** GetCacheState: cached data keys on this replica. */
+  cachedKeys?: number;
+  /** EvictDataKeys: data keys dropped (and zeroed). */
+  droppedKeys?: number;
+  /** GetPolicyState, ReloadPolicy: the digest of the policy in force afterwards. */
+  policyDigest?: string;
+  /** ReloadPolicy: whether the file was valid and swapped in. */
+  policyReloaded?: boolean;
 }
 
 /** Per-item outcome of a batch request, in input order. */

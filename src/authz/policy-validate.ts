@@ -7,6 +7,7 @@ import Value from 'typebox/value';
 import { isValidClaimRef } from './claims.js';
 import { PolicyError, type PolicyIssue } from './errors.js';
 import { PolicyFileSchema, type PolicyFile } from './policy-schema.js';
+import { isAdminOperation } from './principal.js';
 import { destinationPatternProblem } from './rewrap-destination.js';
 import { pointerSegments, parseYamlSource, type PathSegment, type YamlSource } from './yaml-source.js';
 
@@ -170,6 +171,19 @@ function crossFieldErrors(spec: PolicyFile, source: YamlSource): PolicyIssue[] {
           'both apiKeys and jwt are configured: say which callers this rule is for with authMethods: [api-key], [jwt] or [api-key, jwt]',
         ),
       );
+    }
+    // Admin operations concern the replica, not a key: a rule granting them says so plainly, and
+    // never also grants data operations (keys: ["*"] would grant them on every key).
+    if (rule.operations.some(isAdminOperation)) {
+      if (!rule.operations.every(isAdminOperation)) {
+        issues.push(source.issue(['rules', index, 'operations'], 'admin operations (admin:*) go in a rule of their own, without data operations'));
+      }
+      if (rule.keys.length !== 1 || rule.keys[0] !== '*') {
+        issues.push(source.issue(['rules', index, 'keys'], 'a rule granting admin operations must have keys: ["*"] (they concern no KMS key)'));
+      }
+      for (const field of ['context', 'maxPlaintextBytes', 'rewrapTo'] as const) {
+        if (rule[field] !== undefined) issues.push(source.issue(['rules', index, field], `${field} does not apply to admin operations`, 'key'));
+      }
     }
     if (rule.rewrapTo !== undefined && !rule.operations.includes('rewrap')) {
       issues.push(source.issue(['rules', index, 'rewrapTo'], 'rewrapTo only applies to rules that grant rewrap', 'key'));

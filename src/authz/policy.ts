@@ -12,7 +12,7 @@
  */
 import { claimAsString, parseClaimRef, type ClaimRef } from './claims.js';
 import { compileGlobs, type GlobMatcher } from './glob.js';
-import { OPERATIONS, type AuthMethod, type Operation, type Principal } from './principal.js';
+import { DATA_OPERATIONS, OPERATIONS, type AdminOperation, type AuthMethod, type Operation, type Principal } from './principal.js';
 import { destinationMatches, parseDestinationPattern, type DestinationTemplate } from './rewrap-destination.js';
 
 export interface DecisionRequest {
@@ -215,6 +215,18 @@ export class Policy {
   }
 
   /**
+   * An admin operation (/v1/admin/...): it concerns no KMS key and no context, so it is decided
+   * as `decide` on the key name `*` with an empty context: a rule grants it when it names the
+   * operation and its keys match every key (`keys: ["*"]`, which the loader requires of rules
+   * granting admin operations).
+   */
+  decideAdmin(principal: Principal, operation: AdminOperation): Decision {
+    const decision = this.decide(principal, { operation, keyNames: ['*'], context: {} });
+    if (decision.allowed) return decision;
+    return { allowed: false, reason: `no rule grants "${operation}" to "${principal.id}"` };
+  }
+
+  /**
    * Whether some rule could allow this request for some key: `decide` without the key. When
    * none could, the request is denied before any KMS look-up, so a caller without a grant
    * costs KMS nothing and learns nothing about the key it named (existence or state).
@@ -244,11 +256,13 @@ export class Policy {
         if (value === undefined || (equals.has(key) && equals.get(key) !== value)) satisfiable = false;
         else equals.set(key, value);
       }
-      if (!satisfiable) continue;
+      // Grants on keys only: admin operations are about the replica, not a key.
+      const operations = DATA_OPERATIONS.filter((op) => rule.operations.has(op));
+      if (!satisfiable || operations.length === 0) continue;
       grants.push({
         ruleId: rule.id,
         keys: [...rule.spec.keys],
-        operations: OPERATIONS.filter((op) => rule.operations.has(op)),
+        operations,
         context: {
           required: [...new Set([...rule.required, ...equals.keys()])],
           equals: Object.fromEntries(equals),

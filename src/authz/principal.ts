@@ -22,6 +22,18 @@ export function principalKey(principal: Pick<Principal, 'authMethod' | 'id'>): s
   return `${principal.authMethod}:${principal.id}`;
 }
 
+/** The operations on KMS keys and data (judged per key and context). */
+export const DATA_OPERATIONS = ['encrypt', 'decrypt', 'rewrap', 'datakey', 'datakey:plaintext'] as const;
+/**
+ * The admin API's operations (/v1/admin/...): they act on the replica that answers, not on a
+ * KMS key, so a rule grants them with `keys: ["*"]` and no other constraint (docs/POLICY.md).
+ */
+export const ADMIN_OPERATIONS = ['admin:read', 'admin:cache', 'admin:policy'] as const;
 /** The operations a policy rule can grant. */
-export const OPERATIONS = ['encrypt', 'decrypt', 'rewrap', 'datakey', 'datakey:plaintext'] as const;
+export const OPERATIONS = [...DATA_OPERATIONS, ...ADMIN_OPERATIONS] as const;
 export type Operation = (typeof OPERATIONS)[number];
+export type AdminOperation = (typeof ADMIN_OPERATIONS)[number];
+
+export function isAdminOperation(operation: string): operation is AdminOperation {
+  return (ADMIN_OPERATIONS as readonly string[]).includes(operation);
+}

@@ -17,7 +17,7 @@
  * (`kill -HUP <pid>`, or a config-reloader sidecar in Kubernetes).
  */
 import { createDevAuthenticator, type Authenticator } from './authenticator.js';
-import { PolicyError, formatIssue } from './errors.js';
+import { PolicyError, formatIssue, type PolicyIssue } from './errors.js';
 import { loadPolicyFile, type LoadedPolicy } from './policy-load.js';
 import { devPolicy, type Policy } from './policy.js';
 
@@ -43,7 +43,10 @@ export interface PolicySnapshot {
 
 export type ReloadResult =
   | { readonly ok: true; readonly changed: boolean; readonly digest: string }
-  | { readonly ok: false; readonly error: string };
+  | { readonly ok: false; readonly error: string; readonly issues: readonly PolicyIssue[] };
+
+/** The last reload attempt, for GET /v1/admin/policy. */
+export type LastReload = ReloadResult & { readonly at: Date };
 
 const silentLogger: PolicyLogger = { info() {}, warn() {}, error() {} };
 
@@ -54,6 +57,7 @@ export class PolicyStore {
   readonly #reloadListeners = new Set<(result: ReloadResult) => void>();
   /** Reloads run one at a time, in call order, so the last file read is the one in force. */
   #queue: Promise<unknown> = Promise.resolve();
+  #lastReload: LastReload | undefined;
 
   private constructor(snapshot: PolicySnapshot, logger: PolicyLogger) {
     this.#current = snapshot;
@@ -81,6 +85,11 @@ export class PolicyStore {
   /** The snapshot a new request should use. Take it once per request. */
   get current(): PolicySnapshot {
     return this.#current;
+  }
+
+  /** The outcome of the last reload attempt (none yet: undefined). */
+  get lastReload(): LastReload | undefined {
+    return this.#lastReload;
   }
 
   /**
@@ -127,11 +136,13 @@ export class PolicyStore {
         { policyFile: file, digest: previous.digest, err: { message } },
         'policy reload failed; keeping the previous policy',
       );
-      return this.#reported({ ok: false, error: message });
+      const issues = error instanceof PolicyError ? error.issues : [{ field: '', message: 'unexpected error' }];
+      return this.#reported({ ok: false, error: message, issues });
     }
   }
 
   #reported(result: ReloadResult): ReloadResult {
+    this.#lastReload = { ...result, at: new Date() };
     for (const listener of this.#reloadListeners) {
       try {
         listener(result);

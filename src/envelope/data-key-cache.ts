@@ -25,7 +25,8 @@ import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 
 export type CacheKind = 'encrypt' | 'decrypt';
-export type EvictionReason = 'age' | 'messages' | 'bytes' | 'capacity';
+/** `evicted`: dropped on request (POST /v1/admin/cache/evict). */
+export type EvictionReason = 'age' | 'messages' | 'bytes' | 'capacity' | 'evicted';
 
 export interface CacheLimits {
   maxAgeMs: number;
@@ -70,6 +71,8 @@ export class CachedDataKey {
   evictedFor: EvictionReason | undefined;
   /** Used since it was last queued in its owner's eviction order (second chance). */
   recentlyUsed = false;
+  /** Requests this entry served without a KMS call of their own. */
+  hits = 0;
   /** Per-entry derived state the caller wants to keep (e.g. the serialised header prefix). */
   attachment: unknown;
   readonly dataKeyId: string;
@@ -98,6 +101,17 @@ export function dataKeyIdOf(wrappedKey: Buffer): string {
   return createHash('sha256').update(wrappedKey).digest('hex').slice(0, 32);
 }
 
+/** One live entry as the admin API sees it: counters only, never the key. */
+export interface CacheEntryView {
+  readonly partition: string;
+  readonly keyArn: string;
+  readonly owner: string;
+  readonly ageMs: number;
+  readonly messages: number;
+  readonly bytes: number;
+  readonly hits: number;
+}
+
 /** How a request obtained its key, for metrics and the audit trail. */
 export interface KeyUse {
   entry: CachedDataKey;
@@ -116,6 +130,8 @@ export class DataKeyCache {
   private readonly inFlight = new Map<string, Promise<CachedDataKey>>();
   /** Set just before an explicit delete so dispose() can report the true reason. */
   private pendingReason: EvictionReason | undefined;
+  /** Requests served since start, with and without a KMS call of their own (hit rate). */
+  private readonly served = { hits: 0, misses: 0 };
 
   constructor(
     readonly kind: CacheKind,
@@ -191,6 +207,37 @@ export class DataKeyCache {
   /** Removes every entry, zeroing every key (shutdown). */
   clear(): void {
     this.entries.clear();
+  }
+
+  get limitsInForce(): Readonly<CacheLimits> {
+    return this.limits;
+  }
+
+  /** Requests served since start: from the cache (hits) and with a KMS call (misses). */
+  get counts(): { hits: number; misses: number } {
+    return { ...this.served };
+  }
+
+  /** The live entries, without their keys. */
+  view(): CacheEntryView[] {
+    const now = this.now();
+    const views: CacheEntryView[] = [];
+    for (const [partition, entry] of this.entries.entries()) {
+      if (entry.destroyed) continue;
+      const { keyArn, owner, messages, bytes, hits } = entry;
+      views.push({ partition, keyArn, owner, ageMs: Math.max(0, now - entry.createdAt), messages, bytes, hits });
+    }
+    return views;
+  }
+
+  /**
+   * Drops (and zeroes) every entry whose partition `matches`; returns how many. An in-flight
+   * fetch is not cancelled: its key lands afterwards, as a fresh entry.
+   */
+  evictWhere(matches: (partition: string, entry: CachedDataKey) => boolean): number {
+    const victims = [...this.entries.entries()].filter(([partition, entry]) => matches(partition, entry));
+    for (const [partition, entry] of victims) this.evict(partition, entry, 'evicted');
+    return victims.length;
   }
 
   private startFetch(partition: string, fetch: () => Promise<DataKeyMaterial>, requester: CacheRequester): Promise<CachedDataKey> {
@@ -288,8 +335,14 @@ export class DataKeyCache {
   }
 
   private run<T>(partition: string, key: KeyUse, use: (key: KeyUse) => T): T {
-    if (key.cacheHit) this.observer.hit(this.kind);
-    else this.observer.miss(this.kind);
+    if (key.cacheHit) {
+      key.entry.hits += 1;
+      this.served.hits += 1;
+      this.observer.hit(this.kind);
+    } else {
+      this.served.misses += 1;
+      this.observer.miss(this.kind);
+    }
     try {
       return use(key);
     } finally {
@@ -317,6 +370,7 @@ export class DataKeyCache {
 
   private async useOnce<T>(fetch: () => Promise<DataKeyMaterial>, use: (key: KeyUse) => T, requester: CacheRequester): Promise<T> {
     requester.charge();
+    this.served.misses += 1;
     this.observer.miss(this.kind);
     const material = await fetch();
     const entry = new CachedDataKey(material.keyArn, material.plaintextKey, material.wrappedKey, material.requestId, this.now());

@@ -68,6 +68,18 @@ export class KmsBudgets {
     return { charge: (operation) => this.charge(principalId, operation) };
   }
 
+  /** Each principal with a bucket in use (a full bucket may have been dropped: it is full). */
+  usage(): Array<{ principal: string; tokens: number; burst: number; perSecond: number }> {
+    const { perSecond, burst } = this.options;
+    const now = this.now();
+    return [...this.buckets.entries()].map(([principal, bucket]) => ({
+      principal,
+      tokens: Math.min(burst, bucket.tokens + ((now - bucket.updatedAt) / 1000) * perSecond),
+      burst,
+      perSecond,
+    }));
+  }
+
   charge(principalId: string, operation: KmsOperation): void {
     const { perSecond, burst } = this.options;
     const now = this.now();

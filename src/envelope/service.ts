@@ -4,7 +4,17 @@
  * ARN they authorized.
  */
 import { canonicalContextKey } from './context.js';
-import { CachedDataKey, DataKeyCache, dataKeyIdOf, type CacheRequester, type DataKeyMaterial, type KeyUse } from './data-key-cache.js';
+import {
+  CachedDataKey,
+  DataKeyCache,
+  dataKeyIdOf,
+  type CacheEntryView,
+  type CacheKind,
+  type CacheLimits,
+  type CacheRequester,
+  type DataKeyMaterial,
+  type KeyUse,
+} from './data-key-cache.js';
 import { FailedUnwraps } from './failed-unwraps.js';
 import {
   encodeEnvelopePrefix,
@@ -68,6 +78,21 @@ export interface IssuedDataKey {
 export interface EnvelopeCaches {
   encrypt: DataKeyCache;
   decrypt: DataKeyCache;
+}
+
+/** One cache as the admin API sees it: entries without keys; `contextKey` is for counting only. */
+export interface CacheView {
+  kind: CacheKind;
+  limits: Readonly<CacheLimits>;
+  counts: { hits: number; misses: number };
+  entries: Array<CacheEntryView & { contextKey: string }>;
+}
+
+/** Which cached data keys to drop; absent fields match everything. */
+export interface EvictionSelector {
+  /** Every name of the KMS key (its ARN at least). */
+  keyNames?: readonly string[];
+  context?: EncryptionContext;
 }
 
 export class EnvelopeService {
@@ -184,6 +209,29 @@ export class EnvelopeService {
     return { keyArn: key.keyArn, wrappedKey: key.wrappedKey, dataKey };
   }
 
+  /** Both caches, entry by entry, without key material. */
+  cacheViews(): CacheView[] {
+    return (['encrypt', 'decrypt'] as const).map((kind) => {
+      const cache = this.caches[kind];
+      return {
+        kind,
+        limits: cache.limitsInForce,
+        counts: cache.counts,
+        entries: cache.view().map((entry) => ({ ...entry, contextKey: contextKeyOf(kind, entry.partition) })),
+      };
+    });
+  }
+
+  /** Drops and zeroes the cached data keys `selector` matches, in both caches. */
+  evict(selector: EvictionSelector): { encrypt: number; decrypt: number } {
+    const names = selector.keyNames === undefined ? undefined : new Set(selector.keyNames);
+    const contextKey = selector.context === undefined ? undefined : canonicalContextKey(selector.context);
+    const matcher = (kind: CacheKind) => (partition: string, entry: CachedDataKey) =>
+      (names === undefined || names.has(entry.keyArn) || names.has(partition.slice(0, partition.indexOf('\u0000')))) &&
+      (contextKey === undefined || contextKeyOf(kind, partition) === contextKey);
+    return { encrypt: this.caches.encrypt.evictWhere(matcher('encrypt')), decrypt: this.caches.decrypt.evictWhere(matcher('decrypt')) };
+  }
+
   /** Zeroes every cached key (shutdown). */
   clear(): void {
     this.caches.encrypt.clear();
@@ -198,6 +246,16 @@ export class EnvelopeService {
  */
 function unwrapPartition(envelope: ParsedEnvelope): string {
   return `${envelope.keyArn}\u0000${envelope.wrappedKey.toString('base64')}\u0000${canonicalContextKey(envelope.context)}`;
+}
+
+/**
+ * The canonical context of a partition: what follows the key ARN (encrypt) or the key ARN and
+ * the wrapped key (decrypt); neither holds a NUL, so the split is exact.
+ */
+function contextKeyOf(kind: CacheKind, partition: string): string {
+  const first = partition.indexOf('\u0000');
+  const start = kind === 'encrypt' ? first : partition.indexOf('\u0000', first + 1);
+  return partition.slice(start + 1);
 }
 
 /** The cache entry's owner and the budget a miss is charged to: the request's principal. */

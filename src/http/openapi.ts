@@ -163,6 +163,7 @@ export async function registerOpenApi(app: FastifyInstance, live?: LiveExamples)
       tags: [
         { name: 'envelope', description: 'Encrypt, decrypt, rewrap and data keys' },
         { name: 'keys', description: 'What the caller may use' },
+        { name: 'admin', description: 'Incident actions and live state of the replica that answers (admin:read, admin:cache, admin:policy)' },
         { name: 'operations', description: 'Health, readiness and metrics' },
       ],
       components: {

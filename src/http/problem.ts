@@ -21,6 +21,8 @@ export interface ProblemDescription {
   retryAfterSeconds?: number;
   /** Extra headers (WWW-Authenticate on 401). */
   headers?: Record<string, string>;
+  /** Extension members of the body (the route documents them). */
+  extensions?: Readonly<Record<string, unknown>>;
 }
 
 const TITLES: Record<number, string> = {
@@ -47,7 +49,13 @@ export function titleOf(status: number): string {
 /** Translates any thrown value into the problem the caller sees. */
 export function describeError(error: unknown): ProblemDescription {
   if (error instanceof ProblemError) {
-    return { status: error.status, code: error.code, detail: error.detail, retryAfterSeconds: error.retryAfterSeconds };
+    return {
+      status: error.status,
+      code: error.code,
+      detail: error.detail,
+      retryAfterSeconds: error.retryAfterSeconds,
+      ...(error.extensions === undefined ? {} : { extensions: error.extensions }),
+    };
   }
   if (error instanceof EnvelopeError) return { status: 422, code: error.code, detail: error.message };
   if (error instanceof AuthenticationError) {

@@ -304,6 +304,20 @@ export const Problem = Type.Object(
     detail: Type.String({ description: 'What went wrong, for a person. Written by the service, never quoting input.' }),
     code: Type.String({ description: 'Stable machine-readable error code.' }),
     requestId: Type.String({ description: 'Also the audit event\'s requestID.' }),
+    errors: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            line: Type.Optional(Type.Integer({ minimum: 1 })),
+            column: Type.Optional(Type.Integer({ minimum: 1 })),
+            field: Type.String({ description: 'Dotted path, e.g. `rules[2].operations[0]`; empty for the whole file.' }),
+            message: Type.String(),
+          },
+          { additionalProperties: false },
+        ),
+        { description: '`PolicyInvalid` only: every error in the policy file, top to bottom, with line and column.' },
+      ),
+    ),
   },
   {
     $id: 'Problem',

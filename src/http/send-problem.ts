@@ -9,8 +9,9 @@ import type { Problem } from './schemas.js';
 
 export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
 
-export function problemBody(request: FastifyRequest, problem: Pick<ProblemDescription, 'status' | 'code' | 'detail'>): Problem {
+export function problemBody(request: FastifyRequest, problem: Pick<ProblemDescription, 'status' | 'code' | 'detail' | 'extensions'>): Problem {
   return {
+    ...problem.extensions,
     type: `https://envelope-service.internal/problems/${problem.code}`,
     title: titleOf(problem.status),
     status: problem.status,

@@ -9,6 +9,8 @@ export class ProblemError extends Error {
     readonly code: string,
     readonly detail: string,
     readonly retryAfterSeconds?: number,
+    /** RFC 9457 extension members (e.g. a rejected policy's `errors`); never caller input. */
+    readonly extensions?: Readonly<Record<string, unknown>>,
   ) {
     super(detail);
   }

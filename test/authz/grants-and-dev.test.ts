@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEV_PRINCIPAL_ID, Policy, devPolicy, operationsForKey } from '../../src/authz/index.js';
-import { OPERATIONS, type Principal } from '../../src/authz/principal.js';
+import { DATA_OPERATIONS, OPERATIONS, type Principal } from '../../src/authz/principal.js';
 
 const dev: Principal = { id: DEV_PRINCIPAL_ID, authMethod: 'dev-token', claims: {} };
 
@@ -24,9 +24,9 @@ describe('dev policy', () => {
     expect(devPolicy().listGrants(other)).toEqual([]);
   });
 
-  it('lists all operations on every key for GET /v1/keys', () => {
+  it('lists all operations on keys for GET /v1/keys (admin operations concern no key)', () => {
     const grants = devPolicy().listGrants(dev);
-    expect(operationsForKey(grants, ['alias/default'])).toEqual([...OPERATIONS]);
+    expect(operationsForKey(grants, ['alias/default'])).toEqual([...DATA_OPERATIONS]);
   });
 });
 

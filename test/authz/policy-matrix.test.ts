@@ -5,7 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicyFile, Policy, validatePolicyText, type DecisionRequest } from '../../src/authz/index.js';
-import { OPERATIONS, type Principal } from '../../src/authz/principal.js';
+import { DATA_OPERATIONS, type Principal } from '../../src/authz/principal.js';
 
 const fixture = fileURLToPath(new URL('../fixtures/policy/matrix.yaml', import.meta.url));
 
@@ -101,7 +101,7 @@ const cases: Case[] = [
   { name: 'denied: no key names at all', principal: svcA, request: { keyNames: [], context: goodContext }, deny: 'no key name' },
 ];
 
-describe.each(OPERATIONS)('operation %s', (operation) => {
+describe.each(DATA_OPERATIONS)('operation %s', (operation) => {
   it.each(cases)('$name', ({ principal, request, allow, deny }) => {
     const decision = policy.decide(principal, { ...request, operation });
     if (allow !== undefined) {

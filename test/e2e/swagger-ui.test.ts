@@ -5,7 +5,8 @@
  * opens /docs, authorizes with the dev token, runs "Try it out" on POST /v1/encrypt and must see
  * a 200 with an `ev1:` ciphertext. Then, as a user of a fresh dev instance would, it executes
  * every operation with the example the UI pre-fills, unedited (the JSON and text bodies, the
- * header parameters), and expects each operation's documented success status. Along the way it
+ * header parameters), and expects each operation's documented success status. An ops person's
+ * incident action runs through the UI too: POST /v1/admin/cache/evict drops the cached data key. Along the way it
  * checks what a unit test cannot:
  *   - the page renders under the /docs Content-Security-Policy, with no CSP violation at all;
  *   - "Try it out" reaches the running service through the spec's relative server URL (`/`);
@@ -36,7 +37,7 @@ const SCREENSHOT_DIR = join(dirname(fileURLToPath(import.meta.url)), '__screensh
 /** Per browser action; the whole test is bounded by the it() timeout below. */
 const STEP_TIMEOUT_MS = 10_000;
 const TEST_TIMEOUT_MS = 30_000;
-/** Twelve operations, one after the other, on two busy cores. */
+/** Seventeen operations, one after the other, on two busy cores. */
 const EXAMPLES_TIMEOUT_MS = 120_000;
 const POLL = { timeout: STEP_TIMEOUT_MS };
 
@@ -146,6 +147,62 @@ describe('Swagger UI at /docs (Chromium)', () => {
     );
 
     it(
+      'evicts the cached data keys of a KMS key through the admin section',
+      async () => {
+        const auth = { authorization: `Bearer ${DEV_TOKEN}` };
+        const encrypted = await service.app.inject({ method: 'POST', url: '/v1/encrypt', headers: auth, payload: { plaintext: 'aGVsbG8=' } });
+        expect(encrypted.statusCode).toBe(200);
+        const cachedKeys = async () => {
+          const state = (await service.app.inject({ method: 'GET', url: '/v1/admin/cache', headers: auth })).json<{ caches: Array<{ kind: string; entries: number }> }>();
+          return state.caches.find((cache) => cache.kind === 'encrypt')!.entries;
+        };
+        expect(await cachedKeys()).toBeGreaterThan(0);
+
+        const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+        const page = await context.newPage();
+        page.setDefaultTimeout(STEP_TIMEOUT_MS);
+        const watch = watchPage(page, base);
+        try {
+          expect((await page.goto(`${base}/docs`, { waitUntil: 'domcontentloaded' }))?.status()).toBe(200);
+          await expect.poll(() => page.locator('.swagger-ui .info .title').textContent(), POLL).toContain('Envelope encryption service');
+          await authorize(page);
+
+          // The admin tag's evict, with the example the UI pre-fills: { "keyId": "alias/default" }.
+          const operation = page.locator('#operations-admin-adminEvictCache');
+          await operation.locator('.opblock-summary-control').click();
+          const tryItOut = operation.locator('button.try-out__btn', { hasText: 'Try it out' });
+          if (await tryItOut.isVisible()) await tryItOut.click();
+          expect(JSON.parse(await operation.locator('textarea.body-param__text').inputValue())).toEqual({ keyId: 'alias/default' });
+          const [apiResponse] = await Promise.all([
+            page.waitForResponse((r) => r.url() === `${base}/v1/admin/cache/evict` && r.request().method() === 'POST'),
+            operation.locator('button.execute').click(),
+          ]);
+          expect(apiResponse.status()).toBe(200);
+          const live = operation.locator('.responses-wrapper .live-responses-table');
+          await expect.poll(() => live.locator('tbody .response-col_status').first().textContent(), POLL).toContain('200');
+          const shown = JSON.parse((await live.locator('tbody .response-col_description pre').first().textContent()) ?? '') as { dropped: number; encrypt: number };
+          expect(shown.encrypt).toBeGreaterThan(0);
+          expect(shown.dropped).toBeGreaterThanOrEqual(shown.encrypt);
+          expect(await cachedKeys()).toBe(0);
+
+          mkdirSync(SCREENSHOT_DIR, { recursive: true });
+          await operation.locator('.responses-wrapper').evaluate((element) => element.scrollIntoView({ block: 'start' }));
+          await page.screenshot({ path: join(SCREENSHOT_DIR, 'swagger-ui-admin-evict.png') });
+          expect(watch.cspViolations, 'CSP violations on /docs').toEqual([]);
+          expect(watch.foreignRequests, 'requests to other origins').toEqual([]);
+          expect(watch.pageErrors, 'uncaught page errors').toEqual([]);
+        } catch (error) {
+          mkdirSync(SCREENSHOT_DIR, { recursive: true });
+          await page.screenshot({ path: join(SCREENSHOT_DIR, 'swagger-ui-admin-failure.png'), fullPage: true }).catch(() => undefined);
+          throw error;
+        } finally {
+          await context.close();
+        }
+      },
+      TEST_TIMEOUT_MS,
+    );
+
+    it(
       'executes every operation\'s default example, unedited, and gets its documented success status',
       async () => {
         const served = (await service.app.inject({ method: 'GET', url: '/openapi.json' })).json<ServedDocument>();
@@ -157,7 +214,7 @@ describe('Swagger UI at /docs (Chromium)', () => {
             success: Number(Object.keys(operation.responses).filter((status) => /^2\d\d$/.test(status)).sort()[0]),
           })),
         );
-        expect(operations).toHaveLength(12);
+        expect(operations).toHaveLength(17);
 
         const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
         const page = await context.newPage();

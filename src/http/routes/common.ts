@@ -8,6 +8,7 @@ import type { Config } from '../../config.js';
 import { principalKey } from '../../authz/principal.js';
 import type { KmsBudgets } from '../../envelope/kms-budget.js';
 import { KmsTrace } from '../../envelope/kms-trace.js';
+import type { AdminDeps } from '../../operations/admin/admin.js';
 import type { Caller, OperationDeps } from '../../operations/operation.js';
 import { titleOf } from '../problem.js';
 import { PROBLEM_MEDIA_TYPE } from '../send-problem.js';
@@ -16,6 +17,7 @@ export interface V1Deps {
   config: Config;
   operations: OperationDeps;
   budgets: KmsBudgets;
+  admin: AdminDeps;
 }
 
 
@@ -31,7 +33,7 @@ const WWW_AUTHENTICATE = {
  * (Fastify serializes the error handler's body with it, matched by that content type), with an
  * example a reader can recognise, and the headers that come with it.
  */
-function problem(status: number, description: string, code: string, detail: string, headers?: Record<string, object>) {
+export function problem(status: number, description: string, code: string, detail: string, headers?: Record<string, object>, extensions?: object) {
   return {
     description,
     ...(headers ? { headers } : {}),
@@ -45,6 +47,7 @@ function problem(status: number, description: string, code: string, detail: stri
           detail,
           code,
           requestId: '0b9f6a52-3d1e-4c7a-9a43-5a2f1e0c7d21',
+          ...extensions,
         },
       },
     },

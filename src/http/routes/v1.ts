@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { principalKey } from '../../authz/principal.js';
+import { registerAdminRoutes } from './admin/index.js';
 import { registerBatch } from './batch.js';
 import { registerBinary } from './binary.js';
 import type { V1Deps } from './common.js';
@@ -36,4 +37,5 @@ export async function registerV1Routes(scope: FastifyInstance, deps: V1Deps): Pr
   registerRewrap(scope, deps);
   registerDataKey(scope, deps);
   registerKeys(scope, deps);
+  registerAdminRoutes(scope, deps);
 }

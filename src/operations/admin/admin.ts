@@ -1,0 +1,45 @@
+/**
+ * What every admin operation (/v1/admin/...) shares: its dependencies, its caller, and the one
+ * authorization check. Admin operations act on the replica that answers (its cache, its policy
+ * snapshot, its view of KMS), never on a KMS key, so they are granted by their own policy
+ * operations (`admin:read`, `admin:cache`, `admin:policy`; docs/POLICY.md).
+ */
+import type { AdminOperation } from '../../authz/principal.js';
+import type { PolicyStore } from '../../authz/store.js';
+import type { KmsBudgets } from '../../envelope/kms-budget.js';
+import type { EnvelopeService } from '../../envelope/service.js';
+import type { KmsCallStats } from '../../kms/call-stats.js';
+import type { CircuitBreaker } from '../../kms/circuit-breaker.js';
+import type { KeyDirectory } from '../../kms/key-directory.js';
+import { AccessDeniedError } from '../errors.js';
+import type { AuditFacts, Caller } from '../operation.js';
+
+export interface AdminDeps {
+  envelope: EnvelopeService;
+  directory: KeyDirectory;
+  policy: PolicyStore;
+  circuit: CircuitBreaker;
+  kmsCalls: KmsCallStats;
+  budgets: KmsBudgets;
+  kms: { provider: string; region: string | undefined; breakerFailures: number; breakerCooldownMs: number };
+}
+
+export interface AdminCaller extends Caller {
+  /** The request came from a loopback address (the only place dev mode grants admin). */
+  readonly fromLoopback: boolean;
+}
+
+/**
+ * Allows the operation or throws AccessDeniedError (403, the reason for the audit log only).
+ * In dev mode the dev token holds every right, admin included, but only from loopback: dev
+ * mode refuses to listen elsewhere unless DEV_MODE_ALLOW_NETWORK, and even then the admin API
+ * stays on the machine.
+ */
+export function authorizeAdmin(deps: AdminDeps, caller: AdminCaller, operation: AdminOperation, facts: AuditFacts): void {
+  if (deps.policy.current.mode === 'dev' && !caller.fromLoopback) {
+    throw new AccessDeniedError(`dev mode: "${operation}" is granted on loopback only`);
+  }
+  const decision = caller.policy.decideAdmin(caller.principal, operation);
+  if (!decision.allowed) throw new AccessDeniedError(decision.reason);
+  facts.ruleId = decision.ruleId;
+}
