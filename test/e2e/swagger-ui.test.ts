@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEV_TOKEN, buildTestApp, type TestApp } from '../helpers/app.js';
 
@@ -114,13 +115,8 @@ describe('Swagger UI at /docs (Chromium)', () => {
           expect(result.keyId).toMatch(/^arn:aws:kms:/);
 
           // The ciphertext is real: it decrypts back through the API.
-          const roundTrip = await service.app.inject({
-            method: 'POST',
-            url: '/v1/decrypt',
-            headers: { authorization: `Bearer ${DEV_TOKEN}` },
-            payload: { ciphertext: result.ciphertext },
-          });
-          expect(roundTrip.json()).toMatchObject({ plaintext: 'aGVsbG8=' });
+          const roundTrip = await request(base).post('/v1/decrypt').set({ authorization: `Bearer ${DEV_TOKEN}` }).send({ ciphertext: result.ciphertext });
+          expect(roundTrip.body).toMatchObject({ plaintext: 'aGVsbG8=' });
 
           // The screenshot frames what a person checks: the request sent and the 200 it got.
           mkdirSync(SCREENSHOT_DIR, { recursive: true });
@@ -148,7 +144,7 @@ describe('Swagger UI at /docs (Chromium)', () => {
     it(
       'executes every operation\'s default example, unedited, and gets its documented success status',
       async () => {
-        const served = (await service.app.inject({ method: 'GET', url: '/openapi.json' })).json<ServedDocument>();
+        const served = (await request(base).get('/openapi.json')).body as ServedDocument;
         const operations = Object.entries(served.paths).flatMap(([path, item]) =>
           Object.entries(item).map(([method, operation]) => ({
             path,
