@@ -305,22 +305,25 @@ describe('hostile bodies get a 4xx at once', () => {
 });
 
 describe('slow clients are cut within bounded time', () => {
-  it('slowloris: headers trickled one byte every 100 ms -> 408 or closed', async () => {
-    const head = `POST /v1/encrypt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ${'a'.repeat(200)}`;
-    const outcome = await raw([...head], { intervalMs: 100 });
-    expectRefused(outcome, SLOW_CLIENT_BOUND_MS);
-    expect(outcome.ms).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_MS - 100);
-  });
+  // Each waits out the server's timeouts on its own socket: they run side by side.
+  describe.concurrent('a single slow client', () => {
+    it('slowloris: headers trickled one byte every 100 ms -> 408 or closed', async () => {
+      const head = `POST /v1/encrypt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ${'a'.repeat(200)}`;
+      const outcome = await raw([...head], { intervalMs: 100 });
+      expectRefused(outcome, SLOW_CLIENT_BOUND_MS);
+      expect(outcome.ms).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_MS - 100);
+    });
 
-  it('slow body: declared 1 KiB, one byte every 100 ms -> 408 or closed', async () => {
-    const head = `POST /v1/encrypt HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: application/json\r\nContent-Length: 1024\r\n\r\n`;
-    const outcome = await raw([head, ...'{"plaintext":"'.padEnd(1024, 'A')], { intervalMs: 100 });
-    expectRefused(outcome, SLOW_CLIENT_BOUND_MS);
-  });
+    it('slow body: declared 1 KiB, one byte every 100 ms -> 408 or closed', async () => {
+      const head = `POST /v1/encrypt HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: application/json\r\nContent-Length: 1024\r\n\r\n`;
+      const outcome = await raw([head, ...'{"plaintext":"'.padEnd(1024, 'A')], { intervalMs: 100 });
+      expectRefused(outcome, SLOW_CLIENT_BOUND_MS);
+    });
 
-  it('connect and say nothing -> closed', async () => {
-    const outcome = await raw([]);
-    expectRefused(outcome, SLOW_CLIENT_BOUND_MS);
+    it('connect and say nothing -> closed', async () => {
+      const outcome = await raw([]);
+      expectRefused(outcome, SLOW_CLIENT_BOUND_MS);
+    });
   });
 
   it('200 slowloris connections at once: normal requests are served meanwhile, all are cut', async () => {
