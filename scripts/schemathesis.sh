@@ -3,6 +3,7 @@
 #
 #   scripts/schemathesis.sh              run every default check, bounded (see below)
 #   SCHEMATHESIS_MAX_EXAMPLES=50 scripts/schemathesis.sh     more examples per operation
+#   SCHEMATHESIS_PHASES=examples,fuzzing scripts/schemathesis.sh   only those phases (default: all)
 #   scripts/schemathesis.sh --seed 42    extra arguments go to `schemathesis run`
 #
 # What it does:
@@ -16,7 +17,8 @@
 #      a per-request timeout and an overall `timeout`;
 #   5. stops the service, removes the temp dir, and exits with schemathesis's status.
 #
-# Loopback only; nothing leaves the machine. Bounded: about 2-3 minutes on 2 cores.
+# Loopback only; nothing leaves the machine. Bounded in examples and in time. `npm test` runs it
+# with fewer examples per operation unless DEEP_TESTS=1 (test/fuzz/schemathesis.test.ts).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,6 +31,7 @@ MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-600}
 RUN_TIMEOUT_S=${SCHEMATHESIS_TIMEOUT_S:-420}
 START_TIMEOUT_S=${SCHEMATHESIS_START_TIMEOUT_S:-60}
 TOKEN=${SCHEMATHESIS_TOKEN:-dev-token}
+PHASES=${SCHEMATHESIS_PHASES:-}
 
 log() { echo "schemathesis.sh: $*" >&2; }
 
@@ -90,7 +93,7 @@ until curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/readyz" 2>/dev
   if [ "$SECONDS" -ge "$deadline" ]; then log "the service was not ready within ${START_TIMEOUT_S}s"; exit 3; fi
   sleep 0.2
 done
-log "service ready; running schemathesis (max $MAX_EXAMPLES examples per operation)"
+log "service ready; running schemathesis (max $MAX_EXAMPLES examples per operation, phases: ${PHASES:-all})"
 
 # ---- 4. schemathesis ----------------------------------------------------------------------
 # Run from the work dir: schemathesis keeps its example database in ./.schemathesis, which
@@ -104,6 +107,7 @@ timeout --kill-after=10 "$RUN_TIMEOUT_S" \
     --max-examples "$MAX_EXAMPLES" \
     --request-timeout 10 \
     --workers 2 \
+    ${PHASES:+--phases "$PHASES"} \
     "$@"
 status=$?
 set -e

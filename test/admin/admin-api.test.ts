@@ -282,6 +282,8 @@ describe('admin API in dev mode', () => {
   });
   afterAll(async () => t?.close());
 
+  // inject, not supertest: the refusal depends on the client address, and supertest always
+  // connects from loopback.
   it('the dev token has admin rights from loopback only, and a refusal is audited', async () => {
     const auth = { authorization: 'Bearer dev-token' };
     const local = await t.app.inject({ method: 'GET', url: '/v1/admin/cache', headers: auth, remoteAddress: '127.0.0.1' });

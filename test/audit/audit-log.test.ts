@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import { GENESIS_HASH } from '../../src/audit/chain.js';
 import { dataKeyIdOf as dataKeyId } from '../../src/envelope/data-key-cache.js';
 import { verifyAuditLog } from '../../src/audit/verify.js';
+import { AUTH, buildTestApp } from '../helpers/app.js';
 import { parseLines, readLines, sampleInput, tempDir, writeEvents } from './helpers.js';
 
 const sha256 = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
@@ -90,14 +92,16 @@ describe('AuditLog writes', () => {
     expect((event?.errorMessage as string).length).toBeLessThan(1100);
   });
 
-  it('counts written events through onWritten', async () => {
-    const path = join(tempDir(), 'audit.log');
-    let written = 0;
-    const log = AuditLog.open({ destination: path, onWritten: () => (written += 1) });
-    await log.write(sampleInput());
-    await log.write(sampleInput());
-    await log.close();
-    expect(written).toBe(2);
+  it('the service counts each event it writes in audit_events_total, failed authentications included', async () => {
+    const t = await buildTestApp();
+    try {
+      expect((await request(t.app.server).post('/v1/encrypt').set(AUTH).send({ plaintext: 'aGk=' })).status).toBe(200);
+      expect((await request(t.app.server).post('/v1/encrypt').send({ plaintext: 'aGk=' })).status).toBe(401);
+      expect(t.auditEvents()).toHaveLength(2);
+      expect(await t.metrics.registry.getSingleMetricAsString('audit_events_total')).toMatch(/^audit_events_total 2$/m);
+    } finally {
+      await t.close();
+    }
   });
 
   it('reports the chain head to anchor elsewhere', async () => {

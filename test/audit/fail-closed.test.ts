@@ -5,20 +5,19 @@ import { AuditLog } from '../../src/audit/audit-log.js';
 import { AuditWriteError } from '../../src/audit/errors.js';
 import { sampleInput, tempDir } from './helpers.js';
 
-describe('fail closed', () => {
-  it.skipIf(!existsSync('/dev/full'))('write() throws AuditWriteError when the sink is full (AUDIT_LOG=/dev/full)', async () => {
-    const failures: AuditWriteError[] = [];
-    let written = 0;
-    const log = AuditLog.open({
-      destination: '/dev/full',
-      onWritten: () => (written += 1),
-      onFailed: (error) => failures.push(error),
-    });
+const haveDevFull = existsSync('/dev/full');
+if (!haveDevFull) console.warn('[audit] no /dev/full on this system: the full-sink suite is SKIPPED');
 
-    await expect(log.write(sampleInput())).rejects.toThrow(AuditWriteError);
-    expect(failures).toHaveLength(1);
-    expect(failures[0]?.code).toBe('ENOSPC');
-    expect(written).toBe(0);
+describe.skipIf(!haveDevFull)('fail closed on a full sink (AUDIT_LOG=/dev/full)', () => {
+  it('write() throws AuditWriteError', async () => {
+    const log = AuditLog.open({ destination: '/dev/full' });
+
+    const error = await log.write(sampleInput()).then(
+      () => undefined,
+      (reason: unknown) => reason,
+    );
+    expect(error).toBeInstanceOf(AuditWriteError);
+    expect((error as AuditWriteError).code).toBe('ENOSPC');
     expect(log.isWritable()).toBe(false);
     // still failing on the next attempt; readiness stays false
     await expect(log.write(sampleInput())).rejects.toThrow(AuditWriteError);
@@ -26,6 +25,9 @@ describe('fail closed', () => {
     expect(log.chainHead()).toBeNull();
     await log.close();
   });
+});
+
+describe('fail closed', () => {
 
   it('a closed log refuses to write and is not writable', async () => {
     const log = AuditLog.open({ destination: join(tempDir(), 'audit.log') });
@@ -51,16 +53,5 @@ describe('fail closed', () => {
     await first.close();
     const second = AuditLog.open({ destination: path }); // fine once the first is closed
     await second.close();
-  });
-
-  it('swallows exceptions from metrics callbacks: a written event is not a failed request', async () => {
-    const log = AuditLog.open({
-      destination: join(tempDir(), 'audit.log'),
-      onWritten: () => {
-        throw new Error('metrics bug');
-      },
-    });
-    await expect(log.write(sampleInput())).resolves.toBeUndefined();
-    await log.close();
   });
 });

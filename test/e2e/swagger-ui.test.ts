@@ -19,6 +19,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEV_TOKEN, buildTestApp, type TestApp } from '../helpers/app.js';
 
@@ -115,13 +116,8 @@ describe('Swagger UI at /docs (Chromium)', () => {
           expect(result.keyId).toMatch(/^arn:aws:kms:/);
 
           // The ciphertext is real: it decrypts back through the API.
-          const roundTrip = await service.app.inject({
-            method: 'POST',
-            url: '/v1/decrypt',
-            headers: { authorization: `Bearer ${DEV_TOKEN}` },
-            payload: { ciphertext: result.ciphertext },
-          });
-          expect(roundTrip.json()).toMatchObject({ plaintext: 'aGVsbG8=' });
+          const roundTrip = await request(base).post('/v1/decrypt').set({ authorization: `Bearer ${DEV_TOKEN}` }).send({ ciphertext: result.ciphertext });
+          expect(roundTrip.body).toMatchObject({ plaintext: 'aGVsbG8=' });
 
           // The screenshot frames what a person checks: the request sent and the 200 it got.
           mkdirSync(SCREENSHOT_DIR, { recursive: true });
@@ -150,10 +146,10 @@ describe('Swagger UI at /docs (Chromium)', () => {
       'evicts the cached data keys of a KMS key through the admin section',
       async () => {
         const auth = { authorization: `Bearer ${DEV_TOKEN}` };
-        const encrypted = await service.app.inject({ method: 'POST', url: '/v1/encrypt', headers: auth, payload: { plaintext: 'aGVsbG8=' } });
-        expect(encrypted.statusCode).toBe(200);
+        const encrypted = await request(base).post('/v1/encrypt').set(auth).send({ plaintext: 'aGVsbG8=' });
+        expect(encrypted.status).toBe(200);
         const cachedKeys = async () => {
-          const state = (await service.app.inject({ method: 'GET', url: '/v1/admin/cache', headers: auth })).json<{ caches: Array<{ kind: string; entries: number }> }>();
+          const state = (await request(base).get('/v1/admin/cache').set(auth)).body as { caches: Array<{ kind: string; entries: number }> };
           return state.caches.find((cache) => cache.kind === 'encrypt')!.entries;
         };
         expect(await cachedKeys()).toBeGreaterThan(0);
@@ -205,7 +201,7 @@ describe('Swagger UI at /docs (Chromium)', () => {
     it(
       'executes every operation\'s default example, unedited, and gets its documented success status',
       async () => {
-        const served = (await service.app.inject({ method: 'GET', url: '/openapi.json' })).json<ServedDocument>();
+        const served = (await request(base).get('/openapi.json')).body as ServedDocument;
         const operations = Object.entries(served.paths).flatMap(([path, item]) =>
           Object.entries(item).map(([method, operation]) => ({
             path,

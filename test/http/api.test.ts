@@ -7,17 +7,14 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCiphertext } from '../../src/envelope/format.js';
 import { LocalKeyProvider } from '../../src/kms/local.js';
-import { AUTH, buildTestApp, providerKinds, type TestApp } from '../helpers/app.js';
-import { skipWithoutLocalKms } from '../helpers/local-kms.js';
+import { AUTH, buildTestApp, describeProviders, type TestApp } from '../helpers/app.js';
 
-describe.each(providerKinds())('API v1 on the %s provider', (kind) => {
-  const skip = kind === 'aws' && skipWithoutLocalKms();
+describeProviders('API v1 on the %s provider', (kind) => {
   let t: TestApp;
   let otherKey: string;
   const post = (path: string, body: object) => request(t.app.server).post(path).set(AUTH).send(body);
 
   beforeAll(async () => {
-    if (skip) return;
     t = await buildTestApp({ provider: kind, env: { BATCH_MAX_ITEMS: '5' } });
     if (t.provider instanceof LocalKeyProvider) {
       const key = await t.provider.createKey();
@@ -27,7 +24,7 @@ describe.each(providerKinds())('API v1 on the %s provider', (kind) => {
   });
   afterAll(async () => t?.close());
 
-  it.skipIf(skip)('encrypt batch: results in input order, a bad item fails alone', async () => {
+  it('encrypt batch: results in input order, a bad item fails alone', async () => {
     const response = await post('/v1/encrypt/batch', {
       items: [
         { plaintext: Buffer.from('one').toString('base64'), context: { n: '1' } },
@@ -56,7 +53,7 @@ describe.each(providerKinds())('API v1 on the %s provider', (kind) => {
     expect(items.map((item) => item.errorCode ?? 'ok')).toEqual(['ok', 'MalformedCiphertext', 'ContextMismatch', 'ok']);
   });
 
-  it.skipIf(skip)('batch limits: more than BATCH_MAX_ITEMS or none at all is a 400', async () => {
+  it('batch limits: more than BATCH_MAX_ITEMS or none at all is a 400', async () => {
     const six = Array.from({ length: 6 }, () => ({ plaintext: 'aGk=' }));
     expect((await post('/v1/encrypt/batch', { items: six })).status).toBe(400);
     expect((await post('/v1/encrypt/batch', { items: [] })).status).toBe(400);
@@ -68,7 +65,7 @@ describe.each(providerKinds())('API v1 on the %s provider', (kind) => {
     }
   });
 
-  it.skipIf(skip)('encrypt batch: a malformed item gets its own 400 in results, the others are served', async () => {
+  it('encrypt batch: a malformed item gets its own 400 in results, the others are served', async () => {
     const response = await post('/v1/encrypt/batch', {
       items: [
         { plaintext: Buffer.from('one').toString('base64') },
@@ -99,7 +96,7 @@ describe.each(providerKinds())('API v1 on the %s provider', (kind) => {
     ]);
   });
 
-  it.skipIf(skip)('decrypt batch: a malformed item gets its own 400 in results, the others are served', async () => {
+  it('decrypt batch: a malformed item gets its own 400 in results, the others are served', async () => {
     const { body } = await post('/v1/encrypt', { plaintext: Buffer.from('kept').toString('base64'), context: { tenant: 'a' } });
     const response = await post('/v1/decrypt/batch', {
       items: [{ ciphertext: 'ev1:%%%' }, { ciphertext: body.ciphertext, aad: '***' }, { ciphertext: body.ciphertext, context: { tenant: 'a' } }, { context: {} }],
@@ -112,7 +109,7 @@ describe.each(providerKinds())('API v1 on the %s provider', (kind) => {
     expect(missing.error).toMatchObject({ code: 'InvalidRequest', status: 400, detail: "item must have required property 'ciphertext'" });
   });
 
-  it.skipIf(skip)('rewrap: the rewrapped ciphertext decrypts, under the new key, with the payload bytes unchanged', async () => {
+  it('rewrap: the rewrapped ciphertext decrypts, under the new key, with the payload bytes unchanged', async () => {
     const plaintext = randomBytes(300);
     const aad = Buffer.from('row-9').toString('base64');
     const encrypted = await post('/v1/encrypt', { plaintext: plaintext.toString('base64'), context: { tenant: 'a' }, aad });
@@ -133,7 +130,7 @@ describe.each(providerKinds())('API v1 on the %s provider', (kind) => {
     expect(decrypted.body.keyId).toBe(rewrapped.body.keyId);
   });
 
-  it.skipIf(skip)('rewrap refuses a context that differs from the stored one, and a tampered ciphertext', async () => {
+  it('rewrap refuses a context that differs from the stored one, and a tampered ciphertext', async () => {
     const encrypted = await post('/v1/encrypt', { plaintext: 'aGk=', context: { tenant: 'a' } });
     expect((await post('/v1/rewrap', { ciphertext: encrypted.body.ciphertext, context: { tenant: 'b' } })).status).toBe(422);
     // Flip a byte in the authenticated tail of the KMS blob (the wrapped key).
@@ -144,7 +141,7 @@ describe.each(providerKinds())('API v1 on the %s provider', (kind) => {
     expect((await post('/v1/rewrap', { ciphertext: `ev1:${tampered.toString('base64url')}` })).status).toBe(422);
   });
 
-  it.skipIf(skip)('datakey: wrapped only by default; with plaintext when asked; the wrapped key is a real KMS blob', async () => {
+  it('datakey: wrapped only by default; with plaintext when asked; the wrapped key is a real KMS blob', async () => {
     const wrappedOnly = await post('/v1/datakey', { context: { tenant: 'a' } });
     expect(wrappedOnly.status).toBe(200);
     expect(wrappedOnly.body.plaintextKey).toBeUndefined();

@@ -102,14 +102,14 @@ describe('one audit event per request, for every endpoint', () => {
     const loggedWhenAnswered: boolean[] = [];
     const responses = await Promise.all(
       Array.from({ length: 40 }, (_, index) =>
-        t.app.inject({ method: 'POST', url: '/v1/encrypt', headers: AUTH, payload: { plaintext: 'aGk=', context: { n: String(index % 3) } } }).then((response) => {
+        request(t.app.server).post('/v1/encrypt').set(AUTH).send({ plaintext: 'aGk=', context: { n: String(index % 3) } }).then((response) => {
           const id = response.headers['x-request-id'];
           loggedWhenAnswered.push(t.auditEvents().some((event) => event.requestID === id));
           return response;
         }),
       ),
     );
-    expect(responses.map((response) => response.statusCode)).toEqual(Array.from({ length: 40 }, () => 200));
+    expect(responses.map((response) => response.status)).toEqual(Array.from({ length: 40 }, () => 200));
     expect(loggedWhenAnswered).toEqual(Array.from({ length: 40 }, () => true));
     const ids = new Set(responses.map((response) => response.headers['x-request-id']));
     const events = t.auditEvents().slice(before) as Event[];
@@ -197,12 +197,12 @@ describe('fail-closed: a sink that cannot be written', () => {
 
   it('concurrent requests refused together: every one 503, none with a ciphertext', async () => {
     const responses = await Promise.all(
-      Array.from({ length: 20 }, () => t.app.inject({ method: 'POST', url: '/v1/encrypt', headers: AUTH, payload: { plaintext: 'c2VjcmV0' } })),
+      Array.from({ length: 20 }, () => request(t.app.server).post('/v1/encrypt').set(AUTH).send({ plaintext: 'c2VjcmV0' })),
     );
     for (const response of responses) {
-      expect(response.statusCode).toBe(503);
-      expect(response.json().code).toBe('AuditUnavailable');
-      expect(response.body).not.toContain('ev1:');
+      expect(response.status).toBe(503);
+      expect(response.body.code).toBe('AuditUnavailable');
+      expect(response.text).not.toContain('ev1:');
     }
   });
 

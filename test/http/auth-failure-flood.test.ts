@@ -20,6 +20,8 @@ afterEach(async () => {
   t = undefined;
 });
 
+// app.inject, not supertest: these tests need requests from several client addresses
+// (`remoteAddress`), and every socket supertest opens comes from 127.0.0.1.
 const tokenless = (app: TestApp, remoteAddress = FLOODER, payload = '{"plaintext":"aGk=", broken') =>
   app.app.inject({ method: 'POST', url: '/v1/encrypt', remoteAddress, headers: { 'content-type': 'application/json' }, payload });
 

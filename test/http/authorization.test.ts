@@ -11,8 +11,7 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalKeyProvider } from '../../src/kms/local.js';
-import { buildTestApp, providerKinds, type TestApp } from '../helpers/app.js';
-import { skipWithoutLocalKms } from '../helpers/local-kms.js';
+import { buildTestApp, describeProviders, type TestApp } from '../helpers/app.js';
 
 const POLICY = new URL('../../examples/policy.yaml', import.meta.url).pathname;
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -31,13 +30,11 @@ async function seedTenantAliases(t: TestApp): Promise<void> {
   }
 }
 
-describe.each(providerKinds())('authorization with the example policy on the %s provider', (kind) => {
-  const skip = kind === 'aws' && skipWithoutLocalKms();
+describeProviders('authorization with the example policy on the %s provider', (kind) => {
   let t: TestApp;
   const post = (path: string, auth: Record<string, string>, body: object) => request(t.app.server).post(path).set(auth).send(body);
 
   beforeAll(async () => {
-    if (skip) return;
     t = await buildTestApp({ provider: kind, policyFile: POLICY });
     await seedTenantAliases(t);
   });
@@ -50,38 +47,38 @@ describe.each(providerKinds())('authorization with the example policy on the %s 
     expect(response.body.detail).toBe('the policy does not allow this request');
   }
 
-  it.skipIf(skip)('encrypt: allowed on its own key with its own context', async () => {
+  it('encrypt: allowed on its own key with its own context', async () => {
     const response = await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: A_CONTEXT });
     expect(response.status).toBe(200);
   });
 
-  it.skipIf(skip)('encrypt: denied by key', async () => {
+  it('encrypt: denied by key', async () => {
     expectDenied(await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-b', context: A_CONTEXT }));
     expectDenied(await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, context: A_CONTEXT })); // default key not granted
   });
 
-  it.skipIf(skip)('encrypt: denied by a fixed context value, a missing key, and an unnamed key', async () => {
+  it('encrypt: denied by a fixed context value, a missing key, and an unnamed key', async () => {
     expectDenied(await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: { ...A_CONTEXT, purpose: 'marketing' } }));
     expectDenied(await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: { tenant: 'tenant-a' } }));
     expectDenied(await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: { ...A_CONTEXT, extra: '1' } }));
   });
 
-  it.skipIf(skip)('encrypt: denied by claim binding (tenant A claiming tenant B)', async () => {
+  it('encrypt: denied by claim binding (tenant A claiming tenant B)', async () => {
     expectDenied(await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: { ...A_CONTEXT, tenant: 'tenant-b' } }));
   });
 
-  it.skipIf(skip)('encrypt: denied above maxPlaintextBytes', async () => {
+  it('encrypt: denied above maxPlaintextBytes', async () => {
     const big = Buffer.alloc(65_537, 1).toString('base64');
     expectDenied(await post('/v1/encrypt', TENANT_A, { plaintext: big, keyId: 'alias/tenant-a', context: A_CONTEXT }));
   });
 
-  it.skipIf(skip)('an unknown key: 403 for a caller with no grant that could match, 404 for one whose grant matches the name', async () => {
+  it('an unknown key: 403 for a caller with no grant that could match, 404 for one whose grant matches the name', async () => {
     expectDenied(await post('/v1/encrypt', TENANT_B, { plaintext: HELLO, keyId: 'alias/nope', context: B_CONTEXT }));
     const notFound = await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a/nope', context: A_CONTEXT });
     expect(notFound.status).toBe(404);
   });
 
-  it.skipIf(skip)('decrypt: tenant B cannot decrypt tenant A\'s ciphertext, even with A\'s data key cached', async () => {
+  it('decrypt: tenant B cannot decrypt tenant A\'s ciphertext, even with A\'s data key cached', async () => {
     const { body } = await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: A_CONTEXT });
     const own = await post('/v1/decrypt', TENANT_A, { ciphertext: body.ciphertext });
     expect(own.status).toBe(200); // now A's data key is in the decrypt cache
@@ -89,13 +86,13 @@ describe.each(providerKinds())('authorization with the example policy on the %s 
     expectDenied(await post('/v1/decrypt', OPS, { ciphertext: body.ciphertext }));
   });
 
-  it.skipIf(skip)('decrypt is judged on the stored context, not on a context the caller claims', async () => {
+  it('decrypt is judged on the stored context, not on a context the caller claims', async () => {
     const { body } = await post('/v1/encrypt', TENANT_B, { plaintext: HELLO, keyId: 'alias/tenant-b', context: B_CONTEXT });
     expectDenied(await post('/v1/decrypt', TENANT_A, { ciphertext: body.ciphertext, context: A_CONTEXT }));
     expect((await post('/v1/decrypt', TENANT_B, { ciphertext: body.ciphertext })).status).toBe(200);
   });
 
-  it.skipIf(skip)('rewrap: ops may move tenant A\'s ciphertext within tenant A\'s keys; tenants may not rewrap; ops may not decrypt', async () => {
+  it('rewrap: ops may move tenant A\'s ciphertext within tenant A\'s keys; tenants may not rewrap; ops may not decrypt', async () => {
     const { body } = await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: A_CONTEXT });
     const rewrapped = await post('/v1/rewrap', OPS, { ciphertext: body.ciphertext, keyId: 'alias/tenant-a' });
     expect(rewrapped.status).toBe(200);
@@ -104,7 +101,7 @@ describe.each(providerKinds())('authorization with the example policy on the %s 
     expectDenied(await post('/v1/encrypt', OPS, { plaintext: HELLO, keyId: 'alias/tenant-a', context: A_CONTEXT }));
   });
 
-  it.skipIf(skip)('rewrap: tenant A\'s ciphertext never moves under tenant B\'s key, though ops may rewrap under both', async () => {
+  it('rewrap: tenant A\'s ciphertext never moves under tenant B\'s key, though ops may rewrap under both', async () => {
     const { body } = await post('/v1/encrypt', TENANT_A, { plaintext: HELLO, keyId: 'alias/tenant-a', context: A_CONTEXT });
     expectDenied(await post('/v1/rewrap', OPS, { ciphertext: body.ciphertext, keyId: 'alias/tenant-b' }));
     const event = t.auditEvents().at(-1)!;
@@ -113,14 +110,14 @@ describe.each(providerKinds())('authorization with the example policy on the %s 
     expectDenied(await post('/v1/decrypt', TENANT_B, { ciphertext: body.ciphertext }));
   });
 
-  it.skipIf(skip)('datakey: wrapped allowed, plaintext refused without datakey:plaintext', async () => {
+  it('datakey: wrapped allowed, plaintext refused without datakey:plaintext', async () => {
     const wrapped = await post('/v1/datakey', TENANT_A, { keyId: 'alias/tenant-a', context: A_CONTEXT });
     expect(wrapped.status).toBe(200);
     expect(wrapped.body.plaintextKey).toBeUndefined();
     expectDenied(await post('/v1/datakey', TENANT_A, { keyId: 'alias/tenant-a', context: A_CONTEXT, includePlaintext: true }));
   });
 
-  it.skipIf(skip)('GET /v1/keys lists only what the caller may use', async () => {
+  it('GET /v1/keys lists only what the caller may use', async () => {
     const a = await request(t.app.server).get('/v1/keys').set(TENANT_A);
     expect(a.status).toBe(200);
     expect(a.body.keys).toHaveLength(1);
@@ -131,7 +128,7 @@ describe.each(providerKinds())('authorization with the example policy on the %s 
     expect(ops.body.keys.every((key: { operations: string[] }) => key.operations.join() === 'rewrap')).toBe(true);
   });
 
-  it.skipIf(skip)('GET /v1/keys shows each rule\'s context constraints, claim bindings resolved to the caller\'s claims', async () => {
+  it('GET /v1/keys shows each rule\'s context constraints, claim bindings resolved to the caller\'s claims', async () => {
     const a = await request(t.app.server).get('/v1/keys').set(TENANT_A);
     expect(a.body.keys[0].grants).toEqual([
       {
@@ -167,7 +164,7 @@ describe.each(providerKinds())('authorization with the example policy on the %s 
     }
   });
 
-  it.skipIf(skip)('401 without a token, with a wrong one, or with another scheme', async () => {
+  it('401 without a token, with a wrong one, or with another scheme', async () => {
     for (const headers of [{}, bearer('wrong-token'), { authorization: 'Basic ZGVtbzpkZW1v' }, { authorization: 'Bearer' }, bearer('dev-token')]) {
       const response = await request(t.app.server).post('/v1/encrypt').set(headers).send({ plaintext: HELLO });
       expect(response.status).toBe(401);

@@ -8,8 +8,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTEXT_HEADER_PATTERN, formatContextHeader, headerSafe, parseContextHeader } from '../../src/http/binary-headers.js';
 import { LocalKeyProvider } from '../../src/kms/local.js';
-import { AUTH, buildTestApp, providerKinds, type TestApp } from '../helpers/app.js';
-import { skipWithoutLocalKms } from '../helpers/local-kms.js';
+import { AUTH, buildTestApp, describeProviders, type TestApp } from '../helpers/app.js';
 
 const OCTET = 'application/octet-stream';
 const POLICY = new URL('../../examples/policy.yaml', import.meta.url).pathname;
@@ -21,12 +20,10 @@ const binaryParser = ((res: NodeJS.ReadableStream, callback: (error: Error | nul
   res.on('end', () => callback(null, Buffer.concat(chunks)));
 }) as never;
 
-describe.each(providerKinds())('binary API on the %s provider', (kind) => {
-  const skip = kind === 'aws' && skipWithoutLocalKms();
+describeProviders('binary API on the %s provider', (kind) => {
   let t: TestApp;
 
   beforeAll(async () => {
-    if (skip) return;
     t = await buildTestApp({ provider: kind });
   });
   afterAll(async () => t?.close());
@@ -36,7 +33,7 @@ describe.each(providerKinds())('binary API on the %s provider', (kind) => {
   const decrypt = (body: Buffer, headers: Record<string, string> = {}) =>
     request(t.app.server).post('/v1/decrypt/binary').set(AUTH).set('content-type', OCTET).set(headers).buffer(true).parse(binaryParser).send(body);
 
-  it.skipIf(skip)('round-trips raw bytes with context and aad; the key and stored context come back in headers', async () => {
+  it('round-trips raw bytes with context and aad; the key and stored context come back in headers', async () => {
     const plaintext = randomBytes(70_000);
     const headers = { 'x-envelope-context': 'tenant=acme&purpose=billing%20run', 'x-envelope-aad': Buffer.from('row-7').toString('base64') };
     const encrypted = await encrypt(plaintext, headers);
@@ -55,7 +52,7 @@ describe.each(providerKinds())('binary API on the %s provider', (kind) => {
     expect(parseContextHeader(decrypted.headers['x-envelope-context'])).toEqual({ tenant: 'acme', purpose: 'billing run' });
   });
 
-  it.skipIf(skip)('is the same envelope as the JSON API: each side opens the other\'s ciphertexts', async () => {
+  it('is the same envelope as the JSON API: each side opens the other\'s ciphertexts', async () => {
     const plaintext = Buffer.from('interchangeable');
     const binary = (await encrypt(plaintext, { 'x-envelope-context': 'a=1' })).body as Buffer;
     const viaJson = await request(t.app.server).post('/v1/decrypt').set(AUTH).send({ ciphertext: `ev1:${binary.toString('base64url')}`, context: { a: '1' } });
@@ -69,7 +66,7 @@ describe.each(providerKinds())('binary API on the %s provider', (kind) => {
     expect(viaBinary.headers['x-envelope-context']).toBe('');
   });
 
-  it.skipIf(skip)('an empty body is an empty plaintext', async () => {
+  it('an empty body is an empty plaintext', async () => {
     const encrypted = await encrypt(Buffer.alloc(0));
     expect(encrypted.status).toBe(200);
     const decrypted = await decrypt(encrypted.body as Buffer);
@@ -77,7 +74,7 @@ describe.each(providerKinds())('binary API on the %s provider', (kind) => {
     expect((decrypted.body as Buffer).length).toBe(0);
   });
 
-  it.skipIf(skip)('no body at all (no Content-Type) is a 400, not an empty plaintext', async () => {
+  it('no body at all (no Content-Type) is a 400, not an empty plaintext', async () => {
     for (const path of ['/v1/encrypt/binary', '/v1/decrypt/binary']) {
       const response = await request(t.app.server).post(path).set(AUTH);
       expect(response.status, path).toBe(400);
@@ -85,7 +82,7 @@ describe.each(providerKinds())('binary API on the %s provider', (kind) => {
     }
   });
 
-  it.skipIf(skip)('decrypt/binary also takes the text form (ev1:), as pasted in Swagger UI, trailing newline and all', async () => {
+  it('decrypt/binary also takes the text form (ev1:), as pasted in Swagger UI, trailing newline and all', async () => {
     const json = await request(t.app.server).post('/v1/encrypt').set(AUTH).send({ plaintext: Buffer.from('pasted').toString('base64'), context: { a: '1' } });
     for (const text of [json.body.ciphertext as string, `${json.body.ciphertext}\n`]) {
       const decrypted = await decrypt(Buffer.from(text), { 'x-envelope-context': 'a=1' });
@@ -95,7 +92,7 @@ describe.each(providerKinds())('binary API on the %s provider', (kind) => {
     }
   });
 
-  it.skipIf(skip)('tampering, a wrong aad and a wrong expected context are 422 with no plaintext', async () => {
+  it('tampering, a wrong aad and a wrong expected context are 422 with no plaintext', async () => {
     const plaintext = Buffer.from('secret binary payload');
     const envelope = (await encrypt(plaintext, { 'x-envelope-aad': 'cm93' , 'x-envelope-context': 't=a' })).body as Buffer;
     const flipped = Buffer.from(envelope);
@@ -117,7 +114,7 @@ describe.each(providerKinds())('binary API on the %s provider', (kind) => {
     }
   });
 
-  it.skipIf(skip)('bad headers are a 400 problem, never a 500', async () => {
+  it('bad headers are a 400 problem, never a 500', async () => {
     const cases: [Record<string, string>, string][] = [
       // What the header's pattern cannot say: the service's own checks.
       [{ 'x-envelope-context': 'a=%FF' }, 'InvalidContext'], // invalid UTF-8
@@ -139,14 +136,14 @@ describe.each(providerKinds())('binary API on the %s provider', (kind) => {
     }
   });
 
-  it.skipIf(skip)('only octet-stream is accepted here, and octet-stream only here', async () => {
+  it('only octet-stream is accepted here, and octet-stream only here', async () => {
     const json = await request(t.app.server).post('/v1/encrypt/binary').set(AUTH).send({ plaintext: 'aGk=' });
     expect(json.status).toBe(415);
     const octetOnJsonRoute = await request(t.app.server).post('/v1/encrypt').set(AUTH).set('content-type', OCTET).send(Buffer.from('hi'));
     expect(octetOnJsonRoute.status).toBe(415);
   });
 
-  it.skipIf(skip)('no token: 401, and the request is still audited', async () => {
+  it('no token: 401, and the request is still audited', async () => {
     const before = t.auditEvents().length;
     const response = await request(t.app.server).post('/v1/encrypt/binary').set('content-type', OCTET).send(Buffer.from('x'));
     expect(response.status).toBe(401);
@@ -155,7 +152,7 @@ describe.each(providerKinds())('binary API on the %s provider', (kind) => {
     expect(events[0]).toMatchObject({ eventName: 'Encrypt', httpStatus: 401 });
   });
 
-  it.skipIf(skip)('each request writes one Encrypt or Decrypt event with sizes, never bytes', async () => {
+  it('each request writes one Encrypt or Decrypt event with sizes, never bytes', async () => {
     const before = t.auditEvents().length;
     const plaintext = Buffer.from('AUDIT-MARKER-binary-payload');
     const encrypted = await encrypt(plaintext, { 'x-envelope-context': 'tenant=audit' });

@@ -5,8 +5,7 @@
  */
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AUTH, buildTestApp, countingProvider, providerKinds, type TestApp } from '../helpers/app.js';
-import { skipWithoutLocalKms } from '../helpers/local-kms.js';
+import { AUTH, buildTestApp, countingProvider, describeProviders, type TestApp } from '../helpers/app.js';
 
 let t: TestApp | undefined;
 afterEach(async () => {
@@ -28,10 +27,9 @@ async function appWithCounter(kind: 'local' | 'aws', env: Record<string, string>
 const encrypt = (app: TestApp['app'], body: object = { plaintext: 'aGVsbG8=', context: { tenant: 'a' } }) =>
   request(app.server).post('/v1/encrypt').set(AUTH).send(body);
 
-describe.each(providerKinds())('data-key cache over HTTP on the %s provider', (kind) => {
-  const skip = kind === 'aws' && skipWithoutLocalKms();
+describeProviders('data-key cache over HTTP on the %s provider', (kind) => {
 
-  it.skipIf(skip)('single-flight on encrypt: 100 concurrent cold requests make one GenerateDataKey', async () => {
+  it('single-flight on encrypt: 100 concurrent cold requests make one GenerateDataKey', async () => {
     const { app, calls } = await appWithCounter(kind);
     const responses = await Promise.all(Array.from({ length: 100 }, () => encrypt(app)));
     expect(responses.every((response) => response.status === 200)).toBe(true);
@@ -42,7 +40,7 @@ describe.each(providerKinds())('data-key cache over HTTP on the %s provider', (k
     expect(misses).toHaveLength(1);
   });
 
-  it.skipIf(skip)('single-flight on decrypt: 100 concurrent cold decrypts of one data key make one KMS Decrypt', async () => {
+  it('single-flight on decrypt: 100 concurrent cold decrypts of one data key make one KMS Decrypt', async () => {
     const { app, calls } = await appWithCounter(kind);
     const { body } = await encrypt(app);
     const responses = await Promise.all(Array.from({ length: 100 }, () => request(app.server).post('/v1/decrypt').set(AUTH).send({ ciphertext: body.ciphertext })));
@@ -50,7 +48,7 @@ describe.each(providerKinds())('data-key cache over HTTP on the %s provider', (k
     expect(calls.Decrypt).toBe(1);
   });
 
-  it.skipIf(skip)('message cap: cap 10, 25 encrypts, 3 GenerateDataKey calls', async () => {
+  it('message cap: cap 10, 25 encrypts, 3 GenerateDataKey calls', async () => {
     const { app, calls } = await appWithCounter(kind, { CACHE_MAX_MESSAGES: '10' });
     for (let i = 0; i < 25; i++) expect((await encrypt(app)).status).toBe(200);
     expect(calls.GenerateDataKey).toBe(3);
@@ -60,14 +58,14 @@ describe.each(providerKinds())('data-key cache over HTTP on the %s provider', (k
     expect(metrics.text).toContain('datakey_cache_misses_total{cache="encrypt"} 3');
   });
 
-  it.skipIf(skip)('byte cap: 1,000-byte cap, 400-byte messages, a new key every second message', async () => {
+  it('byte cap: 1,000-byte cap, 400-byte messages, a new key every second message', async () => {
     const { app, calls } = await appWithCounter(kind, { CACHE_MAX_BYTES: '1000' });
     const plaintext = Buffer.alloc(400, 7).toString('base64');
     for (let i = 0; i < 6; i++) expect((await encrypt(app, { plaintext })).status).toBe(200);
     expect(calls.GenerateDataKey).toBe(3);
   });
 
-  it.skipIf(skip)('age: a key is replaced once CACHE_MAX_AGE_MS has passed', async () => {
+  it('age: a key is replaced once CACHE_MAX_AGE_MS has passed', async () => {
     let time = Date.now();
     const { app, calls } = await appWithCounter(kind, { CACHE_MAX_AGE_MS: '60000' }, () => time);
     await encrypt(app);
@@ -79,7 +77,7 @@ describe.each(providerKinds())('data-key cache over HTTP on the %s provider', (k
     expect(calls.GenerateDataKey).toBe(2);
   });
 
-  it.skipIf(skip)('capacity: partitions beyond CACHE_CAPACITY evict the least recently used', async () => {
+  it('capacity: partitions beyond CACHE_CAPACITY evict the least recently used', async () => {
     const { app, calls } = await appWithCounter(kind, { CACHE_CAPACITY: '2' });
     for (const tenant of ['a', 'b', 'c', 'a']) await encrypt(app, { plaintext: 'aGk=', context: { tenant } });
     // a, b, c fill and evict a; the second a is a miss again.
@@ -89,7 +87,7 @@ describe.each(providerKinds())('data-key cache over HTTP on the %s provider', (k
     expect(metrics.text).toContain('datakey_cache_entries{cache="encrypt"} 2');
   });
 
-  it.skipIf(skip)('contexts are separate partitions, and key order inside a context does not matter', async () => {
+  it('contexts are separate partitions, and key order inside a context does not matter', async () => {
     const { app, calls } = await appWithCounter(kind);
     await encrypt(app, { plaintext: 'aGk=', context: { tenant: 'a', purpose: 'x' } });
     await encrypt(app, { plaintext: 'aGk=', context: { purpose: 'x', tenant: 'a' } });

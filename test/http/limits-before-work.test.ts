@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_JSON_DEPTH } from '../../src/http/json-body.js';
 import type { KeyProvider } from '../../src/kms/provider.js';
@@ -30,14 +31,14 @@ describe('a principal over its rate limit', () => {
   afterAll(async () => t?.close());
 
   it('gets 429 before its body is read: a huge, deeply nested or broken body is never parsed', async () => {
-    const first = await t.app.inject({ method: 'POST', url: '/v1/encrypt', headers: json, payload: { plaintext: 'aGk=' } });
-    expect(first.statusCode).toBe(200);
+    const first = await request(t.app.server).post('/v1/encrypt').set(json).send({ plaintext: 'aGk=' });
+    expect(first.status).toBe(200);
 
     for (const payload of [nested(400_000), '{"plaintext": "aGk=", broken', 'x'.repeat(2 * MiB)]) {
-      const refused = await t.app.inject({ method: 'POST', url: '/v1/encrypt', headers: json, payload });
+      const refused = await request(t.app.server).post('/v1/encrypt').set(json).send(payload);
       // Parsed, these would be 400 JsonTooDeep, 400 MalformedJson and 413 PayloadTooLarge.
-      expect(refused.statusCode, refused.body).toBe(429);
-      expect(refused.json()).toMatchObject({ code: 'RateLimited' });
+      expect(refused.status, refused.text).toBe(429);
+      expect(refused.body).toMatchObject({ code: 'RateLimited' });
       expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
     }
     // Each refusal is audited, as the principal that made it.
@@ -54,21 +55,21 @@ describe('JSON bodies', () => {
   });
   afterAll(async () => t?.close());
 
-  const encrypt = (payload: string) => t.app.inject({ method: 'POST', url: '/v1/encrypt', headers: json, payload });
+  const encrypt = (payload: string) => request(t.app.server).post('/v1/encrypt').set(json).send(payload);
 
   it(`nested deeper than ${MAX_JSON_DEPTH} levels: 400 JsonTooDeep, without building the tree`, async () => {
     for (const depth of [MAX_JSON_DEPTH + 1, 100_000]) {
       const body = `{"plaintext":"aGk=","context":${'{"a":'.repeat(depth)}"x"${'}'.repeat(depth)}}`;
       const response = await encrypt(body);
-      expect(response.statusCode).toBe(400);
-      expect(response.json()).toMatchObject({ code: 'JsonTooDeep' });
+      expect(response.status).toBe(400);
+      expect(response.body).toMatchObject({ code: 'JsonTooDeep' });
     }
     // A string ending in an escaped backslash does not hide the nesting after it.
     const afterBackslash = `{"plaintext":"aGk=","aad":"\\\\","context":${'{"a":'.repeat(100)}"x"${'}'.repeat(100)}}`;
-    expect((await encrypt(afterBackslash)).json()).toMatchObject({ code: 'JsonTooDeep' });
+    expect((await encrypt(afterBackslash)).body).toMatchObject({ code: 'JsonTooDeep' });
     // The bound is on structure only: brackets inside strings are just characters.
     const bracketsInStrings = JSON.stringify({ plaintext: 'aGk=', context: { tenant: `${'['.repeat(100)}"{{{` } });
-    expect((await encrypt(bracketsInStrings)).statusCode).toBe(200);
+    expect((await encrypt(bracketsInStrings)).status).toBe(200);
     // Audited like any bad request.
     expect(t.auditEvents().filter((event) => event.errorCode === 'JsonTooDeep')).toHaveLength(3);
   });
@@ -76,22 +77,17 @@ describe('JSON bodies', () => {
   it('over JSON_BODY_LIMIT_BYTES (1 MiB by default): 413, while the binary route takes the same payload', async () => {
     const plaintext = Buffer.alloc(MiB, 7);
     const viaJson = await encrypt(JSON.stringify({ plaintext: plaintext.toString('base64') }));
-    expect(viaJson.statusCode).toBe(413);
-    expect(viaJson.json()).toMatchObject({ code: 'PayloadTooLarge' });
-    const viaBinary = await t.app.inject({
-      method: 'POST',
-      url: '/v1/encrypt/binary',
-      headers: { ...AUTH, 'content-type': 'application/octet-stream' },
-      payload: plaintext,
-    });
-    expect(viaBinary.statusCode).toBe(200);
+    expect(viaJson.status).toBe(413);
+    expect(viaJson.body).toMatchObject({ code: 'PayloadTooLarge' });
+    const viaBinary = await request(t.app.server).post('/v1/encrypt/binary').set({ ...AUTH, 'content-type': 'application/octet-stream' }).send(plaintext);
+    expect(viaBinary.status).toBe(200);
   });
 
   it('JSON_BODY_LIMIT_BYTES never exceeds BODY_LIMIT_BYTES', async () => {
     const small = await buildTestApp({ env: { BODY_LIMIT_BYTES: '4096', JSON_BODY_LIMIT_BYTES: String(MiB) } });
     try {
-      const response = await small.app.inject({ method: 'POST', url: '/v1/encrypt', headers: json, payload: JSON.stringify({ plaintext: 'A'.repeat(8192) }) });
-      expect(response.statusCode).toBe(413);
+      const response = await request(small.app.server).post('/v1/encrypt').set(json).send(JSON.stringify({ plaintext: 'A'.repeat(8192) }));
+      expect(response.status).toBe(413);
     } finally {
       await small.close();
     }
@@ -143,18 +139,16 @@ rules:
   it('refuses a principal\'s request beyond the cap with 429 + Retry-After, audited, and frees the slots after; others are unaffected', async () => {
     gate = new Promise((resolve) => (open = resolve));
     const encrypt = (tenant: string, who: keyof typeof token = 'alpha') =>
-      t.app.inject({
-        method: 'POST',
-        url: '/v1/encrypt',
-        headers: { authorization: `Bearer ${token[who]}`, 'content-type': 'application/json' },
-        payload: { plaintext: 'aGk=', context: { tenant } },
-      });
-    // inject() sends when awaited; Promise.resolve sends these now.
+      request(t.app.server)
+        .post('/v1/encrypt')
+        .set({ authorization: `Bearer ${token[who]}`, 'content-type': 'application/json' })
+        .send({ plaintext: 'aGk=', context: { tenant } });
+    // supertest sends when awaited; Promise.resolve sends these now.
     const held = [Promise.resolve(encrypt('a')), Promise.resolve(encrypt('b'))];
     while (waiting < 2) await new Promise((resolve) => setTimeout(resolve, 5));
     const third = await encrypt('c');
-    expect(third.statusCode).toBe(429);
-    expect(third.json()).toMatchObject({ code: 'TooManyInFlight' });
+    expect(third.status).toBe(429);
+    expect(third.body).toMatchObject({ code: 'TooManyInFlight' });
     expect(third.headers['retry-after']).toBe('1');
     expect(t.auditEvents().map((event) => [event.httpStatus, event.errorCode])).toEqual([[429, 'TooManyInFlight']]);
     // beta is not alpha: its request is taken on (and waits at the gate like alpha's).
@@ -162,9 +156,9 @@ rules:
     while (waiting < 3) await new Promise((resolve) => setTimeout(resolve, 5));
 
     open();
-    expect((await beta).statusCode).toBe(200);
-    expect((await Promise.all(held)).map((response) => response.statusCode)).toEqual([200, 200]);
+    expect((await beta).status).toBe(200);
+    expect((await Promise.all(held)).map((response) => response.status)).toEqual([200, 200]);
     // The slots are back: two at once again.
-    expect((await Promise.all([encrypt('d'), encrypt('e')])).map((response) => response.statusCode)).toEqual([200, 200]);
+    expect((await Promise.all([encrypt('d'), encrypt('e')])).map((response) => response.status)).toEqual([200, 200]);
   });
 });

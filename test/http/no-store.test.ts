@@ -5,6 +5,7 @@
  * /v1 answers no route produced (unknown path, wrong method). Operational routes are left alone.
  */
 import { readFileSync } from 'node:fs';
+import request from 'supertest';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPENAPI_PATH } from '../../scripts/generate-openapi.js';
@@ -19,10 +20,15 @@ let t: TestApp;
 let ciphertext: string;
 beforeAll(async () => {
   t = await buildTestApp();
-  const encrypted = await t.app.inject({ method: 'POST', url: '/v1/encrypt', headers: AUTH, payload: { plaintext: 'aGVsbG8=' } });
-  ciphertext = encrypted.json<{ ciphertext: string }>().ciphertext;
+  const encrypted = await call('POST', '/v1/encrypt', AUTH, { plaintext: 'aGVsbG8=' });
+  ciphertext = (encrypted.body as { ciphertext: string }).ciphertext;
 });
 afterAll(async () => t?.close());
+
+function call(method: 'GET' | 'POST', path: string, headers: Record<string, string> = {}, payload?: string | Buffer | object) {
+  const pending = (method === 'GET' ? request(t.app.server).get(path) : request(t.app.server).post(path)).set(headers);
+  return payload === undefined ? pending : pending.send(payload);
+}
 
 /** A request each operation answers with 200. */
 function successfulRequest(path: string): { headers?: Record<string, string>; payload?: string | Buffer | object } {
@@ -63,35 +69,35 @@ describe('Cache-Control: no-store on /v1', () => {
 
   it.each(v1Operations)('$name: on success', async ({ method, path }) => {
     const { headers, payload } = successfulRequest(path);
-    const response = await t.app.inject({ method, url: path, headers: { ...AUTH, ...headers }, ...(payload === undefined ? {} : { payload }) });
-    expect(response.statusCode, response.body).toBe(200);
+    const response = await call(method, path, { ...AUTH, ...headers }, payload);
+    expect(response.status, response.text).toBe(200);
     expect(response.headers['cache-control']).toBe('no-store');
   });
 
   it.each(v1Operations)('$name: without credentials (401)', async ({ method, path }) => {
     const { headers, payload } = successfulRequest(path);
-    const response = await t.app.inject({ method, url: path, ...(headers ? { headers } : {}), ...(payload === undefined ? {} : { payload }) });
-    expect(response.statusCode).toBe(401);
+    const response = await call(method, path, headers, payload);
+    expect(response.status).toBe(401);
     expect(response.headers['cache-control']).toBe('no-store');
   });
 
   it.each(v1Operations.filter(({ method }) => method === 'POST'))('$name: with an unsupported body (415)', async ({ path }) => {
-    const response = await t.app.inject({ method: 'POST', url: path, headers: { ...AUTH, 'content-type': 'text/csv' }, payload: 'a,b' });
-    expect(response.statusCode).toBe(415);
+    const response = await call('POST', path, { ...AUTH, 'content-type': 'text/csv' }, 'a,b');
+    expect(response.status).toBe(415);
     expect(response.headers['cache-control']).toBe('no-store');
   });
 
   it('on an unknown /v1 path (404) and a wrong method (405)', async () => {
-    const unknown = await t.app.inject({ method: 'GET', url: '/v1/nothing-here', headers: AUTH });
-    expect(unknown.statusCode).toBe(404);
+    const unknown = await call('GET', '/v1/nothing-here', AUTH);
+    expect(unknown.status).toBe(404);
     expect(unknown.headers['cache-control']).toBe('no-store');
-    const wrongMethod = await t.app.inject({ method: 'GET', url: '/v1/encrypt', headers: AUTH });
-    expect(wrongMethod.statusCode).toBe(405);
+    const wrongMethod = await call('GET', '/v1/encrypt', AUTH);
+    expect(wrongMethod.status).toBe(405);
     expect(wrongMethod.headers['cache-control']).toBe('no-store');
   });
 
   it('not on the operational routes, which carry nothing secret', async () => {
-    const health = await t.app.inject({ method: 'GET', url: '/healthz' });
+    const health = await call('GET', '/healthz');
     expect(health.headers['cache-control']).toBeUndefined();
   });
 });

@@ -23,8 +23,7 @@ import { encodeRewrapped, parseCiphertext, toCiphertextString } from '../../src/
 import { KmsError } from '../../src/kms/errors.js';
 import { LocalKeyProvider } from '../../src/kms/local.js';
 import type { KeyProvider } from '../../src/kms/provider.js';
-import { buildTestApp, countingProvider, providerKinds, type TestApp } from '../helpers/app.js';
-import { skipWithoutLocalKms } from '../helpers/local-kms.js';
+import { buildTestApp, countingProvider, describeProviders, type TestApp } from '../helpers/app.js';
 
 const POLICY = new URL('../fixtures/policy/neighbours.yaml', import.meta.url).pathname;
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -67,10 +66,9 @@ const floodBatch = (app: TestApp['app'], from: number, count: number) =>
 const kmsCalls = (calls: Record<string, number>) => Object.values(calls).reduce((sum, n) => sum + n, 0);
 const lastEvent = () => t!.auditEvents().at(-1) as { errorCode?: string; additionalEventData: { cacheHit?: boolean } };
 
-describe.each(providerKinds())('noisy neighbours on the %s provider', (kind) => {
-  const skip = kind === 'aws' && skipWithoutLocalKms();
+describeProviders('noisy neighbours on the %s provider', (kind) => {
 
-  it.skipIf(skip)('KMS budget: a batch of cold partitions spends the burst, then 429 KmsBudgetExceeded; cache hits and other principals still served', async () => {
+  it('KMS budget: a batch of cold partitions spends the burst, then 429 KmsBudgetExceeded; cache hits and other principals still served', async () => {
     const { app, calls } = await start(kind, { KMS_BUDGET_PER_SECOND: '1', KMS_BUDGET_BURST: '10' });
     const batch = await floodBatch(app, 0, 30);
     expect(batch.status).toBe(200);
@@ -101,7 +99,7 @@ describe.each(providerKinds())('noisy neighbours on the %s provider', (kind) => 
     expect(metrics.text).toContain('kms_budget_rejections_total{operation="GenerateDataKey"} 24');
   });
 
-  it.skipIf(skip)('a principal no rule could allow causes no KMS call, whatever keys it names', async () => {
+  it('a principal no rule could allow causes no KMS call, whatever keys it names', async () => {
     const { app, calls } = await start(kind);
     const ciphertext = (await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'billing' } })).body.ciphertext as string;
     const before = { ...calls };
@@ -117,7 +115,7 @@ describe.each(providerKinds())('noisy neighbours on the %s provider', (kind) => 
     expect(calls).toEqual(before);
   });
 
-  it.skipIf(skip)('a replayed forged envelope costs KMS one Decrypt, and gets the same 422 every time', async () => {
+  it('a replayed forged envelope costs KMS one Decrypt, and gets the same 422 every time', async () => {
     const { app, calls } = await start(kind);
     const genuine = parseCiphertext((await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'billing' } })).body.ciphertext as string);
     const forged = toCiphertextString(encodeRewrapped({ keyArn: genuine.keyArn, wrappedKey: randomBytes(genuine.wrappedKey.length) }, genuine.sealedPart));
@@ -137,7 +135,7 @@ describe.each(providerKinds())('noisy neighbours on the %s provider', (kind) => 
   // Local provider only: local-kms reads a key id out of the blob itself and answers a random
   // one with NotFoundException, where KMS answers InvalidCiphertextException (the Decrypt case
   // above covers local-kms).
-  it.skipIf(skip || kind === 'aws')('a replayed forged envelope costs KMS one ReEncrypt on rewrap too', async () => {
+  it.skipIf(kind === 'aws')('a replayed forged envelope costs KMS one ReEncrypt on rewrap too', async () => {
     const { app, calls } = await start(kind);
     const genuine = parseCiphertext((await encrypt(app, FLOODER, { plaintext: HELLO, context: { purpose: 'x' } })).body.ciphertext as string);
     const forged = toCiphertextString(encodeRewrapped({ keyArn: genuine.keyArn, wrappedKey: randomBytes(genuine.wrappedKey.length) }, genuine.sealedPart));
@@ -148,7 +146,7 @@ describe.each(providerKinds())('noisy neighbours on the %s provider', (kind) => 
     expect(calls.ReEncrypt).toBe(1);
   });
 
-  it.skipIf(skip)("cache shares: another principal's flood of new partitions leaves billing's data key cached", async () => {
+  it("cache shares: another principal's flood of new partitions leaves billing's data key cached", async () => {
     const { app, calls } = await start(kind, { CACHE_CAPACITY: '10', KMS_BUDGET_BURST: '1000' });
     expect((await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'billing' } })).status).toBe(200);
     for (let from = 0; from < 60; from += 20) expect((await floodBatch(app, from, 20)).status).toBe(200);
@@ -161,7 +159,7 @@ describe.each(providerKinds())('noisy neighbours on the %s provider', (kind) => 
     expect(metrics.text).toContain('datakey_cache_entries{cache="encrypt"} 10');
   });
 
-  it.skipIf(skip)("the breaker is everyone's: a flooder stopped by its budget cannot make KMS throttle the others' cold requests", async () => {
+  it("the breaker is everyone's: a flooder stopped by its budget cannot make KMS throttle the others' cold requests", async () => {
     // Simulated account quota (see the header): 25 calls, then KMS throttles every call.
     let quota = 25;
     const throttling = (provider: KeyProvider): KeyProvider => {

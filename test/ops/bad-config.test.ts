@@ -37,8 +37,9 @@ async function expectRefused(expect: ExpectStatic, env: Record<string, string>, 
   return result.stderr;
 }
 
-// Each test starts a process: allow for a loaded machine.
-describe('the process refuses a bad configuration', { timeout: 60_000 }, () => {
+// Each test starts a process: allow for a loaded machine. The tests share nothing (each its own
+// paths, and the test context's expect), so their processes start side by side.
+describe('the process refuses a bad configuration', { timeout: 60_000, concurrent: true }, () => {
   it('not a number: PORT=abc', async ({ expect }) => {
     await expectRefused(expect, { PORT: 'abc' }, /PORT: must be integer/, /accepts an integer from 0 to 65535/);
   });
@@ -109,14 +110,14 @@ describe('the process refuses a bad configuration', { timeout: 60_000 }, () => {
 });
 
 // Dev mode gives DEV_TOKEN every right on every key: it must never start where others reach it.
-describe('dev mode (no POLICY_FILE) never starts open', { timeout: 60_000 }, () => {
+describe('dev mode (no POLICY_FILE) never starts open', { timeout: 60_000, concurrent: true }, () => {
   const OPEN_HOST = /set POLICY_FILE .*or HOST=127\.0\.0\.1/;
 
   it('on a non-loopback HOST (the image sets 0.0.0.0)', async ({ expect }) => {
     await expectRefused(expect, { HOST: '0.0.0.0' }, /dev mode \(no POLICY_FILE\) listens on loopback only, and HOST=0\.0\.0\.0/, OPEN_HOST);
   });
 
-  it('on every non-loopback address form', () => {
+  it('on every non-loopback address form', ({ expect }) => {
     for (const host of ['::', '[::]', '10.0.0.5', 'envelope.internal', '::ffff:10.0.0.1', '128.0.0.1']) {
       expect(() => loadConfig({ HOST: host }), host).toThrow(OPEN_HOST);
     }
@@ -147,7 +148,7 @@ describe('dev mode (no POLICY_FILE) never starts open', { timeout: 60_000 }, () 
     );
   });
 
-  it('starts off loopback with the opt-in and a token of its own, and says so at error level', async () => {
+  it('starts off loopback with the opt-in and a token of its own, and says so at error level', async ({ expect }) => {
     const service = await startService({ ...base, LOG_LEVEL: 'info', HOST: '0.0.0.0', DEV_MODE_ALLOW_NETWORK: 'i-understand-this-is-open', DEV_TOKEN: 'a-demo-token-of-my-own' });
     try {
       const loud = service.logRecords().find((record) => String(record.msg).startsWith('DEV MODE OPEN TO THE NETWORK on 0.0.0.0'));

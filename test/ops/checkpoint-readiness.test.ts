@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { AuditLog } from '../../src/audit/audit-log.js';
@@ -42,20 +43,21 @@ describe('audit checkpoints in /readyz and /metrics', () => {
       await deps.audit.close();
     });
     expect(deps.checkpointer).toBeDefined();
-    const encrypted = await app.inject({ method: 'POST', url: '/v1/encrypt', headers: AUTH, payload: { plaintext: 'aGk=' } });
+    await app.ready();
+    const encrypted = await request(app.server).post('/v1/encrypt').set(AUTH).send({ plaintext: 'aGk=' });
     expect(encrypted.statusCode).toBe(200);
     await deps.checkpointer?.settled();
 
-    const ready = await app.inject({ method: 'GET', url: '/readyz' });
+    const ready = await request(app.server).get('/readyz');
     expect(ready.statusCode).toBe(200);
-    const checks = (ready.json() as { checks: Record<string, unknown> }).checks;
+    const checks = (ready.body as { checks: Record<string, unknown> }).checks;
     expect(checks.auditCheckpoint).toBe('ok');
     expect(typeof checks.auditCheckpointAgeSeconds).toBe('number');
-    const metrics = await app.inject({ method: 'GET', url: '/metrics' });
-    expect(metrics.body).toMatch(/^audit_checkpoint_age_seconds \d/m);
-    expect(metrics.body).toMatch(/^audit_checkpoint_failures_total 0/m);
+    const metrics = await request(app.server).get('/metrics');
+    expect(metrics.text).toMatch(/^audit_checkpoint_age_seconds \d/m);
+    expect(metrics.text).toMatch(/^audit_checkpoint_failures_total 0/m);
     // Every event is covered: nothing waits for a signature.
-    expect(metrics.body).toMatch(/^audit_checkpoint_unsigned_seconds 0$/m);
+    expect(metrics.text).toMatch(/^audit_checkpoint_unsigned_seconds 0$/m);
   });
 
   it('aws provider without AUDIT_SIGNING_KEY_ID: checkpoints disabled, said loudly, shown as disabled', () => {

@@ -20,11 +20,10 @@ import {
   durationMs,
   hostPathOf,
   loadCompose,
-  loadDockerfile,
-  stageEnv,
   type ComposeFile,
   type ComposeService,
 } from './helpers/deploy-files.js';
+import { imageEnv as dockerfileEnv, imageHealthcheck } from './helpers/dockerfile-facts.js';
 import { REPO_ROOT, startService, tempDir, type ServiceProcess } from './helpers/service-process.js';
 
 const CONFIG_NAMES = new Set(Object.keys(ConfigSchema.properties));
@@ -68,7 +67,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('its environment, over the image ENV, passes the service config validation', () => {
-    const imageEnv = stageEnv(loadDockerfile().stages.at(-1)!);
+    const imageEnv = dockerfileEnv();
     const config = loadConfig({ ...imageEnv, ...env });
     expect(config.KMS_PROVIDER).toBe('aws');
     expect(config.HOST).toBe('0.0.0.0');
@@ -80,7 +79,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('needs its POLICY_FILE: without it the same environment is refused, never dev mode', () => {
-    const imageEnv = stageEnv(loadDockerfile().stages.at(-1)!);
+    const imageEnv = dockerfileEnv();
     const { POLICY_FILE: _policy, ...withoutPolicy } = env;
     expect(() => loadConfig({ ...imageEnv, ...withoutPolicy, KMS_PROVIDER: 'local' })).toThrow(/dev mode \(no POLICY_FILE\) is refused/);
   });
@@ -121,11 +120,11 @@ describe('docker-compose.yml', () => {
     expect(Array.isArray(kmsCheck) && kmsCheck.join(' ')).toMatch(/TrentService\.ListAliases.*alias\/default/s);
     // The service's own check is the image's HEALTHCHECK; compose must not turn it off.
     expect(envelope.healthcheck?.disable).not.toBe(true);
-    expect(loadDockerfile().stages.at(-1)!.instructions.some((i) => i.keyword === 'HEALTHCHECK')).toBe(true);
+    expect(imageHealthcheck()).toBeDefined();
   });
 
   it('gives the service longer to stop than its own shutdown grace, and publishes on loopback only', () => {
-    const config = loadConfig({ ...stageEnv(loadDockerfile().stages.at(-1)!), ...env });
+    const config = loadConfig({ ...dockerfileEnv(), ...env });
     expect(durationMs(envelope.stop_grace_period ?? '10s')).toBeGreaterThan(config.SHUTDOWN_GRACE_MS);
     expect(envelope.ports).toEqual([`127.0.0.1:${config.PORT}:${config.PORT}`]);
     expect(kms.ports).toBeUndefined();

@@ -7,6 +7,7 @@
  * The lag is real: the test blocks this worker's event loop (the app runs in-process) until
  * under-pressure's 1 s sampler sees it.
  */
+import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUTH, buildTestApp, countingProvider, type TestApp } from '../helpers/app.js';
 
@@ -46,29 +47,29 @@ async function overload(): Promise<void> {
 }
 
 const encrypt = () =>
-  test.app.inject({ method: 'POST', url: '/v1/encrypt', headers: AUTH, payload: { plaintext: Buffer.from('x').toString('base64') } });
+  request(test.app.server).post('/v1/encrypt').set(AUTH).send({ plaintext: Buffer.from('x').toString('base64') });
 
 describe('MAX_EVENT_LOOP_DELAY_MS', () => {
   it('sheds API requests with 503 + Retry-After, before KMS or the audit log see them', async () => {
     await overload();
     const shed = await encrypt();
-    const health = await test.app.inject({ method: 'GET', url: '/healthz' });
-    const ready = await test.app.inject({ method: 'GET', url: '/readyz' });
-    const metrics = await test.app.inject({ method: 'GET', url: '/metrics' });
+    const health = await request(test.app.server).get('/healthz');
+    const ready = await request(test.app.server).get('/readyz');
+    const metrics = await request(test.app.server).get('/metrics');
     expect(test.app.isUnderPressure(), 'the overload ended before the checks did').toBe(true);
 
-    expect(shed.statusCode).toBe(503);
+    expect(shed.status).toBe(503);
     expect(shed.headers['retry-after']).toBe('5');
     expect(shed.headers['content-type']).toMatch(/^application\/problem\+json/);
-    expect(shed.json()).toMatchObject({ status: 503, code: 'Overloaded', requestId: shed.headers['x-request-id'] });
+    expect(shed.body).toMatchObject({ status: 503, code: 'Overloaded', requestId: shed.headers['x-request-id'] });
     expect(kms.calls.GenerateDataKey).toBeUndefined();
     expect(test.auditEvents()).toEqual([]);
 
     // Operational routes are exempt.
-    expect(health.statusCode).toBe(200);
-    expect(ready.statusCode).toBe(200);
-    expect(metrics.statusCode).toBe(200);
-    expect(metrics.body).toMatch(/^http_request_duration_seconds_count\{method="POST",route="\/v1\/encrypt",status_code="503"\} 1$/m);
+    expect(health.status).toBe(200);
+    expect(ready.status).toBe(200);
+    expect(metrics.status).toBe(200);
+    expect(metrics.text).toMatch(/^http_request_duration_seconds_count\{method="POST",route="\/v1\/encrypt",status_code="503"\} 1$/m);
   });
 
   it('serves again once the loop has caught up', async () => {
@@ -76,7 +77,7 @@ describe('MAX_EVENT_LOOP_DELAY_MS', () => {
     while (test.app.isUnderPressure() && Date.now() < deadline) await new Promise((done) => setTimeout(done, 100));
     expect(test.app.isUnderPressure()).toBe(false);
     const response = await encrypt();
-    expect(response.statusCode, response.body).toBe(200);
+    expect(response.status, response.text).toBe(200);
     expect(kms.calls.GenerateDataKey).toBe(1);
   });
 });

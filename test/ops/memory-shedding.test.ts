@@ -6,6 +6,7 @@
  */
 import { getHeapStatistics } from 'node:v8';
 import { totalmem } from 'node:os';
+import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { memoryLimits } from '../../src/http/memory-limits.js';
 import { AUTH, buildTestApp, countingProvider } from '../helpers/app.js';
@@ -27,14 +28,14 @@ describe.each([
       // under-pressure samples memory once a second.
       const deadline = Date.now() + 5_000;
       while (!t.app.isUnderPressure() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-      const shed = await t.app.inject({ method: 'POST', url: '/v1/encrypt', headers: AUTH, payload: { plaintext: 'aGk=' } });
-      expect(shed.statusCode).toBe(503);
+      const shed = await request(t.app.server).post('/v1/encrypt').set(AUTH).send({ plaintext: 'aGk=' });
+      expect(shed.status).toBe(503);
       expect(shed.headers['retry-after']).toBe('5');
-      expect(shed.json()).toMatchObject({ code: 'Overloaded' });
+      expect(shed.body).toMatchObject({ code: 'Overloaded' });
       expect(kms.calls.GenerateDataKey).toBeUndefined();
       expect(t.auditEvents()).toEqual([]);
-      expect((await t.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
-      expect((await t.app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
+      expect((await request(t.app.server).get('/healthz')).status).toBe(200);
+      expect((await request(t.app.server).get('/metrics')).status).toBe(200);
     } finally {
       await t.close();
     }

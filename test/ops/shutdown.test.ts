@@ -16,6 +16,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifyAuditLog } from '../../src/audit/verify.js';
 import { LocalAuditSigner } from '../../src/kms/signer-local.js';
@@ -173,14 +174,12 @@ describe('SIGTERM during a burst', { timeout: 60_000 }, () => {
     try {
       for (let start = 0; start < accepted.length; start += 100) {
         const chunk = accepted.slice(start, start + 100);
-        const response = await reader.app.inject({
-          method: 'POST',
-          url: '/v1/decrypt/batch',
-          headers: AUTH,
-          payload: { items: chunk.map((a) => ({ ciphertext: a.ciphertext, context: { test: 'shutdown' } })) },
-        });
-        expect(response.statusCode, response.body).toBe(200);
-        const results = (response.json() as { results: { plaintext?: string; error?: unknown }[] }).results;
+        const response = await request(reader.app.server)
+          .post('/v1/decrypt/batch')
+          .set(AUTH)
+          .send({ items: chunk.map((a) => ({ ciphertext: a.ciphertext, context: { test: 'shutdown' } })) });
+        expect(response.status, response.text).toBe(200);
+        const results = (response.body as { results: { plaintext?: string; error?: unknown }[] }).results;
         results.forEach((result, k) => {
           expect(result.error).toBeUndefined();
           expect(Buffer.from(result.plaintext!, 'base64').toString()).toBe(`message ${chunk[k]!.i}`);

@@ -81,7 +81,10 @@ interface Timed {
   ms: number;
 }
 
-/** In-process requests (app.inject): the time measured is the service's, not a client's socket setup. */
+/**
+ * In-process requests (app.inject, not supertest): the time measured is the service's alone,
+ * and the fast-fail bound (FAST_FAIL_MS) is tighter than a socket's setup on a busy machine.
+ */
 async function timed(t: TestApp, path: string, body: object): Promise<Timed> {
   const started = performance.now();
   const response = await t.app.inject({ method: 'POST', url: path, headers: AUTH, payload: body });

@@ -8,6 +8,7 @@
  * headersTimeout = 2 s, connectionsCheckingInterval = 1 s: a slow client is cut within ~3 s.
  */
 import { connect, type Socket } from 'node:net';
+import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js';
 
@@ -38,22 +39,12 @@ afterAll(async () => t?.close());
 
 /** The service is up: a real encrypt/decrypt round trip works. */
 async function normalRequestSucceeds(): Promise<void> {
-  const encrypted = await fetch(`${base}/v1/encrypt`, {
-    method: 'POST',
-    headers: { ...AUTH, 'content-type': 'application/json' },
-    body: JSON.stringify({ plaintext: 'aGVsbG8=', context: { tenant: 'acme' } }),
-    signal: AbortSignal.timeout(FAST_BOUND_MS),
-  });
+  const encrypted = await request(base).post('/v1/encrypt').set(AUTH).timeout(FAST_BOUND_MS).send({ plaintext: 'aGVsbG8=', context: { tenant: 'acme' } });
   expect(encrypted.status).toBe(200);
-  const { ciphertext } = (await encrypted.json()) as { ciphertext: string };
-  const decrypted = await fetch(`${base}/v1/decrypt`, {
-    method: 'POST',
-    headers: { ...AUTH, 'content-type': 'application/json' },
-    body: JSON.stringify({ ciphertext }),
-    signal: AbortSignal.timeout(FAST_BOUND_MS),
-  });
+  const { ciphertext } = encrypted.body as { ciphertext: string };
+  const decrypted = await request(base).post('/v1/decrypt').set(AUTH).timeout(FAST_BOUND_MS).send({ ciphertext });
   expect(decrypted.status).toBe(200);
-  expect(((await decrypted.json()) as { plaintext: string }).plaintext).toBe('aGVsbG8=');
+  expect((decrypted.body as { plaintext: string }).plaintext).toBe('aGVsbG8=');
 }
 
 interface RawOutcome {
@@ -188,20 +179,12 @@ describe('hostile bodies get a 4xx at once', () => {
   });
 
   it('a context key named "constructor" (a plain string value) is just a key: it round-trips', async () => {
-    const encrypted = await fetch(`${base}/v1/encrypt`, {
-      method: 'POST',
-      headers: { ...AUTH, 'content-type': 'application/json' },
-      body: JSON.stringify({ plaintext: 'aGk=', context: { constructor: 'x', toString: 'y', hasOwnProperty: 'z' } }),
-    });
+    const encrypted = await request(base).post('/v1/encrypt').set(AUTH).send({ plaintext: 'aGk=', context: { constructor: 'x', toString: 'y', hasOwnProperty: 'z' } });
     expect(encrypted.status).toBe(200);
-    const { ciphertext } = (await encrypted.json()) as { ciphertext: string };
-    const decrypted = await fetch(`${base}/v1/decrypt`, {
-      method: 'POST',
-      headers: { ...AUTH, 'content-type': 'application/json' },
-      body: JSON.stringify({ ciphertext, context: { constructor: 'x', toString: 'y', hasOwnProperty: 'z' } }),
-    });
+    const { ciphertext } = encrypted.body as { ciphertext: string };
+    const decrypted = await request(base).post('/v1/decrypt').set(AUTH).send({ ciphertext, context: { constructor: 'x', toString: 'y', hasOwnProperty: 'z' } });
     expect(decrypted.status).toBe(200);
-    expect(((await decrypted.json()) as { context: unknown }).context).toEqual({ constructor: 'x', toString: 'y', hasOwnProperty: 'z' });
+    expect((decrypted.body as { context: unknown }).context).toEqual({ constructor: 'x', toString: 'y', hasOwnProperty: 'z' });
   });
 
   it('invalid base64 and invalid ciphertexts', async () => {
@@ -311,33 +294,36 @@ describe('hostile bodies get a 4xx at once', () => {
       expect(problemCode(outcome)).toBe('InvalidRequest');
     }
     const context = { 'line\nbreak': 'x', 'separator\u2028': 'y', plain: 'z' };
-    const encrypted = await t.app.inject({ method: 'POST', url: '/v1/encrypt', headers: AUTH, payload: { plaintext: 'aGk=', context } });
-    expect(encrypted.statusCode).toBe(200);
-    const decrypted = await t.app.inject({ method: 'POST', url: '/v1/decrypt', headers: AUTH, payload: { ciphertext: encrypted.json().ciphertext } });
-    expect(decrypted.statusCode).toBe(200);
-    expect(decrypted.json().context).toEqual(context);
+    const encrypted = await request(base).post('/v1/encrypt').set(AUTH).send({ plaintext: 'aGk=', context });
+    expect(encrypted.status).toBe(200);
+    const decrypted = await request(base).post('/v1/decrypt').set(AUTH).send({ ciphertext: encrypted.body.ciphertext });
+    expect(decrypted.status).toBe(200);
+    expect(decrypted.body.context).toEqual(context);
   });
 
   it('the service is still up', normalRequestSucceeds);
 });
 
 describe('slow clients are cut within bounded time', () => {
-  it('slowloris: headers trickled one byte every 100 ms -> 408 or closed', async () => {
-    const head = `POST /v1/encrypt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ${'a'.repeat(200)}`;
-    const outcome = await raw([...head], { intervalMs: 100 });
-    expectRefused(outcome, SLOW_CLIENT_BOUND_MS);
-    expect(outcome.ms).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_MS - 100);
-  });
+  // Each waits out the server's timeouts on its own socket: they run side by side.
+  describe.concurrent('a single slow client', () => {
+    it('slowloris: headers trickled one byte every 100 ms -> 408 or closed', async () => {
+      const head = `POST /v1/encrypt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ${'a'.repeat(200)}`;
+      const outcome = await raw([...head], { intervalMs: 100 });
+      expectRefused(outcome, SLOW_CLIENT_BOUND_MS);
+      expect(outcome.ms).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_MS - 100);
+    });
 
-  it('slow body: declared 1 KiB, one byte every 100 ms -> 408 or closed', async () => {
-    const head = `POST /v1/encrypt HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: application/json\r\nContent-Length: 1024\r\n\r\n`;
-    const outcome = await raw([head, ...'{"plaintext":"'.padEnd(1024, 'A')], { intervalMs: 100 });
-    expectRefused(outcome, SLOW_CLIENT_BOUND_MS);
-  });
+    it('slow body: declared 1 KiB, one byte every 100 ms -> 408 or closed', async () => {
+      const head = `POST /v1/encrypt HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nContent-Type: application/json\r\nContent-Length: 1024\r\n\r\n`;
+      const outcome = await raw([head, ...'{"plaintext":"'.padEnd(1024, 'A')], { intervalMs: 100 });
+      expectRefused(outcome, SLOW_CLIENT_BOUND_MS);
+    });
 
-  it('connect and say nothing -> closed', async () => {
-    const outcome = await raw([]);
-    expectRefused(outcome, SLOW_CLIENT_BOUND_MS);
+    it('connect and say nothing -> closed', async () => {
+      const outcome = await raw([]);
+      expectRefused(outcome, SLOW_CLIENT_BOUND_MS);
+    });
   });
 
   it('200 slowloris connections at once: normal requests are served meanwhile, all are cut', async () => {

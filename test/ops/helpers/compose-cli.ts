@@ -11,17 +11,8 @@
  *       the image's HEALTHCHECK command, NUL-separated
  */
 import { mkdirSync } from 'node:fs';
-import {
-  composeEnvironment,
-  composeMounts,
-  composeServiceLocalEnv,
-  execForm,
-  hostPathOf,
-  instructions,
-  loadCompose,
-  loadDockerfile,
-  stageEnv,
-} from './deploy-files.js';
+import { composeEnvironment, composeMounts, composeServiceLocalEnv, hostPathOf, loadCompose } from './deploy-files.js';
+import { imageEnv, imageHealthcheck } from './dockerfile-facts.js';
 
 const [command, ...args] = process.argv.slice(2);
 
@@ -38,7 +29,7 @@ switch (command) {
     break;
   }
   case 'image-env': {
-    for (const [name, value] of Object.entries(stageEnv(loadDockerfile().stages.at(-1)!))) process.stdout.write(`${name}=${value}\n`);
+    for (const [name, value] of Object.entries(imageEnv())) process.stdout.write(`${name}=${value}\n`);
     break;
   }
   case 'seed': {
@@ -51,10 +42,9 @@ switch (command) {
     break;
   }
   case 'healthcheck': {
-    const runtime = loadDockerfile().stages.at(-1)!;
-    const [healthcheck] = instructions(runtime, 'HEALTHCHECK');
+    const healthcheck = imageHealthcheck();
     if (!healthcheck) throw new Error('the Dockerfile has no HEALTHCHECK');
-    process.stdout.write(execForm(healthcheck.args.slice(healthcheck.args.indexOf('CMD'))).join('\0'));
+    process.stdout.write(healthcheck.command.join('\0'));
     break;
   }
   default:

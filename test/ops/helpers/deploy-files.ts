@@ -1,7 +1,7 @@
 /**
  * Reading the deployment files as Docker would: docker-compose.yml (Compose spec, parsed with
- * `yaml`), the Dockerfile (instructions with line continuations), and .dockerignore (Docker's
- * last-match-wins patterns, a path excluded when it or a parent directory matches).
+ * `yaml`) and .dockerignore (Docker's last-match-wins patterns, a path excluded when it or a
+ * parent directory matches). The image's own facts come from dockerfile-facts.ts.
  *
  * Used by the ops tests and by scripts/compose-smoke.sh (through compose-cli.ts) to run the
  * compose service's exact environment without a Docker engine.
@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { parse } from 'yaml';
+import { imageEnv, imageVolumes } from './dockerfile-facts.js';
 import { REPO_ROOT } from './service-process.js';
 
 // ---- docker-compose.yml ----------------------------------------------------------------------
@@ -102,80 +103,6 @@ export function durationMs(text: string): number {
   return total;
 }
 
-// ---- Dockerfile ----------------------------------------------------------------------------
-
-export interface Instruction {
-  keyword: string;
-  args: string;
-  line: number;
-}
-
-export interface Stage {
-  from: string;
-  name?: string;
-  instructions: Instruction[];
-}
-
-export function loadDockerfile(path = join(REPO_ROOT, 'Dockerfile')): { args: Record<string, string>; stages: Stage[] } {
-  const lines = readFileSync(path, 'utf8').split('\n');
-  const instructions: Instruction[] = [];
-  let pending: { text: string; line: number } | undefined;
-  lines.forEach((raw, index) => {
-    const trimmed = raw.trim();
-    if (!pending && (trimmed === '' || trimmed.startsWith('#'))) return;
-    if (pending && trimmed.startsWith('#')) return; // comment lines inside a continuation
-    const text = (pending ? `${pending.text} ` : '') + trimmed.replace(/\\$/, '').trim();
-    if (trimmed.endsWith('\\')) {
-      pending = { text, line: pending?.line ?? index + 1 };
-      return;
-    }
-    const match = /^(\S+)\s*(.*)$/.exec(text)!;
-    instructions.push({ keyword: match[1]!.toUpperCase(), args: match[2]!, line: pending?.line ?? index + 1 });
-    pending = undefined;
-  });
-
-  const globalArgs: Record<string, string> = {};
-  const stages: Stage[] = [];
-  for (const instruction of instructions) {
-    if (instruction.keyword === 'FROM') {
-      const [image = '', as, name] = instruction.args.split(/\s+/);
-      const from = image.replace(/\$\{?(\w+)\}?/g, (_, arg: string) => globalArgs[arg] ?? '');
-      stages.push({ from, ...(as?.toUpperCase() === 'AS' && name ? { name } : {}), instructions: [] });
-    } else if (stages.length === 0 && instruction.keyword === 'ARG') {
-      const [name = '', value = ''] = instruction.args.split('=');
-      globalArgs[name] = value;
-    } else {
-      stages.at(-1)?.instructions.push(instruction);
-    }
-  }
-  return { args: globalArgs, stages };
-}
-
-/** ENV of a stage: `ENV A=1 B="two"` (the key=value form; the legacy `ENV A 1` form too). */
-export function stageEnv(stage: Stage): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const { args } of stage.instructions.filter((i) => i.keyword === 'ENV')) {
-    if (!args.includes('=')) {
-      const [name = '', ...value] = args.split(/\s+/);
-      env[name] = value.join(' ');
-      continue;
-    }
-    for (const match of args.matchAll(/(\w+)=("([^"]*)"|\S+)/g)) env[match[1]!] = match[3] ?? match[2]!;
-  }
-  return env;
-}
-
-/** The JSON array of an exec-form instruction (CMD, HEALTHCHECK ... CMD [...]). */
-export function execForm(args: string): string[] {
-  const at = args.indexOf('[');
-  if (at < 0) throw new Error(`not exec form: ${args}`);
-  return JSON.parse(args.slice(at)) as string[];
-}
-
-export function instructions(stage: Stage, keyword: string): Instruction[] {
-  return stage.instructions.filter((instruction) => instruction.keyword === keyword);
-}
-
 // ---- .dockerignore ---------------------------------------------------------------------------
 
 export interface IgnoreRule {
@@ -244,11 +171,10 @@ export function composeServiceLocalEnv(run: LocalRun, serviceName = 'envelope'):
   const compose = loadCompose();
   const service = compose.services[serviceName];
   if (!service) throw new Error(`no service ${serviceName} in docker-compose.yml`);
-  const runtime = loadDockerfile().stages.at(-1)!;
-  const env = { ...stageEnv(runtime), ...composeEnvironment(service) };
+  const env = { ...imageEnv(), ...composeEnvironment(service) };
 
   const mounts = composeMounts(service);
-  for (const volume of instructions(runtime, 'VOLUME').flatMap((i) => execForm(i.args))) {
+  for (const volume of imageVolumes()) {
     if (!mounts.some((m) => m.target === volume)) mounts.push({ type: 'volume', source: '', target: volume, readOnly: false });
   }
   const volumeDir = (mount: Mount) =>
