@@ -5,11 +5,13 @@
  *   floor             the in-process floor of one encrypt, step by step (npm run bench:floor)
  *   load              max throughput, then 80 % of it sustained without an error (npm run load)
  *   soak              minutes of traffic over many contexts, memory and cache size watched (npm run soak)
+ *   checkpoint        what signed audit checkpoints add per audited request (npm run bench:checkpoint)
  *   profile-summary   a V8 .cpuprofile by self time
  *
  * Each command's options are in its file under bench/commands/. Exit status: 0 ok, 1 a check
  * failed (load, soak), 2 bad usage or a crash.
  */
+import { checkpoint } from './commands/checkpoint.js';
 import { floor } from './commands/floor.js';
 import { load } from './commands/load.js';
 import { profileSummary } from './commands/profile-summary.js';
@@ -21,6 +23,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   floor,
   load,
   soak,
+  checkpoint,
   'profile-summary': profileSummary,
 };
 
