@@ -189,6 +189,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       config,
       operations: { guard: new KeyGuard(directory), envelope, directory, defaultKeyId: config.DEFAULT_KEY_ID },
       budgets,
+      audit: deps.audit,
     });
   }, { prefix: '/v1' });
   return app;

@@ -17,10 +17,13 @@ const v1Operations = Object.entries(document.paths)
 
 let t: TestApp;
 let ciphertext: string;
+let streamCiphertext: Buffer;
 beforeAll(async () => {
   t = await buildTestApp();
   const encrypted = await t.app.inject({ method: 'POST', url: '/v1/encrypt', headers: AUTH, payload: { plaintext: 'aGVsbG8=' } });
   ciphertext = encrypted.json<{ ciphertext: string }>().ciphertext;
+  const stream = await t.app.inject({ method: 'POST', url: '/v1/encrypt/stream', headers: { ...AUTH, 'content-type': 'application/octet-stream' }, payload: Buffer.from('hello') });
+  streamCiphertext = stream.rawPayload;
 });
 afterAll(async () => t?.close());
 
@@ -41,6 +44,10 @@ function successfulRequest(path: string): { headers?: Record<string, string>; pa
       return { headers: binary, payload: Buffer.from('hello') };
     case '/v1/decrypt/binary':
       return { headers: binary, payload: Buffer.from(ciphertext.slice('ev1:'.length), 'base64url') };
+    case '/v1/encrypt/stream':
+      return { headers: binary, payload: Buffer.from('hello') };
+    case '/v1/decrypt/stream':
+      return { headers: binary, payload: streamCiphertext };
     case '/v1/datakey':
       return { payload: { includePlaintext: true } };
     case '/v1/keys':
@@ -51,8 +58,8 @@ function successfulRequest(path: string): { headers?: Record<string, string>; pa
 }
 
 describe('Cache-Control: no-store on /v1', () => {
-  it('covers the nine /v1 operations', () => {
-    expect(v1Operations).toHaveLength(9);
+  it('covers the eleven /v1 operations', () => {
+    expect(v1Operations).toHaveLength(11);
   });
 
   it.each(v1Operations)('$name: on success', async ({ method, path }) => {
