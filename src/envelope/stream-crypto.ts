@@ -182,11 +182,14 @@ export class StreamSealer extends Transform {
   private sealToBuffers(plaintext: Buffer, last: boolean): Buffer[] {
     const cipher = createCipheriv('aes-256-gcm', this.options.streamKey, segmentNonce(this.progress.segments, last), { authTagLength: TAG_BYTES });
     cipher.setAAD(this.aad);
-    const body = cipher.update(plaintext);
+    // One buffer per segment (body and tag): one chunk, one write to the socket, instead of two.
+    const out = Buffer.allocUnsafe(plaintext.length + TAG_BYTES);
+    const written = cipher.update(plaintext).copy(out, 0);
     cipher.final();
+    cipher.getAuthTag().copy(out, written);
     // The request's own chunk (or a copy of it): nothing else reads it, and it holds plaintext.
     plaintext.fill(0);
-    return [body, cipher.getAuthTag()];
+    return [out];
   }
 
   private emitBytes(bytes: Buffer): void {
