@@ -94,6 +94,26 @@ class ByteQueue {
     return out;
   }
 
+  /** The first `n` bytes as views of the chunks they are in: no copy. */
+  takeViews(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const chunk = this.chunks[0] as Buffer;
+      if (chunk.length <= left) {
+        out.push(chunk);
+        this.chunks.shift();
+        left -= chunk.length;
+      } else {
+        out.push(chunk.subarray(0, left));
+        this.chunks[0] = chunk.subarray(left);
+        left = 0;
+      }
+    }
+    this.length -= n;
+    return out;
+  }
+
   /** Everything pending (used for the header, at most MAX_STREAM_HEADER_BYTES + a chunk). */
   peekAll(): Buffer {
     if (this.chunks.length !== 1) this.chunks = [Buffer.concat(this.chunks)];
@@ -136,7 +156,7 @@ export class StreamSealer extends Transform {
       this.sendHeader();
       this.pending.push(chunk);
       // Strictly more than a segment: only then is it known that this one is not the last.
-      while (this.pending.length > this.options.segmentSize) this.seal(this.pending.take(this.options.segmentSize), false);
+      while (this.pending.length > this.options.segmentSize) this.seal(this.pending.takeViews(this.options.segmentSize), false);
       callback();
     } catch (error) {
       callback(error as Error);
@@ -146,13 +166,12 @@ export class StreamSealer extends Transform {
   override _flush(callback: TransformCallback): void {
     try {
       this.sendHeader();
-      const last = this.pending.take(this.pending.length);
-      const sealed = this.sealToBuffers(last, true);
-      const bytesOut = this.progress.bytesOut + sealed.reduce((sum, part) => sum + part.length, 0);
+      const sealed = this.sealToBuffer(this.pending.takeViews(this.pending.length), true);
+      const bytesOut = this.progress.bytesOut + sealed.length;
       const end = this.options.beforeEnd?.({ ...this.progress, bytesOut, segments: this.progress.segments + 1 }) ?? Promise.resolve();
       end.then(
         () => {
-          for (const part of sealed) this.emitBytes(part);
+          this.emitBytes(sealed);
           this.progress.segments++;
           callback();
         },
@@ -174,22 +193,29 @@ export class StreamSealer extends Transform {
     this.emitBytes(this.options.header);
   }
 
-  private seal(plaintext: Buffer, last: boolean): void {
-    for (const part of this.sealToBuffers(plaintext, last)) this.emitBytes(part);
+  private seal(plaintext: Buffer[], last: boolean): void {
+    this.emitBytes(this.sealToBuffer(plaintext, last));
     this.progress.segments++;
   }
 
-  private sealToBuffers(plaintext: Buffer, last: boolean): Buffer[] {
+  /**
+   * One segment from the input chunks it spans, fed to GCM piece by piece (no copy of the
+   * plaintext), written into one buffer with its tag: one chunk, one socket write per segment.
+   */
+  private sealToBuffer(plaintext: Buffer[], last: boolean): Buffer {
     const cipher = createCipheriv('aes-256-gcm', this.options.streamKey, segmentNonce(this.progress.segments, last), { authTagLength: TAG_BYTES });
     cipher.setAAD(this.aad);
-    // One buffer per segment (body and tag): one chunk, one write to the socket, instead of two.
-    const out = Buffer.allocUnsafe(plaintext.length + TAG_BYTES);
-    const written = cipher.update(plaintext).copy(out, 0);
+    const length = plaintext.reduce((sum, piece) => sum + piece.length, 0);
+    const out = Buffer.allocUnsafe(length + TAG_BYTES);
+    let at = 0;
+    for (const piece of plaintext) {
+      at += cipher.update(piece).copy(out, at);
+      // The request's own chunk: nothing else reads it, and it holds plaintext.
+      piece.fill(0);
+    }
     cipher.final();
-    cipher.getAuthTag().copy(out, written);
-    // The request's own chunk (or a copy of it): nothing else reads it, and it holds plaintext.
-    plaintext.fill(0);
-    return [out];
+    cipher.getAuthTag().copy(out, at);
+    return out;
   }
 
   private emitBytes(bytes: Buffer): void {
@@ -298,7 +324,7 @@ export class StreamOpener extends Transform {
       }
       const segmentBytes = this.parsed.segmentSize + TAG_BYTES;
       // Strictly more than a segment: only then is it known that this one is not the last.
-      while (this.pending.length > segmentBytes) this.open(this.pending.take(segmentBytes), false);
+      while (this.pending.length > segmentBytes) this.open(this.pending.takeViews(segmentBytes - TAG_BYTES), this.pending.take(TAG_BYTES), false);
       if (!ended) return callback();
       this.finish(callback);
     } catch (error) {
@@ -313,7 +339,7 @@ export class StreamOpener extends Transform {
     if (rest < TAG_BYTES || (rest === TAG_BYTES && index > 0)) {
       throw new SegmentAuthenticationError(index, 'the stream is truncated');
     }
-    const plaintext = this.decipher(this.pending.take(rest), index, true);
+    const plaintext = this.decipher(this.pending.takeViews(rest - TAG_BYTES), this.pending.take(TAG_BYTES), index, true);
     const end = this.key?.beforeEnd?.({ bytesIn: this.progress.bytesIn, bytesOut: this.progress.bytesOut + plaintext.length, segments: index + 1 }) ?? Promise.resolve();
     end.then(
       () => {
@@ -327,16 +353,27 @@ export class StreamOpener extends Transform {
     );
   }
 
-  private open(segment: Buffer, last: boolean): void {
-    this.release(this.decipher(segment, this.progress.segments, last));
+  private open(body: Buffer[], tag: Buffer, last: boolean): void {
+    this.release(this.decipher(body, tag, this.progress.segments, last));
   }
 
-  private decipher(segment: Buffer, index: number, last: boolean): Buffer {
+  /** Opens one segment from the chunks it spans; the plaintext is returned only if the tag verifies. */
+  private decipher(body: Buffer[], tag: Buffer, index: number, last: boolean): Buffer {
     const key = (this.key as OpenerStart).streamKey;
     const decipher = createDecipheriv('aes-256-gcm', key, segmentNonce(index, last), { authTagLength: TAG_BYTES });
     decipher.setAAD(this.aad);
-    decipher.setAuthTag(segment.subarray(segment.length - TAG_BYTES));
-    const plaintext = decipher.update(segment.subarray(0, segment.length - TAG_BYTES));
+    decipher.setAuthTag(tag);
+    let plaintext: Buffer;
+    if (body.length === 1) plaintext = decipher.update(body[0] as Buffer);
+    else {
+      plaintext = Buffer.allocUnsafe(body.reduce((sum, piece) => sum + piece.length, 0));
+      let at = 0;
+      for (const piece of body) {
+        const part = decipher.update(piece);
+        at += part.copy(plaintext, at);
+        part.fill(0);
+      }
+    }
     try {
       decipher.final();
     } catch {
