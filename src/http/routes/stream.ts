@@ -237,6 +237,8 @@ class StreamRun {
   private transform: StreamSealer | StreamOpener | undefined;
   private started = false;
   private ended = false;
+  /** A failure before the started event was written: recorded right after it. */
+  private earlyFailure: { error: unknown } | undefined;
   private resolveStarted!: () => void;
   private rejectStarted!: (error: Error) => void;
   private readonly startedWritten = new Promise<void>((resolve, reject) => {
@@ -273,6 +275,7 @@ class StreamRun {
   markStarted(): void {
     this.started = true;
     this.resolveStarted();
+    if (this.earlyFailure) this.failed(this.earlyFailure.error);
   }
 
   /** The audit trail answered 503 instead: nothing was sent, nothing is read any further. */
@@ -291,7 +294,11 @@ class StreamRun {
   }
 
   failed(error: unknown): void {
-    if (this.ended || !this.started) return;
+    if (this.ended) return;
+    if (!this.started) {
+      this.earlyFailure ??= { error };
+      return;
+    }
     this.ended = true;
     const progress = this.transform?.progress ?? { bytesIn: 0, bytesOut: 0, segments: 0 };
     const details: StreamAuditDetails = { phase: 'ended', outcome: outcomeOf(error, this.request), ...progress };
