@@ -314,3 +314,52 @@ describe('streaming routes', () => {
     });
   });
 });
+
+describe('backpressure and the fail-closed audit', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildTestApp();
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+  });
+  afterAll(async () => t?.close());
+
+  it('a client that does not read its answer stops the service reading its upload', async () => {
+    const { port } = t.app.server.address() as AddressInfo;
+    const total = 256 * 1024 * 1024;
+    let written = 0;
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/v1/encrypt/stream', method: 'POST', headers: { ...AUTH, 'content-type': OCTET } });
+    req.on('error', () => undefined);
+    let response: IncomingMessage | undefined;
+    req.on('response', (res) => {
+      response = res;
+      res.pause(); // never read: the answer backs up into the service
+    });
+    const block = randomBytes(64 * 1024);
+    // Write until the upload stalls for half a second: the service has stopped reading.
+    for (;;) {
+      if (written >= total) break;
+      const more = req.write(Buffer.from(block));
+      written += block.length;
+      if (!more) {
+        const drained = await Promise.race([new Promise((r) => req.once('drain', () => r(true))), new Promise((r) => setTimeout(() => r(false), 500))]);
+        if (!drained) break;
+      }
+    }
+    expect(response?.statusCode).toBe(200);
+    // Socket buffers on both sides (a few MiB on loopback) and a few segments, not the upload.
+    expect(written).toBeLessThan(32 * 1024 * 1024);
+    req.destroy();
+  });
+
+  it('no byte of a stream leaves when its started event cannot be written (503)', async () => {
+    const failing = await buildTestApp({ env: { LOCAL_KEYSTORE: `${t.dir}/keystore.json` }, auditDestination: '/dev/full' });
+    try {
+      const response = await request(failing.app.server).post('/v1/encrypt/stream').set(AUTH).set('content-type', OCTET).send(randomBytes(200_000));
+      expect(response.status).toBe(503);
+      expect(response.body).toMatchObject({ code: 'AuditUnavailable' });
+      expect(response.headers['content-type']).toMatch(/problem\+json/);
+    } finally {
+      await failing.close();
+    }
+  });
+});
