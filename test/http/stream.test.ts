@@ -277,6 +277,19 @@ describe('streaming routes', () => {
       const third = await encrypt(randomBytes(1000), headers);
       expect(dataKeyOf(third.headers['x-request-id'] as string)).toMatchObject({ cacheHit: true, dataKeyId: dataKeyOf(first.headers['x-request-id'] as string).dataKeyId });
     });
+
+    it("a stream's bytes count against the cached key's byte cap", async () => {
+      const headers = { 'x-envelope-context': 'cache=stream-bytes' };
+      const dataKeyOf = (requestId: string) => eventsOf(requestId)[0]!.additionalEventData as { dataKeyId: string; cacheHit: boolean };
+      const idOf = (response: RawResult) => response.headers['x-request-id'] as string;
+      // CACHE_MAX_BYTES is 2 MiB here: 1.5 MiB, then 1 MiB more would pass it.
+      const first = await raw(t, '/v1/encrypt/stream', split(randomBytes(1536 * 1024)), headers, { length: true });
+      const small = await raw(t, '/v1/encrypt/stream', split(randomBytes(1000)), headers, { length: true });
+      expect(dataKeyOf(idOf(small))).toMatchObject({ cacheHit: true, dataKeyId: dataKeyOf(idOf(first)).dataKeyId });
+      const over = await raw(t, '/v1/encrypt/stream', split(randomBytes(1024 * 1024)), headers, { length: true });
+      expect(dataKeyOf(idOf(over))).toMatchObject({ cacheHit: false });
+      expect(dataKeyOf(idOf(over)).dataKeyId).not.toBe(dataKeyOf(idOf(first)).dataKeyId);
+    });
   });
 
   describe('a client that goes away', () => {
