@@ -115,7 +115,7 @@ export async function registerStream(scope: FastifyInstance, deps: V1Deps): Prom
           headers: EncryptHeaders,
           body: streamBody('The plaintext bytes, any length up to STREAM_MAX_BYTES.'),
           bodyExamples: {
-            text: { summary: 'Any bytes (here the text "hello world"); large payloads: `curl -T file`', value: 'hello world' },
+            text: { summary: 'Any bytes (here the text "hello world"); large payloads: `curl -X POST -T file` (streams it)', value: 'hello world' },
           },
           response: {
             200: streamResponse('The stream ciphertext.', KEY_ID_RESPONSE_HEADER),
@@ -167,7 +167,7 @@ export async function registerStream(scope: FastifyInstance, deps: V1Deps): Prom
           bodyExamples: {
             file: {
               summary: 'A stream ciphertext is binary: send the file',
-              description: 'What /v1/encrypt/stream answered, as is: `curl -T backup.es2 -H "content-type: application/octet-stream" ...`. An empty body is a 422 (truncated).',
+              description: 'What /v1/encrypt/stream answered, as is: `curl -X POST -T backup.es2 -H "content-type: application/octet-stream" ...`. An empty body is a 422 (truncated).',
               value: '',
             },
           },
