@@ -15,6 +15,7 @@ import { runInProcessCases } from './cases/inprocess.js';
 import { runKmsEconomyCases, KMS_CASE_IDS } from './cases/kms-economy.js';
 import { runNoisyNeighbourCases, NEIGHBOUR_CASE_IDS } from './cases/noisy-neighbour.js';
 import { runRawCryptoCases } from './cases/raw-crypto.js';
+import { runStreamCases, streamCaseIds } from './cases/stream.js';
 import { REPO_ROOT } from './lib/constants.js';
 import type { RunContext } from './lib/context.js';
 import { round } from './lib/load.js';
@@ -27,7 +28,7 @@ import { HTTP_SIZES } from './lib/sizes.js';
 /** The results file of the run docs/BENCHMARKS.md cites (the only one kept in git). */
 export const LATEST_RESULTS = 'latest.json';
 
-export const CASE_GROUPS = ['http', 'large', 'layers', 'inprocess', 'kms', 'neighbour'] as const;
+export const CASE_GROUPS = ['http', 'large', 'layers', 'inprocess', 'kms', 'neighbour', 'stream'] as const;
 
 /** Every case id a complete run produces (the smoke test checks them all). */
 export function expectedCaseIds(): string[] {
@@ -38,6 +39,7 @@ export function expectedCaseIds(): string[] {
   for (const op of ['enc', 'dec']) for (const who of ['ours', 'sdk-0478', 'sdk-0578']) ids.push(`inproc.${op}.${who}`);
   ids.push(...KMS_CASE_IDS);
   ids.push(...NEIGHBOUR_CASE_IDS);
+  ids.push(...streamCaseIds());
   return ids;
 }
 
@@ -120,6 +122,8 @@ export async function runBenchmarks(options: RunOptions): Promise<RunOutput> {
     await runRawCryptoCases(ctx);
     log('case 1 (HTTP a/b/c) and 4 (large payloads over HTTP)');
     await runHttpCases(ctx);
+    log('case 7 (streams)');
+    await runStreamCases(ctx);
     log('case 5 (cost of each layer)');
     await runLayerCases(ctx);
     log('case 3 (KMS economy)');
@@ -186,7 +190,7 @@ function rate(cases: Record<string, CaseResult>, id: string): number | null {
 
 function mbps(cases: Record<string, CaseResult>, id: string): number | null {
   const c = cases[id];
-  return c && (c.kind === 'http' || c.kind === 'ops') ? c.mbPerSecond : null;
+  return c && (c.kind === 'http' || c.kind === 'ops' || c.kind === 'stream') ? c.mbPerSecond : null;
 }
 
 function ratio(a: number | null, b: number | null, digits = 3): number | null {
@@ -211,6 +215,15 @@ export function evaluate(cases: Record<string, CaseResult>): { ratios: Record<st
     ratios[`large.${size}.c/b`] = ratio(mbps(cases, `large.enc.${size}.c`), mbps(cases, `large.enc.${size}.b`));
     ratios[`large.${size}.c-binary/b-binary`] = ratio(mbps(cases, `large.enc.${size}.c-binary`), mbps(cases, `large.enc.${size}.b-binary`));
   }
+  for (const size of ['small', 'large']) {
+    for (const op of ['enc', 'dec']) {
+      ratios[`stream.${op}.${size}/bare`] = ratio(mbps(cases, `stream.${op}.${size}`), mbps(cases, `stream.bare.${size}`));
+      ratios[`stream.${op}.${size}/raw`] = ratio(mbps(cases, `stream.${op}.${size}`), mbps(cases, `stream.raw.${size}`));
+    }
+  }
+  const streamGrowth = Math.max(
+    ...['small', 'large'].flatMap((size) => ['enc', 'dec'].map((op) => cases[`stream.${op}.${size}`])).map((c) => (c?.kind === 'stream' ? c.rssGrowthMiB : -Infinity)),
+  );
   const full = rate(cases, 'layer.enc.1k.full');
   for (const variant of LAYER_VARIANTS) ratios[`layer.${variant}/full`] = ratio(rate(cases, `layer.enc.1k.${variant}`), full);
 
@@ -241,6 +254,21 @@ export function evaluate(cases: Record<string, CaseResult>): { ratios: Record<st
       burst?.kind === 'kms' ? burst.generateDataKeyCalls : null,
       (v) => v === 1,
       burstSdk?.kind === 'kms' ? `the Encryption SDK's caching CMM made ${burstSdk.generateDataKeyCalls}` : undefined,
+    ),
+    target(
+      'stream-vs-bare-route',
+      'service /v1/encrypt/stream vs the bare streaming route (same stack, no crypto), larger size, MB/s',
+      '>= 0.8',
+      ratios['stream.enc.large/bare'] ?? null,
+      (v) => v >= 0.8,
+      `decrypt: ${ratios['stream.dec.large/bare'] ?? 'n/a'}×; against raw AES-256-GCM in-process: encrypt ${ratios['stream.enc.large/raw'] ?? 'n/a'}×, decrypt ${ratios['stream.dec.large/raw'] ?? 'n/a'}×`,
+    ),
+    target(
+      'stream-rss-growth',
+      'server peak RSS growth over idle during one stream (worst of encrypt and decrypt at both sizes), MiB',
+      '< 64',
+      Number.isFinite(streamGrowth) ? streamGrowth : null,
+      (v) => v < 64,
     ),
     target(
       'large-1m-vs-raw-crypto',

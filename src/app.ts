@@ -209,6 +209,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           breakerCooldownMs: config.KMS_BREAKER_COOLDOWN_MS,
         },
       },
+      audit: deps.audit,
     });
   }, { prefix: '/v1' });
   return app;

@@ -80,6 +80,8 @@ export const ConfigSchema = Type.Object({
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * MiB, default: 8 * MiB }),
   // The JSON routes' own, smaller limit (never above BODY_LIMIT_BYTES): large payloads go binary.
   JSON_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * MiB, default: 1 * MiB }),
+  // The streaming routes' own limit (the body limits do not apply to them): 64 GiB by default.
+  STREAM_MAX_BYTES: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: 64 * 1024 * MiB }),
   MAX_IN_FLIGHT_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 128 }),
   BATCH_MAX_ITEMS: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 60_000 }),

@@ -72,7 +72,21 @@ export interface SkippedCase extends CaseBase {
   reason: string;
 }
 
-export type CaseResult = HttpCase | OpsCase | KmsCase | NeighbourCase | SkippedCase;
+/** A single large stream over HTTP, with the server's memory during it. */
+export interface StreamCase extends CaseBase {
+  kind: 'stream';
+  server: string;
+  path: string;
+  seconds: number;
+  /** Plaintext megabytes (10^6 bytes) per second. */
+  mbPerSecond: number;
+  /** The server's resident memory before the stream, and its peak during it (sampled every 25 ms). */
+  idleRssMiB: number;
+  peakRssMiB: number;
+  rssGrowthMiB: number;
+}
+
+export type CaseResult = HttpCase | OpsCase | KmsCase | NeighbourCase | StreamCase | SkippedCase;
 
 export interface TargetResult {
   id: string;

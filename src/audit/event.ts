@@ -24,7 +24,9 @@ export type ApiEventName =
   | 'EvictDataKeys'
   | 'GetPolicyState'
   | 'ReloadPolicy'
-  | 'GetKmsState';
+  | 'GetKmsState'
+  | 'EncryptStream'
+  | 'DecryptStream';
 
 /** Any other request is named by its route, e.g. `GET /v1/unknown`. */
 export type RouteEventName = `${'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS'} ${string}`;
@@ -126,6 +128,25 @@ export interface AdditionalEventData {
   items?: BatchItemOutcome[];
   /** The caller's own `x-request-id`, when it sent a valid one (`requestID` is always ours). */
   callerRequestId?: string;
+  /** Streaming routes: which of the request's two events this is, and how the stream ended. */
+  stream?: StreamAuditDetails;
+}
+
+/**
+ * A streaming request writes two events with the same requestID: `started` before the first
+ * byte of the response leaves, `ended` once the stream is over, whatever ended it (docs/AUDIT.md).
+ */
+export interface StreamAuditDetails {
+  phase: 'started' | 'ended';
+  /** `ended` only. */
+  outcome?: 'completed' | 'aborted-by-client' | 'authentication-failed' | 'too-large' | 'failed';
+  /** Bytes read from the request body, and written to the response (header included). */
+  bytesIn?: number;
+  bytesOut?: number;
+  /** Segments sealed or opened. */
+  segments?: number;
+  /** authentication-failed: the index (from 0) of the segment that failed. */
+  failedSegment?: number;
 }
 
 /** Fields every line carries; `sequence` and `previousHash` form the hash chain. */

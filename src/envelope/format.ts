@@ -85,7 +85,7 @@ export function encodeRewrapped(keyBlock: KeyBlockFields, sealedPart: Buffer): B
   return Buffer.concat([VERSION_BYTES, encodeKeyBlock(keyBlock), sealedPart]);
 }
 
-function encodeKeyBlock({ keyArn, wrappedKey }: KeyBlockFields): Buffer {
+export function encodeKeyBlock({ keyArn, wrappedKey }: KeyBlockFields): Buffer {
   const arn = Buffer.from(keyArn, 'utf8');
   if (arn.length === 0 || arn.length > ENVELOPE_LIMITS.maxKeyArnBytes) throw new RangeError('key ARN length out of bounds');
   if (wrappedKey.length === 0 || wrappedKey.length > ENVELOPE_LIMITS.maxWrappedKeyBytes) {
@@ -96,7 +96,7 @@ function encodeKeyBlock({ keyArn, wrappedKey }: KeyBlockFields): Buffer {
   return out;
 }
 
-function encodeContextBlock(context: EncryptionContext): Buffer {
+export function encodeContextBlock(context: EncryptionContext): Buffer {
   const problem = contextProblem(context);
   if (problem) throw new RangeError(problem);
   const pairs = sortedContextEntries(context).map(([key, value]) => [Buffer.from(key, 'utf8'), Buffer.from(value, 'utf8')] as const);
@@ -165,7 +165,7 @@ export function parseEnvelope(bytes: Buffer): ParsedEnvelope {
   return { keyArn, wrappedKey, context, messageId, commitment, iv, body, tag, authenticatedHeader, sealedPart };
 }
 
-function readContext(reader: BoundedReader): EncryptionContext {
+export function readContext(reader: BoundedReader): EncryptionContext {
   const count = reader.u16();
   if (count > ENVELOPE_LIMITS.maxContextPairs) throw malformed('context has too many entries');
   const context: Record<string, string> = Object.create(null) as Record<string, string>;
@@ -200,7 +200,7 @@ function malformed(detail: string): EnvelopeError {
 }
 
 /** A cursor that refuses to read past the end: every read is checked before it slices. */
-class BoundedReader {
+export class BoundedReader {
   offset = 0;
   constructor(private readonly bytes: Buffer) {}
 

@@ -27,6 +27,8 @@ import {
 } from './format.js';
 import type { KmsTrace } from './kms-trace.js';
 import { openMessage, sealMessage } from './message-crypto.js';
+import { deriveStreamKeyMaterial, newMessageId, streamKeyFor } from './stream-crypto.js';
+import { DEFAULT_SEGMENT_SIZE, encodeStreamHeader, type StreamHeader } from './stream-format.js';
 import type { EncryptionContext, KeyProvider, KmsOperation } from '../kms/provider.js';
 import { KmsError } from '../kms/errors.js';
 
@@ -73,6 +75,20 @@ export interface IssuedDataKey {
   /** Present only when asked for; the caller owns it and must zero it. */
   plaintextKey?: Buffer;
   dataKey: DataKeyReport;
+}
+
+/** A stream's key, derived from its data key: the data key itself never leaves the cache. */
+export interface StreamKey {
+  /** The 32-byte stream key; the caller zeroes it. */
+  streamKey: Buffer;
+  keyArn: string;
+  dataKey: DataKeyReport;
+}
+
+export interface SealingStream extends StreamKey {
+  header: Buffer;
+  authenticatedHeader: Buffer;
+  segmentSize: number;
 }
 
 export interface EnvelopeCaches {
@@ -129,6 +145,62 @@ export class EnvelopeService {
         dataKey: report(use, trace),
       }),
       requesterOf(trace, 'GenerateDataKey'),
+    );
+  }
+
+  /**
+   * Starts a stream: a fresh message id, its key and commitment from a (cached) data key, and
+   * the header. `bytes` (the declared plaintext size, or more than the cap when unknown) is
+   * charged against the data key's byte cap; a stream larger than the cap gets a key of its own.
+   */
+  async startStream(keyArn: string, context: EncryptionContext, bytes: number, trace: KmsTrace): Promise<SealingStream> {
+    const partition = `${keyArn}\u0000${canonicalContextKey(context)}`;
+    const fetch = async (): Promise<DataKeyMaterial> => this.provider.generateDataKey(keyArn, context);
+    return this.caches.encrypt.use(
+      partition,
+      bytes,
+      fetch,
+      (use) => {
+        const messageId = newMessageId();
+        const material = deriveStreamKeyMaterial(use.entry.plaintextKey, messageId);
+        try {
+          const keyBlock = { keyArn: use.entry.keyArn, wrappedKey: use.entry.wrappedKey };
+          const { header, authenticatedHeader } = encodeStreamHeader(keyBlock, context, messageId, material.subarray(32), DEFAULT_SEGMENT_SIZE);
+          return {
+            header,
+            authenticatedHeader,
+            segmentSize: DEFAULT_SEGMENT_SIZE,
+            streamKey: Buffer.from(material.subarray(0, 32)),
+            keyArn: use.entry.keyArn,
+            dataKey: report(use, trace),
+          };
+        } finally {
+          material.fill(0);
+        }
+      },
+      requesterOf(trace, 'GenerateDataKey'),
+    );
+  }
+
+  /** Unwraps a stream's data key (through the decrypt cache) and checks its commitment. */
+  async openStream(header: StreamHeader, trace: KmsTrace): Promise<StreamKey> {
+    const partition = unwrapPartition(header);
+    this.failedUnwraps.recall(partition);
+    const fetch = async (): Promise<DataKeyMaterial> => {
+      try {
+        const key = await this.provider.decryptDataKey(header.wrappedKey, header.keyArn, header.context);
+        return { ...key, wrappedKey: Buffer.from(header.wrappedKey) };
+      } catch (error) {
+        this.failedUnwraps.remember(partition, error);
+        throw error;
+      }
+    };
+    return this.caches.decrypt.use(
+      partition,
+      0,
+      fetch,
+      (use) => ({ streamKey: streamKeyFor(use.entry.plaintextKey, header), keyArn: use.entry.keyArn, dataKey: report(use, trace) }),
+      requesterOf(trace, 'Decrypt'),
     );
   }
 
@@ -244,7 +316,7 @@ export class EnvelopeService {
  * them: exact, and no SHA-256 per decrypt. The ARN and wrapped key are bounded
  * (ENVELOPE_LIMITS), so is the string.
  */
-function unwrapPartition(envelope: ParsedEnvelope): string {
+function unwrapPartition(envelope: Pick<ParsedEnvelope, 'keyArn' | 'wrappedKey' | 'context'>): string {
   return `${envelope.keyArn}\u0000${envelope.wrappedKey.toString('base64')}\u0000${canonicalContextKey(envelope.context)}`;
 }
 

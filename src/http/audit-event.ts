@@ -51,6 +51,7 @@ export function toAuditEvent(request: FastifyRequest, status: number, state: Aud
   const denyReason = facts?.denyReason ?? state.denyReason;
   if (denyReason) additionalEventData.denyReason = denyReason;
   if (facts?.items) additionalEventData.items = facts.items;
+  if (facts?.stream) additionalEventData.stream = facts.stream;
   const callerRequestId = callerRequestIdOf(request);
   if (callerRequestId) additionalEventData.callerRequestId = callerRequestId;
 

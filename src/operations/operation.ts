@@ -4,7 +4,7 @@
  * operation alone and written by the audit trail as is; field names are the audit event's own
  * (docs/AUDIT.md). Only sizes, ids and names: never plaintext, keys, tokens or ciphertext bodies.
  */
-import type { BatchItemOutcome, RequestParameters, ResponseElements } from '../audit/event.js';
+import type { BatchItemOutcome, RequestParameters, ResponseElements, StreamAuditDetails } from '../audit/event.js';
 import type { Policy } from '../authz/policy.js';
 import type { Principal } from '../authz/principal.js';
 import type { KeyDirectory } from '../kms/key-directory.js';
@@ -46,6 +46,8 @@ export interface AuditFacts {
   kmsRequestIds: string[];
   /** Batch requests: one outcome per item, in input order. */
   items?: BatchItemOutcome[];
+  /** Streaming requests: the phase (and, when ended, the outcome) this event records. */
+  stream?: StreamAuditDetails;
 }
 
 /** An operation's result, or its failure, and its audit facts either way. */

@@ -82,6 +82,10 @@ describe('npm run bench:smoke', () => {
           expect(result.cacheHits + result.cacheMisses, id).toBeGreaterThan(0);
           if (id === 'neighbour.b.flooded') expect(result.flood?.requests, id).toBeGreaterThan(0);
           break;
+        case 'stream':
+          expect(result.mbPerSecond, id).toBeGreaterThan(0);
+          expect(result.peakRssMiB, id).toBeGreaterThan(0);
+          break;
         case 'skipped':
           // Only local-kms cases may be skipped, and never in CI.
           expect(process.env.CI, `${id} skipped in CI: ${result.reason}`).not.toBe('true');
@@ -94,11 +98,14 @@ describe('npm run bench:smoke', () => {
       'http-1k-encrypt-vs-floor',
       'inprocess-encrypt-vs-sdk',
       'burst-one-kms-call',
+      'stream-vs-bare-route',
+      'stream-rss-growth',
       'large-1m-vs-raw-crypto',
     ]);
     for (const target of results.targets) {
       if (target.id === 'burst-one-kms-call' && results.cases['kms.burst.ours']?.kind === 'skipped') continue;
       expect(target.measured, target.id).not.toBeNull();
+      if (target.id === 'stream-rss-growth') continue; // a growth, not a rate: may be 0 at smoke sizes
       expect(target.measured!, target.id).toBeGreaterThan(0);
     }
   });

@@ -66,6 +66,9 @@ describe('a client generated from openapi.yaml (openapi-typescript + openapi-fet
     expect(result.binaryKeyId).toBe(result.encrypted.keyId);
     expect(Buffer.compare(Buffer.from(result.binaryPlaintext), plaintext)).toBe(0);
     expect(result.binaryContext).toBe('tenant=acme');
+    // The stream routes: a stream ciphertext (format version 2) and the bytes back.
+    expect([result.streamCiphertext[0], result.streamCiphertext[1]]).toEqual([2, 2]);
+    expect(Buffer.compare(Buffer.from(result.streamPlaintext), plaintext)).toBe(0);
     expect(result.keys[0]).toMatchObject({ aliases: ['alias/default'], grants: [{ rule: 'dev-all' }] });
     expect([result.health, result.readiness]).toEqual(['ok', 'ready']);
     expect(result.metrics).toContain('datakey_cache');

@@ -26,6 +26,8 @@ export interface RoundTrip {
   binaryKeyId: string | null;
   binaryPlaintext: Uint8Array;
   binaryContext: string | null;
+  streamCiphertext: Uint8Array;
+  streamPlaintext: Uint8Array;
   keys: { keyId: string; aliases: string[]; operations: string[]; grants: unknown[] }[];
   health: string;
   readiness: string;
@@ -75,6 +77,24 @@ export async function roundTrip(baseUrl: string, token: string, plaintext: Uint8
   });
   if (!decryptBinary.data) throw new Error(`decrypt/binary: ${decryptBinary.response.status}`);
 
+  // The stream routes take and answer raw bytes the same way (a fetch body is sent whole here).
+  const encryptStream = await client.POST('/v1/encrypt/stream', {
+    body: plaintext,
+    bodySerializer: rawBytes,
+    headers: { 'content-type': OCTET_STREAM },
+    params: { header: { 'x-envelope-context': 'tenant=acme' } },
+    parseAs: 'arrayBuffer',
+  });
+  if (!encryptStream.data) throw new Error(`encrypt/stream: ${encryptStream.response.status}`);
+  const streamCiphertext = new Uint8Array(encryptStream.data);
+  const decryptStream = await client.POST('/v1/decrypt/stream', {
+    body: streamCiphertext,
+    bodySerializer: rawBytes,
+    headers: { 'content-type': OCTET_STREAM },
+    parseAs: 'arrayBuffer',
+  });
+  if (!decryptStream.data) throw new Error(`decrypt/stream: ${decryptStream.response.status}`);
+
   const keys = await client.GET('/v1/keys');
   if (!keys.data) throw new Error(`keys: ${keys.response.status}`);
   const health = await client.GET('/healthz');
@@ -99,6 +119,8 @@ export async function roundTrip(baseUrl: string, token: string, plaintext: Uint8
     binaryKeyId: encryptBinary.response.headers.get('x-envelope-key-id'),
     binaryPlaintext: new Uint8Array(decryptBinary.data),
     binaryContext: decryptBinary.response.headers.get('x-envelope-context'),
+    streamCiphertext,
+    streamPlaintext: new Uint8Array(decryptStream.data),
     keys: keys.data.keys,
     health: health.data.status,
     readiness: readiness.data.status,

@@ -18,10 +18,17 @@ const v1Operations = Object.entries(document.paths)
 
 let t: TestApp;
 let ciphertext: string;
+let streamCiphertext: Buffer;
 beforeAll(async () => {
   t = await buildTestApp();
   const encrypted = await call('POST', '/v1/encrypt', AUTH, { plaintext: 'aGVsbG8=' });
   ciphertext = (encrypted.body as { ciphertext: string }).ciphertext;
+  const stream = await call('POST', '/v1/encrypt/stream', { ...AUTH, 'content-type': 'application/octet-stream' }, Buffer.from('hello')).buffer(true).parse((res, done) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (chunk: Buffer) => chunks.push(chunk));
+    res.on('end', () => done(null, Buffer.concat(chunks)));
+  });
+  streamCiphertext = stream.body as Buffer;
 });
 afterAll(async () => t?.close());
 
@@ -47,6 +54,10 @@ function successfulRequest(path: string): { headers?: Record<string, string>; pa
       return { headers: binary, payload: Buffer.from('hello') };
     case '/v1/decrypt/binary':
       return { headers: binary, payload: Buffer.from(ciphertext.slice('ev1:'.length), 'base64url') };
+    case '/v1/encrypt/stream':
+      return { headers: binary, payload: Buffer.from('hello') };
+    case '/v1/decrypt/stream':
+      return { headers: binary, payload: streamCiphertext };
     case '/v1/datakey':
       return { payload: { includePlaintext: true } };
     case '/v1/keys':
@@ -63,8 +74,8 @@ function successfulRequest(path: string): { headers?: Record<string, string>; pa
 }
 
 describe('Cache-Control: no-store on /v1', () => {
-  it('covers the fourteen /v1 operations', () => {
-    expect(v1Operations).toHaveLength(14);
+  it('covers the sixteen /v1 operations', () => {
+    expect(v1Operations).toHaveLength(16);
   });
 
   it.each(v1Operations)('$name: on success', async ({ method, path }) => {

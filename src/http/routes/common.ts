@@ -5,6 +5,7 @@
 import { Type } from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../../config.js';
+import type { AuditSink } from '../audit-event.js';
 import { principalKey } from '../../authz/principal.js';
 import type { KmsBudgets } from '../../envelope/kms-budget.js';
 import { KmsTrace } from '../../envelope/kms-trace.js';
@@ -15,6 +16,8 @@ import { PROBLEM_MEDIA_TYPE } from '../send-problem.js';
 
 export interface V1Deps {
   config: Config;
+  /** The streaming routes write their second (outcome) event after the response has started. */
+  audit: AuditSink;
   operations: OperationDeps;
   budgets: KmsBudgets;
   admin: AdminDeps;

@@ -13,6 +13,7 @@ import { registerDecrypt } from './decrypt.js';
 import { registerEncrypt } from './encrypt.js';
 import { registerKeys } from './keys.js';
 import { registerRewrap } from './rewrap.js';
+import { registerStream } from './stream.js';
 import { ProblemError } from '../problem.js';
 import { registerInFlightLimit } from '../in-flight-limit.js';
 
@@ -33,6 +34,7 @@ export async function registerV1Routes(scope: FastifyInstance, deps: V1Deps): Pr
   registerEncrypt(scope, deps);
   registerDecrypt(scope, deps);
   await registerBinary(scope, deps);
+  await registerStream(scope, deps);
   registerBatch(scope, deps);
   registerRewrap(scope, deps);
   registerDataKey(scope, deps);
