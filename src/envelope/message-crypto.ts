@@ -127,10 +127,8 @@ export function openMessage(dataKey: Buffer, envelope: ParsedEnvelope, aad?: Buf
  * seal() feeds large plaintexts to GCM in slices of this size. cipher.update() allocates its
  * output, which seal() then copies into the envelope: for a 1 MiB message that temporary is a
  * fresh 1 MiB allocation every time, while slice-sized temporaries are recycled by the
- * allocator and still in cache when copied. `npm run bench:floor` shows the two side by side;
- * on this VM 1 MiB figures are bimodal (1.7–4.2 GB/s for the same code, most likely with the
- * allocator's state), and slices came out ahead or level in every run. Same bytes either way
- * (GCM is a stream mode). open() does not slice: its update output IS the plaintext returned,
+ * allocator and still in cache when copied (`npm run bench:floor` shows the two side by side).
+ * Same bytes either way (GCM is a stream mode). open() does not slice: its update output IS the plaintext returned,
  * so there is no temporary to save, only a copy and a zeroing to add.
  */
 const CIPHER_SLICE_BYTES = 64 * 1024;

@@ -1,10 +1,10 @@
 /**
  * The access log: one self-contained line per answered request (method, url, client, status,
- * time, reqId, and the caller's own x-request-id as callerRequestId), instead of Fastify's default two info lines ("incoming request" on arrival,
- * "request completed" with only the status). Each line is a serialisation and a synchronous
- * write; the app log cost 13–22 µs per 1 KiB request with two lines and pino's redact paths,
- * 6–8 µs with one line and the hand-written backstop (bench case 5, docs/BENCHMARKS.md). The
- * arrival line stays available at debug level, for chasing a request that never completes.
+ * time, reqId, and the caller's own x-request-id as callerRequestId), instead of Fastify's
+ * default two info lines ("incoming request" on arrival, "request completed" with only the
+ * status): each line is a serialisation and a write, so one line costs half of two (bench case
+ * 5 measures it). The arrival line stays available at debug level, for chasing a request that
+ * never completes.
  */
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { callerRequestIdOf } from './caller-request-id.js';

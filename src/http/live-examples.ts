@@ -1,7 +1,7 @@
 /**
  * The OpenAPI document as this instance serves it (/openapi.json, /docs): the committed
- * openapi.yaml stays deterministic, so its decrypt, decrypt/batch, decrypt/binary and rewrap
- * examples carry ciphertexts from another keystore, which no other instance can open. An
+ * openapi.yaml stays deterministic, so its decrypt, decrypt/batch, decrypt/binary, decrypt/stream
+ * and rewrap examples carry ciphertexts from another keystore, which no other instance can open. An
  * instance on the embedded (local) provider swaps them for ciphertexts it made itself, of the
  * same plaintexts with the same contexts and aad, under its DEFAULT_KEY_ID: every "Try it out"
  * example then runs as is on a fresh dev instance.
@@ -19,6 +19,8 @@ import { toContext } from '../envelope/context.js';
 import { KmsTrace } from '../envelope/kms-trace.js';
 import { toCiphertextString } from '../envelope/format.js';
 import type { EnvelopeService } from '../envelope/service.js';
+import { StreamSealer } from '../envelope/stream-crypto.js';
+import { toStreamText } from '../envelope/stream-text-form.js';
 import {
   EXAMPLE_AAD,
   EXAMPLE_CIPHERTEXT,
@@ -26,6 +28,7 @@ import {
   EXAMPLE_CONTEXT,
   EXAMPLE_HELLO,
   EXAMPLE_KEY_ARN,
+  EXAMPLE_STREAM_CIPHERTEXT,
 } from './schemas.js';
 
 export interface LiveExampleDeps {
@@ -66,7 +69,19 @@ export class LiveExamples {
       const made = await envelope.encryptToEnvelope(keyArn, plaintext, toContext(context), aad === undefined ? undefined : Buffer.from(aad, 'base64'), trace);
       return toCiphertextString(made.envelope);
     };
+    const sealStream = async (): Promise<string> => {
+      const plaintext = Buffer.from(EXAMPLE_HELLO, 'base64');
+      const started = await envelope.startStream(keyArn, toContext({}), plaintext.length, trace);
+      const sealer = new StreamSealer({ ...started, aad: undefined, maxBytes: plaintext.length });
+      const chunks: Buffer[] = [];
+      sealer.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const done = new Promise<void>((resolve, reject) => sealer.on('end', resolve).on('error', reject));
+      sealer.end(plaintext);
+      await done;
+      return toStreamText(Buffer.concat(chunks));
+    };
     this.#replacements = new Map([
+      [EXAMPLE_STREAM_CIPHERTEXT, await sealStream()],
       [EXAMPLE_CIPHERTEXT, await seal({}, undefined)],
       [EXAMPLE_CIPHERTEXT_BOUND, await seal(EXAMPLE_CONTEXT, EXAMPLE_AAD)],
       [EXAMPLE_KEY_ARN, keyArn],

@@ -85,7 +85,7 @@ export const EncryptionContextSchema = StringMap(
 );
 
 // No minLength: the pattern already needs one character, and Ajv's minLength counts code
-// points over the whole string (about 130 µs per 64 KiB ciphertext, docs/BENCHMARKS.md).
+// points over the whole string, a cost per request that grows with the ciphertext.
 export const Ciphertext = Type.String({
   pattern: '^[A-Za-z0-9:_-]+$',
   description: 'An opaque ciphertext produced by this service (`ev1:` + base64url). See docs/FORMAT.md.',
@@ -381,6 +381,13 @@ export const ENCRYPT_EXAMPLES: Record<string, NamedExample> = {
 };
 
 /** Where the decrypt and rewrap examples' ciphertexts come from, said on each. */
+/** "hello world" through /v1/encrypt/stream under alias/default, no context, in its ev2: text form. */
+export const EXAMPLE_STREAM_CIPHERTEXT =
+  'ev2:AgIAR2Fybjphd3M6a21zOmxvY2FsOjAwMDAwMDAwMDAwMDprZXkvNjM2Mzg2ZGUtMDliYy00YjFjLThiYTEtNTJiMzc3N2UxNWVkAGECY2OG3gm8SxyLoVKzd34V7TGpce6z4dbV__mevFqAtrnYElc-FjmZoi35WzAyJSndzm0JYttC1WUznqw4F63lsh5t2jgo8sGNDUemDvO1ddDwUW-WuLEK8yIKHY7qMxFxAAB537lz_GjEe63Tdh6H5-HIo8W3C_IeIg7QqN5OMWIPy0Z7lIRVj4BFZveipioBN4If65jkylwxhwMHIE3EJQMEAAEAAB-24vYiu6G2tkbJeHRz6rjTzdxl8yPWLriYHQ';
+
+export const PASTE_STREAM_HINT =
+  'On an instance with the embedded (local) provider the served document carries a stream that instance made, so this runs as is; elsewhere send what /v1/encrypt/stream answered.';
+
 export const PASTE_HINT =
   'On an instance with the embedded (local) provider the served document carries a ciphertext that instance made, so this runs as is; elsewhere paste the `ciphertext` of a /v1/encrypt answer.';
 

@@ -120,6 +120,20 @@ describe('streaming routes', () => {
     });
   }
 
+  it('decrypt takes the ev2: text form too (what a form or Swagger UI sends), chunked at any boundary', async () => {
+    const plaintext = randomBytes(S + 7);
+    const sealed = (await encrypt(plaintext)).body as Buffer;
+    const text = Buffer.from(`ev2:${sealed.toString('base64url').replace(/(.{76})/g, '$1\n')}\n`);
+    // Chunks of 3 bytes: the prefix and every base64 group are split across writes.
+    const opened = await raw(t, '/v1/decrypt/stream', split(text, 3));
+    expect(opened.status).toBe(200);
+    expect(opened.complete).toBe(true);
+    expect(opened.body.equals(plaintext)).toBe(true);
+    const bad = await decrypt(Buffer.from(`ev2:${sealed.toString('base64url').slice(0, 40)}*`));
+    expect(bad.status).toBe(422);
+    expect(JSON.parse((bad.body as Buffer).toString()).code).toBe('MalformedCiphertext');
+  });
+
   it('streams chunked, in both directions, more than BODY_LIMIT_BYTES', async () => {
     const plaintext = randomBytes(3 * 1024 * 1024 + 11);
     const sealed = await raw(t, '/v1/encrypt/stream', split(plaintext));

@@ -21,6 +21,7 @@ import { Type } from 'typebox';
 import type { StreamAuditDetails } from '../../audit/event.js';
 import { sortedContextEntries } from '../../envelope/context.js';
 import { SegmentAuthenticationError, StreamOpener, StreamSealer, StreamTooLargeError, type StreamProgress } from '../../envelope/stream-crypto.js';
+import { TextFormDecoder } from '../../envelope/stream-text-form.js';
 import { validContext } from '../../operations/context.js';
 import type { AuditFacts, Outcome } from '../../operations/operation.js';
 import { startDecryptStream, startEncryptStream } from '../../operations/stream.js';
@@ -38,7 +39,7 @@ import {
   parseContextHeader,
 } from '../binary-headers.js';
 import { ProblemError } from '../problem.js';
-import { BASE64_PATTERN, KeyId } from '../schemas.js';
+import { BASE64_PATTERN, EXAMPLE_STREAM_CIPHERTEXT, KeyId, PASTE_STREAM_HINT } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 
 const OCTET_STREAM = 'application/octet-stream';
@@ -165,10 +166,13 @@ export async function registerStream(scope: FastifyInstance, deps: V1Deps): Prom
           headers: DecryptHeaders,
           body: streamBody('The stream ciphertext.'),
           bodyExamples: {
-            file: {
-              summary: 'A stream ciphertext is binary: send the file',
-              description: 'What /v1/encrypt/stream answered, as is: `curl -X POST -T backup.es2 -H "content-type: application/octet-stream" ...`. An empty body is a 422 (truncated).',
-              value: '',
+            text: {
+              summary: 'A stream ciphertext in its ev2: text form (here "hello world")',
+              description:
+                'The body is what /v1/encrypt/stream answered, as is (`curl -X POST -T backup.es2 -H "content-type: ' +
+                'application/octet-stream" ...`), or its text form, `ev2:` + base64url of those bytes, as here. ' +
+                PASTE_STREAM_HINT,
+              value: EXAMPLE_STREAM_CIPHERTEXT,
             },
           },
           response: {
@@ -188,7 +192,8 @@ export async function registerStream(scope: FastifyInstance, deps: V1Deps): Prom
         const refusedFacts = (bytes: number | undefined): AuditFacts => ({ requestParameters: { ciphertextBytes: bytes }, kmsRequestIds: [] });
         const declaredBytes = declaredLength(request, maxBytes, refusedFacts);
         const opener = new StreamOpener(maxBytes);
-        const piped = pipeline(body, opener);
+        // Either form of a stream ciphertext: the bytes, or `ev2:` text (what a form or the UI sends).
+        const piped = pipeline(body, new TextFormDecoder(), opener);
         piped.catch(() => undefined); // observed through the opener's promises and the run
         try {
           const contextHeader = parseContextHeader(headers[CONTEXT_HEADER]);
