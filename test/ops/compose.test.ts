@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PolicyStore } from '../../src/authz/store.js';
 import { ConfigSchema, loadConfig } from '../../src/config.js';
 import { LOCAL_KMS_ACCOUNT_ID, LOCAL_KMS_REGION, LOCAL_KMS_SEED_PATH, localKmsEndpoint, skipWithoutLocalKms } from '../helpers/local-kms.js';
-import { json, send } from './helpers/http.js';
+import { json, send, sendRetryingOverload } from './helpers/http.js';
 import {
   composeEnvironment,
   composeMounts,
@@ -155,7 +155,7 @@ describe.skipIf(skipWithoutLocalKms())('the service with the compose environment
     const headers = { authorization: `Bearer ${token}` };
     const context = { tenant: 'tenant-a', purpose: 'billing' };
     const plaintext = Buffer.from('compose round trip').toString('base64');
-    const encrypted = await send(`${service.baseUrl}/v1/encrypt`, {
+    const encrypted = await sendRetryingOverload(`${service.baseUrl}/v1/encrypt`, {
       headers,
       body: JSON.stringify({ keyId: 'alias/tenant-a', plaintext, context }),
     });
@@ -163,7 +163,7 @@ describe.skipIf(skipWithoutLocalKms())('the service with the compose environment
     const { ciphertext, keyId } = json<{ ciphertext: string; keyId: string }>(encrypted);
     expect(keyId).toBe(`arn:aws:kms:${LOCAL_KMS_REGION}:${LOCAL_KMS_ACCOUNT_ID}:key/6f743fd5-495b-4da8-bcea-73337f197393`);
 
-    const decrypted = await send(`${service.baseUrl}/v1/decrypt`, { headers, body: JSON.stringify({ ciphertext, context }) });
+    const decrypted = await sendRetryingOverload(`${service.baseUrl}/v1/decrypt`, { headers, body: JSON.stringify({ ciphertext, context }) });
     expect(json<{ plaintext: string }>(decrypted).plaintext).toBe(plaintext);
 
     const ready = await send(`${service.baseUrl}/readyz`);
