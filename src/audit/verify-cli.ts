@@ -5,9 +5,8 @@
  * Exit codes: 0 chain intact, 1 verification failed (the first bad line is named),
  * 2 usage error or the file cannot be read.
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ChainHead } from './chain.js';
 import { RotatedOrderError, sortRotatedFiles } from './rotated-order.js';
@@ -16,6 +15,7 @@ import { loadPublicKey } from './checkpoint.js';
 import { readFileSet } from './lines.js';
 import { MAX_LINE_BYTES } from './resume.js';
 import { formatCheckpointResult, parseDigestFile, verifyCheckpoints, type DigestRecord } from './verify-checkpoints.js';
+import { isEntryPoint } from '../entry-point.js';
 
 const USAGE = `usage: npm run audit:verify -- [--strict] [--anchor=SEQUENCE:SHA256] [--after=SEQUENCE:SHA256|any] [--sort] FILE...
 
@@ -205,16 +205,6 @@ function parseHead(text: string): ChainHead | null {
   return match ? { sequence: Number(match[1]), hash: match[2] as string } : null;
 }
 
-function isEntryPoint(): boolean {
-  const script = process.argv[1];
-  if (script === undefined) return false;
-  try {
-    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (isEntryPoint(import.meta.url)) {
   process.exitCode = await main(process.argv.slice(2));
 }

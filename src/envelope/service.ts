@@ -186,22 +186,27 @@ export class EnvelopeService {
   async openStream(header: StreamHeader, trace: KmsTrace): Promise<StreamKey> {
     const partition = unwrapPartition(header);
     this.failedUnwraps.recall(partition);
-    const fetch = async (): Promise<DataKeyMaterial> => {
+    return this.caches.decrypt.use(
+      partition,
+      0,
+      this.unwrapper(partition, header),
+      (use) => ({ streamKey: streamKeyFor(use.entry.plaintextKey, header), keyArn: use.entry.keyArn, dataKey: report(use, trace) }),
+      requesterOf(trace, 'Decrypt'),
+    );
+  }
+
+  /** The cache's fetch for a stored key block: KMS Decrypt, a refusal remembered (failed-unwraps.ts). */
+  private unwrapper(partition: string, stored: { keyArn: string; wrappedKey: Buffer; context: EncryptionContext }): () => Promise<DataKeyMaterial> {
+    return async () => {
       try {
-        const key = await this.provider.decryptDataKey(header.wrappedKey, header.keyArn, header.context);
-        return { ...key, wrappedKey: Buffer.from(header.wrappedKey) };
+        const key = await this.provider.decryptDataKey(stored.wrappedKey, stored.keyArn, stored.context);
+        // Copy: the stored wrappedKey is a view into the request's buffer.
+        return { ...key, wrappedKey: Buffer.from(stored.wrappedKey) };
       } catch (error) {
         this.failedUnwraps.remember(partition, error);
         throw error;
       }
     };
-    return this.caches.decrypt.use(
-      partition,
-      0,
-      fetch,
-      (use) => ({ streamKey: streamKeyFor(use.entry.plaintextKey, header), keyArn: use.entry.keyArn, dataKey: report(use, trace) }),
-      requesterOf(trace, 'Decrypt'),
-    );
   }
 
   /** Parses without decrypting, so the caller can authorize on the stored key and context. */
@@ -217,20 +222,10 @@ export class EnvelopeService {
   async decrypt(envelope: ParsedEnvelope, aad: Buffer | undefined, trace: KmsTrace): Promise<DecryptResult> {
     const partition = unwrapPartition(envelope);
     this.failedUnwraps.recall(partition);
-    const fetch = async (): Promise<DataKeyMaterial> => {
-      try {
-        const key = await this.provider.decryptDataKey(envelope.wrappedKey, envelope.keyArn, envelope.context);
-        // Copy: the envelope's wrappedKey is a view into the request's buffer.
-        return { ...key, wrappedKey: Buffer.from(envelope.wrappedKey) };
-      } catch (error) {
-        this.failedUnwraps.remember(partition, error);
-        throw error;
-      }
-    };
     return this.caches.decrypt.use(
       partition,
       0,
-      fetch,
+      this.unwrapper(partition, envelope),
       (use) => ({
         plaintext: openMessage(use.entry.plaintextKey, envelope, aad),
         keyArn: use.entry.keyArn,

@@ -9,13 +9,12 @@
  *
  * Exit codes: 0 done, 1 the keystore or the change was refused, 2 usage error.
  */
-import { realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { KmsError, isKmsError } from './errors.js';
 import { isValidAliasName } from './local-keystore.js';
 import { KeystoreError, LocalKeyProvider, type LocalKeyInfo } from './local.js';
+import { isEntryPoint } from '../entry-point.js';
 
 const USAGE = `usage: npm run keys -- <command> [options]
 
@@ -193,16 +192,6 @@ function describe(key: LocalKeyInfo): string {
   return `${key.keyArn} (${key.state}${key.deletionDate ? `, deletion ${key.deletionDate}` : ''})`;
 }
 
-function isEntryPoint(): boolean {
-  const script = process.argv[1];
-  if (script === undefined) return false;
-  try {
-    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (isEntryPoint(import.meta.url)) {
   process.exitCode = await main(process.argv.slice(2));
 }

@@ -23,19 +23,15 @@ import { recordOutcome } from '../audit-trail.js';
 import {
   AAD_HEADER,
   CONTEXT_HEADER,
-  CONTEXT_HEADER_PATTERN,
   KEY_ID_HEADER,
-  MAX_AAD_HEADER_CHARS,
-  MAX_CONTEXT_HEADER_CHARS,
   formatContextHeader,
   headerSafe,
   parseContextHeader,
 } from '../binary-headers.js';
-import { BASE64_PATTERN, EXAMPLE_CIPHERTEXT, KeyId, PASTE_HINT } from '../schemas.js';
+import { EXAMPLE_CIPHERTEXT, KeyId, PASTE_HINT } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 import { ProblemError } from '../problem.js';
-
-const OCTET_STREAM = 'application/octet-stream';
+import { AadHeader, ContextHeader, OCTET_STREAM, octetBody, octetResponse } from '../octet-stream-schemas.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -43,31 +39,6 @@ declare module 'fastify' {
     plaintextToZero: Buffer | undefined;
   }
 }
-
-/**
- * The body schema. It has no `type` because Ajv would check the parsed Buffer against it (a
- * Buffer is no JSON `string`); any bytes up to BODY_LIMIT_BYTES are acceptable, so nothing is
- * lost. The OpenAPI document gets `contentMediaType: application/octet-stream` added
- * (http/openapi.ts), OpenAPI 3.1's way of saying "raw bytes".
- */
-function binaryBody(description: string) {
-  return { content: { [OCTET_STREAM]: { schema: { description } } } };
-}
-
-function binaryResponse(description: string, headers: Record<string, object>) {
-  return { description, headers, content: { [OCTET_STREAM]: { schema: { contentMediaType: OCTET_STREAM } } } };
-}
-
-const ContextHeader = (description: string, example?: string) =>
-  Type.String({ maxLength: MAX_CONTEXT_HEADER_CHARS, pattern: CONTEXT_HEADER_PATTERN, description, ...(example ? { examples: [example] } : {}) });
-
-/**
- * A plain string with the base64 pattern: no `contentEncoding` (which the document would turn
- * into `format: byte`, a file picker in Swagger UI) and no example (Swagger UI pre-fills
- * parameters with their example, and an aad sent without the caller noticing makes a
- * ciphertext nobody can open without it).
- */
-const AadHeader = (description: string) => Type.String({ pattern: BASE64_PATTERN, maxLength: MAX_AAD_HEADER_CHARS, description });
 
 const EncryptHeaders = Type.Object({
   [KEY_ID_HEADER]: Type.Optional(KeyId),
@@ -110,12 +81,12 @@ export async function registerBinary(scope: FastifyInstance, deps: V1Deps): Prom
             'travel in headers. Same policy, audit event (`Encrypt`), cache and limits.',
           security: SECURITY,
           headers: EncryptHeaders,
-          body: binaryBody('The plaintext bytes.'),
+          body: octetBody('The plaintext bytes.'),
           bodyExamples: {
             text: { summary: 'Any bytes (here the text "hello world")', value: 'hello world' },
           },
           response: {
-            200: binaryResponse('The binary envelope.', KEY_ID_RESPONSE_HEADER),
+            200: octetResponse('The binary envelope.', KEY_ID_RESPONSE_HEADER),
             ...COMMON_ERRORS,
             ...KEY_ERRORS,
           },
@@ -154,7 +125,7 @@ export async function registerBinary(scope: FastifyInstance, deps: V1Deps): Prom
             'plaintext itself, with the key and the stored context in headers. Same policy, audit event (`Decrypt`), cache and limits.',
           security: SECURITY,
           headers: DecryptHeaders,
-          body: binaryBody('The binary envelope, or an `ev1:` ciphertext as text (trailing whitespace ignored).'),
+          body: octetBody('The binary envelope, or an `ev1:` ciphertext as text (trailing whitespace ignored).'),
           bodyExamples: {
             ciphertext: {
               summary: 'An ev1: ciphertext, as text',
@@ -165,7 +136,7 @@ export async function registerBinary(scope: FastifyInstance, deps: V1Deps): Prom
             },
           },
           response: {
-            200: binaryResponse('The plaintext bytes.', {
+            200: octetResponse('The plaintext bytes.', {
               ...KEY_ID_RESPONSE_HEADER,
               [CONTEXT_HEADER]: { type: 'string', description: 'The encryption context stored in the ciphertext, form-encoded.' },
             }),

@@ -30,19 +30,15 @@ import { recordOutcome } from '../audit-trail.js';
 import {
   AAD_HEADER,
   CONTEXT_HEADER,
-  CONTEXT_HEADER_PATTERN,
   KEY_ID_HEADER,
-  MAX_AAD_HEADER_CHARS,
-  MAX_CONTEXT_HEADER_CHARS,
   formatContextHeader,
   headerSafe,
   parseContextHeader,
 } from '../binary-headers.js';
 import { ProblemError } from '../problem.js';
-import { BASE64_PATTERN, EXAMPLE_STREAM_CIPHERTEXT, KeyId, PASTE_STREAM_HINT } from '../schemas.js';
+import { AadHeader, ContextHeader, OCTET_STREAM, octetBody, octetResponse } from '../octet-stream-schemas.js';
+import { EXAMPLE_STREAM_CIPHERTEXT, KeyId, PASTE_STREAM_HINT } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
-
-const OCTET_STREAM = 'application/octet-stream';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -50,17 +46,6 @@ declare module 'fastify' {
     streamRun: StreamRun | undefined;
   }
 }
-
-function streamBody(description: string) {
-  return { content: { [OCTET_STREAM]: { schema: { description } } } };
-}
-
-function streamResponse(description: string, headers: Record<string, object>) {
-  return { description, headers, content: { [OCTET_STREAM]: { schema: { contentMediaType: OCTET_STREAM } } } };
-}
-
-const ContextHeader = (description: string) => Type.String({ maxLength: MAX_CONTEXT_HEADER_CHARS, pattern: CONTEXT_HEADER_PATTERN, description });
-const AadHeader = (description: string) => Type.String({ pattern: BASE64_PATTERN, maxLength: MAX_AAD_HEADER_CHARS, description });
 
 const EncryptHeaders = Type.Object({
   [KEY_ID_HEADER]: Type.Optional(KeyId),
@@ -114,12 +99,12 @@ export async function registerStream(scope: FastifyInstance, deps: V1Deps): Prom
             MID_STREAM,
           security: SECURITY,
           headers: EncryptHeaders,
-          body: streamBody('The plaintext bytes, any length up to STREAM_MAX_BYTES.'),
+          body: octetBody('The plaintext bytes, any length up to STREAM_MAX_BYTES.'),
           bodyExamples: {
             text: { summary: 'Any bytes (here the text "hello world"); large payloads: `curl -X POST -T file` (streams it)', value: 'hello world' },
           },
           response: {
-            200: streamResponse('The stream ciphertext.', KEY_ID_RESPONSE_HEADER),
+            200: octetResponse('The stream ciphertext.', KEY_ID_RESPONSE_HEADER),
             ...COMMON_ERRORS,
             ...KEY_ERRORS,
           },
@@ -164,7 +149,7 @@ export async function registerStream(scope: FastifyInstance, deps: V1Deps): Prom
             MID_STREAM,
           security: SECURITY,
           headers: DecryptHeaders,
-          body: streamBody('The stream ciphertext.'),
+          body: octetBody('The stream ciphertext.'),
           bodyExamples: {
             text: {
               summary: 'A stream ciphertext in its ev2: text form (here "hello world")',
@@ -176,7 +161,7 @@ export async function registerStream(scope: FastifyInstance, deps: V1Deps): Prom
             },
           },
           response: {
-            200: streamResponse('The plaintext bytes.', {
+            200: octetResponse('The plaintext bytes.', {
               ...KEY_ID_RESPONSE_HEADER,
               [CONTEXT_HEADER]: { type: 'string', description: 'The encryption context stored in the stream header, form-encoded.' },
             }),
