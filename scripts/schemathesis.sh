@@ -83,7 +83,7 @@ log "starting the service on 127.0.0.1:$PORT (work dir $WORK)"
 env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
   PORT="$PORT" HOST=127.0.0.1 KMS_PROVIDER=local \
   LOCAL_KEYSTORE="$WORK/keystore.json" AUDIT_LOG="$WORK/audit.log" \
-  DEV_TOKEN="$TOKEN" LOG_LEVEL=warn AUTH_FAILURE_MAX=1000000 \
+  DEV_TOKEN="$TOKEN" LOG_LEVEL=warn AUTH_FAILURE_MAX=1000000 REFUSAL_HOLD_MAX_MS=0 \
   bash -c 'exec node --import tsx src/server.ts' >"$SERVICE_LOG" 2>&1 &
 SERVICE_PID=$!
 

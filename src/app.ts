@@ -38,6 +38,7 @@ import { registerNoStore } from './http/no-store.js';
 import { LiveExamples } from './http/live-examples.js';
 import { registerLoadShedding } from './http/load-shedding.js';
 import { registerOpenApi } from './http/openapi.js';
+import { RefusalHolds, registerRefusalHold } from './http/refusal-hold.js';
 import { registerOperationalRoutes } from './http/routes/operational.js';
 import { registerV1Routes } from './http/routes/v1.js';
 import { schemaRegExp } from './http/schema-regexp.js';
@@ -118,9 +119,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const budgets = new KmsBudgets({
     perSecond: config.KMS_BUDGET_PER_SECOND,
     burst: config.KMS_BUDGET_BURST,
+    concurrency: config.KMS_CONCURRENCY_PER_PRINCIPAL,
     now,
     onReject: (operation) => metrics.kmsBudgetRejections.inc({ operation }),
   });
+  metrics.kmsCallsQueuedNow = () => budgets.queued;
   const readiness = new Readiness(provider, deps.audit, config.DEFAULT_KEY_ID, config.READINESS_CACHE_MS);
   if (deps.checkpoints) readiness.showCheckpoints(deps.checkpoints);
 
@@ -188,8 +191,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   // Before the audit log closes (server.ts closes the app first): no count is lost.
   app.addHook('onClose', async () => authFailures.flush());
+  const holds = new RefusalHolds({ maxMs: config.REFUSAL_HOLD_MAX_MS, perCaller: config.REFUSAL_HOLD_PER_CALLER, total: config.REFUSAL_HOLD_TOTAL });
+  metrics.refusalsHeldNow = () => holds.heldCount;
+  // preClose: before the server waits for open requests, which held ones would otherwise delay.
+  app.addHook('preClose', async () => holds.releaseAll());
   await app.register(async (v1) => {
     registerAuditTrail(v1, { audit: deps.audit, metrics });
+    registerRefusalHold(v1, holds, (outcome) => metrics.refusalHolds.inc({ outcome }));
     registerAuthentication(v1, { policy: deps.policy, authFailures, metrics });
     await registerV1Routes(v1, {
       config,

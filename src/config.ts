@@ -48,6 +48,8 @@ export const ConfigSchema = Type.Object({
   // this many calls per second, holding at most KMS_BUDGET_BURST. Cache hits cost nothing.
   KMS_BUDGET_PER_SECOND: Type.Integer({ minimum: 1, maximum: 100_000, default: 20 }),
   KMS_BUDGET_BURST: Type.Integer({ minimum: 1, maximum: 100_000, default: 100 }),
+  // KMS calls one principal may have in flight; its others wait their turn (envelope/kms-budget.ts).
+  KMS_CONCURRENCY_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 10_000, default: 2 }),
   DEFAULT_KEY_ID: Type.String({ minLength: 1, maxLength: 2048, default: 'alias/default' }),
   LOCAL_KEYSTORE: Type.String({ minLength: 1, default: '.data/keystore.json' }),
   POLICY_FILE: Type.Optional(Type.String({ minLength: 1 })),
@@ -90,6 +92,11 @@ export const ConfigSchema = Type.Object({
   // the audit lines of repeated failures (src/http/auth-failures.ts).
   AUTH_FAILURE_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 20 }),
   AUTH_FAILURE_WINDOW_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 60_000 }),
+  // A 429's answer is held for its Retry-After, at most this long (0: never), so a caller that
+  // retries without backing off is paced instead of taking event-loop turns (http/refusal-hold.ts).
+  REFUSAL_HOLD_MAX_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1_000 }),
+  REFUSAL_HOLD_PER_CALLER: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 64 }),
+  REFUSAL_HOLD_TOTAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1_024 }),
   REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
   // Time a client has to send the request headers (slowloris); default min(10 s, REQUEST_TIMEOUT_MS).
   HEADERS_TIMEOUT_MS: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),

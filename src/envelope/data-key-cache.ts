@@ -59,9 +59,11 @@ export interface DataKeyMaterial {
 export interface CacheRequester {
   readonly owner: string;
   charge(): void;
+  /** Runs the fetch when the requester's turn for a KMS call comes. */
+  inTurn<T>(send: () => Promise<T>): Promise<T>;
 }
 
-const NOBODY: CacheRequester = { owner: '', charge: () => {} };
+const NOBODY: CacheRequester = { owner: '', charge: () => {}, inTurn: (send) => send() };
 
 export class CachedDataKey {
   messages = 0;
@@ -242,7 +244,8 @@ export class DataKeyCache {
 
   private startFetch(partition: string, fetch: () => Promise<DataKeyMaterial>, requester: CacheRequester): Promise<CachedDataKey> {
     requester.charge();
-    const promise = fetch()
+    const promise = requester
+      .inTurn(fetch)
       .then((material) => {
         const entry = new CachedDataKey(material.keyArn, material.plaintextKey, material.wrappedKey, material.requestId, this.now(), requester.owner);
         this.store(partition, entry);
@@ -372,7 +375,7 @@ export class DataKeyCache {
     requester.charge();
     this.served.misses += 1;
     this.observer.miss(this.kind);
-    const material = await fetch();
+    const material = await requester.inTurn(fetch);
     const entry = new CachedDataKey(material.keyArn, material.plaintextKey, material.wrappedKey, material.requestId, this.now());
     try {
       return use({ entry, cacheHit: false, coalesced: false });

@@ -7,6 +7,12 @@
  * GenerateDataKey, and can spend the quota (and provoke throttling) for everyone. Cached and
  * coalesced keys cost nothing, so a healthy workload never comes near its budget.
  *
+ * Each principal also has at most `concurrency` KMS calls in flight (KMS_CONCURRENCY_PER_PRINCIPAL);
+ * its further calls wait their turn, first come first served. Each KMS call costs the event
+ * loop SDK work (signing, serialising, parsing the answer): a principal spending its whole
+ * burst at once would otherwise put a hundred calls' worth of it in front of every other
+ * caller's requests, and hold as many of the SDK's connections to KMS.
+ *
  * The buckets live in a bounded lru-cache. A bucket untouched for the time it takes to refill
  * is full again, so dropping it then (its TTL) loses nothing; only more than `principals`
  * callers active within one refill time can push a bucket out early.
@@ -17,6 +23,8 @@ import type { KmsOperation } from '../kms/provider.js';
 export interface KmsBudgetOptions {
   perSecond: number;
   burst: number;
+  /** KMS calls one principal may have in flight at once (default: unbounded). */
+  concurrency?: number;
   /** Buckets held at once (distinct principals active within one refill time). */
   principals?: number;
   now?: () => number;
@@ -39,6 +47,14 @@ export class KmsBudgetExceededError extends Error {
 export interface KmsPayer {
   /** Takes one token for `operation`, or throws KmsBudgetExceededError. */
   charge(operation: KmsOperation): void;
+  /** Sends one KMS call when this principal has a call slot free. */
+  inTurn<T>(send: () => Promise<T>): Promise<T>;
+}
+
+/** One principal's calls in flight, and those waiting for a slot. */
+interface Turns {
+  active: number;
+  waiting: (() => void)[];
 }
 
 interface Bucket {
@@ -51,6 +67,8 @@ const DEFAULT_PRINCIPALS = 10_000;
 export class KmsBudgets {
   private readonly buckets: LRUCache<string, Bucket>;
   private readonly now: () => number;
+  /** Only principals with a call in flight: an entry goes when its last call ends. */
+  private readonly turns = new Map<string, Turns>();
 
   constructor(private readonly options: KmsBudgetOptions) {
     if (!(options.perSecond > 0) || !(options.burst >= 1)) throw new RangeError('perSecond must be positive and burst at least 1');
@@ -65,7 +83,30 @@ export class KmsBudgets {
 
   /** The payer for one principal's requests. */
   payerFor(principalId: string): KmsPayer {
-    return { charge: (operation) => this.charge(principalId, operation) };
+    return { charge: (operation) => this.charge(principalId, operation), inTurn: (send) => this.inTurn(principalId, send) };
+  }
+
+  /** KMS calls waiting for a slot, all principals together (a gauge). */
+  get queued(): number {
+    let waiting = 0;
+    for (const turns of this.turns.values()) waiting += turns.waiting.length;
+    return waiting;
+  }
+
+  async inTurn<T>(principalId: string, send: () => Promise<T>): Promise<T> {
+    const limit = this.options.concurrency ?? Number.POSITIVE_INFINITY;
+    let turns = this.turns.get(principalId);
+    if (!turns) this.turns.set(principalId, (turns = { active: 0, waiting: [] }));
+    // A finishing call hands its slot straight to the next waiter, so `active` counts it already.
+    if (turns.active >= limit) await new Promise<void>((resolve) => turns.waiting.push(resolve));
+    else turns.active += 1;
+    try {
+      return await send();
+    } finally {
+      const next = turns.waiting.shift();
+      if (next) next();
+      else if (--turns.active === 0) this.turns.delete(principalId);
+    }
   }
 
   /** Each principal with a bucket in use (a full bucket may have been dropped: it is full). */

@@ -32,6 +32,10 @@ export class KmsTrace implements KmsCallContext {
     this.payer?.charge(operation);
   }
 
+  inTurn<T>(send: () => Promise<T>): Promise<T> {
+    return this.payer ? this.payer.inTurn(send) : send();
+  }
+
   add(requestId: string | undefined): void {
     if (requestId) this.ids.add(requestId);
   }

@@ -247,7 +247,9 @@ export class EnvelopeService {
     trace.charge('ReEncrypt');
     let rewrapped;
     try {
-      rewrapped = await this.provider.reEncryptDataKey(envelope.wrappedKey, envelope.keyArn, envelope.context, destinationKeyArn, envelope.context);
+      rewrapped = await trace.inTurn(() =>
+        this.provider.reEncryptDataKey(envelope.wrappedKey, envelope.keyArn, envelope.context, destinationKeyArn, envelope.context),
+      );
     } catch (error) {
       this.failedUnwraps.remember(source, error);
       throw error;
@@ -264,7 +266,7 @@ export class EnvelopeService {
   /** A fresh data key for client-side encryption: never cached, never reused. */
   async issueDataKey(keyArn: string, context: EncryptionContext, includePlaintext: boolean, trace: KmsTrace): Promise<IssuedDataKey> {
     trace.charge('GenerateDataKey');
-    const key = await this.provider.generateDataKey(keyArn, context);
+    const key = await trace.inTurn(() => this.provider.generateDataKey(keyArn, context));
     trace.add(key.requestId);
     if (key.plaintextKey.length !== 32) {
       key.plaintextKey.fill(0);
@@ -327,7 +329,7 @@ function contextKeyOf(kind: CacheKind, partition: string): string {
 
 /** The cache entry's owner and the budget a miss is charged to: the request's principal. */
 function requesterOf(trace: KmsTrace, operation: KmsOperation): CacheRequester {
-  return { owner: trace.owner, charge: () => trace.charge(operation) };
+  return { owner: trace.owner, charge: () => trace.charge(operation), inTurn: (send) => trace.inTurn(send) };
 }
 
 /** The serialised header prefix, computed once per cached data key. */

@@ -29,8 +29,9 @@ const DEFAULTS: KeyDirectoryOptions = { ttlMs: 60_000, notFoundTtlMs: 5_000, cap
 const ALIASES = 'aliases';
 
 export class KeyDirectory {
-  private readonly keys: LRUCache<string, Lookup, unknown>;
-  private readonly aliases: LRUCache<string, KeyAlias[], unknown>;
+  // The fetch context is the request that starts a look-up: the call waits for its KMS turn.
+  private readonly keys: LRUCache<string, Lookup, KmsCallContext>;
+  private readonly aliases: LRUCache<string, KeyAlias[], KmsCallContext>;
   /** Look-ups in flight: a request finding its key here waits on it and pays nothing. */
   private readonly pending = new Set<string>();
 
@@ -39,13 +40,13 @@ export class KeyDirectory {
     options: Partial<KeyDirectoryOptions> = {},
   ) {
     const { ttlMs, notFoundTtlMs, capacity } = { ...DEFAULTS, ...options };
-    this.keys = new LRUCache<string, Lookup, unknown>({
+    this.keys = new LRUCache<string, Lookup, KmsCallContext>({
       max: capacity,
       ttl: ttlMs,
-      fetchMethod: async (keyId, stale, { options: fetchOptions }) => {
+      fetchMethod: async (keyId, stale, { options: fetchOptions, context }) => {
         this.pending.add(keyId);
         try {
-          return { found: await this.provider.describeKey(keyId) };
+          return { found: await context.inTurn(() => this.provider.describeKey(keyId)) };
         } catch (error) {
           if (isKmsError(error) && error.code === 'KeyNotFound') {
             fetchOptions.ttl = notFoundTtlMs;
@@ -65,15 +66,15 @@ export class KeyDirectory {
         }
       },
     });
-    this.aliases = new LRUCache<string, KeyAlias[], unknown>({
+    this.aliases = new LRUCache<string, KeyAlias[], KmsCallContext>({
       max: 1,
       ttl: ttlMs,
       // As for keys: while KMS is unreachable, the last alias list beats failing every decrypt.
       allowStaleOnFetchRejection: true,
-      fetchMethod: async () => {
+      fetchMethod: async (_key, _stale, { context }) => {
         this.pending.add(ALIASES);
         try {
-          return await this.provider.listAliases();
+          return await context.inTurn(() => this.provider.listAliases());
         } finally {
           this.pending.delete(ALIASES);
         }
@@ -92,8 +93,8 @@ export class KeyDirectory {
    */
   async describe(keyId: string, trace: KmsCallContext): Promise<KeyDescription> {
     if (!this.keys.has(keyId) && !this.pending.has(keyId) && !this.isKnownKey(keyId)) trace.charge('DescribeKey');
-    const status: LRUCache.Status<string, Lookup, unknown> = {};
-    const lookup = (await this.keys.fetch(keyId, { status })) as Lookup;
+    const status: LRUCache.Status<string, Lookup, KmsCallContext> = {};
+    const lookup = (await this.keys.fetch(keyId, { status, context: trace })) as Lookup;
     if ('missing' in lookup) throw lookup.missing;
     const key = lookup.found;
     if (status.fetch === 'miss') trace.add(key.requestId);
@@ -117,7 +118,7 @@ export class KeyDirectory {
     if (!this.aliases.has(ALIASES) && !this.pending.has(ALIASES) && this.aliases.peek(ALIASES, { allowStale: true }) === undefined) {
       trace.charge('ListAliases');
     }
-    return (await this.aliases.fetch(ALIASES)) ?? [];
+    return (await this.aliases.fetch(ALIASES, { context: trace })) ?? [];
   }
 }
 

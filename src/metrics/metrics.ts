@@ -50,6 +50,18 @@ export class ServiceMetrics implements CacheObserver {
     registers: [this.registry],
   });
 
+  /** KMS calls waiting for their principal's turn; read at scrape time. */
+  kmsCallsQueuedNow: () => number = () => 0;
+
+  readonly kmsCallsQueued = new Gauge({
+    name: 'kms_calls_queued',
+    help: 'KMS calls waiting because their principal already has KMS_CONCURRENCY_PER_PRINCIPAL calls in flight.',
+    registers: [this.registry],
+    collect: () => {
+      this.kmsCallsQueued.set(this.kmsCallsQueuedNow());
+    },
+  });
+
   readonly cacheHits = new Counter({
     name: 'datakey_cache_hits_total',
     help: 'Requests served by a cached (or coalesced in-flight) data key: no KMS call of their own.',
@@ -163,6 +175,25 @@ export class ServiceMetrics implements CacheObserver {
     help: 'Failed authentications, by whether they were refused by the per-address limit (429) and how they were audited (own event, or counted in a summary).',
     labelNames: ['limited', 'audit'] as const,
     registers: [this.registry],
+  });
+
+  readonly refusalHolds = new Counter({
+    name: 'refusal_holds_total',
+    help: '429 answers by whether they were held for their Retry-After (held), went out at once because a hold bound was reached (over_cap), or holding is off (off).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  /** How many 429 answers are held now; read at scrape time. */
+  refusalsHeldNow: () => number = () => 0;
+
+  readonly refusalsHeld = new Gauge({
+    name: 'refusals_held',
+    help: '429 answers being held right now (bounded by REFUSAL_HOLD_TOTAL).',
+    registers: [this.registry],
+    collect: () => {
+      this.refusalsHeld.set(this.refusalsHeldNow());
+    },
   });
 
   constructor(options: { collectDefaults?: boolean } = {}) {

@@ -178,7 +178,7 @@ describe('data-key cache shares between principals', () => {
           return { keyArn: 'arn:key', plaintextKey, wrappedKey: randomBytes(64), requestId: `req-${partition}` };
         },
         (key) => key.cacheHit,
-        { owner, charge: () => charges.push(owner) },
+        { owner, charge: () => charges.push(owner), inTurn: (send) => send() },
       );
     return { cache, use, issued, charges, recorder };
   }
@@ -222,8 +222,8 @@ describe('data-key cache shares between principals', () => {
       fetches++;
       return { keyArn: 'arn:key', plaintextKey: randomBytes(32), wrappedKey: randomBytes(64), requestId: 'r' };
     };
-    const broke = { owner: 'flooder', charge: () => { throw new Error('over budget'); } };
-    const payer = { owner: 'billing', charge: () => {} };
+    const broke = { owner: 'flooder', charge: () => { throw new Error('over budget'); }, inTurn: <T>(send: () => Promise<T>) => send() };
+    const payer = { owner: 'billing', charge: () => {}, inTurn: <T>(send: () => Promise<T>) => send() };
     const [refused, served] = await Promise.allSettled([cache.use('p', 1, fetch, () => 'ok', broke), cache.use('p', 1, fetch, () => 'ok', payer)]);
     expect(refused).toMatchObject({ status: 'rejected' });
     expect(served).toEqual({ status: 'fulfilled', value: 'ok' });

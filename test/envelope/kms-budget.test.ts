@@ -1,7 +1,8 @@
 /**
  * The per-principal KMS call budget (token bucket) with an injected clock, and how a request's
  * KmsTrace charges it: burst, refill, Retry-After, principals apart, and batch items paying
- * into their request's budget.
+ * into their request's budget. Then the per-principal KMS concurrency (inTurn): at most N calls
+ * of one principal in flight, the rest in arrival order, other principals never queued.
  */
 import { describe, expect, it } from 'vitest';
 import { KmsBudgetExceededError, KmsBudgets } from '../../src/envelope/kms-budget.js';
@@ -69,5 +70,63 @@ describe('KMS call budget', () => {
     expect(() => item.charge('GenerateDataKey')).toThrow(KmsBudgetExceededError);
     const free = new KmsTrace();
     for (let i = 0; i < 10; i++) free.charge('Decrypt');
+  });
+});
+
+describe('KMS calls in turn', () => {
+  /** A KMS call that stays in flight until released by the test. */
+  function pendingCalls() {
+    const started: string[] = [];
+    const releases: (() => void)[] = [];
+    const call = (name: string) => () =>
+      new Promise<string>((resolve) => {
+        started.push(name);
+        releases.push(() => resolve(name));
+      });
+    const settle = () => new Promise((resolve) => setImmediate(resolve));
+    return { started, call, settle, releaseFirst: () => releases.shift()?.() };
+  }
+
+  it('lets one principal have `concurrency` calls in flight, the rest in arrival order; other principals are not queued', async () => {
+    const b = new KmsBudgets({ perSecond: 1, burst: 100, concurrency: 2 });
+    const { started, call, settle, releaseFirst } = pendingCalls();
+    const flooder = ['f1', 'f2', 'f3', 'f4'].map((name) => b.inTurn('flooder', call(name)));
+    const billing = b.inTurn('billing', call('b1'));
+    await settle();
+    expect(started).toEqual(['f1', 'f2', 'b1']);
+    expect(b.queued).toBe(2);
+    releaseFirst();
+    await settle();
+    expect(started).toEqual(['f1', 'f2', 'b1', 'f3']);
+    for (let i = 0; i < 4; i++) {
+      releaseFirst();
+      await settle();
+    }
+    expect(await Promise.all([...flooder, billing])).toEqual(['f1', 'f2', 'f3', 'f4', 'b1']);
+    expect(b.queued).toBe(0);
+  });
+
+  it('a failed call frees its slot too', async () => {
+    const b = new KmsBudgets({ perSecond: 1, burst: 100, concurrency: 1 });
+    await expect(b.inTurn('a', () => Promise.reject(new Error('KMS said no')))).rejects.toThrow('KMS said no');
+    expect(await b.inTurn('a', async () => 'next')).toBe('next');
+  });
+
+  it('a trace sends in its payer\'s turn; an unbilled trace at once', async () => {
+    const b = new KmsBudgets({ perSecond: 1, burst: 100, concurrency: 1 });
+    const { started, call, settle, releaseFirst } = pendingCalls();
+    const trace = new KmsTrace();
+    trace.billTo('a', b.payerFor('a'));
+    const first = trace.inTurn(call('first'));
+    const item = trace.forItem().inTurn(call('item'));
+    const free = new KmsTrace().inTurn(call('free'));
+    await settle();
+    expect(started).toEqual(['first', 'free']);
+    releaseFirst();
+    await settle();
+    expect(started).toEqual(['first', 'free', 'item']);
+    releaseFirst();
+    releaseFirst();
+    expect(await Promise.all([first, item, free])).toEqual(['first', 'item', 'free']);
   });
 });

@@ -67,6 +67,9 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     AUDIT_LOG: auditPath,
     LOG_LEVEL: 'silent',
     MAX_EVENT_LOOP_DELAY_MS: '0',
+    // 429s answered at once: suites that provoke hundreds of them would otherwise wait a second
+    // for each. Holding has its own suite (test/http/refusal-hold.test.ts).
+    REFUSAL_HOLD_MAX_MS: '0',
     ...(kind === 'aws' ? { KMS_PROVIDER: 'aws', KMS_ENDPOINT: endpoint!, AWS_REGION: 'eu-west-2', POLICY_FILE: options.policyFile ?? 'unused' } : {}),
     ...(options.policyFile ? { POLICY_FILE: options.policyFile } : {}),
     ...options.env,

@@ -124,6 +124,8 @@ export interface LocalKmsInstance {
   /** http://127.0.0.1:<port>; unchanged across restart(). */
   readonly endpoint: string;
   readonly port: number;
+  /** The running process's pid (the bench pins it to a CPU); undefined while stopped. */
+  readonly pid: number | undefined;
   /** Stops the process (SIGTERM, then SIGKILL); keys created meanwhile survive in the data dir. */
   stop(): Promise<void>;
   /** Starts it again on the same port and data dir (stopping it first if running). */
@@ -156,6 +158,9 @@ export async function startLocalKms(options: StartLocalKmsOptions = {}): Promise
   return {
     endpoint,
     port,
+    get pid() {
+      return running.child.exitCode === null ? running.child.pid : undefined;
+    },
     stop,
     async restart() {
       await stop();

@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeRewrapped, parseCiphertext, toCiphertextString } from '../../src/envelope/format.js';
+import { decorateProvider } from '../../src/kms/decorate.js';
 import { KmsError } from '../../src/kms/errors.js';
 import { LocalKeyProvider } from '../../src/kms/local.js';
 import type { KeyProvider } from '../../src/kms/provider.js';
@@ -157,6 +158,38 @@ describeProviders('noisy neighbours on the %s provider', (kind) => {
     expect(calls.GenerateDataKey).toBe(afterFlood);
     const metrics = await request(app.server).get('/metrics');
     expect(metrics.text).toContain('datakey_cache_entries{cache="encrypt"} 10');
+  });
+
+  it("KMS turns: one principal's cold requests have at most KMS_CONCURRENCY_PER_PRINCIPAL KMS calls in flight; another's cold request is not queued behind them", async () => {
+    // Each data-key call held open for a moment, so concurrent calls overlap (a real call's latency).
+    const inFlight: Record<string, number> = {};
+    const most: Record<string, number> = {};
+    const slow = (provider: KeyProvider): KeyProvider => ({
+      ...decorateProvider(provider, (_operation, call) => call()),
+      generateDataKey: async (keyId, context) => {
+        const owner = context.purpose === 'cold-billing' ? 'billing' : 'flooder';
+        inFlight[owner] = (inFlight[owner] ?? 0) + 1;
+        most[owner] = Math.max(most[owner] ?? 0, inFlight[owner]!);
+        try {
+          await new Promise((resolve) => setTimeout(resolve, 30));
+          return await provider.generateDataKey(keyId, context);
+        } finally {
+          inFlight[owner]! -= 1;
+        }
+      },
+    });
+    const { app } = await start(kind, {}, slow);
+    await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'warm' } }); // the key's DescribeKey
+    const started = Date.now();
+    const flood = Array.from({ length: 12 }, (_, i) => encrypt(app, FLOODER, { plaintext: HELLO, context: { purpose: `cold-${i}` } }));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const billing = await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'cold-billing' } });
+    const billingMs = Date.now() - started;
+    expect(billing.status).toBe(200);
+    expect((await Promise.all(flood)).map((response) => response.status)).toEqual(Array(12).fill(200));
+    expect(most.flooder).toBe(2);
+    // Billing waited for its own call only, not for the flooder's six rounds of two.
+    expect(billingMs).toBeLessThan(6 * 30);
   });
 
   it("the breaker is everyone's: a flooder stopped by its budget cannot make KMS throttle the others' cold requests", async () => {

@@ -76,7 +76,7 @@ export const COMMON_ERRORS = {
   ),
   429: problem(
     429,
-    'Rate limit (RateLimited), in-flight limit (TooManyInFlight) or KMS call budget (KmsBudgetExceeded) of this principal exceeded, or too many failed authentications from this address (TooManyAuthFailures); see Retry-After.',
+    'Rate limit (RateLimited), in-flight limit (TooManyInFlight) or KMS call budget (KmsBudgetExceeded) of this principal exceeded, or too many failed authentications from this address (TooManyAuthFailures). The answer is held for up to REFUSAL_HOLD_MAX_MS (1 s) before it is sent, and Retry-After is what is left to wait after that.',
     'RateLimited',
     'rate limit of 60000 requests per 1 minute exceeded for this principal',
     RETRY_AFTER,
