@@ -106,7 +106,7 @@ export async function runBenchmarks(options: RunOptions): Promise<RunOutput> {
       if (binary) {
         log(`starting a private local-kms (${binary})`);
         localKms = await startLocalKms({ binary });
-        ctx.localKms = { endpoint: localKms.endpoint };
+        ctx.localKms = { endpoint: localKms.endpoint, pid: localKms.pid };
       } else if (process.env.CI === 'true') {
         throw new Error('CI=true but the local-kms binary is missing (scripts/local-kms.sh install): the KMS cases must not be skipped in CI');
       } else {

@@ -1,29 +1,34 @@
 /**
  * Case 6, noisy neighbour: what one principal's hostile traffic costs another's normal workload.
  *
- * B (the neighbour) encrypts and decrypts 1 KiB on one fixed context at a fixed offered rate,
- * as a steady service would. A (the flooder) sends, as fast as its connections allow, a mix of
- * three requests: encrypts on a new context each time (a cold cache partition, a KMS
- * GenerateDataKey each), decrypts of forged envelopes (a valid header for A's own key and
- * context, a random wrapped key: a KMS Decrypt each) and requests without a token (401s).
+ * B (the neighbour) encrypts and decrypts 1 KiB on one fixed context at a fixed rate, open loop
+ * (paced-load.ts), as a steady service would. A (the flooder, neighbour-flooder.ts, a process of
+ * its own) sends, as fast as its connections allow, a mix of three requests: encrypts on a new
+ * context each time (a cold cache partition, a KMS GenerateDataKey each), decrypts of forged
+ * envelopes (a valid header for A's own key and context, a random wrapped key: a KMS Decrypt
+ * each) and requests without a token (401s).
  *
  * Two passes, each on a fresh service with the service's defaults (every per-principal limit
- * included) and the same warm-up of B: B alone, then B while A floods for exactly B's measured time. Reported for
- * B: 2xx/s, failures, p50/p99, its cache hit rate and the KMS calls behind its misses (both from
+ * included) and the same warm-up of B: B alone, then B while A floods for B's measured time.
+ * The service has a CPU of its own; B's generator, A's and local-kms share the others
+ * (cpu-affinity.ts), so neither generator's CPU is taken from the service. Reported for B:
+ * 2xx/s, failures, p50/p99, its cache hit rate and the KMS calls behind its misses (both from
  * its own audit events), and every KMS call the service made (/metrics). Against local-kms when
  * its binary is there (KMS calls are then real), else the embedded local provider.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { openSync, readSync, closeSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import autocannon, { type Result } from 'autocannon';
-import { encodeRewrapped, parseCiphertext, toCiphertextString } from '../../src/envelope/format.js';
-import { KiB, NEIGHBOUR_A_TOKEN, NEIGHBOUR_B_TOKEN, NEIGHBOUR_POLICY_FILE } from '../lib/constants.js';
+import { KiB, NEIGHBOUR_B_TOKEN, NEIGHBOUR_POLICY_FILE, REPO_ROOT } from '../lib/constants.js';
 import { wants, type RunContext } from '../lib/context.js';
+import { cpuSplit, niceness, pin, type CpuSplit } from '../lib/cpu-affinity.js';
 import { diff, kmsCalls } from '../lib/kms-metrics.js';
 import { round } from '../lib/load.js';
+import { pacedLoad } from '../lib/paced-load.js';
 import type { NeighbourCase } from '../lib/results.js';
 import { postJson, startService, withServer } from '../lib/services.js';
+import type { FloodSpec, FlooderMessage } from './neighbour-flooder.js';
 
 export const NEIGHBOUR_CASE_IDS = ['neighbour.b.alone', 'neighbour.b.flooded'] as const;
 
@@ -35,116 +40,108 @@ const B_CONTEXT = { tenant: 'b', purpose: 'reports' };
 const A_CONNECTIONS = 32;
 const A_MAX_REQUESTS = 200_000;
 
-const json = { 'content-type': 'application/json' };
-const bearer = (token: string) => ({ ...json, authorization: `Bearer ${token}` });
+const bearer = (token: string) => ({ 'content-type': 'application/json', authorization: `Bearer ${token}` });
 
 export async function runNoisyNeighbourCases(ctx: RunContext): Promise<void> {
   if (!wants(ctx, 'neighbour')) return;
+  const split = cpuSplit();
+  if ('missing' in split) ctx.log(`  CPUs not split (${split.missing}): the generators share the service's CPUs`);
   for (const flooded of [false, true]) {
     const id = flooded ? 'neighbour.b.flooded' : 'neighbour.b.alone';
-    ctx.cases[id] = await pass(ctx, flooded);
+    ctx.cases[id] = await pass(ctx, flooded, 'missing' in split ? undefined : split);
     const c = ctx.cases[id] as NeighbourCase;
     ctx.log(
-      `  ${id}: B ${c.requestsPerSecond} req/s (offered ${c.offeredRate}), p99 ${c.latencyMs.p99} ms, failed ${JSON.stringify(c.failed)}, ` +
+      `  ${id}: B ${c.requestsPerSecond} req/s (offered ${c.offeredRate}), p50 ${c.latencyMs.p50} ms, p99 ${c.latencyMs.p99} ms, failed ${JSON.stringify(c.failed)}, ` +
         `cache hit rate ${c.cacheHitRate}, B's KMS calls ${c.kmsCalls}, service KMS calls ${JSON.stringify(c.serviceKmsCalls)}` +
         (c.flood ? `; A: ${c.flood.requests} requests ${JSON.stringify(c.flood.byStatus)}` : ''),
     );
   }
 }
 
-async function pass(ctx: RunContext, flooded: boolean): Promise<NeighbourCase> {
+async function pass(ctx: RunContext, flooded: boolean, split: CpuSplit | undefined): Promise<NeighbourCase> {
   const s = ctx.settings;
-  const localKms = 'endpoint' in ctx.localKms;
+  const localKmsPid = 'endpoint' in ctx.localKms ? ctx.localKms.pid : undefined;
   const name = `service-neighbour-${flooded ? 'flooded' : 'alone'}`;
-  // A default deployment: the per-principal limits (rate, in-flight, KMS budget) are what keep
-  // A's flood from B, so none is raised here, unlike in the other cases.
+  // A default deployment: the per-principal limits (rate, in-flight, KMS budget, held refusals)
+  // are what keep A's flood from B, so none is changed here, unlike in the other cases.
   const options = { env: { POLICY_FILE: NEIGHBOUR_POLICY_FILE }, defaultLimits: true };
-  return withServer(startService(ctx, name, localKms ? 'local-kms' : 'full', options), async ({ server }) => {
-    const plaintext = randomBytes(KiB).toString('base64');
-    const own = await postJson<{ ciphertext: string }>(
-      `${server.url}/v1/encrypt`,
-      JSON.stringify({ plaintext, context: B_CONTEXT }),
-      bearer(NEIGHBOUR_B_TOKEN),
-    );
-    const bOptions = {
-      url: server.url,
-      connections: B_CONNECTIONS,
-      overallRate: B_RATE,
-      timeout: 10,
-      headers: bearer(NEIGHBOUR_B_TOKEN),
-      requests: [
-        { method: 'POST' as const, path: '/v1/encrypt', body: JSON.stringify({ plaintext, context: B_CONTEXT }) },
-        { method: 'POST' as const, path: '/v1/decrypt', body: JSON.stringify({ ciphertext: own.ciphertext }) },
-      ],
-    };
-    if (s.warmupSeconds > 0) await autocannon({ ...bOptions, duration: s.warmupSeconds });
+  return withServer(startService(ctx, name, localKmsPid !== undefined ? 'local-kms' : 'full', options), async ({ server }) => {
+    const pinned =
+      split !== undefined &&
+      [pin(server.pid, split.service), pin(process.pid, split.others), ...(localKmsPid ? [pin(localKmsPid, split.others), niceness(localKmsPid, 10)] : [])].every(Boolean);
+    try {
+      const plaintext = randomBytes(KiB).toString('base64');
+      const own = await postJson<{ ciphertext: string }>(
+        `${server.url}/v1/encrypt`,
+        JSON.stringify({ plaintext, context: B_CONTEXT }),
+        bearer(NEIGHBOUR_B_TOKEN),
+      );
+      const bLoad = (durationSeconds: number) =>
+        pacedLoad({
+          url: server.url,
+          rate: B_RATE,
+          connections: B_CONNECTIONS,
+          durationSeconds,
+          headers: bearer(NEIGHBOUR_B_TOKEN),
+          requests: [
+            { path: '/v1/encrypt', body: JSON.stringify({ plaintext, context: B_CONTEXT }) },
+            { path: '/v1/decrypt', body: JSON.stringify({ ciphertext: own.ciphertext }) },
+          ],
+        });
+      if (s.warmupSeconds > 0) await bLoad(s.warmupSeconds);
 
-    const auditFile = join(ctx.workDir, `audit-${name}.log`);
-    const auditOffset = statSync(auditFile).size;
-    const kmsBefore = await kmsCalls(server.url);
-    const [b, a] = await Promise.all([
-      autocannon({ ...bOptions, duration: s.durationSeconds }),
-      flooded ? flood(server.url, plaintext, s.durationSeconds) : Promise.resolve(undefined),
-    ]);
-    const serviceKmsCalls = diff(kmsBefore, await kmsCalls(server.url));
-    const audit = neighbourAudit(auditFile, auditOffset, 'neighbour-b');
+      const auditFile = join(ctx.workDir, `audit-${name}.log`);
+      const auditOffset = statSync(auditFile).size;
+      const kmsBefore = await kmsCalls(server.url);
+      const flooder = flooded ? await startFlooder({ url: server.url, durationSeconds: s.durationSeconds, connections: A_CONNECTIONS, maxRequests: A_MAX_REQUESTS }, split) : undefined;
+      const [b, a] = await Promise.all([bLoad(s.durationSeconds), flooder?.result]);
+      const serviceKmsCalls = diff(kmsBefore, await kmsCalls(server.url));
+      const audit = neighbourAudit(auditFile, auditOffset, 'neighbour-b');
 
-    return {
-      kind: 'neighbour',
-      label: flooded ? 'B while A floods' : 'B alone',
-      payloadBytes: KiB,
-      provider: localKms ? 'local-kms' : 'local',
-      offeredRate: B_RATE,
-      connections: B_CONNECTIONS,
-      durationSeconds: round(b.duration, 2),
-      requestsPerSecond: round(b['2xx'] / b.duration, 1),
-      requestsTotal: b['2xx'],
-      failed: failures(b),
-      latencyMs: { p50: b.latency.p50, p99: b.latency.p99, mean: round(b.latency.mean, 2) },
-      ...audit,
-      serviceKmsCalls,
-      ...(a ? { flood: { connections: A_CONNECTIONS, requests: a.requests.total, byStatus: byStatus(a) } } : {}),
-    };
+      return {
+        kind: 'neighbour',
+        label: flooded ? 'B while A floods' : 'B alone',
+        payloadBytes: KiB,
+        provider: localKmsPid !== undefined ? 'local-kms' : 'local',
+        offeredRate: B_RATE,
+        connections: B_CONNECTIONS,
+        durationSeconds: b.durationSeconds,
+        requestsPerSecond: round(b.ok / b.durationSeconds, 1),
+        requestsTotal: b.ok,
+        failed: b.failed,
+        latencyMs: b.latencyMs,
+        cpusSplit: pinned ? { service: split!.service, others: split!.others } : null,
+        ...audit,
+        serviceKmsCalls,
+        ...(a ? { flood: { connections: A_CONNECTIONS, requests: a.requests, byStatus: a.byStatus } } : {}),
+      };
+    } finally {
+      if (split) {
+        pin(process.pid, split.all);
+        if (localKmsPid) pin(localKmsPid, split.all) && niceness(localKmsPid, 0);
+      }
+    }
   });
 }
 
-/** A's three kinds of request, in turn on each connection. */
-async function flood(url: string, plaintext: string, durationSeconds: number): Promise<Result> {
-  const a = bearer(NEIGHBOUR_A_TOKEN);
-  const sample = await postJson<{ ciphertext: string }>(`${url}/v1/encrypt`, JSON.stringify({ plaintext, context: { tenant: 'a', purpose: 'seed' } }), a);
-  const envelope = parseCiphertext(sample.ciphertext);
-  const forged = () =>
-    toCiphertextString(encodeRewrapped({ keyArn: envelope.keyArn, wrappedKey: randomBytes(envelope.wrappedKey.length) }, envelope.sealedPart));
-  return autocannon({
-    url,
-    connections: A_CONNECTIONS,
-    duration: durationSeconds,
-    maxOverallRequests: A_MAX_REQUESTS,
-    timeout: 10,
-    requests: [
-      {
-        method: 'POST',
-        path: '/v1/encrypt',
-        headers: a,
-        setupRequest: (request) => ({ ...request, body: JSON.stringify({ plaintext, context: { tenant: 'a', purpose: randomUUID() } }) }),
-      },
-      { method: 'POST', path: '/v1/decrypt', headers: a, setupRequest: (request) => ({ ...request, body: JSON.stringify({ ciphertext: forged() }) }) },
-      { method: 'POST', path: '/v1/encrypt', headers: json, body: JSON.stringify({ plaintext, context: B_CONTEXT }) },
-    ],
+/** Starts A's process (pinned off the service's CPU) and resolves once it is about to flood. */
+async function startFlooder(spec: FloodSpec, split: CpuSplit | undefined): Promise<{ result: Promise<{ requests: number; byStatus: Record<string, number> }> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bench', 'cases', 'neighbour-flooder.ts')], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, FLOOD: JSON.stringify(spec) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-}
-
-function byStatus(result: Result): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [code, stat] of Object.entries(result.statusCodeStats)) out[code] = stat.count;
-  return out;
-}
-
-function failures(result: Result): Record<string, number> {
-  const out = Object.fromEntries(Object.entries(byStatus(result)).filter(([code]) => !code.startsWith('2')));
-  if (result.errors > 0) out.errors = result.errors;
-  if (result.timeouts > 0) out.timeouts = result.timeouts;
-  return out;
+  if (split && child.pid) pin(child.pid, split.others) && niceness(child.pid, 10);
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`the flooder exited with code ${code} before its result`))));
+  const next = (type: FlooderMessage['type']) =>
+    Promise.race([exited, new Promise<FlooderMessage>((resolve) => child.on('message', (message: FlooderMessage) => message.type === type && resolve(message)))]);
+  await next('ready');
+  const result = next('result').then((message) => {
+    if (message.type !== 'result') throw new Error('unexpected flooder message');
+    return { requests: message.requests, byStatus: message.byStatus };
+  });
+  result.catch(() => child.kill('SIGKILL'));
+  return { result };
 }
 
 interface AuditLine {

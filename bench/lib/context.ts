@@ -4,6 +4,8 @@ import type { Settings } from './settings.js';
 
 export interface LocalKms {
   endpoint: string;
+  /** Its process, for CPU pinning (cpu-affinity.ts). */
+  pid: number | undefined;
 }
 
 export interface RunContext {

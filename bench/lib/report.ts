@@ -270,8 +270,10 @@ function neighbourSection(results: BenchResults): string[] {
   return [
     '### 6. Noisy neighbour: principal B\'s workload alone and while principal A floods',
     '',
-    `B: encrypt and decrypt 1 KiB on one context, offered at ${alone.offeredRate} req/s over ${alone.connections} connections, ${fmt(alone.durationSeconds, 1)} s measured, ` +
-      `service defaults, ${alone.provider === 'local-kms' ? 'against local-kms' : 'local provider'}. ` +
+    `B: encrypt and decrypt 1 KiB on one context, offered at ${alone.offeredRate} req/s over at most ${alone.connections} connections (open loop, ` +
+      `latency from each request's scheduled start), ${fmt(alone.durationSeconds, 1)} s measured, ` +
+      `service defaults, ${alone.provider === 'local-kms' ? 'against local-kms' : 'local provider'}` +
+      (alone.cpusSplit ? `; the service on CPU ${alone.cpusSplit.service}, the generators and local-kms on CPU ${alone.cpusSplit.others}. ` : '; CPUs not split. ') +
       (flood
         ? `A, over ${flood.connections} connections for the same time: a new context per encrypt, forged envelopes, tokenless requests; ` +
           `${flood.requests.toLocaleString('en-US')} requests answered (${Object.entries(flood.byStatus).map(([code, n]) => `${n.toLocaleString('en-US')}× ${code}`).join(', ')}).`
@@ -281,8 +283,8 @@ function neighbourSection(results: BenchResults): string[] {
     '|---|---:|---:|---:|',
     `| 2xx per second | ${fmt(alone.requestsPerSecond, 1)} | ${fmt(flooded.requestsPerSecond, 1)} | ${change(alone.requestsPerSecond, flooded.requestsPerSecond)} |`,
     `| failed requests | ${failed(alone)} | ${failed(flooded)} | |`,
-    `| p50 ms | ${fmt(alone.latencyMs.p50)} | ${fmt(flooded.latencyMs.p50)} | |`,
-    `| p99 ms | ${fmt(alone.latencyMs.p99)} | ${fmt(flooded.latencyMs.p99)} | ${change(alone.latencyMs.p99, flooded.latencyMs.p99)} |`,
+    `| p50 ms | ${fmt(alone.latencyMs.p50, 2)} | ${fmt(flooded.latencyMs.p50, 2)} | ${change(alone.latencyMs.p50, flooded.latencyMs.p50)} |`,
+    `| p99 ms | ${fmt(alone.latencyMs.p99, 2)} | ${fmt(flooded.latencyMs.p99, 2)} | ${change(alone.latencyMs.p99, flooded.latencyMs.p99)} |`,
     `| cache hit rate | ${fmt((alone.cacheHitRate ?? NaN) * 100, 1)} % | ${fmt((flooded.cacheHitRate ?? NaN) * 100, 1)} % | |`,
     `| KMS calls behind B's requests | ${alone.kmsCalls} | ${flooded.kmsCalls} | |`,
     `| KMS calls of the whole service | ${calls(alone.serviceKmsCalls)} | ${calls(flooded.serviceKmsCalls)} | |`,

@@ -52,9 +52,12 @@ export interface NeighbourCase extends CaseBase {
   /** B's 2xx answers per second and in total. */
   requestsPerSecond: number;
   requestsTotal: number;
-  /** B's failures: non-2xx answers by status, plus `errors` and `timeouts`. */
+  /** B's failures: non-2xx answers by status, plus transport `errors` (timeouts included). */
   failed: Record<string, number>;
-  latencyMs: { p50: number; p99: number; mean: number };
+  /** From each request's scheduled start (open loop), to the hundredth of a millisecond. */
+  latencyMs: { p50: number; p99: number; mean: number; max?: number };
+  /** The CPUs the service had to itself and those the generators and local-kms shared; null when not split. */
+  cpusSplit?: { service: string; others: string } | null;
   /** From B's audit events in the measured pass. */
   cacheHits: number;
   cacheMisses: number;
