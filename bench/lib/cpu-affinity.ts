@@ -21,7 +21,7 @@ export function cpuSplit(): CpuSplit | { missing: string } {
   const cpus = availableParallelism();
   if (cpus < 2) return { missing: 'one CPU: nothing to split' };
   if (spawnSync('taskset', ['--version']).status !== 0) return { missing: 'taskset not found' };
-  return { service: '0', others: `1-${cpus - 1}`, all: `0-${cpus - 1}` };
+  return { service: '0', others: cpus === 2 ? '1' : `1-${cpus - 1}`, all: `0-${cpus - 1}` };
 }
 
 /** Pins every thread of `pid` to `cpus`; false when taskset refused. */

@@ -258,6 +258,9 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
   return lines.join('\n');
 }
 
+/** A taskset CPU list as prose: "1-1" is CPU 1. */
+const cpuList = (list: string) => list.replace(/^(\d+)-\1$/, '$1');
+
 /** Case 6: principal B's figures alone and while A floods, side by side. */
 function neighbourSection(results: BenchResults): string[] {
   const alone = neighbour(results, 'neighbour.b.alone');
@@ -273,7 +276,7 @@ function neighbourSection(results: BenchResults): string[] {
     `B: encrypt and decrypt 1 KiB on one context, offered at ${alone.offeredRate} req/s over at most ${alone.connections} connections (open loop, ` +
       `latency from each request's scheduled start), ${fmt(alone.durationSeconds, 1)} s measured, ` +
       `service defaults, ${alone.provider === 'local-kms' ? 'against local-kms' : 'local provider'}` +
-      (alone.cpusSplit ? `; the service on CPU ${alone.cpusSplit.service}, the generators and local-kms on CPU ${alone.cpusSplit.others}. ` : '; CPUs not split. ') +
+      (alone.cpusSplit ? `; the service on CPU ${cpuList(alone.cpusSplit.service)}, the generators and local-kms on CPU ${cpuList(alone.cpusSplit.others)}. ` : '; CPUs not split. ') +
       (flood
         ? `A, over ${flood.connections} connections for the same time: a new context per encrypt, forged envelopes, tokenless requests; ` +
           `${flood.requests.toLocaleString('en-US')} requests answered (${Object.entries(flood.byStatus).map(([code, n]) => `${n.toLocaleString('en-US')}× ${code}`).join(', ')}).`
