@@ -8,8 +8,9 @@
  * envelopes (a valid header for A's own key and context, a random wrapped key: a KMS Decrypt
  * each) and requests without a token (401s).
  *
- * Two passes, each on a fresh service with the service's defaults (every per-principal limit
- * included) and the same warm-up of B: B alone, then B while A floods for B's measured time.
+ * Rounds of two passes, each on a fresh service with the service's defaults (every
+ * per-principal limit included) and the same warm-up of B: B alone, then B while A floods for
+ * B's measured time.
  * The service has a CPU of its own; B's generator, A's and local-kms share the others
  * (cpu-affinity.ts), so neither generator's CPU is taken from the service. Reported for B:
  * 2xx/s, failures, p50/p99, its cache hit rate and the KMS calls behind its misses (both from
@@ -46,15 +47,25 @@ export async function runNoisyNeighbourCases(ctx: RunContext): Promise<void> {
   if (!wants(ctx, 'neighbour')) return;
   const split = cpuSplit();
   if ('missing' in split) ctx.log(`  CPUs not split (${split.missing}): the generators share the service's CPUs`);
-  for (const flooded of [false, true]) {
-    const id = flooded ? 'neighbour.b.flooded' : 'neighbour.b.alone';
-    ctx.cases[id] = await pass(ctx, flooded, 'missing' in split ? undefined : split);
-    const c = ctx.cases[id] as NeighbourCase;
-    ctx.log(
-      `  ${id}: B ${c.requestsPerSecond} req/s (offered ${c.offeredRate}), p50 ${c.latencyMs.p50} ms, p99 ${c.latencyMs.p99} ms, failed ${JSON.stringify(c.failed)}, ` +
-        `cache hit rate ${c.cacheHitRate}, B's KMS calls ${c.kmsCalls}, service KMS calls ${JSON.stringify(c.serviceKmsCalls)}` +
-        (c.flood ? `; A: ${c.flood.requests} requests ${JSON.stringify(c.flood.byStatus)}` : ''),
-    );
+  // Rounds alternate B alone and B flooded. A 10 s p99 on a shared machine moves by a factor of
+  // two between identical passes, so one pass of each cannot tell a small effect from noise:
+  // each case is the round with the median p99, and every round's p99 is kept.
+  const rounds: Record<(typeof NEIGHBOUR_CASE_IDS)[number], NeighbourCase[]> = { 'neighbour.b.alone': [], 'neighbour.b.flooded': [] };
+  for (let round = 1; round <= ctx.settings.neighbourRounds; round++) {
+    for (const flooded of [false, true]) {
+      const id = flooded ? 'neighbour.b.flooded' : 'neighbour.b.alone';
+      const c = await pass(ctx, flooded, 'missing' in split ? undefined : split);
+      rounds[id].push(c);
+      ctx.log(
+        `  ${id} (round ${round}): B ${c.requestsPerSecond} req/s (offered ${c.offeredRate}), p50 ${c.latencyMs.p50} ms, p99 ${c.latencyMs.p99} ms, failed ${JSON.stringify(c.failed)}, ` +
+          `cache hit rate ${c.cacheHitRate}, B's KMS calls ${c.kmsCalls}, service KMS calls ${JSON.stringify(c.serviceKmsCalls)}` +
+          (c.flood ? `; A: ${c.flood.requests} requests ${JSON.stringify(c.flood.byStatus)}` : ''),
+      );
+    }
+  }
+  for (const [id, passes] of Object.entries(rounds)) {
+    const sorted = [...passes].sort((a, b) => a.latencyMs.p99 - b.latencyMs.p99);
+    ctx.cases[id] = { ...sorted[Math.floor((sorted.length - 1) / 2)]!, p99Rounds: passes.map((c) => c.latencyMs.p99) };
   }
 }
 

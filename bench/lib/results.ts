@@ -56,6 +56,8 @@ export interface NeighbourCase extends CaseBase {
   failed: Record<string, number>;
   /** From each request's scheduled start (open loop), to the hundredth of a millisecond. */
   latencyMs: { p50: number; p99: number; mean: number; max?: number };
+  /** B's p99 in each round, in order; the case's other figures are those of the median round. */
+  p99Rounds?: number[];
   /** The CPUs the service had to itself and those the generators and local-kms shared; null when not split. */
   cpusSplit?: { service: string; others: string } | null;
   /** From B's audit events in the measured pass. */

@@ -22,6 +22,8 @@ export interface Settings {
   kmsSpreadConcurrency: number;
   /** Concurrent cold requests on one new context. */
   burstRequests: number;
+  /** Case 6: rounds of (B alone, B while A floods), each on fresh services. */
+  neighbourRounds: number;
 }
 
 export const FULL: Settings = {
@@ -39,6 +41,7 @@ export const FULL: Settings = {
   kmsCacheMaxMessages: 1_000,
   kmsSpreadConcurrency: 32,
   burstRequests: 200,
+  neighbourRounds: 5,
 };
 
 export const SMOKE: Settings = {
@@ -57,4 +60,5 @@ export const SMOKE: Settings = {
   kmsCacheMaxMessages: 200,
   kmsSpreadConcurrency: 32,
   burstRequests: 200,
+  neighbourRounds: 1,
 };
