@@ -4,8 +4,8 @@
  * storm, a hostile tenant) then sends at most one request per connection per hold instead of as
  * many as the event loop can refuse, so its refusals stop taking turns from other callers'
  * requests. Each hold is drawn between half and all of that time, so connections refused
- * together do not all return together. A client that honours Retry-After loses nothing: the time held is taken off the
- * Retry-After it gets.
+ * together do not all return together. A client that honours Retry-After loses nothing: the
+ * time held is taken off the Retry-After it gets.
  *
  * The audit event is written before the hold (its time is the decision's). Held answers are
  * bounded per caller (principal, or source address when unauthenticated) and in total; beyond
