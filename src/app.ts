@@ -6,7 +6,8 @@
  *   authenticate -> in-flight cap, rate limit (all before the body is read) -> body (size and
  *   JSON nesting bounded) -> route (validate, decode) -> operation (KeyGuard, envelope service
  *   -> data-key cache -> KMS) -> route (encode); and on every /v1 request, one audit event
- *   (onSend) written from the facts the operation returned.
+ *   (onSend) written from the facts the operation returned, then a 429 held for its
+ *   Retry-After (http/refusal-hold.ts).
  *
  * Server timeouts (slow or silent clients; see serverTimeouts below):
  *   headersTimeout   HEADERS_TIMEOUT_MS, default min(10 s, REQUEST_TIMEOUT_MS): a client
