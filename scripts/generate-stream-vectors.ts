@@ -10,19 +10,7 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { deriveStreamKeyMaterial, StreamSealer } from '../src/envelope/stream-crypto.js';
 import { encodeStreamHeader } from '../src/envelope/stream-format.js';
-
-interface StreamVector {
-  description: string;
-  dataKey: string;
-  keyArn: string;
-  wrappedKey: string;
-  context: Record<string, string>;
-  aad: string | null;
-  messageId: string;
-  segmentSize: number;
-  plaintext: string;
-  ciphertext: string;
-}
+import type { StreamVector } from '../test/fixtures/vectors/vector.js';
 
 const keyArn = 'arn:aws:kms:eu-west-2:111122223333:key/3c74e818-3bfc-40a7-98ed-587a0d03d226';
 const bytes = (length: number) => Buffer.from(Array.from({ length }, (_, i) => (i * 7) % 256)).toString('hex');

@@ -76,18 +76,22 @@ export class RefusalHolds {
 
 /**
  * Registered after the audit trail in the same scope, so it runs after the event is written.
- * `onHold` counts outcomes (a metric).
+ * `onHold` counts outcomes (a metric). A callback hook, not an async one: it runs on every
+ * /v1 answer, and only a 429 has anything to wait for.
  */
 export function registerRefusalHold(scope: FastifyInstance, holds: RefusalHolds, onHold: (outcome: HoldOutcome) => void): void {
-  scope.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
-    if (reply.statusCode !== 429) return payload;
-    const retryAfterSeconds = Number(reply.getHeader('retry-after'));
-    if (!Number.isFinite(retryAfterSeconds) || retryAfterSeconds <= 0) return payload;
+  scope.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void) => {
+    const retryAfterSeconds = reply.statusCode === 429 ? Number(reply.getHeader('retry-after')) : Number.NaN;
+    if (!Number.isFinite(retryAfterSeconds) || retryAfterSeconds <= 0) {
+      done(null, payload);
+      return;
+    }
     const caller = request.principal ? `principal:${principalKey(request.principal)}` : `address:${addressBucket(request.ip)}`;
-    const { outcome, done } = holds.hold(caller, retryAfterSeconds * 1000, (release) => reply.raw.once('close', release));
+    const { outcome, done: held } = holds.hold(caller, retryAfterSeconds * 1000, (release) => reply.raw.once('close', release));
     onHold(outcome);
-    const heldMs = await done;
-    if (heldMs > 0) reply.header('retry-after', String(Math.max(0, Math.ceil(retryAfterSeconds - heldMs / 1000))));
-    return payload;
+    void held.then((heldMs) => {
+      if (heldMs > 0) reply.header('retry-after', String(Math.max(0, Math.ceil(retryAfterSeconds - heldMs / 1000))));
+      done(null, payload);
+    });
   });
 }

@@ -12,19 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { deriveStreamKeyMaterial, SegmentAuthenticationError, StreamOpener, StreamSealer, streamKeyFor } from '../../src/envelope/stream-crypto.js';
 import { encodeStreamHeader } from '../../src/envelope/stream-format.js';
 import { referenceDecrypt } from '../fixtures/vectors/stream-reference.js';
-
-interface StreamVector {
-  description: string;
-  dataKey: string;
-  keyArn: string;
-  wrappedKey: string;
-  context: Record<string, string>;
-  aad: string | null;
-  messageId: string;
-  segmentSize: number;
-  plaintext: string;
-  ciphertext: string;
-}
+import type { StreamVector } from '../fixtures/vectors/vector.js';
 
 const { vectors } = JSON.parse(readFileSync(new URL('../fixtures/vectors/stream-v2.json', import.meta.url), 'utf8')) as { vectors: StreamVector[] };
 const hex = (value: string) => Buffer.from(value, 'hex');
