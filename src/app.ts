@@ -37,6 +37,7 @@ import { registerErrorHandling } from './http/error-handler.js';
 import { registerJsonBodyParser } from './http/json-body.js';
 import { registerNoStore } from './http/no-store.js';
 import { LiveExamples } from './http/live-examples.js';
+import { RequestTurns } from './http/in-flight-limit.js';
 import { registerLoadShedding } from './http/load-shedding.js';
 import { registerOpenApi } from './http/openapi.js';
 import { RefusalHolds, registerRefusalHold } from './http/refusal-hold.js';
@@ -121,6 +122,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     perSecond: config.KMS_BUDGET_PER_SECOND,
     burst: config.KMS_BUDGET_BURST,
     concurrency: config.KMS_CONCURRENCY_PER_PRINCIPAL,
+    pacePerSecond: config.KMS_PACE_PER_SECOND,
     now,
     onReject: (operation) => metrics.kmsBudgetRejections.inc({ operation }),
   });
@@ -196,6 +198,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   metrics.refusalsHeldNow = () => holds.heldCount;
   // preClose: before the server waits for open requests, which held ones would otherwise delay.
   app.addHook('preClose', async () => holds.releaseAll());
+  const turns = new RequestTurns({ maxInFlight: config.MAX_IN_FLIGHT_PER_PRINCIPAL, concurrency: config.REQUEST_CONCURRENCY_PER_PRINCIPAL });
+  metrics.requestsWaitingNow = () => turns.waitingCount;
   await app.register(async (v1) => {
     registerAuditTrail(v1, { audit: deps.audit, metrics });
     registerRefusalHold(v1, holds, (outcome) => metrics.refusalHolds.inc({ outcome }));
@@ -204,6 +208,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       config,
       operations: { guard: new KeyGuard(directory), envelope, directory, defaultKeyId: config.DEFAULT_KEY_ID },
       budgets,
+      turns,
       admin: {
         envelope,
         directory,

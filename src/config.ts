@@ -50,6 +50,8 @@ export const ConfigSchema = Type.Object({
   KMS_BUDGET_BURST: Type.Integer({ minimum: 1, maximum: 100_000, default: 100 }),
   // KMS calls one principal may have in flight; its others wait their turn (envelope/kms-budget.ts).
   KMS_CONCURRENCY_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 10_000, default: 2 }),
+  // KMS calls one principal may start per second, bursts included; its others wait (envelope/kms-budget.ts).
+  KMS_PACE_PER_SECOND: Type.Integer({ minimum: 1, maximum: 100_000, default: 100 }),
   DEFAULT_KEY_ID: Type.String({ minLength: 1, maxLength: 2048, default: 'alias/default' }),
   LOCAL_KEYSTORE: Type.String({ minLength: 1, default: '.data/keystore.json' }),
   POLICY_FILE: Type.Optional(Type.String({ minLength: 1 })),
@@ -85,6 +87,8 @@ export const ConfigSchema = Type.Object({
   // The streaming routes' own limit (the body limits do not apply to them): 64 GiB by default.
   STREAM_MAX_BYTES: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: 64 * 1024 * MiB }),
   MAX_IN_FLIGHT_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 128 }),
+  // Of those, requests worked on at once; the others wait their turn (http/in-flight-limit.ts).
+  REQUEST_CONCURRENCY_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 8 }),
   BATCH_MAX_ITEMS: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 60_000 }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 60_000 }),

@@ -55,7 +55,7 @@ export class ServiceMetrics implements CacheObserver {
 
   readonly kmsCallsQueued = new Gauge({
     name: 'kms_calls_queued',
-    help: 'KMS calls waiting because their principal already has KMS_CONCURRENCY_PER_PRINCIPAL calls in flight.',
+    help: 'KMS calls waiting because their principal already has KMS_CONCURRENCY_PER_PRINCIPAL calls in flight, or for its KMS_PACE_PER_SECOND.',
     registers: [this.registry],
     collect: () => {
       this.kmsCallsQueued.set(this.kmsCallsQueuedNow());
@@ -193,6 +193,18 @@ export class ServiceMetrics implements CacheObserver {
     registers: [this.registry],
     collect: () => {
       this.refusalsHeld.set(this.refusalsHeldNow());
+    },
+  });
+
+  /** How many requests wait for a turn of their principal now; read at scrape time. */
+  requestsWaitingNow: () => number = () => 0;
+
+  readonly requestsWaiting = new Gauge({
+    name: 'requests_waiting_turn',
+    help: 'Requests waiting for a turn of their principal (REQUEST_CONCURRENCY_PER_PRINCIPAL), all principals together.',
+    registers: [this.registry],
+    collect: () => {
+      this.requestsWaiting.set(this.requestsWaitingNow());
     },
   });
 

@@ -2,7 +2,8 @@
  * The per-principal KMS call budget (token bucket) with an injected clock, and how a request's
  * KmsTrace charges it: burst, refill, Retry-After, principals apart, and batch items paying
  * into their request's budget. Then the per-principal KMS concurrency (inTurn): at most N calls
- * of one principal in flight, the rest in arrival order, other principals never queued.
+ * of one principal in flight, the rest in arrival order, other principals never queued; and the
+ * per-principal pace: one principal's calls start 1/pacePerSecond apart, others' at once.
  */
 import { describe, expect, it } from 'vitest';
 import { KmsBudgetExceededError, KmsBudgets } from '../../src/envelope/kms-budget.js';
@@ -128,5 +129,52 @@ describe('KMS calls in turn', () => {
     releaseFirst();
     releaseFirst();
     expect(await Promise.all([first, item, free])).toEqual(['first', 'item', 'free']);
+  });
+});
+
+describe('KMS calls paced', () => {
+  /** Starts `names` as `principal`'s calls at once; resolves with each call's start time. */
+  const startTimes = (b: KmsBudgets, principal: string, names: string[]) =>
+    Promise.all(names.map((name) => b.inTurn(principal, async () => ({ name, at: performance.now() }))));
+
+  it('starts one principal\'s calls 1/pacePerSecond apart, a burst included, and counts the waiting ones as queued', async () => {
+    // 20 a second: 50 ms apart; concurrency out of the way, so the pace alone spaces them.
+    const b = new KmsBudgets({ perSecond: 1, burst: 100, concurrency: 100, pacePerSecond: 20 });
+    const before = performance.now();
+    const calls = startTimes(b, 'flooder', ['f1', 'f2', 'f3', 'f4']);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(b.queued).toBe(3);
+    const started = await calls;
+    expect(started.map((call) => call.name)).toEqual(['f1', 'f2', 'f3', 'f4']);
+    expect(started[0]!.at - before).toBeLessThan(40);
+    for (let i = 1; i < started.length; i++) expect(started[i]!.at - started[i - 1]!.at).toBeGreaterThanOrEqual(45);
+    expect(b.queued).toBe(0);
+  });
+
+  it('never makes another principal wait for one principal\'s pace', async () => {
+    const b = new KmsBudgets({ perSecond: 1, burst: 100, concurrency: 100, pacePerSecond: 5 });
+    const flooder = startTimes(b, 'flooder', ['f1', 'f2', 'f3']);
+    const before = performance.now();
+    const [billing] = await startTimes(b, 'billing', ['b1']);
+    expect(billing!.at - before).toBeLessThan(40);
+    // The flooder's third call waits two intervals (400 ms) behind its first.
+    const started = await flooder;
+    expect(started[2]!.at - started[0]!.at).toBeGreaterThanOrEqual(390);
+  });
+
+  it('lets a call start at once after a pause longer than the interval', async () => {
+    const b = new KmsBudgets({ perSecond: 1, burst: 100, concurrency: 100, pacePerSecond: 20 });
+    await startTimes(b, 'a', ['first']);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    const before = performance.now();
+    const [next] = await startTimes(b, 'a', ['next']);
+    expect(next!.at - before).toBeLessThan(20);
+  });
+
+  it('does not pace without a pace', async () => {
+    const b = new KmsBudgets({ perSecond: 1, burst: 100, concurrency: 100 });
+    const before = performance.now();
+    const started = await startTimes(b, 'a', ['1', '2', '3', '4', '5']);
+    expect(started.at(-1)!.at - before).toBeLessThan(40);
   });
 });

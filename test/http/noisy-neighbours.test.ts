@@ -192,6 +192,34 @@ describeProviders('noisy neighbours on the %s provider', (kind) => {
     expect(billingMs).toBeLessThan(6 * 30);
   });
 
+  it("KMS pace: one principal's cold burst starts its KMS calls 1/KMS_PACE_PER_SECOND apart; another's cold request is not paced behind them", async () => {
+    const starts: Record<string, number[]> = { flooder: [], billing: [] };
+    const timed = (provider: KeyProvider): KeyProvider => ({
+      ...decorateProvider(provider, (_operation, call) => call()),
+      generateDataKey: async (keyId, context) => {
+        const purpose = String(context.purpose);
+        if (purpose.startsWith('cold-')) starts[purpose === 'cold-billing' ? 'billing' : 'flooder']!.push(performance.now());
+        return provider.generateDataKey(keyId, context);
+      },
+    });
+    // 20 a second (50 ms apart); KMS turns out of the way, so the pace alone spaces the calls.
+    const { app } = await start(kind, { KMS_PACE_PER_SECOND: '20', KMS_CONCURRENCY_PER_PRINCIPAL: '100' }, timed);
+    await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'warm' } }); // the key's DescribeKey
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    const flood = Array.from({ length: 6 }, (_, i) => encrypt(app, FLOODER, { plaintext: HELLO, context: { purpose: `cold-${i}` } }));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const asked = performance.now();
+    expect((await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'cold-billing' } })).status).toBe(200);
+    expect((await Promise.all(flood)).map((response) => response.status)).toEqual(Array(6).fill(200));
+
+    const gaps = starts.flooder!.slice(1).map((at, i) => at - starts.flooder![i]!);
+    expect(gaps).toHaveLength(5);
+    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(45);
+    // Billing's call started at once, while the flooder's burst still had four calls to pace.
+    expect(starts.billing![0]! - asked).toBeLessThan(40);
+    expect(starts.billing![0]!).toBeLessThan(starts.flooder![2]!);
+  });
+
   it("the breaker is everyone's: a flooder stopped by its budget cannot make KMS throttle the others' cold requests", async () => {
     // Simulated account quota (see the header): 25 calls, then KMS throttles every call.
     let quota = 25;

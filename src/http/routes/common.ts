@@ -11,6 +11,7 @@ import type { KmsBudgets } from '../../envelope/kms-budget.js';
 import { KmsTrace } from '../../envelope/kms-trace.js';
 import type { AdminDeps } from '../../operations/admin/admin.js';
 import type { Caller, OperationDeps } from '../../operations/operation.js';
+import type { RequestTurns } from '../in-flight-limit.js';
 import { titleOf } from '../problem.js';
 import { PROBLEM_MEDIA_TYPE } from '../send-problem.js';
 
@@ -20,6 +21,8 @@ export interface V1Deps {
   audit: AuditSink;
   operations: OperationDeps;
   budgets: KmsBudgets;
+  /** Per-principal in-flight cap and request turns (in-flight-limit.ts). */
+  turns: RequestTurns;
   admin: AdminDeps;
 }
 

@@ -1,5 +1,6 @@
 /**
- * The /v1 API: per-principal rate and in-flight limits, then one file per endpoint.
+ * The /v1 API: per-principal in-flight cap and request turns, rate limit, then one file per
+ * endpoint.
  */
 import type { FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
@@ -15,10 +16,9 @@ import { registerKeys } from './keys.js';
 import { registerRewrap } from './rewrap.js';
 import { registerStream } from './stream.js';
 import { ProblemError } from '../problem.js';
-import { registerInFlightLimit } from '../in-flight-limit.js';
 
 export async function registerV1Routes(scope: FastifyInstance, deps: V1Deps): Promise<void> {
-  registerInFlightLimit(scope, deps.config.MAX_IN_FLIGHT_PER_PRINCIPAL);
+  deps.turns.register(scope);
   await scope.register(rateLimit, {
     global: true,
     // onRequest, like authentication and after it: the bucket is the principal, not the IP
