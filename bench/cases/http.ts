@@ -163,6 +163,7 @@ export const LAYER_VARIANTS: ServiceVariant[] = [
   'no-audit',
   'no-policy',
   'no-app-log',
+  'no-turns',
   'minimal',
   'cache-off-local',
   'local-kms',

@@ -16,6 +16,9 @@
  *   --variants no-audit,minimal,...          layer variants of case 5
  *   --skip large.enc.1m.c,...                HTTP case ids to leave out
  *   --duration <s> --warmup <s> --connections <n>   override the HTTP settings (also shorten the smoke run)
+ *   --neighbour-rounds <n>                   case 6's rounds (full run: 5)
+ *   --neighbour-env KEY=VALUE,...            case 6's service settings over the defaults, e.g.
+ *                                            KMS_PACE_PER_SECOND=100000 to see what the pace does
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -44,6 +47,16 @@ export async function run(args: string[]): Promise<number> {
   if (value('--duration')) settings.durationSeconds = Number(value('--duration'));
   if (value('--warmup')) settings.warmupSeconds = Number(value('--warmup'));
   if (value('--connections')) settings.connections = Number(value('--connections'));
+  if (value('--neighbour-rounds')) settings.neighbourRounds = Number(value('--neighbour-rounds'));
+  const neighbourEnv = list('--neighbour-env');
+  if (neighbourEnv) {
+    settings.neighbourEnv = {};
+    for (const pair of neighbourEnv) {
+      const at = pair.indexOf('=');
+      if (at <= 0) throw new Error(`--neighbour-env takes KEY=VALUE pairs, not ${pair}`);
+      settings.neighbourEnv[pair.slice(0, at)] = pair.slice(at + 1);
+    }
+  }
   const { results } = await runBenchmarks({
     settings,
     ...(value('--out') ? { outDir: value('--out')! } : {}),

@@ -20,6 +20,8 @@ export interface PacedSpec {
   headers: Record<string, string>;
   /** Sent in turn. */
   requests: { path: string; body: string }[];
+  /** `latencyAfterMs` counts only the requests scheduled this long after the start or later. */
+  settleSeconds?: number;
 }
 
 export interface PacedResult {
@@ -29,6 +31,8 @@ export interface PacedResult {
   failed: Record<string, number>;
   durationSeconds: number;
   latencyMs: { p50: number; p99: number; mean: number; max: number };
+  /** The same, over the requests scheduled `settleSeconds` after the start or later. */
+  latencyAfterMs: { p99: number; max: number };
 }
 
 export async function pacedLoad(spec: PacedSpec): Promise<PacedResult> {
@@ -36,6 +40,8 @@ export async function pacedLoad(spec: PacedSpec): Promise<PacedResult> {
   const interval = 1_000 / spec.rate;
   const total = Math.round(spec.rate * spec.durationSeconds);
   const latencies: number[] = [];
+  const settledLatencies: number[] = [];
+  const settleMs = (spec.settleSeconds ?? 0) * 1_000;
   const failed: Record<string, number> = {};
   const pending: Promise<void>[] = [];
   const started = performance.now();
@@ -48,8 +54,11 @@ export async function pacedLoad(spec: PacedSpec): Promise<PacedResult> {
       pending.push(
         send(agent, spec, path, body).then(
           (status) => {
-            if (status >= 200 && status < 300) latencies.push(performance.now() - due);
-            else failed[status] = (failed[status] ?? 0) + 1;
+            if (status >= 200 && status < 300) {
+              const latency = performance.now() - due;
+              latencies.push(latency);
+              if (due - started >= settleMs) settledLatencies.push(latency);
+            } else failed[status] = (failed[status] ?? 0) + 1;
           },
           () => {
             failed.errors = (failed.errors ?? 0) + 1;
@@ -62,13 +71,16 @@ export async function pacedLoad(spec: PacedSpec): Promise<PacedResult> {
     agent.destroy();
   }
   const sorted = latencies.sort((a, b) => a - b);
-  const at = (q: number) => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0, 2);
+  const settled = settledLatencies.sort((a, b) => a - b);
+  const quantile = (values: number[], q: number) => round(values[Math.min(values.length - 1, Math.floor(q * values.length))] ?? 0, 2);
+  const at = (q: number) => quantile(sorted, q);
   return {
     sent: total,
     ok: sorted.length,
     failed,
     durationSeconds: round((performance.now() - started) / 1_000, 2),
     latencyMs: { p50: at(0.5), p99: at(0.99), mean: round(sorted.reduce((sum, x) => sum + x, 0) / Math.max(1, sorted.length), 2), max: round(sorted.at(-1) ?? 0, 2) },
+    latencyAfterMs: { p99: quantile(settled, 0.99), max: round(settled.at(-1) ?? 0, 2) },
   };
 }
 

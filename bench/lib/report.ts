@@ -14,7 +14,7 @@ const DOC = join(REPO_ROOT, 'docs', 'BENCHMARKS.md');
 const CHART_DIR = join(REPO_ROOT, 'docs', 'benchmarks');
 
 /** Case 5's variants after "full" (its reference, measured alongside them). */
-const LAYERS: ServiceVariant[] = ['no-audit', 'no-policy', 'no-app-log', 'minimal', 'cache-off-local', 'local-kms', 'cache-off-local-kms'];
+const LAYERS: ServiceVariant[] = ['no-audit', 'no-policy', 'no-app-log', 'no-turns', 'minimal', 'cache-off-local', 'local-kms', 'cache-off-local-kms'];
 
 /** Writes docs/BENCHMARKS.md's results section and the charts; returns the files written. */
 export function updateDocs(results: BenchResults, resultsFile: string): string[] {
@@ -262,6 +262,12 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
 const cpuList = (list: string) => list.replace(/^(\d+)-\1$/, '$1');
 
 /** Case 6: principal B's figures alone and while A floods, side by side. */
+/** The middle value (the lower of the two middle ones for an even count). */
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN;
+}
+
 function neighbourSection(results: BenchResults): string[] {
   const alone = neighbour(results, 'neighbour.b.alone');
   const flooded = neighbour(results, 'neighbour.b.flooded');
@@ -277,7 +283,7 @@ function neighbourSection(results: BenchResults): string[] {
       `latency from each request's scheduled start), ${fmt(alone.durationSeconds, 1)} s measured` +
       (alone.p99Rounds && alone.p99Rounds.length > 1 ? ` in each of ${alone.p99Rounds.length} rounds (B alone, then B flooded, each on a fresh service; the figures are the round with the median p99)` : '') +
       ', ' +
-      `service defaults, ${alone.provider === 'local-kms' ? 'against local-kms' : 'local provider'}` +
+      `service defaults${alone.settingsOverridden ? ` except ${Object.entries(alone.settingsOverridden).map(([k, v]) => `${k}=${v}`).join(', ')}` : ''}, ${alone.provider === 'local-kms' ? 'against local-kms' : 'local provider'}` +
       (alone.cpusSplit ? `; the service on CPU ${cpuList(alone.cpusSplit.service)}, the generators and local-kms on CPU ${cpuList(alone.cpusSplit.others)}. ` : '; CPUs not split. ') +
       (flood
         ? `A, over ${flood.connections} connections for the same time: a new context per encrypt, forged envelopes, tokenless requests; ` +
@@ -292,6 +298,12 @@ function neighbourSection(results: BenchResults): string[] {
     `| p99 ms${alone.p99Rounds && alone.p99Rounds.length > 1 ? ' (median round)' : ''} | ${fmt(alone.latencyMs.p99, 2)} | ${fmt(flooded.latencyMs.p99, 2)} | ${change(alone.latencyMs.p99, flooded.latencyMs.p99)} |`,
     ...(alone.p99Rounds && flooded.p99Rounds && alone.p99Rounds.length > 1
       ? [`| p99 ms, each round | ${alone.p99Rounds.map((v) => fmt(v, 2)).join(', ')} | ${flooded.p99Rounds.map((v) => fmt(v, 2)).join(', ')} | |`]
+      : []),
+    ...(alone.p99AfterFirstSecondRounds && flooded.p99AfterFirstSecondRounds
+      ? [
+          `| p99 ms after the first second, median of rounds | ${fmt(median(alone.p99AfterFirstSecondRounds), 2)} | ${fmt(median(flooded.p99AfterFirstSecondRounds), 2)} | ${change(median(alone.p99AfterFirstSecondRounds), median(flooded.p99AfterFirstSecondRounds))} |`,
+          `| p99 ms after the first second, each round | ${alone.p99AfterFirstSecondRounds.map((v) => fmt(v, 2)).join(', ')} | ${flooded.p99AfterFirstSecondRounds.map((v) => fmt(v, 2)).join(', ')} | |`,
+        ]
       : []),
     `| cache hit rate | ${fmt((alone.cacheHitRate ?? NaN) * 100, 1)} % | ${fmt((flooded.cacheHitRate ?? NaN) * 100, 1)} % | |`,
     `| KMS calls behind B's requests | ${alone.kmsCalls} | ${flooded.kmsCalls} | |`,

@@ -58,6 +58,14 @@ export interface NeighbourCase extends CaseBase {
   latencyMs: { p50: number; p99: number; mean: number; max?: number };
   /** B's p99 in each round, in order; the case's other figures are those of the median round. */
   p99Rounds?: number[];
+  /**
+   * B's p99 over the requests scheduled from the second second of the pass on (in a flooded
+   * pass: once A's first second, with its burst of KMS budget, is over), and in each round.
+   */
+  p99AfterFirstSecond?: number;
+  p99AfterFirstSecondRounds?: number[];
+  /** Service settings the run changed from the defaults (`--neighbour-env`). */
+  settingsOverridden?: Record<string, string>;
   /** The CPUs the service had to itself and those the generators and local-kms shared; null when not split. */
   cpusSplit?: { service: string; others: string } | null;
   /** From B's audit events in the measured pass. */

@@ -16,6 +16,7 @@ export type ServiceVariant =
   | 'no-audit'
   | 'no-policy'
   | 'no-app-log'
+  | 'no-turns'
   | 'minimal'
   | 'cache-off-local'
   | 'local-kms'
@@ -26,6 +27,7 @@ export const VARIANT_LABELS: Record<ServiceVariant, string> = {
   'no-audit': 'audit off (discarding sink)',
   'no-policy': 'policy off (dev mode)',
   'no-app-log': 'app request log off (LOG_LEVEL=warn)',
+  'no-turns': 'request turns off (REQUEST_CONCURRENCY_PER_PRINCIPAL unbounded)',
   minimal: 'audit, policy and app log off',
   'cache-off-local': 'cache off (CACHE_MAX_MESSAGES=1), local provider',
   'local-kms': 'everything on, local-kms provider',
@@ -54,6 +56,8 @@ export interface RunningService {
  * defaults would answer 429 within a run (60,000 requests a minute), refuse the 8 MiB JSON
  * bodies and bursts of hundreds, or throttle the cache-off variants, whose one KMS call per
  * request is what they measure. The limiters still run on every request; they never trip.
+ * Request turns (REQUEST_CONCURRENCY_PER_PRINCIPAL) stay at their default: they make a request
+ * wait, never refuse it, and case 5's `no-turns` variant measures what they change.
  */
 const LIMITS_OUT_OF_THE_WAY: Record<string, string> = {
   RATE_LIMIT_MAX: '10000000',
@@ -61,6 +65,7 @@ const LIMITS_OUT_OF_THE_WAY: Record<string, string> = {
   MAX_IN_FLIGHT_PER_PRINCIPAL: '1000000',
   KMS_BUDGET_PER_SECOND: '100000',
   KMS_BUDGET_BURST: '100000',
+  KMS_PACE_PER_SECOND: '100000',
 };
 
 function serviceEnv(ctx: RunContext, name: string, variant: ServiceVariant, localKms: LocalKms | undefined): Record<string, string> {
@@ -78,6 +83,7 @@ function serviceEnv(ctx: RunContext, name: string, variant: ServiceVariant, loca
     env.NODE_ENV = 'development';
   }
   if (variant === 'no-app-log' || variant === 'minimal') env.LOG_LEVEL = 'warn';
+  if (variant === 'no-turns') env.REQUEST_CONCURRENCY_PER_PRINCIPAL = '1000000';
   if (variant === 'cache-off-local' || variant === 'cache-off-local-kms') env.CACHE_MAX_MESSAGES = '1';
   if (variantUsesLocalKms(variant)) {
     if (!localKms) throw new Error(`variant ${variant} needs local-kms`);

@@ -24,6 +24,8 @@ export interface Settings {
   burstRequests: number;
   /** Case 6: rounds of (B alone, B while A floods), each on fresh services. */
   neighbourRounds: number;
+  /** Case 6: settings given to its services over the defaults (to see what one limit changes). */
+  neighbourEnv?: Record<string, string>;
 }
 
 export const FULL: Settings = {

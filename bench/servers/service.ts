@@ -20,8 +20,16 @@ import type { AuditSink } from '../../src/http/audit-event.js';
 import { createAppLogger } from '../../src/logging.js';
 import { fail, serve } from './common.js';
 
+/** One promise per event-loop turn, shared by the turn's events, as the real log's batch is. */
+let turnEnd: Promise<void> | undefined;
 const discardAudit: AuditSink = {
-  write: () => new Promise<void>((resolve) => setImmediate(resolve)),
+  write: () =>
+    (turnEnd ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        turnEnd = undefined;
+        resolve();
+      }),
+    )),
   summarizeAuthFailures: async () => {},
   isWritable: () => true,
 };
