@@ -50,14 +50,16 @@ const placeOf = Symbol('requestTurnPlace');
 type WithPlace = FastifyRequest & { [placeOf]?: Place };
 
 export class RequestTurns {
+  /** Only principals with a request in flight: an entry goes when its last response closes. */
   private readonly principals = new Map<string, PrincipalRequests>();
-  private waitingNow = 0;
 
   constructor(private readonly limits: InFlightLimits) {}
 
   /** Requests waiting for a turn, all principals together (a gauge). */
   get waitingCount(): number {
-    return this.waitingNow;
+    let waiting = 0;
+    for (const principal of this.principals.values()) waiting += principal.waiting.length;
+    return waiting;
   }
 
   register(scope: FastifyInstance): void {
@@ -114,7 +116,6 @@ export class RequestTurns {
     place.proceed = start;
     place.fail = done;
     place.principal.waiting.push(place);
-    this.waitingNow += 1;
   }
 
   private endTurn(request: WithPlace): void {
@@ -126,16 +127,12 @@ export class RequestTurns {
     if (was === 'active') {
       principal.active -= 1;
       const next = principal.waiting.shift();
-      if (next) {
-        this.waitingNow -= 1;
-        next.proceed!();
-      }
+      next?.proceed!();
     } else if (was === 'waiting') {
       // The client went away while waiting: its place is freed, and the request ends here
       // (answered, audited, to no one) instead of taking a turn it can no longer use.
       const at = principal.waiting.indexOf(place);
       if (at >= 0) principal.waiting.splice(at, 1);
-      this.waitingNow -= 1;
       place.fail!(new ProblemError(429, 'TooManyInFlight', 'the client went away while its request waited for a turn', 1));
     }
   }

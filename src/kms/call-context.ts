@@ -8,7 +8,7 @@ import type { KmsOperation } from './provider.js';
 export interface KmsCallContext {
   /** Called just before the request itself sends `operation` to KMS; throws when over budget. */
   charge(operation: KmsOperation): void;
-  /** Sends the call it was charged for when the payer's turn comes (its KMS concurrency share). */
+  /** Sends the call it was charged for when the payer's turn comes (its KMS concurrency and pace). */
   inTurn<T>(send: () => Promise<T>): Promise<T>;
   add(requestId: string | undefined): void;
 }

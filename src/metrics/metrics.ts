@@ -53,14 +53,11 @@ export class ServiceMetrics implements CacheObserver {
   /** KMS calls waiting for their principal's turn; read at scrape time. */
   kmsCallsQueuedNow: () => number = () => 0;
 
-  readonly kmsCallsQueued = new Gauge({
-    name: 'kms_calls_queued',
-    help: 'KMS calls waiting because their principal already has KMS_CONCURRENCY_PER_PRINCIPAL calls in flight, or for its KMS_PACE_PER_SECOND.',
-    registers: [this.registry],
-    collect: () => {
-      this.kmsCallsQueued.set(this.kmsCallsQueuedNow());
-    },
-  });
+  readonly kmsCallsQueued = this.gaugeReadAtScrape(
+    'kms_calls_queued',
+    'KMS calls waiting because their principal already has KMS_CONCURRENCY_PER_PRINCIPAL calls in flight, or for its KMS_PACE_PER_SECOND.',
+    () => this.kmsCallsQueuedNow(),
+  );
 
   readonly cacheHits = new Counter({
     name: 'datakey_cache_hits_total',
@@ -187,26 +184,16 @@ export class ServiceMetrics implements CacheObserver {
   /** How many 429 answers are held now; read at scrape time. */
   refusalsHeldNow: () => number = () => 0;
 
-  readonly refusalsHeld = new Gauge({
-    name: 'refusals_held',
-    help: '429 answers being held right now (bounded by REFUSAL_HOLD_TOTAL).',
-    registers: [this.registry],
-    collect: () => {
-      this.refusalsHeld.set(this.refusalsHeldNow());
-    },
-  });
+  readonly refusalsHeld = this.gaugeReadAtScrape('refusals_held', '429 answers being held right now (bounded by REFUSAL_HOLD_TOTAL).', () => this.refusalsHeldNow());
 
   /** How many requests wait for a turn of their principal now; read at scrape time. */
   requestsWaitingNow: () => number = () => 0;
 
-  readonly requestsWaiting = new Gauge({
-    name: 'requests_waiting_turn',
-    help: 'Requests waiting for a turn of their principal (REQUEST_CONCURRENCY_PER_PRINCIPAL), all principals together.',
-    registers: [this.registry],
-    collect: () => {
-      this.requestsWaiting.set(this.requestsWaitingNow());
-    },
-  });
+  readonly requestsWaiting = this.gaugeReadAtScrape(
+    'requests_waiting_turn',
+    'Requests waiting for a turn of their principal (REQUEST_CONCURRENCY_PER_PRINCIPAL), all principals together.',
+    () => this.requestsWaitingNow(),
+  );
 
   constructor(options: { collectDefaults?: boolean } = {}) {
     if (options.collectDefaults ?? true) collectDefaultMetrics({ register: this.registry });
@@ -214,6 +201,12 @@ export class ServiceMetrics implements CacheObserver {
     this.policyReloads.inc({ outcome: 'success' }, 0);
     this.policyReloads.inc({ outcome: 'failure' }, 0);
     this.policyLastReloadSuccessful.set(1);
+  }
+
+  /** A gauge whose value `read` gives when Prometheus scrapes (its reader is set by the app). */
+  private gaugeReadAtScrape(name: string, help: string, read: () => number): Gauge {
+    const gauge: Gauge = new Gauge({ name, help, registers: [this.registry], collect: () => gauge.set(read()) });
+    return gauge;
   }
 
   private readonly sizeReaders = new Map<CacheKind, () => number>();
