@@ -5,8 +5,8 @@
  * (paced-load.ts), as a steady service would. A (the flooder, neighbour-flooder.ts, a process of
  * its own) sends, as fast as its connections allow, a mix of three requests: encrypts on a new
  * context each time (a cold cache partition, a KMS GenerateDataKey each), decrypts of forged
- * envelopes (a valid header for A's own key and context, a random wrapped key: a KMS Decrypt
- * each) and requests without a token (401s).
+ * envelopes (a valid header for A's own key and context, a wrapped key with a random tag: a
+ * KMS Decrypt each) and requests without a token (401s).
  *
  * Rounds of two passes, each on a fresh service with the service's defaults (every
  * per-principal limit included) and the same warm-up of B: B alone, then B while A floods for
@@ -26,7 +26,7 @@ import { wants, type RunContext } from '../lib/context.js';
 import { cpuSplit, niceness, pin, type CpuSplit } from '../lib/cpu-affinity.js';
 import { diff, kmsCalls } from '../lib/kms-metrics.js';
 import { round } from '../lib/load.js';
-import { pacedLoad } from '../lib/paced-load.js';
+import { pacedLoad, quantile } from '../lib/paced-load.js';
 import type { NeighbourCase } from '../lib/results.js';
 import { postJson, startService, withServer } from '../lib/services.js';
 import type { FloodSpec, FlooderMessage } from './neighbour-flooder.js';
@@ -50,31 +50,42 @@ export async function runNoisyNeighbourCases(ctx: RunContext): Promise<void> {
   // Rounds alternate B alone and B flooded. A 10 s p99 on a shared machine moves by a factor of
   // two between identical passes, so one pass of each cannot tell a small effect from noise:
   // each case is the round with the median p99, and every round's p99 is kept.
-  const rounds: Record<(typeof NEIGHBOUR_CASE_IDS)[number], NeighbourCase[]> = { 'neighbour.b.alone': [], 'neighbour.b.flooded': [] };
+  const rounds: Record<(typeof NEIGHBOUR_CASE_IDS)[number], Pass[]> = { 'neighbour.b.alone': [], 'neighbour.b.flooded': [] };
   for (let round = 1; round <= ctx.settings.neighbourRounds; round++) {
     for (const flooded of [false, true]) {
       const id = flooded ? 'neighbour.b.flooded' : 'neighbour.b.alone';
-      const c = await pass(ctx, flooded, 'missing' in split ? undefined : split);
-      rounds[id].push(c);
+      const done = await pass(ctx, flooded, 'missing' in split ? undefined : split);
+      rounds[id].push(done);
+      const c = done.result;
       ctx.log(
         `  ${id} (round ${round}): B ${c.requestsPerSecond} req/s (offered ${c.offeredRate}), p50 ${c.latencyMs.p50} ms, p99 ${c.latencyMs.p99} ms ` +
-          `(after the first second ${c.p99AfterFirstSecond} ms), failed ${JSON.stringify(c.failed)}, ` +
+          `(after the first second ${c.p99AfterFirstSecond} ms; in the service ${c.inServiceMs?.p99} ms), failed ${JSON.stringify(c.failed)}, ` +
           `cache hit rate ${c.cacheHitRate}, B's KMS calls ${c.kmsCalls}, service KMS calls ${JSON.stringify(c.serviceKmsCalls)}` +
           (c.flood ? `; A: ${c.flood.requests} requests ${JSON.stringify(c.flood.byStatus)}` : ''),
       );
     }
   }
   for (const [id, passes] of Object.entries(rounds)) {
-    const sorted = [...passes].sort((a, b) => a.latencyMs.p99 - b.latencyMs.p99);
+    const results = passes.map((p) => p.result);
+    const sorted = [...results].sort((a, b) => a.latencyMs.p99 - b.latencyMs.p99);
+    const pooledP99 = (pick: (p: Pass) => number[]) => quantile(passes.flatMap(pick).sort((a, b) => a - b), 0.99);
     ctx.cases[id] = {
       ...sorted[Math.floor((sorted.length - 1) / 2)]!,
-      p99Rounds: passes.map((c) => c.latencyMs.p99),
-      p99AfterFirstSecondRounds: passes.map((c) => c.p99AfterFirstSecond ?? Number.NaN),
+      p99Rounds: results.map((c) => c.latencyMs.p99),
+      p99AfterFirstSecondRounds: results.map((c) => c.p99AfterFirstSecond ?? Number.NaN),
+      inServiceP99Rounds: results.map((c) => c.inServiceMs?.p99 ?? Number.NaN),
+      pooledP99Ms: { all: pooledP99((p) => p.samplesMs.all), afterFirstSecond: pooledP99((p) => p.samplesMs.settled), inService: pooledP99((p) => p.samplesMs.inService) },
     };
   }
 }
 
-async function pass(ctx: RunContext, flooded: boolean, split: CpuSplit | undefined): Promise<NeighbourCase> {
+/** One pass's figures, and its latencies (to pool the rounds'). */
+interface Pass {
+  result: NeighbourCase;
+  samplesMs: { all: number[]; settled: number[]; inService: number[] };
+}
+
+async function pass(ctx: RunContext, flooded: boolean, split: CpuSplit | undefined): Promise<Pass> {
   const s = ctx.settings;
   const localKmsPid = 'endpoint' in ctx.localKms ? ctx.localKms.pid : undefined;
   const name = `service-neighbour-${flooded ? 'flooded' : 'alone'}`;
@@ -110,13 +121,16 @@ async function pass(ctx: RunContext, flooded: boolean, split: CpuSplit | undefin
 
       const auditFile = join(ctx.workDir, `audit-${name}.log`);
       const auditOffset = statSync(auditFile).size;
+      const serviceLog = join(ctx.workDir, `${name}.log`);
+      const serviceLogOffset = statSync(serviceLog).size;
       const kmsBefore = await kmsCalls(server.url);
       const flooder = flooded ? await startFlooder({ url: server.url, durationSeconds: s.durationSeconds, connections: A_CONNECTIONS, maxRequests: A_MAX_REQUESTS }, split) : undefined;
       const [b, a] = await Promise.all([bLoad(s.durationSeconds), flooder?.result]);
       const serviceKmsCalls = diff(kmsBefore, await kmsCalls(server.url));
-      const audit = neighbourAudit(auditFile, auditOffset, 'neighbour-b');
+      const { requestIds, ...audit } = neighbourAudit(auditFile, auditOffset, 'neighbour-b');
+      const inService = responseTimes(serviceLog, serviceLogOffset, requestIds);
 
-      return {
+      const result: NeighbourCase = {
         kind: 'neighbour',
         label: flooded ? 'B while A floods' : 'B alone',
         payloadBytes: KiB,
@@ -129,12 +143,14 @@ async function pass(ctx: RunContext, flooded: boolean, split: CpuSplit | undefin
         failed: b.failed,
         latencyMs: b.latencyMs,
         p99AfterFirstSecond: b.latencyAfterMs.p99,
+        inServiceMs: { p50: quantile(inService, 0.5), p99: quantile(inService, 0.99) },
         ...(s.neighbourEnv ? { settingsOverridden: s.neighbourEnv } : {}),
         cpusSplit: pinned ? { service: split!.service, others: split!.others } : null,
         ...audit,
         serviceKmsCalls,
         ...(a ? { flood: { connections: A_CONNECTIONS, requests: a.requests, byStatus: a.byStatus } } : {}),
       };
+      return { result, samplesMs: { ...b.samplesMs, inService } };
     } finally {
       if (split) {
         pin(process.pid, split.all);
@@ -165,12 +181,21 @@ async function startFlooder(spec: FloodSpec, split: CpuSplit | undefined): Promi
 }
 
 interface AuditLine {
+  requestID?: string;
   userIdentity?: { principalId?: string };
   additionalEventData?: { cacheHit?: boolean; kmsRequestIds?: string[] };
 }
 
-/** B's cache hits and misses, and the distinct KMS calls behind its misses, from its audit events after `offset`. */
-function neighbourAudit(file: string, offset: number, principalId: string): Pick<NeighbourCase, 'cacheHits' | 'cacheMisses' | 'cacheHitRate' | 'kmsCalls'> {
+/**
+ * B's cache hits and misses, the distinct KMS calls behind its misses, and its requests' ids,
+ * from its audit events after `offset`.
+ */
+function neighbourAudit(
+  file: string,
+  offset: number,
+  principalId: string,
+): Pick<NeighbourCase, 'cacheHits' | 'cacheMisses' | 'cacheHitRate' | 'kmsCalls'> & { requestIds: Set<string> } {
+  const requestIds = new Set<string>();
   let hits = 0;
   let misses = 0;
   const calls = new Set<string>();
@@ -178,6 +203,7 @@ function neighbourAudit(file: string, offset: number, principalId: string): Pick
     if (!line.includes(principalId)) continue;
     const event = JSON.parse(line) as AuditLine;
     if (event.userIdentity?.principalId !== principalId) continue;
+    if (event.requestID) requestIds.add(event.requestID);
     const data = event.additionalEventData;
     if (data?.cacheHit === true) hits++;
     if (data?.cacheHit === false) {
@@ -185,7 +211,18 @@ function neighbourAudit(file: string, offset: number, principalId: string): Pick
       for (const id of data.kmsRequestIds ?? []) calls.add(id);
     }
   }
-  return { cacheHits: hits, cacheMisses: misses, cacheHitRate: hits + misses > 0 ? round(hits / (hits + misses), 4) : null, kmsCalls: calls.size };
+  return { cacheHits: hits, cacheMisses: misses, cacheHitRate: hits + misses > 0 ? round(hits / (hits + misses), 4) : null, kmsCalls: calls.size, requestIds };
+}
+
+/** The access log's responseTime (ms) of the requests with these ids after `offset`, ascending. */
+function responseTimes(file: string, offset: number, requestIds: Set<string>): number[] {
+  const times: number[] = [];
+  for (const line of readFrom(file, offset).split('\n')) {
+    if (!line.includes('"responseTime"')) continue;
+    const entry = JSON.parse(line) as { reqId?: string; responseTime?: number };
+    if (entry.reqId && requestIds.has(entry.reqId) && typeof entry.responseTime === 'number') times.push(entry.responseTime);
+  }
+  return times.sort((a, b) => a - b);
 }
 
 function readFrom(file: string, offset: number): string {

@@ -33,6 +33,8 @@ export interface PacedResult {
   latencyMs: { p50: number; p99: number; mean: number; max: number };
   /** The same, over the requests scheduled `settleSeconds` after the start or later. */
   latencyAfterMs: { p99: number; max: number };
+  /** Every 2xx latency, sorted, and those of the settled requests (to pool passes). */
+  samplesMs: { all: number[]; settled: number[] };
 }
 
 export async function pacedLoad(spec: PacedSpec): Promise<PacedResult> {
@@ -72,7 +74,6 @@ export async function pacedLoad(spec: PacedSpec): Promise<PacedResult> {
   }
   const sorted = latencies.sort((a, b) => a - b);
   const settled = settledLatencies.sort((a, b) => a - b);
-  const quantile = (values: number[], q: number) => round(values[Math.min(values.length - 1, Math.floor(q * values.length))] ?? 0, 2);
   const at = (q: number) => quantile(sorted, q);
   return {
     sent: total,
@@ -81,7 +82,13 @@ export async function pacedLoad(spec: PacedSpec): Promise<PacedResult> {
     durationSeconds: round((performance.now() - started) / 1_000, 2),
     latencyMs: { p50: at(0.5), p99: at(0.99), mean: round(sorted.reduce((sum, x) => sum + x, 0) / Math.max(1, sorted.length), 2), max: round(sorted.at(-1) ?? 0, 2) },
     latencyAfterMs: { p99: quantile(settled, 0.99), max: round(settled.at(-1) ?? 0, 2) },
+    samplesMs: { all: sorted, settled },
   };
+}
+
+/** The q-quantile of ascending `values`, to the hundredth (0 for none). */
+export function quantile(values: number[], q: number): number {
+  return round(values[Math.min(values.length - 1, Math.floor(q * values.length))] ?? 0, 2);
 }
 
 function send(agent: Agent, spec: PacedSpec, path: string, body: string): Promise<number> {

@@ -288,6 +288,9 @@ function neighbourSection(results: BenchResults): string[] {
       (flood
         ? `A, over ${flood.connections} connections for the same time: a new context per encrypt, forged envelopes, tokenless requests; ` +
           `${flood.requests.toLocaleString('en-US')} requests answered (${Object.entries(flood.byStatus).map(([code, n]) => `${n.toLocaleString('en-US')}× ${code}`).join(', ')}).`
+        : '') +
+      (alone.pooledP99Ms
+        ? ' "Pooled": over every round\'s requests together. "Inside the service": the responseTime of B\'s access-log lines, from Fastify\'s onRequest to the answer; it leaves out the generators\' delays and any wait before the service reads the request.'
         : ''),
     '',
     '| B\'s figure | alone | while A floods | change |',
@@ -304,6 +307,16 @@ function neighbourSection(results: BenchResults): string[] {
           `| p99 ms after the first second, median of rounds | ${fmt(median(alone.p99AfterFirstSecondRounds), 2)} | ${fmt(median(flooded.p99AfterFirstSecondRounds), 2)} | ${change(median(alone.p99AfterFirstSecondRounds), median(flooded.p99AfterFirstSecondRounds))} |`,
           `| p99 ms after the first second, each round | ${alone.p99AfterFirstSecondRounds.map((v) => fmt(v, 2)).join(', ')} | ${flooded.p99AfterFirstSecondRounds.map((v) => fmt(v, 2)).join(', ')} | |`,
         ]
+      : []),
+    ...(alone.pooledP99Ms && flooded.pooledP99Ms
+      ? [
+          `| p99 ms, every round's requests pooled | ${fmt(alone.pooledP99Ms.all, 2)} | ${fmt(flooded.pooledP99Ms.all, 2)} | ${change(alone.pooledP99Ms.all, flooded.pooledP99Ms.all)} |`,
+          `| p99 ms after the first second, pooled | ${fmt(alone.pooledP99Ms.afterFirstSecond, 2)} | ${fmt(flooded.pooledP99Ms.afterFirstSecond, 2)} | ${change(alone.pooledP99Ms.afterFirstSecond, flooded.pooledP99Ms.afterFirstSecond)} |`,
+          `| p99 ms inside the service (access log responseTime), pooled | ${fmt(alone.pooledP99Ms.inService, 2)} | ${fmt(flooded.pooledP99Ms.inService, 2)} | ${change(alone.pooledP99Ms.inService, flooded.pooledP99Ms.inService)} |`,
+        ]
+      : []),
+    ...(alone.inServiceP99Rounds && flooded.inServiceP99Rounds
+      ? [`| p99 ms inside the service, each round | ${alone.inServiceP99Rounds.map((v) => fmt(v, 2)).join(', ')} | ${flooded.inServiceP99Rounds.map((v) => fmt(v, 2)).join(', ')} | |`]
       : []),
     `| cache hit rate | ${fmt((alone.cacheHitRate ?? NaN) * 100, 1)} % | ${fmt((flooded.cacheHitRate ?? NaN) * 100, 1)} % | |`,
     `| KMS calls behind B's requests | ${alone.kmsCalls} | ${flooded.kmsCalls} | |`,

@@ -64,6 +64,18 @@ export interface NeighbourCase extends CaseBase {
    */
   p99AfterFirstSecond?: number;
   p99AfterFirstSecondRounds?: number[];
+  /**
+   * B's time inside the service: the access log's responseTime (from Fastify's onRequest to the
+   * answer), so without the generator's own delays or the wait before the service reads the
+   * request. In this pass, and its p99 in each round.
+   */
+  inServiceMs?: { p50: number; p99: number };
+  inServiceP99Rounds?: number[];
+  /**
+   * The p99s over every round's requests together: steadier than any one round's (whose p99 is
+   * its twentieth-slowest request).
+   */
+  pooledP99Ms?: { all: number; afterFirstSecond: number; inService: number };
   /** Service settings the run changed from the defaults (`--neighbour-env`). */
   settingsOverridden?: Record<string, string>;
   /** The CPUs the service had to itself and those the generators and local-kms shared; null when not split. */
