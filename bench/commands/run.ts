@@ -19,7 +19,10 @@
  *   --neighbour-rounds <n>                   case 6's rounds (full run: 5)
  *   --neighbour-env KEY=VALUE,...            case 6's service settings over the defaults, e.g.
  *                                            KMS_PACE_PER_SECOND=100000 to see what the pace does
+ *   --service-node <path> --service-node-flags a,b   run the service children on that node
+ *                                            binary (e.g. the image's Node 24), with those flags
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { runBenchmarks } from '../runner.js';
@@ -48,6 +51,11 @@ export async function run(args: string[]): Promise<number> {
   if (value('--warmup')) settings.warmupSeconds = Number(value('--warmup'));
   if (value('--connections')) settings.connections = Number(value('--connections'));
   if (value('--neighbour-rounds')) settings.neighbourRounds = Number(value('--neighbour-rounds'));
+  if (value('--service-node')) {
+    settings.serviceNode = value('--service-node')!;
+    settings.serviceNodeVersion = execFileSync(settings.serviceNode, ['--version'], { encoding: 'utf8' }).trim();
+  }
+  if (list('--service-node-flags')) settings.serviceNodeFlags = list('--service-node-flags')!;
   const neighbourEnv = list('--neighbour-env');
   if (neighbourEnv) {
     settings.neighbourEnv = {};

@@ -26,6 +26,9 @@ export interface StartServerOptions {
   workDir: string;
   /** Run with `node --cpu-prof` and write the .cpuprofiles (one per thread) here on exit. */
   cpuProfileDir?: string;
+  /** Another node binary than the runner's, and flags before the script. */
+  nodeBinary?: string;
+  nodeFlags?: string[];
   startTimeoutMs?: number;
 }
 
@@ -41,11 +44,12 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
     // One profile per thread (tsx's module hooks run on a worker thread); default names, which
     // carry the thread id, so the main thread's profile is not overwritten (see mainThreadProfile).
     ...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : []),
+    ...(options.nodeFlags ?? []),
     '--import',
     'tsx',
     join(REPO_ROOT, 'bench', 'servers', options.script),
   ];
-  const child = spawn(process.execPath, nodeArgs, {
+  const child = spawn(options.nodeBinary ?? process.execPath, nodeArgs, {
     cwd: REPO_ROOT,
     // Every server listens on a free loopback port (servers/common.ts); PORT and HOST say the same
     // to the service's config.

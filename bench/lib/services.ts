@@ -107,7 +107,7 @@ export async function startService(
 ): Promise<RunningService> {
   const localKms = 'endpoint' in ctx.localKms ? ctx.localKms : undefined;
   const env = { ...serviceEnv(ctx, name, variant, localKms), ...(options.defaultLimits ? {} : LIMITS_OUT_OF_THE_WAY), ...options.env };
-  const server = await start(ctx, name, 'service.ts', env);
+  const server = await start(ctx, name, 'service.ts', env, { binary: ctx.settings.serviceNode, flags: ctx.settings.serviceNodeFlags });
   const token = env.POLICY_FILE ? BENCH_TOKEN : BENCH_DEV_TOKEN;
   return { server, auth: { authorization: `Bearer ${token}` } };
 }
@@ -116,12 +116,26 @@ export async function startBare(ctx: RunContext, name: 'bare-echo' | 'bare-aes' 
   return start(ctx, name, `${name}.ts`, {});
 }
 
-async function start(ctx: RunContext, name: string, script: string, env: Record<string, string>): Promise<ServerProcess> {
+async function start(
+  ctx: RunContext,
+  name: string,
+  script: string,
+  env: Record<string, string>,
+  node: { binary?: string | undefined; flags?: string[] | undefined } = {},
+): Promise<ServerProcess> {
   const profile = ctx.profileServers.has(name);
   ctx.log(`  starting ${name}${profile ? ' (with --cpu-prof)' : ''}`);
   const profileDir = join(ctx.profileDir, name);
   if (profile) mkdirSync(profileDir, { recursive: true });
-  const server = await startServer({ name, script, env, workDir: ctx.workDir, ...(profile ? { cpuProfileDir: profileDir } : {}) });
+  const server = await startServer({
+    name,
+    script,
+    env,
+    workDir: ctx.workDir,
+    ...(node.binary ? { nodeBinary: node.binary } : {}),
+    ...(node.flags ? { nodeFlags: node.flags } : {}),
+    ...(profile ? { cpuProfileDir: profileDir } : {}),
+  });
   if (!profile) return server;
   return {
     ...server,

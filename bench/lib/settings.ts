@@ -26,6 +26,13 @@ export interface Settings {
   neighbourRounds: number;
   /** Case 6: settings given to its services over the defaults (to see what one limit changes). */
   neighbourEnv?: Record<string, string>;
+  /**
+   * The service children's node binary and flags (default: the runner's node, no flags), to
+   * measure the service on another Node (the image's) or with V8 settings.
+   */
+  serviceNode?: string;
+  serviceNodeVersion?: string;
+  serviceNodeFlags?: string[];
 }
 
 export const FULL: Settings = {
