@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   const envelope = parseCiphertext(sample.ciphertext);
   // A valid header for A's own key and context, and A's wrapped key with its last 16 bytes (the
   // GCM tag) random: a KMS Decrypt each, answered InvalidCiphertextException. An all-random
-  // wrapped key would crash local-kms's handler about once in 40 (a first byte of 250-255; see
+  // wrapped key would crash local-kms's handler for a first byte of 250-255 (see
   // test/helpers/forged-envelope.ts), and A would get 503s real KMS never gives it.
   const forged = () => {
     const wrappedKey = Buffer.concat([envelope.wrappedKey.subarray(0, -16), randomBytes(16)]);

@@ -7,7 +7,7 @@
  * Why not an all-random wrapped key: local-kms reads the key id's length from the blob's first
  * byte in 8-bit arithmetic, and a first byte of 250-255 makes it panic and drop the connection.
  * The service then sees a socket hang-up (503 KmsUnavailable, rightly not remembered as a failed
- * unwrap), about one forgery in 40: a flaky test that says nothing about the service.
+ * unwrap) for 6 first bytes in 256: a flaky test that says nothing about the service.
  */
 import { randomBytes } from 'node:crypto';
 import { encodeRewrapped, parseCiphertext, toCiphertextString } from '../../src/envelope/format.js';
