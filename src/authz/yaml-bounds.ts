@@ -50,7 +50,8 @@ function tooDeepAt(text: string): number | undefined {
     const newline = token.lastIndexOf('\n');
     column = newline === -1 ? column + token.length : token.length - newline - 1;
 
-    if (type === 'newline') {
+    // A block scalar's content token ends with its last line's newline.
+    if (type === 'newline' || (newline !== -1 && newline === token.length - 1)) {
       atLineStart = true;
       nodeStart = undefined;
       continue;
