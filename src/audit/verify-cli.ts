@@ -3,7 +3,8 @@
  *   [--public-key=PEM | --kms-key-id=KEY] [--digests=FILE] [--instance=NAME] [--replica=FILE,FILE...]... FILE...`
  *
  * Exit codes: 0 chain intact, 1 verification failed (the first bad line is named),
- * 2 usage error or the file cannot be read.
+ * 2 usage error or the file cannot be read; with an expected instance (--digests, --instance):
+ * 3 the log is empty, 4 it is another instance's log, 5 it holds none of the digest file's checkpoints.
  */
 import { readFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
@@ -14,7 +15,14 @@ import { formatVerifyResult, verifyAuditLogs } from './verify.js';
 import { loadPublicKey } from './checkpoint.js';
 import { readFileSet } from './lines.js';
 import { MAX_LINE_BYTES } from './resume.js';
-import { formatCheckpointResult, parseDigestFile, verifyCheckpoints, type DigestRecord } from './verify-checkpoints.js';
+import {
+  digestInstances,
+  formatCheckpointResult,
+  parseDigestFile,
+  verifyCheckpoints,
+  type CheckpointProblem,
+  type DigestRecord,
+} from './verify-checkpoints.js';
 import { isEntryPoint } from '../entry-point.js';
 
 const USAGE = `usage: npm run audit:verify -- [--strict] [--anchor=SEQUENCE:SHA256] [--after=SEQUENCE:SHA256|any] [--sort] FILE...
@@ -32,10 +40,18 @@ continue the one before it, so a missing or cut file fails. *.gz files are read 
   --kms-key-id=KEY          the same, with the public key fetched once by KMS GetPublicKey
                             (AWS_REGION and the SDK's credentials; KMS_ENDPOINT if set)
   --digests=FILE            the AUDIT_DIGEST_FILE copy: each of its checkpoints must be in the log
-                            (catches a truncated or rewritten tail that crossed a checkpoint)
-  --instance=NAME           the instance the checkpoints must name (default: the first one's)
+                            (catches a truncated or rewritten tail that crossed a checkpoint); the
+                            log must be the instance the digest file names (--instance if several;
+                            with --replica, every instance it names must be given once)
+  --instance=NAME           the instance the checkpoints must name (default: the digest file's,
+                            else the first checkpoint's)
   --replica=FILE,FILE...    one replica's files, oldest first; repeat for each replica (then no FILE)
-Exit codes: 0 intact, 1 verification failed, 2 usage error or unreadable file.`;
+Exit codes: 0 intact, 1 verification failed, 2 usage error or unreadable file; with --digests or
+--instance also 3 the log holds no event, 4 it is another instance's log, 5 it holds none of the
+digest file's checkpoints.`;
+
+/** Verdicts about which log was given, rather than about tampering inside it. */
+const EXIT_CODES: Partial<Record<CheckpointProblem, number>> = { 'empty-log': 3, 'other-instance': 4, 'no-digest-checkpoint': 5 };
 
 const ANCHOR = /^(\d{1,15}):([0-9a-f]{64})$/;
 
@@ -120,6 +136,26 @@ export async function main(argv: readonly string[], output: CliOutput = processO
     output.err(`cannot load the public key or digest file: ${(error as Error).message}`);
     return 2;
   }
+  // Replicas share the signing key: the instance comes from the digest file, never from the log checked.
+  let instance = values.instance;
+  let instanceOneOf: Set<string> | undefined;
+  if (digests) {
+    const named = digestInstances(digests);
+    if (named.length === 0) {
+      output.err(`the digest file holds no checkpoint: nothing to check the log against`);
+      return 2;
+    }
+    if (instance !== undefined && !named.includes(instance)) {
+      output.err(`the digest file holds no checkpoint of instance ${instance} (it holds ${named.join(', ')})`);
+      return 2;
+    }
+    if (instance === undefined && groups.length > 1) instanceOneOf = new Set(named);
+    else if (instance === undefined && named.length === 1) instance = named[0];
+    else if (instance === undefined) {
+      output.err(`the digest file holds checkpoints of several instances (${named.join(', ')}): give --instance\n${USAGE}`);
+      return 2;
+    }
+  }
   const anchor = values.anchor === undefined ? undefined : parseHead(values.anchor);
   if (anchor === null) {
     output.err(`bad --anchor ${values.anchor ?? ''}: want SEQUENCE:SHA256 (64 lowercase hex)\n${USAGE}`);
@@ -132,7 +168,11 @@ export async function main(argv: readonly string[], output: CliOutput = processO
   }
 
   const instances = new Map<string, string>();
-  let failed = false;
+  let exitCode = 0;
+  // Tampering (1) outranks which-log verdicts (3..5).
+  const fail = (code: number) => {
+    exitCode = exitCode === 0 ? code : Math.min(exitCode, code);
+  };
   for (const files of groups) {
     const prefix = groups.length > 1 ? `${files.join(', ')}: ` : '';
     let result;
@@ -149,7 +189,7 @@ export async function main(argv: readonly string[], output: CliOutput = processO
     const report = formatVerifyResult(result);
     if (!result.ok) {
       output.err(prefix + report);
-      failed = true;
+      fail(1);
       continue;
     }
     if (!publicKey) {
@@ -160,7 +200,8 @@ export async function main(argv: readonly string[], output: CliOutput = processO
     try {
       signed = await verifyCheckpoints(readFileSet(files, MAX_LINE_BYTES), {
         publicKey,
-        ...(values.instance !== undefined && { instance: values.instance }),
+        ...(instance !== undefined && { instance }),
+        ...(instanceOneOf && { instanceOneOf }),
         ...(digests && { digests }),
       });
     } catch (error) {
@@ -171,7 +212,7 @@ export async function main(argv: readonly string[], output: CliOutput = processO
       const other = instances.get(signed.instance);
       if (other !== undefined) {
         output.err(`${prefix}FAIL: the checkpoints of ${files.join(', ')} and of ${other} name the same instance ${signed.instance}: one of them is a copy`);
-        failed = true;
+        fail(1);
         continue;
       }
       instances.set(signed.instance, files.join(', '));
@@ -180,10 +221,15 @@ export async function main(argv: readonly string[], output: CliOutput = processO
     if (signed.ok) output.out(`${prefix}${report}\n${signedReport}`);
     else {
       output.err(`${prefix}${signedReport}\n(the hash chain itself is intact: ${report.split('\n')[0] ?? ''})`);
-      failed = true;
+      fail(EXIT_CODES[signed.problem] ?? 1);
     }
   }
-  return failed ? 1 : 0;
+  for (const name of instanceOneOf ?? []) {
+    if (instances.has(name)) continue;
+    output.err(`FAIL: the digest file holds checkpoints of instance ${name}, but no log given is instance ${name}'s`);
+    fail(5);
+  }
+  return exitCode;
 }
 
 /** GetPublicKey once, with the SDK's default credentials, AWS_REGION and KMS_ENDPOINT. */

@@ -8,6 +8,7 @@
  */
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { PolicyError, type PolicyIssue } from './errors.js';
+import { checkYamlBounds } from './yaml-bounds.js';
 
 export type PathSegment = string | number;
 
@@ -27,6 +28,7 @@ export interface YamlSource {
 const MAX_ALIAS_COUNT = 100;
 
 export function parseYamlSource(text: string, file: string): YamlSource {
+  checkYamlBounds(text, file);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, version: '1.2' });
   const position = (offset: number | undefined) => {

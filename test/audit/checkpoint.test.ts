@@ -125,8 +125,9 @@ describe('signed audit checkpoints (local signing key)', () => {
     expect(result.err).toContain('signed with another key (it names instance node-b');
 
     const sameKey = await runVerify([`--public-key=${theirs.publicKeyPath}`, '--instance=node-a', path]);
-    expect(sameKey.code).toBe(1);
-    expect(sameKey.err).toContain('belongs to instance node-b, not node-a');
+    // Replicas share a key: a whole log of another instance is its own verdict (exit 4).
+    expect(sameKey.code).toBe(4);
+    expect(sameKey.err).toContain("this is instance node-b's log, not node-a's");
   });
 
   it('follows rotation: the checkpoint written into the new file covers the rotated one, verified across files', async () => {

@@ -6,17 +6,23 @@
  * local-kms for an encrypt/decrypt round trip with the example policy's demo token.
  * scripts/compose-smoke.sh does the same with the built output and scripts/local-kms.sh.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { main as verifyAudit } from '../../src/audit/verify-cli.js';
 import { PolicyStore } from '../../src/authz/store.js';
+import { fetchPublicKeyPem } from '../../src/kms/signer-aws.js';
 import { ConfigSchema, loadConfig } from '../../src/config.js';
 import { LOCAL_KMS_ACCOUNT_ID, LOCAL_KMS_REGION, LOCAL_KMS_SEED_PATH, localKmsEndpoint, skipWithoutLocalKms } from '../helpers/local-kms.js';
 import { json, send, sendRetryingOverload } from './helpers/http.js';
 import {
   composeEnvironment,
+  composeHealthcheck,
   composeMounts,
   composeServiceLocalEnv,
+  dockerBytes,
   durationMs,
   hostPathOf,
   loadCompose,
@@ -27,8 +33,8 @@ import { imageEnv as dockerfileEnv, imageHealthcheck } from './helpers/dockerfil
 import { REPO_ROOT, startService, tempDir, type ServiceProcess } from './helpers/service-process.js';
 
 const CONFIG_NAMES = new Set(Object.keys(ConfigSchema.properties));
-/** Read by the AWS SDK's default credential chain, not by the service's config. */
-const AWS_CREDENTIAL_NAMES = new Set(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']);
+/** Read by the AWS SDK's default credential chain, or by node itself, not by the service's config. */
+const AWS_CREDENTIAL_NAMES = new Set(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'NODE_OPTIONS']);
 
 let compose: ComposeFile;
 let envelope: ComposeService;
@@ -118,9 +124,33 @@ describe('docker-compose.yml', () => {
     expect(envelope.depends_on).toEqual({ 'local-kms': { condition: 'service_healthy' } });
     const kmsCheck = kms.healthcheck?.test;
     expect(Array.isArray(kmsCheck) && kmsCheck.join(' ')).toMatch(/TrentService\.ListAliases.*alias\/default/s);
-    // The service's own check is the image's HEALTHCHECK; compose must not turn it off.
     expect(envelope.healthcheck?.disable).not.toBe(true);
     expect(imageHealthcheck()).toBeDefined();
+  });
+
+  it("reports the service unhealthy when it is not ready (/readyz: KMS, audit log, load shedding), not only when it is dead", () => {
+    const command = composeHealthcheck(envelope);
+    expect(command.slice(0, 2)).toEqual(['node', '-e']);
+    expect(command[2]).toContain('/readyz');
+    expect(command[2]).toContain('process.env.PORT');
+    expect(durationMs(envelope.healthcheck?.timeout ?? '30s')).toBeLessThanOrEqual(durationMs(envelope.healthcheck?.interval ?? '30s'));
+  });
+
+  it('signs the audit log with the seeded alias/audit-signing key', () => {
+    expect(env.AUDIT_SIGNING_KEY_ID).toBe('alias/audit-signing');
+    const seed = hostPathOf(composeEnvironment(kms).KMS_SEED_PATH ?? '/init/seed.yaml', composeMounts(kms), () => '');
+    expect(readFileSync(seed!, 'utf8')).toMatch(/AliasName: alias\/audit-signing\n/);
+    const config = loadConfig({ ...dockerfileEnv(), ...env });
+    expect(config.AUDIT_SIGNING_KEY_ID).toBe('alias/audit-signing');
+  });
+
+  it('limits the container to 512 MiB, with a V8 heap that fits inside it', () => {
+    const limit = dockerBytes(String(envelope.mem_limit));
+    expect(limit).toBe(512 * 1024 ** 2);
+    const heapMiB = Number(/--max-old-space-size=(\d+)/.exec(env.NODE_OPTIONS ?? '')?.[1]);
+    // Room beside the heap (V8 adds its young generation to it) for buffers, code and stacks.
+    expect(heapMiB * 1024 ** 2).toBeLessThanOrEqual(limit * 0.8);
+    expect(heapMiB * 1024 ** 2).toBeGreaterThanOrEqual(limit * 0.5);
   });
 
   it('gives the service longer to stop than its own shutdown grace, and publishes on loopback only', () => {
@@ -170,5 +200,32 @@ describe.skipIf(skipWithoutLocalKms())('the service with the compose environment
     expect(ready.kind === 'response' && ready.status).toBe(200);
     // The audit log landed where the compose volume maps.
     expect(readFileSync(localEnv.AUDIT_LOG!, 'utf8').trim().split('\n')).toHaveLength(2);
+  });
+
+  it("the compose health check passes against the ready service and fails where nothing answers", () => {
+    const [file, ...args] = composeHealthcheck(envelope);
+    const port = new URL(service.baseUrl).port;
+    const run = (env: Record<string, string>) => spawnSync(file === 'node' ? process.execPath : file!, args, { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 20_000 }).status;
+    expect(run({ PORT: port })).toBe(0);
+    expect(run({ PORT: '1' })).toBe(1);
+  });
+
+  it('starts without the checkpoints-disabled error and writes a signed checkpoint at shutdown, verified with the KMS key', async () => {
+    expect(service.logRecords().filter((record) => String(record.msg).includes('CHECKPOINTS DISABLED'))).toEqual([]);
+    await service.stop();
+    const lines = readFileSync(localEnv.AUDIT_LOG!, 'utf8').trim().split('\n');
+    expect(lines.some((line) => line.includes('"eventName":"AuditCheckpoint"'))).toBe(true);
+
+    const client = new KMSClient({ endpoint: localKmsEndpoint()!, region: LOCAL_KMS_REGION, credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+    const publicKey = join(dir.path, 'audit-signing.pub.pem');
+    try {
+      writeFileSync(publicKey, await fetchPublicKeyPem(client, 'alias/audit-signing'));
+    } finally {
+      client.destroy();
+    }
+    const out: string[] = [];
+    const code = await verifyAudit([`--public-key=${publicKey}`, '--instance=compose-envelope', localEnv.AUDIT_LOG!], { out: (text) => out.push(text), err: (text) => out.push(text) });
+    expect(out.join('\n')).toMatch(/signed: \d+ checkpoint\(s\) of instance compose-envelope verify/);
+    expect(code).toBe(0);
   });
 });

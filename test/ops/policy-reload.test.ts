@@ -143,4 +143,19 @@ describe('SIGHUP', () => {
     expect(await statusWith(FIRST)).toBe(200);
     expect(await policyMetrics()).toMatchObject({ success: 2, failure: 1, lastReloadSuccessful: 1, digests: [sha256(policy({ first: FIRST }))] });
   });
+
+  it('refuses a 1 MiB policy nested thousands of levels deep, naming where, and keeps serving the previous policy', async () => {
+    const before = await policyMetrics();
+    const prefix = `${policy({ first: FIRST, second: SECOND })}extra: `;
+    const levels = Math.floor((1024 * 1024 - prefix.length - 1) / 2);
+    const deep = `${prefix}${'['.repeat(levels)}${']'.repeat(levels)}\n`;
+    writeFileSync(policyFile, deep);
+    const line = await reload('policy reload failed; keeping the previous policy');
+    const extraLine = prefix.split('\n').length;
+    expect(String((line.err as { message?: unknown } | undefined)?.message)).toContain(`${policyFile}:${extraLine}:${'extra: '.length + 64}: YAML: nested deeper than 64 levels`);
+    expect(service.child.exitCode).toBeNull();
+    expect(await statusWith(FIRST)).toBe(200);
+    expect(await statusWith(SECOND)).toBe(401);
+    expect(await policyMetrics()).toEqual({ ...before, failure: before.failure + 1, lastReloadSuccessful: 0 });
+  });
 });

@@ -9,9 +9,13 @@
  *       the host path of the seed file mounted into local-kms, then its KMS_REGION and KMS_ACCOUNT_ID
  *   node --import tsx test/ops/helpers/compose-cli.ts healthcheck
  *       the image's HEALTHCHECK command, NUL-separated
+ *   node --import tsx test/ops/helpers/compose-cli.ts compose-healthcheck
+ *       the envelope service's compose health check command, NUL-separated
+ *   node --import tsx test/ops/helpers/compose-cli.ts mem-limit
+ *       the envelope service's mem_limit in bytes
  */
 import { mkdirSync } from 'node:fs';
-import { composeEnvironment, composeMounts, composeServiceLocalEnv, hostPathOf, loadCompose } from './deploy-files.js';
+import { composeEnvironment, composeHealthcheck, composeMounts, composeServiceLocalEnv, dockerBytes, hostPathOf, loadCompose } from './deploy-files.js';
 import { imageEnv, imageHealthcheck } from './dockerfile-facts.js';
 
 const [command, ...args] = process.argv.slice(2);
@@ -47,7 +51,19 @@ switch (command) {
     process.stdout.write(healthcheck.command.join('\0'));
     break;
   }
+  case 'compose-healthcheck': {
+    const envelope = loadCompose().services.envelope;
+    if (!envelope) throw new Error('no envelope service');
+    process.stdout.write(composeHealthcheck(envelope).join('\0'));
+    break;
+  }
+  case 'mem-limit': {
+    const limit = loadCompose().services.envelope?.mem_limit;
+    if (limit === undefined) throw new Error('the envelope service has no mem_limit');
+    process.stdout.write(`${dockerBytes(String(limit))}\n`);
+    break;
+  }
   default:
-    process.stderr.write('usage: compose-cli.ts env KMS_ENDPOINT PORT DATA_DIR | image-env | seed | healthcheck\n');
+    process.stderr.write('usage: compose-cli.ts env KMS_ENDPOINT PORT DATA_DIR | image-env | seed | healthcheck | compose-healthcheck | mem-limit\n');
     process.exit(2);
 }

@@ -22,6 +22,7 @@ export interface ComposeService {
   ports?: (string | number)[];
   depends_on?: string[] | Record<string, { condition?: string }>;
   healthcheck?: { test?: string | string[]; disable?: boolean; interval?: string; timeout?: string; retries?: number };
+  mem_limit?: string | number;
   stop_grace_period?: string;
   [key: string]: unknown;
 }
@@ -51,6 +52,21 @@ export function composeEnvironment(service: ComposeService): Record<string, stri
     env[name] = String(value);
   }
   return env;
+}
+
+/** Docker's byte sizes (`512m`, `1g`, `300000k`, plain bytes) in bytes. */
+export function dockerBytes(text: string): number {
+  const match = /^(\d+)([bkmg]?)$/i.exec(text);
+  if (!match) throw new Error(`not a Docker size: ${text}`);
+  const unit = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
+  return Number(match[1]) * unit;
+}
+
+/** The envelope service's own health check command (compose `test`, CMD form), without "CMD". */
+export function composeHealthcheck(service: ComposeService): string[] {
+  const test = service.healthcheck?.test;
+  if (!Array.isArray(test) || test[0] !== 'CMD') throw new Error('the envelope service has no CMD health check');
+  return test.slice(1);
 }
 
 export interface Mount {
