@@ -6,7 +6,7 @@ import { Type } from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../../config.js';
 import type { AuditSink } from '../audit-event.js';
-import { principalKey } from '../../authz/principal.js';
+import { principalKey } from '../../authz/principal-key.js';
 import type { KmsBudgets } from '../../envelope/kms-budget.js';
 import { KmsTrace } from '../../envelope/kms-trace.js';
 import type { AdminDeps } from '../../operations/admin/admin.js';
