@@ -52,6 +52,10 @@ export const ConfigSchema = Type.Object({
   KMS_CONCURRENCY_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 10_000, default: 2 }),
   // KMS calls one principal may start per second, bursts included; its others wait (envelope/kms-budget.ts).
   KMS_PACE_PER_SECOND: Type.Integer({ minimum: 1, maximum: 100_000, default: 100 }),
+  // The key directory's shared look-ups (refreshes, the alias list) have a KMS queue of their
+  // own, so no principal's queue delays them (kms/key-directory.ts).
+  KMS_LOOKUP_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 10_000, default: 4 }),
+  KMS_LOOKUP_PACE_PER_SECOND: Type.Integer({ minimum: 1, maximum: 100_000, default: 50 }),
   DEFAULT_KEY_ID: Type.String({ minLength: 1, maxLength: 2048, default: 'alias/default' }),
   LOCAL_KEYSTORE: Type.String({ minLength: 1, default: '.data/keystore.json' }),
   POLICY_FILE: Type.Optional(Type.String({ minLength: 1 })),
