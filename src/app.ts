@@ -108,6 +108,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     maxMessages: config.CACHE_MAX_MESSAGES,
     maxBytes: config.CACHE_MAX_BYTES,
     capacity: config.CACHE_CAPACITY,
+    minShare: Math.floor((config.CACHE_CAPACITY * config.CACHE_MIN_SHARE_PERCENT) / 100),
   };
   const caches = {
     encrypt: new DataKeyCache('encrypt', limits, metrics, now),
