@@ -48,6 +48,7 @@ import { kmsCallBoundMs } from './kms/aws.js';
 import { KmsCallStats, withCallStats } from './kms/call-stats.js';
 import { CIRCUIT_STATE_VALUE, CircuitBreaker, withCircuitBreaker } from './kms/circuit-breaker.js';
 import { KeyDirectory } from './kms/key-directory.js';
+import { KmsQueue } from './kms/kms-queue.js';
 import type { KeyProvider } from './kms/provider.js';
 import { instrumentProvider } from './metrics/kms-instrumentation.js';
 import { ServiceMetrics } from './metrics/metrics.js';
@@ -107,6 +108,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     maxMessages: config.CACHE_MAX_MESSAGES,
     maxBytes: config.CACHE_MAX_BYTES,
     capacity: config.CACHE_CAPACITY,
+    minShare: Math.floor((config.CACHE_CAPACITY * config.CACHE_MIN_SHARE_PERCENT) / 100),
   };
   const caches = {
     encrypt: new DataKeyCache('encrypt', limits, metrics, now),
@@ -117,7 +119,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   metrics.trackCacheSize('encrypt', () => caches.encrypt.size);
   metrics.trackCacheSize('decrypt', () => caches.decrypt.size);
   const envelope = new EnvelopeService(provider, caches);
-  const directory = new KeyDirectory(provider);
+  const directory = new KeyDirectory(provider, { lookups: new KmsQueue({ concurrency: config.KMS_LOOKUP_CONCURRENCY, pacePerSecond: config.KMS_LOOKUP_PACE_PER_SECOND }) });
   const budgets = new KmsBudgets({
     perSecond: config.KMS_BUDGET_PER_SECOND,
     burst: config.KMS_BUDGET_BURST,
@@ -126,7 +128,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     now,
     onReject: (operation) => metrics.kmsBudgetRejections.inc({ operation }),
   });
-  metrics.kmsCallsQueuedNow = () => budgets.queued;
+  metrics.kmsCallsQueuedNow = () => budgets.queued + directory.queued;
   const readiness = new Readiness(provider, deps.audit, config.DEFAULT_KEY_ID, config.READINESS_CACHE_MS);
   if (deps.checkpoints) readiness.showCheckpoints(deps.checkpoints);
 

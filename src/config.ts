@@ -52,6 +52,10 @@ export const ConfigSchema = Type.Object({
   KMS_CONCURRENCY_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 10_000, default: 2 }),
   // KMS calls one principal may start per second, bursts included; its others wait (envelope/kms-budget.ts).
   KMS_PACE_PER_SECOND: Type.Integer({ minimum: 1, maximum: 100_000, default: 100 }),
+  // The key directory's shared look-ups (refreshes, the alias list) have a KMS queue of their
+  // own, so no principal's queue delays them (kms/key-directory.ts).
+  KMS_LOOKUP_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 10_000, default: 4 }),
+  KMS_LOOKUP_PACE_PER_SECOND: Type.Integer({ minimum: 1, maximum: 100_000, default: 50 }),
   DEFAULT_KEY_ID: Type.String({ minLength: 1, maxLength: 2048, default: 'alias/default' }),
   LOCAL_KEYSTORE: Type.String({ minLength: 1, default: '.data/keystore.json' }),
   POLICY_FILE: Type.Optional(Type.String({ minLength: 1 })),
@@ -65,6 +69,9 @@ export const ConfigSchema = Type.Object({
   CACHE_MAX_MESSAGES: Type.Integer({ minimum: 1, maximum: 2 ** 32, default: 10_000 }),
   CACHE_MAX_BYTES: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: 1024 * MiB }),
   CACHE_CAPACITY: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1_000 }),
+  // Per cache, the share each tenant (or principal without one) keeps whatever others fetch
+  // (envelope/data-key-cache.ts); keep tenants x share within 100.
+  CACHE_MIN_SHARE_PERCENT: Type.Integer({ minimum: 0, maximum: 100, default: 5 }),
   AUDIT_LOG: Type.String({ minLength: 1, default: '.data/audit.log' }),
   // Signed audit checkpoints (src/audit/checkpointer.ts, docs/AUDIT.md). The key: with aws, an
   // asymmetric SIGN_VERIFY key (unset: no checkpoints, logged as an error at start); with local,

@@ -19,6 +19,7 @@ export interface ApiKeyEntry {
   /** 64 hex characters (case-insensitive). */
   readonly sha256: string;
   readonly claims?: Readonly<Record<string, string | number>>;
+  readonly tenant?: string;
 }
 
 interface StoredKey {
@@ -41,6 +42,7 @@ export class ApiKeyVerifier {
         authMethod: 'api-key' as const,
         // Null prototype: a claim named `constructor` or `__proto__` is just data.
         claims: Object.freeze(Object.assign(Object.create(null) as Record<string, unknown>, entry.claims ?? {})),
+        ...(entry.tenant === undefined ? {} : { tenant: entry.tenant }),
       }),
     }));
   }

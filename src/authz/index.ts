@@ -12,7 +12,8 @@
  *   const decision = snap.policy.decide(principal, { operation, keyNames, context, plaintextBytes });
  */
 export type { AuthMethod, Operation, Principal } from './principal.js';
-export { OPERATIONS, principalKey } from './principal.js';
+export { OPERATIONS } from './principal.js';
+export { principalKey, tenantKey } from './principal-key.js';
 export type { Authenticator, AuthenticatorOptions } from './authenticator.js';
 export { createAuthenticator, createDevAuthenticator } from './authenticator.js';
 export type { AuthFailureReason, PolicyIssue } from './errors.js';

@@ -22,6 +22,7 @@ import {
   type JSONWebKeySet,
   type JWTVerifyGetKey,
 } from 'jose';
+import { claimAsString, parseClaimRef, type ClaimRef } from './claims.js';
 import { AuthenticationError, AuthenticationUnavailableError, type AuthFailureReason } from './errors.js';
 import { DEFAULT_MAX_TOKEN_AGE_SECONDS } from './policy-schema.js';
 import type { Principal } from './principal.js';
@@ -32,6 +33,8 @@ export interface JwtVerifierOptions {
   readonly algorithms: readonly string[];
   /** Default `sub`. */
   readonly principalClaim?: string;
+  /** The claim reference (name or /json/pointer) whose value is the token's tenant; none by default. */
+  readonly tenantClaim?: string;
   /** Default 5. */
   readonly clockToleranceSeconds?: number;
   /** Default DEFAULT_MAX_TOKEN_AGE_SECONDS. */
@@ -48,10 +51,12 @@ export class JwtVerifier {
   readonly #keys: JWTVerifyGetKey;
   readonly #options: JwtVerifierOptions;
   readonly #principalClaim: string;
+  readonly #tenantClaim: ClaimRef | undefined;
 
   constructor(options: JwtVerifierOptions) {
     this.#options = options;
     this.#principalClaim = options.principalClaim ?? 'sub';
+    this.#tenantClaim = options.tenantClaim === undefined ? undefined : parseClaimRef(options.tenantClaim);
     this.#keys =
       options.jwks.kind === 'url'
         ? createRemoteJWKSet(options.jwks.url, REMOTE_JWKS_OPTIONS)
@@ -83,7 +88,9 @@ export class JwtVerifier {
     if (typeof id !== 'string' || id === '') {
       throw new AuthenticationError('jwt_principal_claim_missing', 'jwt', this.#principalClaim);
     }
-    return Object.freeze({ id, authMethod: 'jwt' as const, claims: Object.freeze(payload) });
+    // A token without the claim has no tenant of its own (a rule may still give it one).
+    const tenant = this.#tenantClaim === undefined ? undefined : claimAsString(payload, this.#tenantClaim);
+    return Object.freeze({ id, authMethod: 'jwt' as const, claims: Object.freeze(payload), ...(tenant === undefined ? {} : { tenant }) });
   }
 }
 

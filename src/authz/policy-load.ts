@@ -35,11 +35,12 @@ export async function loadPolicyFile(file: string): Promise<LoadedPolicy> {
 
   const jwt = spec.authentication.jwt === undefined ? undefined : await jwtOptions(spec.authentication.jwt, baseDir, source);
   const apiKeys = spec.authentication.apiKeys ?? [];
+  const policy = new Policy(withAuthMethods(spec));
   return {
     file,
     digest: createHash('sha256').update(bytes).digest('hex'),
-    policy: new Policy(withAuthMethods(spec)),
-    authenticator: createAuthenticator({ apiKeys, ...(jwt === undefined ? {} : { jwt }) }),
+    policy,
+    authenticator: withRuleTenants(createAuthenticator({ apiKeys, ...(jwt === undefined ? {} : { jwt }) }), policy),
     summary: {
       rules: spec.rules.length,
       apiKeys: apiKeys.length,
@@ -57,12 +58,29 @@ function withAuthMethods(spec: PolicyFile): RuleSpec[] {
   return spec.rules.map((rule) => ({ ...rule, authMethods: rule.authMethods ?? [only] }));
 }
 
+/**
+ * A principal with no tenant of its own (an API key's `tenant`, the JWT's `tenantClaim`) gets
+ * the one its rules name, if any: resolved once, at authentication, so every per-tenant
+ * structure sees the same answer for the whole request.
+ */
+function withRuleTenants(authenticator: Authenticator, policy: Policy): Authenticator {
+  return {
+    async authenticate(authorizationHeader) {
+      const principal = await authenticator.authenticate(authorizationHeader);
+      if (principal.tenant !== undefined) return principal;
+      const tenant = policy.tenantOf(principal);
+      return tenant === undefined ? principal : Object.freeze({ ...principal, tenant });
+    },
+  };
+}
+
 async function jwtOptions(settings: JwtSettings, baseDir: string, source: YamlSource): Promise<JwtVerifierOptions> {
   const common = {
     issuer: settings.issuer,
     audience: settings.audience,
     algorithms: settings.algorithms,
     ...(settings.principalClaim === undefined ? {} : { principalClaim: settings.principalClaim }),
+    ...(settings.tenantClaim === undefined ? {} : { tenantClaim: settings.tenantClaim }),
     ...(settings.clockToleranceSeconds === undefined ? {} : { clockToleranceSeconds: settings.clockToleranceSeconds }),
     ...(settings.maxTokenAgeSeconds === undefined ? {} : { maxTokenAgeSeconds: settings.maxTokenAgeSeconds }),
   };

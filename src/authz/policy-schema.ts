@@ -39,6 +39,8 @@ const MAX_TOKEN_AGE_LIMIT_SECONDS = 7 * 24 * 3600;
 export const RULE_AUTH_METHODS = ['api-key', 'jwt'] as const;
 
 const NonEmpty = Type.String({ minLength: 1, maxLength: 2048 });
+/** A tenant's name: its principals share one data-key cache share and one KMS budget. */
+const TenantName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$' });
 const Patterns = Type.Array(NonEmpty, { minItems: 1 });
 const Obj = <T extends Parameters<typeof Type.Object>[0]>(properties: T) => Type.Object(properties, { additionalProperties: false });
 
@@ -49,6 +51,8 @@ const ApiKeySchema = Obj({
   sha256: Type.String({ pattern: '^[0-9a-fA-F]{64}$' }),
   /** Static claims for `fromClaims` bindings. */
   claims: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number()]))),
+  /** The key's tenant (see docs/POLICY.md, "Tenants"). */
+  tenant: Type.Optional(TenantName),
   description: Type.Optional(Type.String()),
 });
 
@@ -61,6 +65,8 @@ const JwtSchema = Obj({
   algorithms: Type.Array(Type.Enum([...ASYMMETRIC_JWS_ALGORITHMS]), { minItems: 1 }),
   /** The claim that becomes Principal.id. */
   principalClaim: Type.Optional(NonEmpty),
+  /** The claim (name or /json/pointer) whose value is the token's tenant. */
+  tenantClaim: Type.Optional(NonEmpty),
   clockToleranceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 300 })),
   /** Longest accepted lifetime (exp - iat) and age (now - iat); iat becomes required. */
   maxTokenAgeSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: MAX_TOKEN_AGE_LIMIT_SECONDS })),
@@ -82,6 +88,8 @@ const ContextSchema = Obj({
 const RuleSchema = Obj({
   id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$' }),
   description: Type.Optional(Type.String()),
+  /** The tenant of the principals this rule names that have none of their own (first such rule wins). */
+  tenant: Type.Optional(TenantName),
   /** Which authentication methods the principals must have used; see policy-load.ts for the default. */
   authMethods: Type.Optional(Type.Array(Type.Enum([...RULE_AUTH_METHODS]), { minItems: 1 })),
   principals: Patterns,

@@ -110,6 +110,7 @@ function patternMessage(path: readonly PathSegment[]): string {
   // Never echo the value: a pasted token instead of its hash would end up in the logs.
   if (path.at(-1) === 'sha256') return 'must be 64 hex characters: the SHA-256 of the token (printf %s "$TOKEN" | sha256sum)';
   if (path.at(-1) === 'id') return 'must be 1-128 characters: letters, digits and . _ : / - (starting with a letter or digit)';
+  if (path.at(-1) === 'tenant') return 'a tenant name must be 1-128 characters: letters, digits and . _ : / - (starting with a letter or digit)';
   return 'has an invalid format';
 }
 
@@ -149,6 +150,9 @@ function crossFieldErrors(spec: PolicyFile, source: YamlSource): PolicyIssue[] {
   if (jwt !== undefined) {
     if ((jwt.jwksFile === undefined) === (jwt.jwksUrl === undefined)) {
       issues.push(source.issue(['authentication', 'jwt'], 'exactly one of jwksFile and jwksUrl is required'));
+    }
+    if (jwt.tenantClaim !== undefined && !isValidClaimRef(jwt.tenantClaim)) {
+      issues.push(source.issue(['authentication', 'jwt', 'tenantClaim'], 'must be a claim name or a JSON Pointer such as /kubernetes.io/namespace'));
     }
     if (jwt.jwksUrl !== undefined) {
       const problem = jwksUrlProblem(jwt.jwksUrl);

@@ -65,6 +65,8 @@ export interface RuleSpec {
     readonly allowOthers?: boolean;
   };
   readonly maxPlaintextBytes?: number;
+  /** The tenant of the principals this rule applies to that have none of their own. */
+  readonly tenant?: string;
 }
 
 interface ClaimBinding {
@@ -156,6 +158,15 @@ export class Policy {
 
   get ruleIds(): readonly string[] {
     return this.#rules.map((rule) => rule.id);
+  }
+
+  /**
+   * The tenant the rules give a principal: that of the first rule (in file order) applying to
+   * it (its method and id) that names one. Whatever the operation: a tenant is who shares, not
+   * what is allowed.
+   */
+  tenantOf(principal: Principal): string | undefined {
+    return this.#rules.find((rule) => rule.spec.tenant !== undefined && appliesTo(rule, principal))?.spec.tenant;
   }
 
   decide(principal: Principal, request: DecisionRequest): Decision {

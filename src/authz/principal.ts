@@ -12,15 +12,15 @@ export interface Principal {
    * claims the policy file gives the key; for JWTs, the verified token's payload.
    */
   readonly claims: Readonly<Record<string, unknown>>;
+  /**
+   * The tenant the policy puts this principal in (docs/POLICY.md, "Tenants"): its principals
+   * share one data-key cache share and one KMS budget. Undefined: the principal is alone.
+   */
+  readonly tenant?: string;
 }
 
-/**
- * The key for anything kept per caller (rate-limit buckets, budgets): an API key and a JWT
- * with the same name are different callers and must not share, or drain, each other's.
- */
-export function principalKey(principal: Pick<Principal, 'authMethod' | 'id'>): string {
-  return `${principal.authMethod}:${principal.id}`;
-}
+/** Re-exported: the one definition lives in principal-key.ts. */
+export { principalKey, tenantKey } from './principal-key.js';
 
 /** The operations on KMS keys and data (judged per key and context). */
 export const DATA_OPERATIONS = ['encrypt', 'decrypt', 'rewrap', 'datakey', 'datakey:plaintext'] as const;

@@ -8,14 +8,18 @@
  *   SDK's caching manager makes one call per miss);
  * - zeroing: a plaintext key is overwritten with zeros the moment its entry leaves the cache,
  *   whatever the reason (age, caps, capacity, shutdown);
- * - shares: every entry belongs to the principal whose request fetched it (its owner). When
- *   the cache is full, the entry to go is a least recently used entry *of the owner holding
- *   the most entries*, so a principal flooding the cache with new partitions only ever evicts
- *   its own keys, and a principal holding no more than its fair share (capacity divided by
- *   the owners present) is never evicted by another's traffic. Recency within an owner is
- *   second-chance (CLOCK): a hit only sets a flag, so the hot path pays no re-ordering. Entries are still shared: any
- *   authorized request for a partition uses the key there, whoever fetched it (a key another
- *   principal's flood can evict is one that flooder fetched itself).
+ * - shares: every entry belongs to the group whose request fetched it (its owner: the
+ *   principal's tenant, or the principal alone; authz/principal-key.ts tenantKey), so minting
+ *   principals buys a tenant no more of the cache. When the cache is full, the entry to go is
+ *   a least recently used entry of the owner holding the most entries above `minShare`; if
+ *   none holds more, of the owner making room itself; only an owner's very first key may then
+ *   take one from the largest owner. So an owner flooding the cache with new partitions only
+ *   ever evicts its own keys, one holding no more than the larger of `minShare` and its fair
+ *   share (capacity divided by the owners present) is never evicted by another's traffic.
+ *   Recency within an owner is second-chance (CLOCK): a hit only sets a flag, so the hot path
+ *   pays no re-ordering. Entries are still shared: any authorized request for a partition uses
+ *   the key there, whoever fetched it (a key another owner's flood can evict is one that
+ *   flooder fetched itself).
  *
  * Keys are only ever used inside `use()`'s synchronous callback, after a synchronous check
  * that the entry is still alive. An `await` between the check and the use would let another
@@ -35,6 +39,8 @@ export interface CacheLimits {
   /** Encryption only: plaintext bytes one data key may protect. */
   maxBytes: number;
   capacity: number;
+  /** Entries each owner keeps whatever other owners fetch (CACHE_MIN_SHARE_PERCENT of capacity; default 0). */
+  minShare?: number;
 }
 
 export interface CacheObserver {
@@ -256,12 +262,12 @@ export class DataKeyCache {
     return promise;
   }
 
-  /** Caches `entry`, first making room at the expense of the owner holding the most entries. */
+  /** Caches `entry`, first making room at the expense of the owner that must give way (victimOf). */
   private store(partition: string, entry: CachedDataKey): void {
     if (this.entries.has(partition)) this.evict(partition, this.entries.peek(partition)!, 'capacity');
     while (this.entries.size >= this.limits.capacity) {
       const before = this.entries.size;
-      const victim = this.largestOwner(entry.owner);
+      const victim = this.victimOf(entry.owner);
       // Never loop without progress; lru-cache's own bound (max) still holds if this stops.
       if (victim === undefined || !this.evictOldest(victim) || this.entries.size >= before) break;
     }
@@ -297,12 +303,24 @@ export class DataKeyCache {
     return false;
   }
 
-  /** The owner with the most entries; `preferred` (the one inserting) wins a tie. */
-  private largestOwner(preferred: string): string | undefined {
+  /**
+   * Whose key goes to make room for one of `inserter`'s: the owner holding the most above its
+   * guaranteed share; if none does, the inserter's own; for an inserter holding nothing yet
+   * (the cache over-committed: more owners than capacity / minShare), the largest owner's.
+   */
+  private victimOf(inserter: string): string | undefined {
+    const overShare = this.largestOwner(inserter, this.limits.minShare ?? 0);
+    if (overShare !== undefined) return overShare;
+    if (this.byOwner.has(inserter)) return inserter;
+    return this.largestOwner(inserter, 0);
+  }
+
+  /** The owner with the most entries, more than `above`; `preferred` (the one inserting) wins a tie. */
+  private largestOwner(preferred: string, above: number): string | undefined {
     let largest: string | undefined;
-    let most = 0;
+    let most = above;
     for (const [owner, partitions] of this.byOwner) {
-      if (partitions.size > most || (partitions.size === most && owner === preferred)) {
+      if (partitions.size > most || (partitions.size === most && most > above && owner === preferred)) {
         largest = owner;
         most = partitions.size;
       }

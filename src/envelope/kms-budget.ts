@@ -1,6 +1,8 @@
 /**
  * Per-principal KMS call budgets: a token bucket per principal (KMS_BUDGET_PER_SECOND refill,
- * KMS_BUDGET_BURST capacity), charged one token per KMS call the principal causes.
+ * KMS_BUDGET_BURST capacity), charged one token per KMS call the principal causes. "Principal"
+ * here is the payer the HTTP layer names: the principal's tenant, or the principal alone
+ * (authz/principal-key.ts tenantKey), so a tenant's principals share one bucket, turns and pace.
  *
  * Why: the account's KMS quota is shared by every caller of the service. Without a budget, a
  * principal whose rule lets it choose a context value turns each new value into a

@@ -327,7 +327,7 @@ function contextKeyOf(kind: CacheKind, partition: string): string {
   return partition.slice(start + 1);
 }
 
-/** The cache entry's owner and the budget a miss is charged to: the request's principal. */
+/** The cache entry's owner and the budget a miss is charged to: the request's tenant (or principal). */
 function requesterOf(trace: KmsTrace, operation: KmsOperation): CacheRequester {
   return { owner: trace.owner, charge: () => trace.charge(operation), inTurn: (send) => trace.inTurn(send) };
 }

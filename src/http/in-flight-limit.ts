@@ -19,6 +19,7 @@
  * flows after its response has started.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { principalKey } from '../authz/principal-key.js';
 import { ProblemError } from './problem.js';
 
 export interface InFlightLimits {
@@ -50,7 +51,10 @@ const placeOf = Symbol('requestTurnPlace');
 type WithPlace = FastifyRequest & { [placeOf]?: Place };
 
 export class RequestTurns {
-  /** Only principals with a request in flight: an entry goes when its last response closes. */
+  /**
+   * By principalKey (method and id): an API key and a JWT subject of the same name are two
+   * callers. Only principals with a request in flight: an entry goes when its last response closes.
+   */
   private readonly principals = new Map<string, PrincipalRequests>();
 
   constructor(private readonly limits: InFlightLimits) {}
@@ -81,12 +85,12 @@ export class RequestTurns {
 
   /** Counts the request in flight, or refuses it over the cap. */
   private enter(request: WithPlace, reply: FastifyReply, done: (error?: Error) => void): void {
-    const principalId = request.principal?.id;
-    if (principalId === undefined) return done();
-    let principal = this.principals.get(principalId);
+    if (request.principal === undefined) return done();
+    const key = principalKey(request.principal);
+    let principal = this.principals.get(key);
     if (principal === undefined) {
       principal = { inFlight: 0, active: 0, waiting: [] };
-      this.principals.set(principalId, principal);
+      this.principals.set(key, principal);
     }
     if (principal.inFlight >= this.limits.maxInFlight) {
       return done(new ProblemError(429, 'TooManyInFlight', `more than ${this.limits.maxInFlight} requests of this principal are in progress`, 1));
@@ -98,7 +102,7 @@ export class RequestTurns {
     reply.raw.once('close', () => {
       this.endTurn(request);
       principal.inFlight -= 1;
-      if (principal.inFlight === 0 && this.principals.get(principalId) === principal) this.principals.delete(principalId);
+      if (principal.inFlight === 0 && this.principals.get(key) === principal) this.principals.delete(key);
     });
     done();
   }

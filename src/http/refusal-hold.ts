@@ -13,7 +13,7 @@
  * open requests. A client that disconnects frees its place; shutdown releases every hold.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { principalKey } from '../authz/principal.js';
+import { principalKey } from '../authz/principal-key.js';
 import { addressBucket } from './address-bucket.js';
 
 export interface RefusalHoldLimits {

@@ -6,15 +6,22 @@
  *
  * lru-cache's fetchMethod gives TTL plus coalescing of concurrent look-ups for free. Unknown
  * keys are remembered briefly too, so a caller cannot turn random key ids into a KMS flood.
- * Only the request that starts a look-up pays for it (its KmsCallContext's budget), and it pays
- * before the look-up starts: a refused charge never becomes a shared, failed fetch that
- * coalesced requests of other principals would inherit. Refreshing a key already known to
- * exist (or the alias list) once its TTL is over is free: it happens at most once per TTL per
- * real key, whoever asks, and a principal over budget keeps using its cached data keys.
+ *
+ * Two kinds of look-up, queued differently:
+ * - the first look-up of a name (or of one last found missing) is the asking request's own KMS
+ *   call: charged to its budget before it starts (a refused charge never becomes a shared,
+ *   failed fetch that other principals' requests would inherit), sent in its own KMS turn, and
+ *   shared with other requests only once sent, so nobody waits in the asker's queue for it;
+ * - a known key's refresh once its TTL is over, and the alias list, are everyone's: free, at
+ *   most one per TTL per real key whoever asks, and sent in the directory's own KMS queue
+ *   (KMS_LOOKUP_CONCURRENCY, KMS_LOOKUP_PACE_PER_SECOND), never in the asker's. A principal
+ *   over budget keeps using its cached data keys, and a principal whose own queue is full or
+ *   paced delays no one's look-up.
  */
 import { LRUCache } from 'lru-cache';
 import type { KmsCallContext } from './call-context.js';
 import { KmsError, isKmsError } from './errors.js';
+import { KmsQueue } from './kms-queue.js';
 import type { KeyAlias, KeyDescription, KeyProvider } from './provider.js';
 
 type Lookup = { found: KeyDescription } | { missing: KmsError };
@@ -23,15 +30,22 @@ export interface KeyDirectoryOptions {
   ttlMs: number;
   notFoundTtlMs: number;
   capacity: number;
+  /** Where refreshes and the alias list wait for KMS (default: 4 at once, 50 a second). */
+  lookups: KmsQueue;
 }
 
-const DEFAULTS: KeyDirectoryOptions = { ttlMs: 60_000, notFoundTtlMs: 5_000, capacity: 10_000 };
+const DEFAULTS = { ttlMs: 60_000, notFoundTtlMs: 5_000, capacity: 10_000 };
 const ALIASES = 'aliases';
 
+/** How a look-up's KMS call is sent: already in the asker's own turn, or in the shared queue. */
+interface LookupContext {
+  ownTurn: boolean;
+}
+
 export class KeyDirectory {
-  // The fetch context is the request that starts a look-up: the call waits for its KMS turn.
-  private readonly keys: LRUCache<string, Lookup, KmsCallContext>;
-  private readonly aliases: LRUCache<string, KeyAlias[], KmsCallContext>;
+  private readonly keys: LRUCache<string, Lookup, LookupContext>;
+  private readonly aliases: LRUCache<string, KeyAlias[], LookupContext>;
+  private readonly lookups: KmsQueue;
   /** Look-ups in flight: a request finding its key here waits on it and pays nothing. */
   private readonly pending = new Set<string>();
 
@@ -40,13 +54,15 @@ export class KeyDirectory {
     options: Partial<KeyDirectoryOptions> = {},
   ) {
     const { ttlMs, notFoundTtlMs, capacity } = { ...DEFAULTS, ...options };
-    this.keys = new LRUCache<string, Lookup, KmsCallContext>({
+    this.lookups = options.lookups ?? new KmsQueue({ concurrency: 4, pacePerSecond: 50 });
+    this.keys = new LRUCache<string, Lookup, LookupContext>({
       max: capacity,
       ttl: ttlMs,
       fetchMethod: async (keyId, stale, { options: fetchOptions, context }) => {
         this.pending.add(keyId);
         try {
-          return { found: await context.inTurn(() => this.provider.describeKey(keyId)) };
+          const send = () => this.provider.describeKey(keyId);
+          return { found: await (context.ownTurn ? send() : this.lookups.run(send)) };
         } catch (error) {
           if (isKmsError(error) && error.code === 'KeyNotFound') {
             fetchOptions.ttl = notFoundTtlMs;
@@ -66,15 +82,15 @@ export class KeyDirectory {
         }
       },
     });
-    this.aliases = new LRUCache<string, KeyAlias[], KmsCallContext>({
+    this.aliases = new LRUCache<string, KeyAlias[], LookupContext>({
       max: 1,
       ttl: ttlMs,
       // As for keys: while KMS is unreachable, the last alias list beats failing every decrypt.
       allowStaleOnFetchRejection: true,
-      fetchMethod: async (_key, _stale, { context }) => {
+      fetchMethod: async () => {
         this.pending.add(ALIASES);
         try {
-          return await context.inTurn(() => this.provider.listAliases());
+          return await this.lookups.run(() => this.provider.listAliases());
         } finally {
           this.pending.delete(ALIASES);
         }
@@ -92,9 +108,20 @@ export class KeyDirectory {
    * that the policy can be asked before a caller learns the state (assertUsable).
    */
   async describe(keyId: string, trace: KmsCallContext): Promise<KeyDescription> {
-    if (!this.keys.has(keyId) && !this.pending.has(keyId) && !this.isKnownKey(keyId)) trace.charge('DescribeKey');
-    const status: LRUCache.Status<string, Lookup, KmsCallContext> = {};
-    const lookup = (await this.keys.fetch(keyId, { status, context: trace })) as Lookup;
+    if (this.isShared(keyId)) return this.lookUp(keyId, trace, false);
+    trace.charge('DescribeKey');
+    // Checked again in the turn: another request may have sent the same look-up meanwhile.
+    return trace.inTurn(() => this.lookUp(keyId, trace, !this.isShared(keyId)));
+  }
+
+  /** Cached, in flight, or a refresh of a key found before: nothing of the asker's own. */
+  private isShared(keyId: string): boolean {
+    return this.keys.has(keyId) || this.pending.has(keyId) || this.isKnownKey(keyId);
+  }
+
+  private async lookUp(keyId: string, trace: KmsCallContext, ownTurn: boolean): Promise<KeyDescription> {
+    const status: LRUCache.Status<string, Lookup, LookupContext> = {};
+    const lookup = (await this.keys.fetch(keyId, { status, context: { ownTurn } })) as Lookup;
     if ('missing' in lookup) throw lookup.missing;
     const key = lookup.found;
     if (status.fetch === 'miss') trace.add(key.requestId);
@@ -114,11 +141,14 @@ export class KeyDirectory {
     return [keyArn, ...own.map((alias) => alias.aliasName), ...own.map((alias) => alias.aliasArn)];
   }
 
-  async listAliases(trace: KmsCallContext): Promise<KeyAlias[]> {
-    if (!this.aliases.has(ALIASES) && !this.pending.has(ALIASES) && this.aliases.peek(ALIASES, { allowStale: true }) === undefined) {
-      trace.charge('ListAliases');
-    }
-    return (await this.aliases.fetch(ALIASES, { context: trace })) ?? [];
+  /** One list for every caller: fetched in the shared queue and charged to no one. */
+  async listAliases(_trace: KmsCallContext): Promise<KeyAlias[]> {
+    return (await this.aliases.fetch(ALIASES, { context: { ownTurn: false } })) ?? [];
+  }
+
+  /** Look-ups waiting in the shared queue (a gauge). */
+  get queued(): number {
+    return this.lookups.queued;
   }
 }
 

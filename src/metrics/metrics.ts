@@ -55,7 +55,7 @@ export class ServiceMetrics implements CacheObserver {
 
   readonly kmsCallsQueued = this.gaugeReadAtScrape(
     'kms_calls_queued',
-    'KMS calls waiting because their principal already has KMS_CONCURRENCY_PER_PRINCIPAL calls in flight, or for its KMS_PACE_PER_SECOND.',
+    'KMS calls waiting because their principal already has KMS_CONCURRENCY_PER_PRINCIPAL calls in flight, or for its KMS_PACE_PER_SECOND (key look-ups: KMS_LOOKUP_CONCURRENCY, KMS_LOOKUP_PACE_PER_SECOND).',
     () => this.kmsCallsQueuedNow(),
   );
 

@@ -140,6 +140,38 @@ describe('policy validation errors name file, line and field', () => {
     expect(none.issues[0]).toMatchObject({ line: 2, field: 'authentication', message: expect.stringContaining('no way to authenticate') });
   });
 
+  it('tenants: a bad tenant name on a key or a rule, and a bad tenantClaim pointer, each at its line and column', () => {
+    const error = errorOf([
+      'version: 1',
+      'authentication:',
+      '  apiKeys:',
+      '    - name: svc',
+      `      sha256: "${HASH}"`,
+      '      tenant: "tenant b"',
+      '  jwt: { issuer: i, audience: a, jwksFile: j.json, algorithms: [RS256], tenantClaim: "/a~2b" }',
+      'rules:',
+      '  - id: r1',
+      '    authMethods: [jwt]',
+      '    tenant: ""',
+      '    principals: [svc]',
+      '    operations: [encrypt]',
+      '    keys: [alias/a]',
+    ]);
+    const name = 'a tenant name must be 1-128 characters: letters, digits and . _ : / - (starting with a letter or digit)';
+    expect(error.issues).toEqual([
+      { line: 6, column: 15, field: 'authentication.apiKeys[0].tenant', message: name },
+      { line: 11, column: 13, field: 'rules[0].tenant', message: name },
+    ]);
+    const pointer = errorOf([
+      ...header,
+      '  jwt: { issuer: i, audience: a, jwksFile: j.json, algorithms: [RS256], tenantClaim: "/a~2b" }',
+      'rules: []',
+    ]);
+    expect(pointer.issues).toEqual([
+      { line: 6, column: 86, field: 'authentication.jwt.tenantClaim', message: 'must be a claim name or a JSON Pointer such as /kubernetes.io/namespace' },
+    ]);
+  });
+
   it('YAML syntax errors and duplicate keys carry their position', () => {
     const syntax = errorOf(['version: 1', 'rules: [unclosed']);
     expect(syntax.issues[0]?.line).toBeGreaterThanOrEqual(2);

@@ -163,9 +163,9 @@ describe('data-key cache', () => {
 });
 
 describe('data-key cache shares between principals', () => {
-  function shared(capacity: number) {
+  function shared(capacity: number, minShare?: number) {
     const recorder = new Recorder();
-    const cache = new DataKeyCache('encrypt', { maxAgeMs: 60_000, maxMessages: 1_000, maxBytes: 1 << 30, capacity }, recorder);
+    const cache = new DataKeyCache('encrypt', { maxAgeMs: 60_000, maxMessages: 1_000, maxBytes: 1 << 30, capacity, ...(minShare === undefined ? {} : { minShare }) }, recorder);
     const issued = new Map<string, Buffer>();
     const charges: string[] = [];
     const use = (owner: string, partition: string) =>
@@ -205,6 +205,28 @@ describe('data-key cache shares between principals', () => {
     }
     expect(await use('svc', 'hot')).toBe(true);
     expect(await use('svc', 'a')).toBe(false);
+  });
+
+  it('an owner holding no more than minShare keeps every key, even above its fair share; others make room from their own', async () => {
+    const { use } = shared(40, 30);
+    const working = Array.from({ length: 30 }, (_, i) => `reports-${i}`);
+    for (const partition of working) await use('reports', partition);
+    for (let i = 0; i < 40; i++) await use('tenant:b', `b-${i}`);
+    const hits = await Promise.all(working.map((partition) => use('reports', partition)));
+    expect(hits.filter(Boolean)).toHaveLength(30);
+    // Without the guarantee, the largest owner gives way down to the fair share (20 of 40).
+    const fair = shared(40);
+    for (const partition of working) await fair.use('reports', partition);
+    for (let i = 0; i < 40; i++) await fair.use('tenant:b', `b-${i}`);
+    expect((await Promise.all(working.map((partition) => fair.use('reports', partition)))).filter(Boolean)).toHaveLength(20);
+  });
+
+  it("an owner's first key gets in when every owner is within its share (capacity over-committed)", async () => {
+    const { use, cache } = shared(4, 2);
+    for (const [owner, partition] of [['a', 'a1'], ['a', 'a2'], ['b', 'b1'], ['b', 'b2']] as const) await use(owner, partition);
+    expect(await use('c', 'c1')).toBe(false);
+    expect(await use('c', 'c1')).toBe(true);
+    expect(cache.size).toBe(4);
   });
 
   it('a cached entry serves every principal, and only its owner pays for it (once)', async () => {

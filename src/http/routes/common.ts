@@ -6,7 +6,7 @@ import { Type } from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../../config.js';
 import type { AuditSink } from '../audit-event.js';
-import { principalKey } from '../../authz/principal.js';
+import { tenantKey } from '../../authz/principal-key.js';
 import type { KmsBudgets } from '../../envelope/kms-budget.js';
 import { KmsTrace } from '../../envelope/kms-trace.js';
 import type { AdminDeps } from '../../operations/admin/admin.js';
@@ -103,14 +103,15 @@ export const SECURITY = [{ bearerAuth: [] }];
 
 /**
  * The authenticated caller (authentication.ts runs before any handler), with the request's KMS
- * context: its KMS calls are charged to the principal's budget, and the data keys it fetches
- * count against the principal's share of the cache.
+ * context: its KMS calls are charged to its tenant's budget, and the data keys it fetches count
+ * against its tenant's share of the cache (a principal without a tenant is its own).
  */
 export function callerOf(request: FastifyRequest, deps: V1Deps): Caller {
   const { principal, policy } = request;
   if (!principal || !policy) throw new Error('route reached without authentication');
-  // Keyed by method and id: an API key and a JWT with the same name are different payers.
-  const payer = principalKey(principal);
+  // The tenant, else the principal by method and id: an API key and a JWT with the same name
+  // are different payers, and a tenant's principals are one.
+  const payer = tenantKey(principal);
   const kms = new KmsTrace();
   kms.billTo(payer, deps.budgets.payerFor(payer));
   return { principal, policy, kms };

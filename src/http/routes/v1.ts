@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
-import { principalKey } from '../../authz/principal.js';
+import { principalKey } from '../../authz/principal-key.js';
 import { registerAdminRoutes } from './admin/index.js';
 import { registerBatch } from './batch.js';
 import { registerBinary } from './binary.js';
