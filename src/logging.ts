@@ -18,9 +18,9 @@ export const LOG_CENSOR = '[REDACTED]';
  * `{body: {plaintext}}`). Plain objects only: class instances such as the request Fastify logs
  * are left to their serializers, which never include headers or bodies.
  *
- * Hand-written instead of pino's `redact` paths: those cost about a tenth of the CPU of a
- * request (the path matcher runs on every line; docs/BENCHMARKS.md has the profile). This check
- * allocates nothing unless it finds something, and never mutates the logged objects.
+ * Hand-written instead of pino's `redact` paths, whose path matcher runs on every line and
+ * costs a noticeable share of a small request's CPU. This check allocates nothing unless it
+ * finds something, and never mutates the logged objects.
  */
 export function censorLogFields(line: Record<string, unknown>): Record<string, unknown> {
   let result = censorOwn(line);

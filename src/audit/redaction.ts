@@ -7,10 +7,10 @@
  * merely has such a key name (an encryption context entry called "token", say) is left alone:
  * it is not a secret, KMS and CloudTrail see it too.
  *
- * Written here rather than with pino's `redact` option, which did the same job: its path
- * matcher and selective clone cost about a tenth of the service's CPU per request (profile in
- * docs/BENCHMARKS.md). This check allocates nothing unless it finds a field to censor, and
- * then copies only the containers on the way to it, never mutating the caller's objects.
+ * Written here rather than with pino's `redact` option: its path matcher and selective clone
+ * cost a noticeable share of a small request's CPU. This check allocates nothing unless it
+ * finds a field to censor, and then copies only the containers on the way to it, never
+ * mutating the caller's objects.
  */
 import { censorNamedFields } from '../censor.js';
 

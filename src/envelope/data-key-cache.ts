@@ -174,8 +174,8 @@ export class DataKeyCache {
    * When a single message is larger than the byte cap, a one-off key is fetched, used and
    * zeroed without being cached (as the AWS Encryption SDK does). So is every encryption key
    * when maxMessages is 1: such a key can never serve a second message, and coalescing would
-   * only queue concurrent requests behind one another's KMS calls (32 concurrent requests
-   * took 32 KMS round trips end to end; bench/ and docs/BENCHMARKS.md).
+   * only queue concurrent requests behind one another's KMS calls, one round trip after
+   * another.
    */
   async use<T>(
     partition: string,

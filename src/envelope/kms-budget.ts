@@ -16,7 +16,7 @@
  * would otherwise put a hundred calls' worth of it in front of every other caller's requests,
  * and hold as many of the SDK's connections to KMS. Two calls in flight alone do not bound
  * that work when KMS answers quickly: the pace does, spreading a burst over time instead of
- * letting it land at once (bench case 6 measures the difference).
+ * letting it land at once.
  *
  * The buckets live in a bounded lru-cache. A bucket untouched for the time it takes to refill
  * is full again, so dropping it then (its TTL) loses nothing; only more than `principals`

@@ -33,8 +33,8 @@ const HKDF_EXPAND_BLOCK_1 = Buffer.concat([HKDF_INFO, Buffer.from([1])]);
  * block, so Extract is PRK = HMAC(salt = messageId, dataKey) and Expand is
  * T(1) = HMAC(PRK, info || 0x01). The bytes are those of
  * `hkdfSync('sha512', dataKey, messageId, HKDF_INFO, 64)` (the format v1 test vectors pin
- * them) at about half the cost: hkdfSync builds KeyObjects and a crypto job per call, which
- * made it the largest single cost of an in-process encrypt (bench/, docs/BENCHMARKS.md).
+ * them) at a fraction of the cost: hkdfSync builds KeyObjects and a crypto job per call, the
+ * largest single cost of an in-process encrypt.
  */
 export function deriveMessageKeyMaterial(dataKey: Buffer, messageId: Buffer): Buffer {
   if (dataKey.length !== KEY_BYTES) throw new RangeError('data key must be 32 bytes');
@@ -127,9 +127,9 @@ export function openMessage(dataKey: Buffer, envelope: ParsedEnvelope, aad?: Buf
  * seal() feeds large plaintexts to GCM in slices of this size. cipher.update() allocates its
  * output, which seal() then copies into the envelope: for a 1 MiB message that temporary is a
  * fresh 1 MiB allocation every time, while slice-sized temporaries are recycled by the
- * allocator and still in cache when copied (`npm run bench:floor` shows the two side by side).
- * Same bytes either way (GCM is a stream mode). open() does not slice: its update output IS the plaintext returned,
- * so there is no temporary to save, only a copy and a zeroing to add.
+ * allocator and still in cache when copied. Same bytes either way (GCM is a stream mode).
+ * open() does not slice: its update output IS the plaintext returned, so there is no
+ * temporary to save, only a copy and a zeroing to add.
  */
 const CIPHER_SLICE_BYTES = 64 * 1024;
 

@@ -2,9 +2,8 @@
  * The access log: one self-contained line per answered request (method, url, client, status,
  * time, reqId, and the caller's own x-request-id as callerRequestId), instead of Fastify's
  * default two info lines ("incoming request" on arrival, "request completed" with only the
- * status): each line is a serialisation and a write, so one line costs half of two (bench case
- * 5 measures it). The arrival line stays available at debug level, for chasing a request that
- * never completes.
+ * status): each line is a serialisation and a write, so one line costs half of two. The arrival
+ * line stays available at debug level, for chasing a request that never completes.
  */
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { callerRequestIdOf } from './caller-request-id.js';

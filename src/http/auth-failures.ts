@@ -6,7 +6,7 @@
  *   instead of 401. Only failures count: a caller with a valid token is served whatever its
  *   neighbours behind the same address do.
  * - Bound the audit volume: the first failure of each kind (reason, or `too_many_failures` for
- *   the 429s) per source and window is written as its own event, as before; the rest are
+ *   the 429s) per source and window is written as its own event; the rest are
  *   counted and written as ONE AuthFailuresSummarized event per source and window, when the
  *   window closes, when the source is evicted from the table, or at close: no count is lost.
  *

@@ -9,7 +9,7 @@
  * it. Without turns, a caller with many connections has all of them at work together,
  * interleaved, each finishing later. With turns a waiting request costs a closure and nothing
  * else, and fewer requests interleaved finish sooner: one principal's own throughput goes up
- * (bench case 5, variant no-turns).
+ * (docs/BENCHMARKS.md).
  *
  * A request counts towards the in-flight cap until its response closes. Its turn lasts from
  * the end of its body until the answer is ready to send: it is given back on the answer's

@@ -5,8 +5,8 @@
  * - Size: JSON_BODY_LIMIT_BYTES (at most BODY_LIMIT_BYTES), small by default. Large payloads
  *   belong on the /binary routes, where no base64 or parse tree is built.
  * - Nesting: no request this API takes is nested more than four levels, but JSON.parse builds
- *   any depth, and an 8 MiB `[[[…]]]` took seconds of event loop before the schema could refuse
- *   it. One linear pass over the text refuses deeper bodies first.
+ *   any depth, and a body of megabytes of `[[[…]]]` would hold the event loop for a long time
+ *   before the schema could refuse it. One linear pass over the text refuses deeper bodies first.
  */
 import type { FastifyInstance } from 'fastify';
 import { ProblemError } from './problem.js';

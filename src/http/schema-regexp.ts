@@ -3,7 +3,7 @@
  * `ajv.customOptions.code.regExp`). Every pattern becomes a plain RegExp except BASE64_PATTERN,
  * matched in linear time by isStandardBase64 (exactly the same strings). Why: V8 matches the
  * pattern's repeated four-character group with a backtracking stack that grows with the input,
- * so a valid multi-megabyte plaintext overflowed the stack (a 500) and large ones were slow.
+ * so a valid multi-megabyte plaintext would overflow the stack (a 500) and large ones are slow.
  * The schemas and openapi.yaml keep the pattern as written.
  */
 import { BASE64_PATTERN } from './schemas.js';
@@ -11,8 +11,8 @@ import { BASE64_PATTERN } from './schemas.js';
 /**
  * BASE64_PATTERN's language: a multiple of 4 characters, alphabet characters, then at most two
  * `=`. The character class deliberately includes `_`, which indexOf then rules out: V8 matches
- * [A-Za-z0-9_+/] through a lookup table, but [A-Za-z0-9+/] through range comparisons that are
- * much slower on random data (docs/BENCHMARKS.md).
+ * [A-Za-z0-9_+/] through a lookup table, but [A-Za-z0-9+/] through range comparisons, which are
+ * slower on random data.
  */
 export function isStandardBase64(value: string): boolean {
   return value.length % 4 === 0 && BASE64_WITH_UNDERSCORE.test(value) && value.indexOf('_') === -1;

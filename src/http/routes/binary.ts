@@ -1,9 +1,9 @@
 /**
  * POST /v1/encrypt/binary and POST /v1/decrypt/binary: the same operations as /v1/encrypt and
  * /v1/decrypt (same policy, audit events, cache and limits) with raw bytes in the body instead
- * of base64 in JSON, for large payloads. JSON costs a third more bytes on the wire and parsing,
- * validating and escaping a megabyte-long base64 string dominated the service's CPU for large
- * payloads (docs/BENCHMARKS.md); here the body goes from the socket to AES-GCM and back as is.
+ * of base64 in JSON, for large payloads. JSON costs a third more bytes on the wire, and parsing,
+ * validating and escaping a megabyte-long base64 string dominate the service's CPU for large
+ * payloads; here the body goes from the socket to AES-GCM and back as is.
  *
  * The ciphertext is the binary envelope itself (docs/FORMAT.md): the exact bytes whose
  * base64url, after `ev1:`, is the JSON API's ciphertext. Either form converts to the other.
