@@ -6,11 +6,8 @@ import { Type } from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../../config.js';
 import type { AuditSink } from '../audit-event.js';
-import { principalKey } from '../../authz/principal.js';
-import type { KmsBudgets } from '../../envelope/kms-budget.js';
-import { KmsTrace } from '../../envelope/kms-trace.js';
 import type { AdminDeps } from '../../operations/admin/admin.js';
-import type { Caller, OperationDeps } from '../../operations/operation.js';
+import { newCaller, type Caller, type OperationDeps } from '../../operations/operation.js';
 import type { RequestTurns } from '../in-flight-limit.js';
 import { titleOf } from '../problem.js';
 import { PROBLEM_MEDIA_TYPE } from '../send-problem.js';
@@ -20,7 +17,6 @@ export interface V1Deps {
   /** The streaming routes write their second (outcome) event after the response has started. */
   audit: AuditSink;
   operations: OperationDeps;
-  budgets: KmsBudgets;
   /** Per-principal in-flight cap and request turns (in-flight-limit.ts). */
   turns: RequestTurns;
   admin: AdminDeps;
@@ -109,9 +105,5 @@ export const SECURITY = [{ bearerAuth: [] }];
 export function callerOf(request: FastifyRequest, deps: V1Deps): Caller {
   const { principal, policy } = request;
   if (!principal || !policy) throw new Error('route reached without authentication');
-  // Keyed by method and id: an API key and a JWT with the same name are different payers.
-  const payer = principalKey(principal);
-  const kms = new KmsTrace();
-  kms.billTo(payer, deps.budgets.payerFor(payer));
-  return { principal, policy, kms };
+  return newCaller(deps.operations, principal, policy);
 }
