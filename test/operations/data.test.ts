@@ -19,9 +19,10 @@ let defaultArn: string;
 let archiveArn: string;
 beforeAll(async () => {
   t = await buildOperationsFixture();
-  defaultArn = (await t.local.describeKey('alias/default')).keyArn;
-  const archive = await t.local.createKey();
-  await t.local.createAlias('alias/archive', archive.keyId);
+  const local = t.local!;
+  defaultArn = (await local.describeKey('alias/default')).keyArn;
+  const archive = await local.createKey();
+  await local.createAlias('alias/archive', archive.keyId);
   archiveArn = archive.keyArn;
 });
 afterAll(async () => t?.close());

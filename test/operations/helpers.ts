@@ -1,6 +1,7 @@
 /**
  * The service for the operations' own tests: built through the composition root (compose, via
- * buildTestService) on the embedded local provider in a temp dir, with a policy file of API
+ * buildTestService) on the embedded local provider in a temp dir (or the AWS SDK provider
+ * against local-kms), with a policy file of API
  * keys, and callers authenticated by the policy's own authenticator, as the HTTP edge does.
  * No HTTP: the tests call src/operations/ directly.
  */
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { LocalKeyProvider } from '../../src/kms/local.js';
 import type { AdminCaller } from '../../src/operations/admin/admin.js';
 import { newCaller, type Caller } from '../../src/operations/operation.js';
-import { buildTestService, countingProvider, type TestService } from '../helpers/app.js';
+import { buildTestService, countingProvider, type ProviderKind, type TestService } from '../helpers/app.js';
 
 export const sha256 = (token: string): string => createHash('sha256').update(token).digest('hex');
 
@@ -42,24 +43,24 @@ export interface OperationsFixture extends TestService {
   /** KMS calls that reached the provider, per KMS operation name (GenerateDataKey, Decrypt...). */
   kmsCalls: Record<string, number>;
   policyFile: string;
-  /** The embedded provider itself, to manage its keys (createKey, createAlias, disableKey). */
-  local: LocalKeyProvider;
+  /** The embedded provider itself, to manage its keys (createKey, createAlias, disableKey); local only. */
+  local: LocalKeyProvider | undefined;
   /** A fresh caller (one per request, as the edge makes them) for this token. */
   caller(token: string): Promise<Caller>;
   adminCaller(token: string, fromLoopback?: boolean): Promise<AdminCaller>;
 }
 
-export async function buildOperationsFixture(): Promise<OperationsFixture> {
+export async function buildOperationsFixture(kind: ProviderKind = 'local'): Promise<OperationsFixture> {
   const policyDir = mkdtempSync(join(tmpdir(), 'envelope-ops-policy-'));
   const policyFile = join(policyDir, 'policy.yaml');
   writeFileSync(policyFile, POLICY);
   let counted: ReturnType<typeof countingProvider> | undefined;
   let local: LocalKeyProvider | undefined;
   const built = await buildTestService({
+    provider: kind,
     policyFile,
     wrapProvider: (provider) => {
-      if (!(provider instanceof LocalKeyProvider)) throw new Error('the operations fixture runs on the local provider');
-      local = provider;
+      if (provider instanceof LocalKeyProvider) local = provider;
       return (counted = countingProvider(provider));
     },
   });
@@ -72,7 +73,7 @@ export async function buildOperationsFixture(): Promise<OperationsFixture> {
     ...built,
     kmsCalls: counted!.calls,
     policyFile,
-    local: local!,
+    local,
     caller,
     adminCaller: async (token, fromLoopback = true) => ({ ...(await caller(token)), fromLoopback }),
     async close() {
