@@ -59,9 +59,8 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-export interface TestApp extends Omit<TestService, 'service'> {
+export interface TestApp extends TestService {
   app: FastifyInstance;
-  service: Service;
 }
 
 export const DEV_TOKEN = 'dev-token';
