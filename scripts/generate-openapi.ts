@@ -1,7 +1,7 @@
 /**
  * `npm run openapi`: writes openapi.yaml at the repository root from the route schemas.
  *
- * The app is built exactly as the service builds it (buildApp), with the default
+ * The app is built exactly as the service builds it (compose, buildApp), with the default
  * configuration and only the two file paths pointed at a temporary directory: a throwaway
  * local keystore and audit log. Nothing in the document depends on them, so the output is
  * deterministic: the same sources give the same bytes. test/openapi/drift.test.ts regenerates
@@ -16,10 +16,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
 import { buildApp } from '../src/app.js';
-import { AuditLog } from '../src/audit/index.js';
-import { PolicyStore } from '../src/authz/store.js';
+import { compose } from '../src/compose.js';
 import { loadConfig } from '../src/config.js';
-import { LocalKeyProvider } from '../src/kms/local.js';
 import { ServiceMetrics } from '../src/metrics/metrics.js';
 
 export const OPENAPI_PATH = fileURLToPath(new URL('../openapi.yaml', import.meta.url));
@@ -38,12 +36,10 @@ export async function buildOpenApiDocument(): Promise<Record<string, unknown>> {
     AUDIT_LOG: join(dir, 'audit.log'),
     LOG_LEVEL: 'silent',
   });
-  const provider = new LocalKeyProvider({ path: config.LOCAL_KEYSTORE });
-  const audit = AuditLog.open({ destination: config.AUDIT_LOG });
-  const policy = PolicyStore.dev(config.DEV_TOKEN);
-  const metrics = new ServiceMetrics({ collectDefaults: false });
+  // No checkpoints: the throwaway audit log needs no signing key in the keystore.
+  const service = await compose(config, { metrics: new ServiceMetrics({ collectDefaults: false }), checkpoints: false });
   try {
-    const app = await buildApp({ config, provider, policy, audit, metrics });
+    const app = await buildApp(service);
     try {
       await app.ready();
       // A deep copy: the document is plain JSON, and a copy cannot alias the app's schemas.
@@ -52,8 +48,7 @@ export async function buildOpenApiDocument(): Promise<Record<string, unknown>> {
       await app.close();
     }
   } finally {
-    await audit.close();
-    await provider.close();
+    await service.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,6 +1,6 @@
 /**
- * buildApp(deps): the whole service as a Fastify instance, without listen(). Tests build it
- * per suite; src/server.ts builds it once and listens.
+ * buildApp(service): the service composed by compose.ts, as a Fastify instance, without
+ * listen(). Tests build it per suite; src/server.ts builds it once and listens.
  *
  * Request path, one direction only (docs/ARCHITECTURE.md): request id -> load shedding ->
  *   authenticate -> in-flight cap, rate limit (all before the body is read) -> body (size and
@@ -23,50 +23,25 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { AuditSink } from './http/audit-event.js';
-import type { PolicyStore } from './authz/store.js';
 import type { Config } from './config.js';
-import { DataKeyCache } from './envelope/data-key-cache.js';
-import { KmsBudgets } from './envelope/kms-budget.js';
-import { EnvelopeService } from './envelope/service.js';
+import type { Service } from './compose.js';
+import type { EnvelopeService } from './envelope/service.js';
 import { AccessLog } from './http/access-log.js';
-import { AuthFailureTracker } from './http/auth-failures.js';
 import { registerAuditTrail } from './http/audit-trail.js';
 import { registerAuthentication } from './http/authentication.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerJsonBodyParser } from './http/json-body.js';
 import { registerNoStore } from './http/no-store.js';
-import { LiveExamples } from './http/live-examples.js';
-import { RequestTurns } from './http/in-flight-limit.js';
 import { registerLoadShedding } from './http/load-shedding.js';
 import { registerOpenApi } from './http/openapi.js';
-import { RefusalHolds, registerRefusalHold } from './http/refusal-hold.js';
+import { registerRefusalHold } from './http/refusal-hold.js';
 import { registerOperationalRoutes } from './http/routes/operational.js';
 import { registerV1Routes } from './http/routes/v1.js';
 import { schemaRegExp } from './http/schema-regexp.js';
 import { kmsCallBoundMs } from './kms/aws.js';
-import { KmsCallStats, withCallStats } from './kms/call-stats.js';
-import { CIRCUIT_STATE_VALUE, CircuitBreaker, withCircuitBreaker } from './kms/circuit-breaker.js';
-import { KeyDirectory } from './kms/key-directory.js';
-import { KmsQueue } from './kms/kms-queue.js';
-import type { KeyProvider } from './kms/provider.js';
-import { instrumentProvider } from './metrics/kms-instrumentation.js';
-import { ServiceMetrics } from './metrics/metrics.js';
-import { Readiness, type CheckpointHealth } from './http/readiness.js';
-import { KeyGuard } from './operations/key-guard.js';
-
-export interface AppDeps {
-  config: Config;
-  provider: KeyProvider;
-  policy: PolicyStore;
-  audit: AuditSink;
-  logger?: FastifyBaseLogger;
-  metrics?: ServiceMetrics;
-  /** The audit checkpoints' state, shown as a /readyz detail. */
-  checkpoints?: CheckpointHealth;
-  /** Injected clock for cache ages (tests). */
-  now?: () => number;
-}
+import type { CircuitBreaker } from './kms/circuit-breaker.js';
+import type { ServiceMetrics } from './metrics/metrics.js';
+import type { Readiness } from './http/readiness.js';
 
 export interface AppServices {
   envelope: EnvelopeService;
@@ -82,58 +57,11 @@ declare module 'fastify' {
   }
 }
 
-export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const { config } = deps;
-  const metrics = deps.metrics ?? new ServiceMetrics();
-  const now = deps.now ?? Date.now;
-  // The breaker sits outside the instrumentation: a call it refuses never reaches KMS, so it
-  // must not appear in kms_requests_total or the KMS latency histogram (it has its own counter).
-  let log: FastifyBaseLogger | undefined;
-  const circuit = new CircuitBreaker({
-    failureThreshold: config.KMS_BREAKER_FAILURES,
-    cooldownMs: config.KMS_BREAKER_COOLDOWN_MS,
-    onStateChange: ({ from, to, consecutiveFailures }) => {
-      const line = { circuitFrom: from, circuitTo: to, consecutiveFailures, cooldownMs: config.KMS_BREAKER_COOLDOWN_MS };
-      if (to === 'open') log?.warn(line, 'KMS circuit opened: failing KMS calls fast until a probe succeeds');
-      else log?.info(line, `KMS circuit ${to}`);
-    },
-    onReject: (operation) => metrics.kmsCircuitRejections.inc({ operation }),
-  });
-  metrics.trackCircuitState(() => CIRCUIT_STATE_VALUE[circuit.state]);
-  // Recent calls for GET /v1/admin/kms, inside the breaker like the metrics: only calls that reached KMS.
-  const kmsCalls = new KmsCallStats(now);
-  const provider = withCircuitBreaker(withCallStats(instrumentProvider(deps.provider, metrics), kmsCalls), circuit);
-  const limits = {
-    maxAgeMs: config.CACHE_MAX_AGE_MS,
-    maxMessages: config.CACHE_MAX_MESSAGES,
-    maxBytes: config.CACHE_MAX_BYTES,
-    capacity: config.CACHE_CAPACITY,
-    minShare: Math.floor((config.CACHE_CAPACITY * config.CACHE_MIN_SHARE_PERCENT) / 100),
-  };
-  const caches = {
-    encrypt: new DataKeyCache('encrypt', limits, metrics, now),
-    decrypt: new DataKeyCache('decrypt', limits, metrics, now),
-  };
-  metrics.trackPolicy(() => deps.policy.current);
-  const stopCountingReloads = deps.policy.onReload((result) => metrics.policyReloaded(result.ok));
-  metrics.trackCacheSize('encrypt', () => caches.encrypt.size);
-  metrics.trackCacheSize('decrypt', () => caches.decrypt.size);
-  const envelope = new EnvelopeService(provider, caches);
-  const directory = new KeyDirectory(provider, { lookups: new KmsQueue({ concurrency: config.KMS_LOOKUP_CONCURRENCY, pacePerSecond: config.KMS_LOOKUP_PACE_PER_SECOND }) });
-  const budgets = new KmsBudgets({
-    perSecond: config.KMS_BUDGET_PER_SECOND,
-    burst: config.KMS_BUDGET_BURST,
-    concurrency: config.KMS_CONCURRENCY_PER_PRINCIPAL,
-    pacePerSecond: config.KMS_PACE_PER_SECOND,
-    now,
-    onReject: (operation) => metrics.kmsBudgetRejections.inc({ operation }),
-  });
-  metrics.kmsCallsQueuedNow = () => budgets.queued + directory.queued;
-  const readiness = new Readiness(provider, deps.audit, config.DEFAULT_KEY_ID, config.READINESS_CACHE_MS);
-  if (deps.checkpoints) readiness.showCheckpoints(deps.checkpoints);
-
+/** Fastify wired to the composed service (compose.ts): hooks, plugins and routes in request order. */
+export async function buildApp(service: Service): Promise<FastifyInstance> {
+  const { config, metrics, envelope, readiness, circuit, holds, authFailures } = service;
   const app = Fastify({
-    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+    loggerInstance: service.logger as unknown as FastifyBaseLogger,
     bodyLimit: config.BODY_LIMIT_BYTES,
     ...serverTimeouts(config),
     // Always ours: the caller's x-request-id is kept apart (http/caller-request-id.ts).
@@ -153,7 +81,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  log = app.log;
   app.decorate('services', { envelope, metrics, readiness, circuit });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -164,10 +91,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       reply.elapsedTime / 1000,
     );
   });
-  app.addHook('onClose', async () => {
-    envelope.clear();
-    stopCountingReloads();
-  });
+  app.addHook('onClose', async () => service.stop());
 
   // Every body is JSON (the binary routes parse octet-stream in their own scope). Fastify also parses text/plain by default;
   // without that parser a text/plain body is a 415 like any other non-JSON type, instead of a
@@ -176,57 +100,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerJsonBodyParser(app, Math.min(config.JSON_BODY_LIMIT_BYTES, config.BODY_LIMIT_BYTES));
   registerErrorHandling(app);
   registerNoStore(app);
-  await registerOpenApi(app, deps.provider.kind === 'local' ? new LiveExamples({ envelope, directory, defaultKeyId: config.DEFAULT_KEY_ID }) : undefined);
+  await registerOpenApi(app, service.liveExamples);
   // Before every route: its onRequest hook is the first to run (after the request id), so an
   // overloaded instance refuses before it authenticates or reads a body.
   await registerLoadShedding(app, config);
   await registerOperationalRoutes(app, { metrics, readiness, config });
-  const authFailures = new AuthFailureTracker({
-    maxFailures: config.AUTH_FAILURE_MAX,
-    windowMs: config.AUTH_FAILURE_WINDOW_MS,
-    writeSummary: async (details) => {
-      await deps.audit.summarizeAuthFailures(details);
-      metrics.auditEvents.inc();
-    },
-    onSummaryError: (error, details) => {
-      metrics.auditFailures.inc();
-      // The counts must not vanish: the app log keeps them (they hold no secret).
-      log?.error({ errorName: (error as Error).name, authFailuresSummary: details }, 'audit summary of failed authentications could not be written');
-    },
-  });
   // Before the audit log closes (server.ts closes the app first): no count is lost.
   app.addHook('onClose', async () => authFailures.flush());
-  const holds = new RefusalHolds({ maxMs: config.REFUSAL_HOLD_MAX_MS, perCaller: config.REFUSAL_HOLD_PER_CALLER, total: config.REFUSAL_HOLD_TOTAL });
-  metrics.refusalsHeldNow = () => holds.heldCount;
   // preClose: before the server waits for open requests, which held ones would otherwise delay.
   app.addHook('preClose', async () => holds.releaseAll());
-  const turns = new RequestTurns({ maxInFlight: config.MAX_IN_FLIGHT_PER_PRINCIPAL, concurrency: config.REQUEST_CONCURRENCY_PER_PRINCIPAL });
-  metrics.requestsWaitingNow = () => turns.waitingCount;
   await app.register(async (v1) => {
-    registerAuditTrail(v1, { audit: deps.audit, metrics });
+    registerAuditTrail(v1, { audit: service.audit, metrics });
     registerRefusalHold(v1, holds, (outcome) => metrics.refusalHolds.inc({ outcome }));
-    registerAuthentication(v1, { policy: deps.policy, authFailures, metrics });
-    await registerV1Routes(v1, {
-      config,
-      operations: { guard: new KeyGuard(directory), envelope, directory, defaultKeyId: config.DEFAULT_KEY_ID },
-      budgets,
-      turns,
-      admin: {
-        envelope,
-        directory,
-        policy: deps.policy,
-        circuit,
-        kmsCalls,
-        budgets,
-        kms: {
-          provider: deps.provider.kind,
-          region: deps.provider.kind === 'aws' ? config.AWS_REGION : undefined,
-          breakerFailures: config.KMS_BREAKER_FAILURES,
-          breakerCooldownMs: config.KMS_BREAKER_COOLDOWN_MS,
-        },
-      },
-      audit: deps.audit,
-    });
+    registerAuthentication(v1, { policy: service.policy, authFailures, metrics });
+    await registerV1Routes(v1, { config, operations: service.operations, turns: service.turns, admin: service.admin, audit: service.audit });
   }, { prefix: '/v1' });
   return app;
 }

@@ -1,5 +1,5 @@
 /**
- * Process entry: config -> dependencies -> app -> listen, and graceful shutdown.
+ * Process entry: config -> compose (compose.ts) -> app -> listen, and graceful shutdown.
  *
  * SIGTERM/SIGINT: stop accepting connections, let in-flight requests finish (Fastify's close
  * waits for them), flush and close the audit log, zero every cached key, exit 0. A second
@@ -11,7 +11,7 @@ import { buildApp } from './app.js';
 import { ConfigError, DEFAULT_DEV_TOKEN, isLoopbackHost, loadConfig, type Config } from './config.js';
 import { AuditWriteError } from './audit/index.js';
 import { PolicyError } from './authz/errors.js';
-import { createDeps, type ProcessDeps } from './deps.js';
+import { compose, type Service } from './compose.js';
 import { KeystoreError } from './kms/local-keystore.js';
 import { createAppLogger } from './logging.js';
 
@@ -27,26 +27,26 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createAppLogger(config);
-  let deps: ProcessDeps;
+  let service: Service;
   try {
-    deps = await createDeps(config, logger);
+    service = await compose(config, { logger });
   } catch (error) {
     const message = describeStartupError(error, config);
     if (message === undefined) throw error;
     process.stderr.write(`configuration error: ${message}\n`);
     process.exit(1);
   }
-  const app = await buildApp(deps);
+  const app = await buildApp(service);
 
   // The store logs the outcome of a reload (and why a rejected file was refused).
-  process.on('SIGHUP', () => void deps.policy.reload());
+  process.on('SIGHUP', () => void service.policy.reload());
 
   // The audit log also follows a rotation by itself, before its next write or readiness
   // check; the signal makes the new file start (with AuditLogReopened) right away.
   process.on('SIGUSR2', () => {
     try {
-      const reason = deps.audit.reopen();
-      if (reason) logger.info({ previousFile: reason, auditChainHead: deps.audit.chainHead() }, 'audit log reopened after rotation');
+      const reason = service.auditLog.reopen();
+      if (reason) logger.info({ previousFile: reason, auditChainHead: service.auditLog.chainHead() }, 'audit log reopened after rotation');
       else logger.info('audit log reopen requested: the file at AUDIT_LOG is still the one being written');
     } catch (error) {
       logger.error({ err: { message: (error as Error).message } }, 'audit log reopen failed: audit writes fail closed until it succeeds');
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
 
   // Publish the audit chain's head now and then: a copy outside the log file is what lets a
   // verifier (npm run audit:verify -- --anchor=SEQ:SHA256 FILE) detect a truncated tail.
-  const anchor = setInterval(() => logger.info({ auditChainHead: deps.audit.chainHead() }, 'audit chain head'), 60_000);
+  const anchor = setInterval(() => logger.info({ auditChainHead: service.auditLog.chainHead() }, 'audit chain head'), 60_000);
   anchor.unref();
 
   // close-with-grace shuts down on SIGHUP and SIGUSR2 too by default; here SIGHUP means
@@ -66,16 +66,16 @@ async function main(): Promise<void> {
     clearInterval(anchor);
     await app.close();
     // The final checkpoint signs everything written, so a clean stop leaves no unsigned tail.
-    if (deps.checkpointer && !(await deps.checkpointer.close(Math.max(100, config.SHUTDOWN_GRACE_MS / 2)))) {
+    if (service.checkpointer && !(await service.checkpointer.close(Math.max(100, config.SHUTDOWN_GRACE_MS / 2)))) {
       logger.error('audit log closed without a final signed checkpoint (KMS Sign failed): its tail is unsigned');
     }
-    logger.info({ auditChainHead: deps.audit.chainHead() }, 'audit chain head at shutdown');
-    await deps.audit.close();
-    await deps.provider.close();
+    logger.info({ auditChainHead: service.auditLog.chainHead() }, 'audit chain head at shutdown');
+    await service.auditLog.close();
+    await service.provider.close();
     logger.info('shutdown complete');
   });
 
-  if (deps.policy.current.mode === 'dev') {
+  if (service.policy.current.mode === 'dev') {
     logger.warn(
       { devToken: config.DEV_TOKEN === DEFAULT_DEV_TOKEN ? 'default' : 'custom' },
       'DEV MODE: no POLICY_FILE, so any caller with DEV_TOKEN has every right on every key. Do not expose this instance.',

@@ -6,16 +6,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { DataKeyCache, type CacheObserver } from '../../src/envelope/data-key-cache.js';
+import { compose } from '../../src/compose.js';
+import { loadConfig } from '../../src/config.js';
 import { KmsTrace } from '../../src/envelope/kms-trace.js';
-import { EnvelopeService } from '../../src/envelope/service.js';
-import { LocalKeyProvider } from '../../src/kms/local.js';
+import { ServiceMetrics } from '../../src/metrics/metrics.js';
 import { BENCH_CONTEXT, DEFAULT_CACHE_LIMITS, KiB } from '../lib/constants.js';
 import { wants, type RunContext } from '../lib/context.js';
 import { measureOps, recordOps, type OpsMeasurement } from '../lib/ops.js';
 import { SUITE_0478, SUITE_0578, cachingManager, rawAesKeyring, sdk } from '../lib/sdk.js';
-
-const quietObserver: CacheObserver = { hit() {}, miss() {}, evicted() {} };
 
 interface Series {
   id: string;
@@ -50,13 +48,21 @@ export async function runInProcessCases(ctx: RunContext): Promise<void> {
   const plaintext = randomBytes(KiB);
   const context = { ...BENCH_CONTEXT };
 
-  // Ours: the envelope core exactly as buildApp wires it, minus HTTP, policy and audit.
-  const provider = new LocalKeyProvider({ path: join(ctx.workDir, 'inprocess-keystore.json') });
-  const envelope = new EnvelopeService(provider, {
-    encrypt: new DataKeyCache('encrypt', DEFAULT_CACHE_LIMITS, quietObserver),
-    decrypt: new DataKeyCache('decrypt', DEFAULT_CACHE_LIMITS, quietObserver),
+  // Ours: the envelope service exactly as the service composes it (compose.ts: default cache
+  // limits, the same as DEFAULT_CACHE_LIMITS, the provider's decorators, cache metrics), minus
+  // HTTP, policy and audit.
+  const config = loadConfig({
+    LOCAL_KEYSTORE: join(ctx.workDir, 'inprocess-keystore.json'),
+    AUDIT_LOG: join(ctx.workDir, 'inprocess-audit.log'),
+    LOG_LEVEL: 'silent',
+    CACHE_MAX_AGE_MS: String(DEFAULT_CACHE_LIMITS.maxAgeMs),
+    CACHE_MAX_MESSAGES: String(DEFAULT_CACHE_LIMITS.maxMessages),
+    CACHE_MAX_BYTES: String(DEFAULT_CACHE_LIMITS.maxBytes),
+    CACHE_CAPACITY: String(DEFAULT_CACHE_LIMITS.capacity),
   });
-  const { keyArn } = await provider.describeKey('alias/default');
+  const service = await compose(config, { metrics: new ServiceMetrics({ collectDefaults: false }), checkpoints: false });
+  const { envelope } = service;
+  const keyArn = await service.directory.resolve('alias/default', new KmsTrace());
   const ours = await envelope.encrypt(keyArn, plaintext, context, undefined, new KmsTrace());
   const oursRoundTrip = await envelope.decrypt(envelope.parse(ours.ciphertext), undefined, new KmsTrace());
   if (!oursRoundTrip.plaintext.equals(plaintext)) throw new Error('envelope round trip failed');
@@ -83,6 +89,6 @@ export async function runInProcessCases(ctx: RunContext): Promise<void> {
   }
   await measureRounds(ctx, encryptSeries, KiB);
   await measureRounds(ctx, decryptSeries, KiB);
-  envelope.clear();
-  await provider.close();
+  service.stop();
+  await service.close();
 }

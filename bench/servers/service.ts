@@ -1,11 +1,11 @@
 /**
  * Case (c) and the layer variants: THIS service, composed exactly as src/server.ts composes it
- * (loadConfig -> createAppLogger -> createDeps -> buildApp), configured through the same
+ * (loadConfig -> createAppLogger -> compose -> buildApp), configured through the same
  * environment variables. The runner sets POLICY_FILE, AUDIT_LOG, LOG_LEVEL, CACHE_MAX_MESSAGES,
  * KMS_PROVIDER/KMS_ENDPOINT and so on per case.
  *
  * One knob is not a service setting: BENCH_AUDIT=discard swaps the audit log for a sink that
- * accepts and drops every event (injected through buildApp's deps, as a test would), to measure
+ * accepts and drops every event (a compose override, as a test would), to measure
  * what the audit layer costs.
  *
  * The discarding sink releases each request at the end of the event-loop turn, exactly when the
@@ -14,8 +14,8 @@
  * work (serialization, hashing, the write). docs/BENCHMARKS.md has the figures.
  */
 import { buildApp } from '../../src/app.js';
+import { compose } from '../../src/compose.js';
 import { loadConfig } from '../../src/config.js';
-import { createDeps } from '../../src/deps.js';
 import type { AuditSink } from '../../src/http/audit-event.js';
 import { createAppLogger } from '../../src/logging.js';
 import { fail, serve } from './common.js';
@@ -37,14 +37,9 @@ const discardAudit: AuditSink = {
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createAppLogger(config, { pretty: false });
-  const deps = await createDeps(config, logger);
-  const realAudit = deps.audit;
-  const audit: AuditSink = process.env.BENCH_AUDIT === 'discard' ? discardAudit : realAudit;
-  const app = await buildApp({ ...deps, audit });
-  await serve(app, async () => {
-    await realAudit.close();
-    await deps.provider.close();
-  });
+  const service = await compose(config, { logger, ...(process.env.BENCH_AUDIT === 'discard' && { auditSink: discardAudit }) });
+  const app = await buildApp(service);
+  await serve(app, () => service.close());
 }
 
 main().catch(fail);

@@ -9,6 +9,7 @@
  * U+FFFD, and a repeated key is a 400 instead of "last one wins", because either would bind
  * a different context than the caller meant.
  */
+import { sortedContextEntries } from '../envelope/context.js';
 import type { EncryptionContext } from '../kms/provider.js';
 import { ProblemError } from './problem.js';
 
@@ -57,6 +58,11 @@ export function parseContextHeader(value: string | undefined): EncryptionContext
 /** The context as a header value: keys and values percent-encoded, in the canonical order. */
 export function formatContextHeader(entries: readonly (readonly [string, string])[]): string {
   return entries.map(([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(value)}`).join('&');
+}
+
+/** A stored context as the header value: its entries in canonical order, form-encoded. */
+export function contextHeaderOf(context: EncryptionContext): string {
+  return formatContextHeader(sortedContextEntries(context));
 }
 
 /**

@@ -14,13 +14,8 @@
  * plaintexts, so they carry nothing secret; they are not audited, since no caller asked for them.
  */
 import type { FastifyBaseLogger } from 'fastify';
-import type { KeyDirectory } from '../kms/key-directory.js';
-import { toContext } from '../envelope/context.js';
-import { KmsTrace } from '../envelope/kms-trace.js';
-import { toCiphertextString } from '../envelope/format.js';
-import type { EnvelopeService } from '../envelope/service.js';
-import { StreamSealer } from '../envelope/stream-crypto.js';
-import { toStreamText } from '../envelope/stream-text-form.js';
+import { sealExamples } from '../operations/examples.js';
+import type { OperationDeps } from '../operations/operation.js';
 import {
   EXAMPLE_AAD,
   EXAMPLE_CIPHERTEXT,
@@ -31,18 +26,12 @@ import {
   EXAMPLE_STREAM_CIPHERTEXT,
 } from './schemas.js';
 
-export interface LiveExampleDeps {
-  envelope: EnvelopeService;
-  directory: KeyDirectory;
-  defaultKeyId: string;
-}
-
 export class LiveExamples {
   /** Committed example value -> this instance's own. */
   #replacements: Map<string, string> | undefined;
   #making: Promise<void> | undefined;
 
-  constructor(private readonly deps: LiveExampleDeps) {}
+  constructor(private readonly deps: OperationDeps) {}
 
   /** Makes the examples if not yet made; never throws (the committed examples stay in use). */
   async ready(log: FastifyBaseLogger): Promise<void> {
@@ -61,30 +50,19 @@ export class LiveExamples {
   }
 
   async #make(): Promise<void> {
-    const { envelope, directory, defaultKeyId } = this.deps;
-    const trace = new KmsTrace();
-    const keyArn = await directory.resolve(defaultKeyId, trace);
-    const seal = async (context: Record<string, string>, aad: string | undefined): Promise<string> => {
-      const plaintext = Buffer.from(EXAMPLE_HELLO, 'base64');
-      const made = await envelope.encryptToEnvelope(keyArn, plaintext, toContext(context), aad === undefined ? undefined : Buffer.from(aad, 'base64'), trace);
-      return toCiphertextString(made.envelope);
-    };
-    const sealStream = async (): Promise<string> => {
-      const plaintext = Buffer.from(EXAMPLE_HELLO, 'base64');
-      const started = await envelope.startStream(keyArn, toContext({}), plaintext.length, trace);
-      const sealer = new StreamSealer({ ...started, aad: undefined, maxBytes: plaintext.length });
-      const chunks: Buffer[] = [];
-      sealer.on('data', (chunk: Buffer) => chunks.push(chunk));
-      const done = new Promise<void>((resolve, reject) => sealer.on('end', resolve).on('error', reject));
-      sealer.end(plaintext);
-      await done;
-      return toStreamText(Buffer.concat(chunks));
-    };
+    const made = await sealExamples(
+      this.deps,
+      [
+        { plaintext: EXAMPLE_HELLO, context: {}, aad: undefined },
+        { plaintext: EXAMPLE_HELLO, context: EXAMPLE_CONTEXT, aad: EXAMPLE_AAD },
+      ],
+      EXAMPLE_HELLO,
+    );
     this.#replacements = new Map([
-      [EXAMPLE_STREAM_CIPHERTEXT, await sealStream()],
-      [EXAMPLE_CIPHERTEXT, await seal({}, undefined)],
-      [EXAMPLE_CIPHERTEXT_BOUND, await seal(EXAMPLE_CONTEXT, EXAMPLE_AAD)],
-      [EXAMPLE_KEY_ARN, keyArn],
+      [EXAMPLE_STREAM_CIPHERTEXT, made.streamCiphertext],
+      [EXAMPLE_CIPHERTEXT, made.ciphertexts[0]!],
+      [EXAMPLE_CIPHERTEXT_BOUND, made.ciphertexts[1]!],
+      [EXAMPLE_KEY_ARN, made.keyArn],
     ]);
   }
 }

@@ -4,6 +4,8 @@ import { EnvelopeError } from '../envelope/errors.js';
 import type { EncryptionContext } from '../kms/provider.js';
 import { ProblemError } from './errors.js';
 
+export type { EncryptionContext };
+
 /**
  * The caller's context as a null-prototype map within the KMS limits, or a 400 InvalidContext.
  * Schema validation (or the header parser) bounds each entry; this adds the totals KMS imposes.

@@ -7,6 +7,8 @@ import type { EnvelopeResult } from '../envelope/service.js';
 import { withFacts, type AuditFacts, type Outcome, type Caller, type OperationDeps } from './operation.js';
 import { validContext } from './context.js';
 
+export type { EnvelopeResult };
+
 /** What an encrypt needs, decoded. The caller owns (and zeroes) `plaintext`. */
 export interface EncryptInput {
   plaintext: Buffer;

@@ -4,11 +4,13 @@
  * operation alone and written by the audit trail as is; field names are the audit event's own
  * (docs/AUDIT.md). Only sizes, ids and names: never plaintext, keys, tokens or ciphertext bodies.
  */
-import type { BatchItemOutcome, RequestParameters, ResponseElements, StreamAuditDetails } from '../audit/event.js';
+import type { BatchItemOutcome, RequestParameters, ResponseElements, StreamAuditDetails } from './audit-facts.js';
 import type { Policy } from '../authz/policy.js';
 import type { Principal } from '../authz/principal.js';
+import { tenantKey } from '../authz/principal-key.js';
 import type { KeyDirectory } from '../kms/key-directory.js';
-import type { KmsTrace } from '../envelope/kms-trace.js';
+import type { KmsBudgets } from '../envelope/kms-budget.js';
+import { KmsTrace } from '../envelope/kms-trace.js';
 import type { DataKeyReport, EnvelopeService } from '../envelope/service.js';
 import { AccessDeniedError } from './errors.js';
 import type { KeyGuard } from './key-guard.js';
@@ -28,7 +30,23 @@ export interface OperationDeps {
   guard: KeyGuard;
   envelope: EnvelopeService;
   directory: KeyDirectory;
+  /** Per-principal KMS budgets and turns: every caller's KMS calls are billed here. */
+  budgets: KmsBudgets;
   defaultKeyId: string;
+}
+
+/**
+ * The caller of one request, with the request's KMS context: its KMS calls are charged to its
+ * tenant's budget, and the data keys it fetches count against its tenant's share of the cache
+ * (a principal without a tenant is its own).
+ */
+export function newCaller(deps: Pick<OperationDeps, 'budgets'>, principal: Principal, policy: Policy): Caller {
+  // The tenant, else the principal by method and id: an API key and a JWT with the same name
+  // are different payers, and a tenant's principals are one.
+  const payer = tenantKey(principal);
+  const kms = new KmsTrace();
+  kms.billTo(payer, deps.budgets.payerFor(payer));
+  return { principal, policy, kms };
 }
 
 export interface AuditFacts {

@@ -1,19 +1,23 @@
 /**
- * Builds the real app for a test: a real key provider (the embedded local one in a temp dir,
- * or the AWS SDK provider against local-kms), a real audit log in a temp file, and either dev
- * authentication or a policy file. Nothing is mocked; the result is driven with supertest.
+ * Builds the real app for a test, through the process's own composition root (src/compose.ts):
+ * a real key provider (the embedded local one in a temp dir, or the AWS SDK provider against
+ * local-kms), a real audit log in a temp file, and either dev authentication or a policy file.
+ * Nothing is mocked; the result is driven with supertest. buildTestService is the same without
+ * Fastify, for tests that call the operations directly.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import { buildApp } from '../../src/app.js';
-import { AuditLog } from '../../src/audit/index.js';
+import type { AuditLog } from '../../src/audit/index.js';
 import { PolicyStore } from '../../src/authz/store.js';
+import { compose, type Service } from '../../src/compose.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { AwsKmsProvider, type AwsKmsSettings } from '../../src/kms/aws.js';
+import { createKeyProvider } from '../../src/kms/create-provider.js';
 import { decorateProvider } from '../../src/kms/decorate.js';
-import { LocalKeyProvider } from '../../src/kms/local.js';
 import type { KeyProvider } from '../../src/kms/provider.js';
 import { ServiceMetrics } from '../../src/metrics/metrics.js';
 import { describe } from 'vitest';
@@ -40,9 +44,11 @@ export interface TestAppOptions {
   logger?: FastifyBaseLogger;
 }
 
-export interface TestApp {
-  app: FastifyInstance;
+export interface TestService {
+  /** Everything compose() built: operations, caches, budgets, the audit log... */
+  service: Service;
   config: Config;
+  /** The provider as given to compose (wrapped when wrapProvider was given), before its decorators. */
   provider: KeyProvider;
   audit: AuditLog;
   metrics: ServiceMetrics;
@@ -53,10 +59,15 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+export interface TestApp extends TestService {
+  app: FastifyInstance;
+}
+
 export const DEV_TOKEN = 'dev-token';
 export const AUTH = { authorization: `Bearer ${DEV_TOKEN}` };
 
-export async function buildTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+/** The composed service without Fastify (compose with the test's overrides). */
+export async function buildTestService(options: TestAppOptions = {}): Promise<TestService> {
   const dir = mkdtempSync(join(tmpdir(), 'envelope-test-'));
   const auditPath = options.auditDestination ?? join(dir, 'audit.log');
   const kind = options.provider ?? 'local';
@@ -74,21 +85,26 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     ...(options.policyFile ? { POLICY_FILE: options.policyFile } : {}),
     ...options.env,
   });
+  // local-kms takes the SDK's test credentials and short timeouts (localKmsSettings).
   const baseProvider: KeyProvider =
-    kind === 'aws'
-      ? new AwsKmsProvider({ settings: localKmsSettings(endpoint!, options.kmsSettings) })
-      : new LocalKeyProvider({ path: config.LOCAL_KEYSTORE });
+    kind === 'aws' ? new AwsKmsProvider({ settings: localKmsSettings(endpoint!, options.kmsSettings) }) : createKeyProvider(config);
   const provider = options.wrapProvider ? options.wrapProvider(baseProvider) : baseProvider;
-  const policy = options.policyFile ? await PolicyStore.fromFile(options.policyFile) : PolicyStore.dev(config.DEV_TOKEN);
-  const audit = AuditLog.open({ destination: auditPath });
   const metrics = new ServiceMetrics({ collectDefaults: false });
-  const app = await buildApp({ config, provider, policy, audit, metrics, ...(options.now ? { now: options.now } : {}), ...(options.logger ? { logger: options.logger } : {}) });
-  await app.ready();
+  const service = await compose(config, {
+    provider,
+    metrics,
+    // Events are counted exactly by the suites: no checkpoint lines among them.
+    checkpoints: false,
+    // Dev mode unless a policy file is given (an aws config needs POLICY_FILE set all the same).
+    ...(!options.policyFile && { policy: PolicyStore.dev(config.DEV_TOKEN) }),
+    ...(options.now && { now: options.now }),
+    ...(options.logger && { logger: options.logger as unknown as Logger }),
+  });
   return {
-    app,
+    service,
     config,
     provider,
-    audit,
+    audit: service.auditLog,
     metrics,
     dir,
     auditPath,
@@ -98,10 +114,23 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
         .filter(Boolean)
         .map((line) => JSON.parse(line) as Record<string, unknown>),
     async close() {
-      await app.close();
-      await audit.close();
-      await provider.close();
+      service.stop();
+      await service.close();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function buildTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const built = await buildTestService(options);
+  const app = await buildApp(built.service);
+  await app.ready();
+  return {
+    ...built,
+    app,
+    async close() {
+      await app.close();
+      await built.close();
     },
   };
 }

@@ -12,8 +12,8 @@ import { buildApp } from '../../src/app.js';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import { Checkpointer } from '../../src/audit/checkpointer.js';
 import { checkpointHealth, createAuditSigner } from '../../src/checkpoints.js';
+import { compose } from '../../src/compose.js';
 import { loadConfig } from '../../src/config.js';
-import { createDeps } from '../../src/deps.js';
 import { AwsAuditSigner } from '../../src/kms/signer-aws.js';
 import { AUTH } from '../helpers/app.js';
 import { LOCAL_KMS_CREDENTIALS, localKmsSettings } from '../helpers/local-kms.js';
@@ -35,18 +35,17 @@ describe('audit checkpoints in /readyz and /metrics', () => {
       MAX_EVENT_LOOP_DELAY_MS: '0',
       AUDIT_CHECKPOINT_EVERY_EVENTS: '1',
     });
-    const deps = await createDeps(config, pino({ level: 'silent' }));
-    const app = await buildApp(deps);
+    const service = await compose(config, { logger: pino({ level: 'silent' }) });
+    const app = await buildApp(service);
     cleanups.push(async () => {
       await app.close();
-      await deps.checkpointer?.close(1_000);
-      await deps.audit.close();
+      await service.close(1_000);
     });
-    expect(deps.checkpointer).toBeDefined();
+    expect(service.checkpointer).toBeDefined();
     await app.ready();
     const encrypted = await request(app.server).post('/v1/encrypt').set(AUTH).send({ plaintext: 'aGk=' });
     expect(encrypted.statusCode).toBe(200);
-    await deps.checkpointer?.settled();
+    await service.checkpointer?.settled();
 
     const ready = await request(app.server).get('/readyz');
     expect(ready.statusCode).toBe(200);

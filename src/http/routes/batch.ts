@@ -15,7 +15,7 @@
 import type { FastifyInstance, FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { BatchItemOutcome } from '../../audit/event.js';
+import type { BatchItemOutcome } from '../../operations/audit-facts.js';
 import type { Outcome, Caller } from '../../operations/operation.js';
 import { recordOutcome } from '../audit-trail.js';
 import { ProblemError, describeError } from '../problem.js';

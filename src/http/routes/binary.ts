@@ -13,18 +13,15 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { sortedContextEntries } from '../../envelope/context.js';
-import type { EnvelopeResult } from '../../envelope/service.js';
-import type { EncryptionContext } from '../../kms/provider.js';
-import { validContext } from '../../operations/context.js';
+import { validContext, type EncryptionContext } from '../../operations/context.js';
 import { decrypt } from '../../operations/decrypt.js';
-import { encryptToEnvelope } from '../../operations/encrypt.js';
+import { encryptToEnvelope, type EnvelopeResult } from '../../operations/encrypt.js';
 import { recordOutcome } from '../audit-trail.js';
 import {
   AAD_HEADER,
   CONTEXT_HEADER,
   KEY_ID_HEADER,
-  formatContextHeader,
+  contextHeaderOf,
   headerSafe,
   parseContextHeader,
 } from '../binary-headers.js';
@@ -165,7 +162,7 @@ export async function registerBinary(scope: FastifyInstance, deps: V1Deps): Prom
         return reply
           .type(OCTET_STREAM)
           .header(KEY_ID_HEADER, headerSafe(result.keyArn))
-          .header(CONTEXT_HEADER, formatContextHeader(sortedContextEntries(result.context)))
+          .header(CONTEXT_HEADER, contextHeaderOf(result.context))
           .send(result.plaintext);
       },
     );

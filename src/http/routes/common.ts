@@ -6,11 +6,8 @@ import { Type } from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../../config.js';
 import type { AuditSink } from '../audit-event.js';
-import { tenantKey } from '../../authz/principal-key.js';
-import type { KmsBudgets } from '../../envelope/kms-budget.js';
-import { KmsTrace } from '../../envelope/kms-trace.js';
 import type { AdminDeps } from '../../operations/admin/admin.js';
-import type { Caller, OperationDeps } from '../../operations/operation.js';
+import { newCaller, type Caller, type OperationDeps } from '../../operations/operation.js';
 import type { RequestTurns } from '../in-flight-limit.js';
 import { titleOf } from '../problem.js';
 import { PROBLEM_MEDIA_TYPE } from '../send-problem.js';
@@ -20,7 +17,6 @@ export interface V1Deps {
   /** The streaming routes write their second (outcome) event after the response has started. */
   audit: AuditSink;
   operations: OperationDeps;
-  budgets: KmsBudgets;
   /** Per-principal in-flight cap and request turns (in-flight-limit.ts). */
   turns: RequestTurns;
   admin: AdminDeps;
@@ -103,16 +99,10 @@ export const SECURITY = [{ bearerAuth: [] }];
 
 /**
  * The authenticated caller (authentication.ts runs before any handler), with the request's KMS
- * context: its KMS calls are charged to its tenant's budget, and the data keys it fetches count
- * against its tenant's share of the cache (a principal without a tenant is its own).
+ * context (operations/operation.ts, newCaller).
  */
 export function callerOf(request: FastifyRequest, deps: V1Deps): Caller {
   const { principal, policy } = request;
   if (!principal || !policy) throw new Error('route reached without authentication');
-  // The tenant, else the principal by method and id: an API key and a JWT with the same name
-  // are different payers, and a tenant's principals are one.
-  const payer = tenantKey(principal);
-  const kms = new KmsTrace();
-  kms.billTo(payer, deps.budgets.payerFor(payer));
-  return { principal, policy, kms };
+  return newCaller(deps.operations, principal, policy);
 }

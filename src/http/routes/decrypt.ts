@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { decrypt } from '../../operations/decrypt.js';
 import type { Caller, OperationDeps, Outcome } from '../../operations/operation.js';
-import type { EncryptionContext } from '../../kms/provider.js';
+import type { EncryptionContext } from '../../operations/context.js';
 import { recordOutcome } from '../audit-trail.js';
 import { DECRYPT_EXAMPLES, DecryptBody, DecryptResponse } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';

@@ -1,0 +1,242 @@
+/**
+ * The composition root: Config -> every component of the service that is not Fastify (key
+ * provider and its decorators, caches, key directory, key guard, KMS budgets, request turns,
+ * refusal holds, limiters, audit log and checkpointer, metrics, readiness). buildApp (app.ts)
+ * only wires Fastify to what this returns. The process (server.ts), the tests and the bench
+ * all build the service here; what differs is passed as overrides.
+ *
+ * One component per block, in dependency order, each with its metric hooks beside it.
+ */
+import type { Logger } from 'pino';
+import { AuditLog } from './audit/index.js';
+import type { Checkpointer } from './audit/checkpointer.js';
+import { PolicyStore } from './authz/store.js';
+import { checkpointHealth, createAuditSigner, createCheckpointer, trailingCheckpointOf } from './checkpoints.js';
+import type { Config } from './config.js';
+import { DataKeyCache } from './envelope/data-key-cache.js';
+import { KmsBudgets } from './envelope/kms-budget.js';
+import { EnvelopeService } from './envelope/service.js';
+import type { AuditSink } from './http/audit-event.js';
+import { AuthFailureTracker } from './http/auth-failures.js';
+import { RequestTurns } from './http/in-flight-limit.js';
+import { LiveExamples } from './http/live-examples.js';
+import { Readiness } from './http/readiness.js';
+import { RefusalHolds } from './http/refusal-hold.js';
+import { KmsCallStats, withCallStats } from './kms/call-stats.js';
+import { CIRCUIT_STATE_VALUE, CircuitBreaker, withCircuitBreaker } from './kms/circuit-breaker.js';
+import { createKeyProvider } from './kms/create-provider.js';
+import { KeyDirectory } from './kms/key-directory.js';
+import { KmsQueue } from './kms/kms-queue.js';
+import type { KeyProvider } from './kms/provider.js';
+import { createAppLogger } from './logging.js';
+import { instrumentProvider } from './metrics/kms-instrumentation.js';
+import { ServiceMetrics } from './metrics/metrics.js';
+import type { AdminDeps } from './operations/admin/admin.js';
+import { KeyGuard } from './operations/key-guard.js';
+import type { OperationDeps } from './operations/operation.js';
+
+/** What a test, the bench or a script may put in place of what Config alone would build. */
+export interface ComposeOverrides {
+  /** The application log; default: createAppLogger(config). */
+  logger?: Logger;
+  /** The key provider, undecorated (e.g. one pointed at a private local-kms, or a counting wrapper). */
+  provider?: KeyProvider;
+  /** The policy store; default: POLICY_FILE, or dev mode with DEV_TOKEN. */
+  policy?: PolicyStore;
+  /** The sink the app writes audit events to; default: the audit log at AUDIT_LOG (opened either way). */
+  auditSink?: AuditSink;
+  metrics?: ServiceMetrics;
+  /** Clock for cache ages, KMS budgets and the recent-call stats. */
+  now?: () => number;
+  /** false: no signed audit checkpoints and no checkpoint detail in /readyz (tests that count events). */
+  checkpoints?: false;
+}
+
+export interface Service {
+  config: Config;
+  logger: Logger;
+  /** The provider as constructed (closed at shutdown); every call goes through `kms` below. */
+  provider: KeyProvider;
+  /** The provider behind its decorators: circuit breaker -> recent-call stats -> metrics -> provider. */
+  kms: KeyProvider;
+  circuit: CircuitBreaker;
+  kmsCalls: KmsCallStats;
+  policy: PolicyStore;
+  /** The audit log file (reopen, chain head, close). */
+  auditLog: AuditLog;
+  /** What the app writes events to: the audit log unless overridden. */
+  audit: AuditSink;
+  /** Signed audit checkpoints; undefined when disabled (aws without AUDIT_SIGNING_KEY_ID, or overridden). */
+  checkpointer?: Checkpointer;
+  metrics: ServiceMetrics;
+  caches: { encrypt: DataKeyCache; decrypt: DataKeyCache };
+  envelope: EnvelopeService;
+  directory: KeyDirectory;
+  budgets: KmsBudgets;
+  operations: OperationDeps;
+  admin: AdminDeps;
+  readiness: Readiness;
+  authFailures: AuthFailureTracker;
+  holds: RefusalHolds;
+  turns: RequestTurns;
+  /** The OpenAPI examples this instance makes itself (local provider only). */
+  liveExamples?: LiveExamples;
+  /** Zeroes every cached data key and drops the metric subscriptions; the app's onClose calls it. */
+  stop(): void;
+  /** After the app has closed: the checkpointer (final checkpoint), the audit log, the provider. */
+  close(checkpointGraceMs?: number): Promise<void>;
+}
+
+export async function compose(config: Config, overrides: ComposeOverrides = {}): Promise<Service> {
+  const logger = overrides.logger ?? createAppLogger(config);
+  const now = overrides.now ?? Date.now;
+  const metrics = overrides.metrics ?? new ServiceMetrics();
+
+  const policy =
+    overrides.policy ??
+    (config.POLICY_FILE ? await PolicyStore.fromFile(config.POLICY_FILE, { logger }) : PolicyStore.dev(config.DEV_TOKEN, { logger }));
+  metrics.trackPolicy(() => policy.current);
+  const stopCountingReloads = policy.onReload((result) => metrics.policyReloaded(result.ok));
+
+  const provider = overrides.provider ?? createKeyProvider(config, logger);
+
+  // Audit log and checkpoints. After the provider: the local signer keeps its key in the
+  // keystore the provider creates. Audit metrics are counted by the audit trail's hook.
+  const signer = overrides.checkpoints === false ? undefined : createAuditSigner(config, logger);
+  const trailing = signer ? trailingCheckpointOf(config) : undefined;
+  let checkpointer: Checkpointer | undefined;
+  const auditLog = AuditLog.open({
+    destination: config.AUDIT_LOG,
+    onWritten: () => checkpointer?.noteEvent(),
+    onReopened: () => checkpointer?.noteRotation(),
+  });
+  if (signer) {
+    checkpointer = createCheckpointer(config, logger, auditLog, signer, metrics, trailing);
+    checkpointer.start();
+  }
+  const audit = overrides.auditSink ?? auditLog;
+
+  // The breaker sits outside the instrumentation: a call it refuses never reaches KMS, so it
+  // must not appear in kms_requests_total or the KMS latency histogram (it has its own counter).
+  const circuit = new CircuitBreaker({
+    failureThreshold: config.KMS_BREAKER_FAILURES,
+    cooldownMs: config.KMS_BREAKER_COOLDOWN_MS,
+    onStateChange: ({ from, to, consecutiveFailures }) => {
+      const line = { circuitFrom: from, circuitTo: to, consecutiveFailures, cooldownMs: config.KMS_BREAKER_COOLDOWN_MS };
+      if (to === 'open') logger.warn(line, 'KMS circuit opened: failing KMS calls fast until a probe succeeds');
+      else logger.info(line, `KMS circuit ${to}`);
+    },
+    onReject: (operation) => metrics.kmsCircuitRejections.inc({ operation }),
+  });
+  metrics.trackCircuitState(() => CIRCUIT_STATE_VALUE[circuit.state]);
+  // Recent calls for GET /v1/admin/kms, inside the breaker like the metrics: only calls that reached KMS.
+  const kmsCalls = new KmsCallStats(now);
+  const kms = withCircuitBreaker(withCallStats(instrumentProvider(provider, metrics), kmsCalls), circuit);
+
+  const limits = {
+    maxAgeMs: config.CACHE_MAX_AGE_MS,
+    maxMessages: config.CACHE_MAX_MESSAGES,
+    maxBytes: config.CACHE_MAX_BYTES,
+    capacity: config.CACHE_CAPACITY,
+    minShare: Math.floor((config.CACHE_CAPACITY * config.CACHE_MIN_SHARE_PERCENT) / 100),
+  };
+  const caches = {
+    encrypt: new DataKeyCache('encrypt', limits, metrics, now),
+    decrypt: new DataKeyCache('decrypt', limits, metrics, now),
+  };
+  metrics.trackCacheSize('encrypt', () => caches.encrypt.size);
+  metrics.trackCacheSize('decrypt', () => caches.decrypt.size);
+
+  const envelope = new EnvelopeService(kms, caches);
+  // Shared look-ups (a known key's refresh, the alias list) wait in a queue of their own,
+  // billed to no principal, so no principal's paced queue delays them.
+  const lookups = new KmsQueue({ concurrency: config.KMS_LOOKUP_CONCURRENCY, pacePerSecond: config.KMS_LOOKUP_PACE_PER_SECOND });
+  const directory = new KeyDirectory(kms, { lookups });
+
+  const budgets = new KmsBudgets({
+    perSecond: config.KMS_BUDGET_PER_SECOND,
+    burst: config.KMS_BUDGET_BURST,
+    concurrency: config.KMS_CONCURRENCY_PER_PRINCIPAL,
+    pacePerSecond: config.KMS_PACE_PER_SECOND,
+    now,
+    onReject: (operation) => metrics.kmsBudgetRejections.inc({ operation }),
+  });
+  metrics.kmsCallsQueuedNow = () => budgets.queued + directory.queued;
+
+  const operations: OperationDeps = { guard: new KeyGuard(directory), envelope, directory, budgets, defaultKeyId: config.DEFAULT_KEY_ID };
+  const admin: AdminDeps = {
+    envelope,
+    directory,
+    policy,
+    circuit,
+    kmsCalls,
+    budgets,
+    kms: {
+      provider: provider.kind,
+      region: provider.kind === 'aws' ? config.AWS_REGION : undefined,
+      breakerFailures: config.KMS_BREAKER_FAILURES,
+      breakerCooldownMs: config.KMS_BREAKER_COOLDOWN_MS,
+    },
+  };
+
+  const readiness = new Readiness(kms, audit, config.DEFAULT_KEY_ID, config.READINESS_CACHE_MS);
+  if (overrides.checkpoints !== false) readiness.showCheckpoints(checkpointHealth(checkpointer, config.AUDIT_CHECKPOINT_INTERVAL_MS));
+
+  const authFailures = new AuthFailureTracker({
+    maxFailures: config.AUTH_FAILURE_MAX,
+    windowMs: config.AUTH_FAILURE_WINDOW_MS,
+    writeSummary: async (details) => {
+      await audit.summarizeAuthFailures(details);
+      metrics.auditEvents.inc();
+    },
+    onSummaryError: (error, details) => {
+      metrics.auditFailures.inc();
+      // The counts must not vanish: the app log keeps them (they hold no secret).
+      logger.error({ errorName: (error as Error).name, authFailuresSummary: details }, 'audit summary of failed authentications could not be written');
+    },
+  });
+
+  const holds = new RefusalHolds({ maxMs: config.REFUSAL_HOLD_MAX_MS, perCaller: config.REFUSAL_HOLD_PER_CALLER, total: config.REFUSAL_HOLD_TOTAL });
+  metrics.refusalsHeldNow = () => holds.heldCount;
+
+  const turns = new RequestTurns({ maxInFlight: config.MAX_IN_FLIGHT_PER_PRINCIPAL, concurrency: config.REQUEST_CONCURRENCY_PER_PRINCIPAL });
+  metrics.requestsWaitingNow = () => turns.waitingCount;
+
+  const liveExamples = provider.kind === 'local' ? new LiveExamples(operations) : undefined;
+
+  return {
+    config,
+    logger,
+    provider,
+    kms,
+    circuit,
+    kmsCalls,
+    policy,
+    auditLog,
+    audit,
+    ...(checkpointer && { checkpointer }),
+    metrics,
+    caches,
+    envelope,
+    directory,
+    budgets,
+    operations,
+    admin,
+    readiness,
+    authFailures,
+    holds,
+    turns,
+    ...(liveExamples && { liveExamples }),
+    stop() {
+      envelope.clear();
+      stopCountingReloads();
+    },
+    async close(checkpointGraceMs = 1_000) {
+      if (checkpointer && !(await checkpointer.close(checkpointGraceMs))) {
+        logger.error('audit log closed without a final signed checkpoint (KMS Sign failed): its tail is unsigned');
+      }
+      await auditLog.close();
+      await provider.close();
+    },
+  };
+}

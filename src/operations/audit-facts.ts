@@ -1,0 +1,82 @@
+/**
+ * The shapes of the audit facts an operation reports (operation.ts's AuditFacts): the audit
+ * event (audit/event.ts) embeds them as they are, under the same names, so field meanings are
+ * the audit log's (docs/AUDIT.md). Sizes, ids and names only: never plaintext, ciphertext,
+ * data keys, AAD or credentials.
+ */
+
+export type EncryptionContextRecord = Readonly<Record<string, string>>;
+
+export interface RequestParameters {
+  keyId?: string;
+  /** ReEncrypt: the key the data key is re-wrapped under. */
+  destinationKeyId?: string;
+  /** The KMS encryption context judged by the policy (for Decrypt: the one stored in the ciphertext). */
+  encryptionContext?: EncryptionContextRecord;
+  plaintextBytes?: number;
+  ciphertextBytes?: number;
+  aadBytes?: number;
+  /** Batch requests: number of items. */
+  items?: number;
+  /** POST /v1/datakey: whether the caller asked for the plaintext data key. */
+  includePlaintext?: boolean;
+  /** EvictDataKeys: every cached data key was asked to go. */
+  all?: boolean;
+}
+
+export interface ResponseElements {
+  /** The key actually used, as a full ARN when known. */
+  keyId?: string;
+  plaintextBytes?: number;
+  ciphertextBytes?: number;
+  wrappedKeyBytes?: number;
+  /** Batch responses: number of results, and how many of them are errors. */
+  items?: number;
+  failedItems?: number;
+  /** ListKeys: number of keys returned. */
+  keyCount?: number;
+  /** GetCacheState: cached data keys on this replica. */
+  cachedKeys?: number;
+  /** EvictDataKeys: data keys dropped (and zeroed). */
+  droppedKeys?: number;
+  /** GetPolicyState, ReloadPolicy: the digest of the policy in force afterwards. */
+  policyDigest?: string;
+  /** ReloadPolicy: whether the file was valid and swapped in. */
+  policyReloaded?: boolean;
+}
+
+/** Per-item outcome of a batch request, in input order. */
+export interface BatchItemOutcome {
+  index: number;
+  keyId?: string;
+  encryptionContext?: EncryptionContextRecord;
+  dataKeyId?: string;
+  cacheHit?: boolean;
+  coalesced?: boolean;
+  /** KMS request ids behind this item's data key (the producing call's ids on a cache hit). */
+  kmsRequestIds: string[];
+  decision?: 'allow' | 'deny';
+  denyReason?: string;
+  ruleId?: string;
+  /** HTTP status the item would have had as a single request (200, 403, 422...). */
+  status?: number;
+  /** Problem `code` of the item's error, when the item failed. */
+  errorCode?: string;
+}
+
+/**
+ * A streaming request writes two events with the same requestID: `started` before the first
+ * byte of the response leaves, `ended` once the stream is over, whatever ended it (docs/AUDIT.md).
+ */
+export interface StreamAuditDetails {
+  phase: 'started' | 'ended';
+  /** `ended` only. */
+  outcome?: 'completed' | 'aborted-by-client' | 'authentication-failed' | 'too-large' | 'failed';
+  /** Bytes read from the request body, and written to the response (header included). */
+  bytesIn?: number;
+  bytesOut?: number;
+  /** Segments sealed or opened. */
+  segments?: number;
+  /** authentication-failed: the index (from 0) of the segment that failed. */
+  failedSegment?: number;
+}
