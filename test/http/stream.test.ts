@@ -345,26 +345,27 @@ describe('streaming routes', () => {
 describe('backpressure and the fail-closed audit', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await buildTestApp();
+    t = await buildTestApp({ env: { STREAM_SPOOL_MAX_BYTES_PER_PRINCIPAL: String(16 * 1024 * 1024) } });
     await t.app.listen({ port: 0, host: '127.0.0.1' });
   });
   afterAll(async () => t?.close());
 
-  it('a client that does not read its answer stops the service reading its upload', async () => {
+  it('a client that does not read its answer is read on into the spool, up to its quota, then cut and audited as spool-quota', async () => {
     const { port } = t.app.server.address() as AddressInfo;
     const total = 256 * 1024 * 1024;
     let written = 0;
     const req = httpRequest({ host: '127.0.0.1', port, path: '/v1/encrypt/stream', method: 'POST', headers: { ...AUTH, 'content-type': OCTET } });
-    req.on('error', () => undefined);
+    let failed: string | undefined;
+    req.on('error', (error) => (failed = (error as NodeJS.ErrnoException).code ?? error.message));
     let response: IncomingMessage | undefined;
     req.on('response', (res) => {
       response = res;
+      res.on('error', () => undefined);
       res.pause(); // never read: the answer backs up into the service
     });
     const block = randomBytes(64 * 1024);
-    // Write until the upload stalls for half a second: the service has stopped reading.
-    for (;;) {
-      if (written >= total) break;
+    // Write until the upload stalls for half a second or the service cuts it.
+    while (written < total && !failed) {
       const more = req.write(Buffer.from(block));
       written += block.length;
       if (!more) {
@@ -372,10 +373,14 @@ describe('backpressure and the fail-closed audit', () => {
         if (!drained) break;
       }
     }
-    expect(response?.statusCode).toBe(200);
-    // Socket buffers on both sides (a few MiB on loopback) and a few segments, not the upload.
-    expect(written).toBeLessThan(32 * 1024 * 1024);
     req.destroy();
+    expect(response?.statusCode).toBe(200);
+    // Read on past the socket buffers, to the quota (16 MiB here), and not to the end of the upload.
+    expect(written).toBeGreaterThan(16 * 1024 * 1024);
+    expect(written).toBeLessThan(64 * 1024 * 1024);
+    const requestId = response?.headers['x-request-id'] as string;
+    expect(await waitFor(() => t.auditEvents().filter((e) => e.requestID === requestId).length === 2)).toBe(true);
+    expect(t.auditEvents().filter((e) => e.requestID === requestId)[1]).toMatchObject({ additionalEventData: { stream: { phase: 'ended', outcome: 'spool-quota' } } });
   });
 
   it('no byte of a stream leaves when its started event cannot be written (503)', async () => {

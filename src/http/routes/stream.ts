@@ -4,29 +4,22 @@
  * and STREAM_MAX_BYTES instead of the body limits.
  *
  * The body is never read by Fastify: the content-type parser of this scope hands the request
- * stream through, and it is piped through the sealer or opener to the response, so memory is a
- * few segments whatever the size and a slow side on either end slows the other.
- *
- * Audit (docs/AUDIT.md): the request's event (`stream.phase: started`) is written in onSend
- * like every other, before a byte leaves; a second event with the same requestID
- * (`stream.phase: ended`) records how the stream ended. On success it is written before the
- * last segment is released, so a clean end always has its record; if it cannot be written, the
- * response ends abnormally. After the 200, any failure destroys the socket: the client sees an
- * incomplete chunked response, never a clean end (README, "Streams").
+ * stream to the operation, whose session seals or opens it; the route sends the session's
+ * output. Ciphertext goes through a spool (stream-spool.ts): the encrypt's output, the
+ * decrypt's input, so a client that sends everything before it reads still gets its answer,
+ * in constant memory. The audit trail writes both of a stream's events (stream-audit.ts).
+ * REQUEST_TIMEOUT_MS does not apply here, STREAM_IDLE_TIMEOUT_MS does (stream-idle.ts).
  */
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import type { StreamAuditDetails } from '../../audit/event.js';
+import { principalKey } from '../../authz/principal.js';
 import { sortedContextEntries } from '../../envelope/context.js';
-import { SegmentAuthenticationError, StreamOpener, StreamSealer, StreamTooLargeError, type StreamProgress } from '../../envelope/stream-crypto.js';
-import { TextFormDecoder } from '../../envelope/stream-text-form.js';
 import { validContext } from '../../operations/context.js';
-import type { AuditFacts, Outcome } from '../../operations/operation.js';
-import { startDecryptStream, startEncryptStream } from '../../operations/stream.js';
-import { toAuditEvent } from '../audit-event.js';
-import { recordOutcome } from '../audit-trail.js';
+import type { AuditFacts } from '../../operations/operation.js';
+import { startDecryptStream, startEncryptStream, type StreamSession } from '../../operations/stream.js';
+import { failStream, recordOutcome, recordStream, watchStream } from '../audit-trail.js';
 import {
   AAD_HEADER,
   CONTEXT_HEADER,
@@ -37,15 +30,11 @@ import {
 } from '../binary-headers.js';
 import { ProblemError } from '../problem.js';
 import { AadHeader, ContextHeader, OCTET_STREAM, octetBody, octetResponse } from '../octet-stream-schemas.js';
+import { ClientGoneError, StreamIdleTimeoutError } from '../stream-audit.js';
+import { exemptStreamsFromRequestTimeout, watchIdle } from '../stream-idle.js';
+import { SpoolQuotaError, StreamSpool } from '../stream-spool.js';
 import { EXAMPLE_STREAM_CIPHERTEXT, KeyId, PASTE_STREAM_HINT } from '../schemas.js';
-import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The streaming route's response body and its audit bookkeeping. */
-    streamRun: StreamRun | undefined;
-  }
-}
+import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, problem, type V1Deps } from './common.js';
 
 const EncryptHeaders = Type.Object({
   [KEY_ID_HEADER]: Type.Optional(KeyId),
@@ -58,29 +47,48 @@ const DecryptHeaders = Type.Object({
   [AAD_HEADER]: Type.Optional(AadHeader('The associated data given to encrypt (base64).')),
 });
 
+const STREAM_ERRORS = {
+  408: problem(408, 'No byte in either direction for STREAM_IDLE_TIMEOUT_MS before the answer started.', 'StreamIdleTimeout', 'no byte of the stream arrived for 30000 ms'),
+} as const;
+
 const KEY_ID_RESPONSE_HEADER = { [KEY_ID_HEADER]: { type: 'string', description: 'ARN of the KMS key that wraps the data key.' } };
 
 const MID_STREAM =
-  'Once the 200 is sent, a failure (a segment failing authentication, the stream exceeding STREAM_MAX_BYTES, the audit log failing) ' +
+  'A client that sends its whole body before reading the answer is served too (the service spools ciphertext to disk meanwhile, within ' +
+  'STREAM_SPOOL_MAX_BYTES_PER_PRINCIPAL). No byte either way for STREAM_IDLE_TIMEOUT_MS ends the stream (408 before the 200). ' +
+  'Once the 200 is sent, a failure (a segment failing authentication, the stream exceeding STREAM_MAX_BYTES, the spool quota, ' +
+  'the idle timeout, the audit log failing) ' +
   'ends the response abnormally: the connection is closed without the chunked terminator. A client must treat a response that did ' +
   'not end cleanly as failed and discard what it received (curl exits with 18 or 56).';
 
+/** The stream's input before its answer started: what an idle timeout stops. */
+const pendingInputs = new WeakMap<FastifyRequest, Readable>();
+
 export async function registerStream(scope: FastifyInstance, deps: V1Deps): Promise<void> {
   const maxBytes = deps.config.STREAM_MAX_BYTES;
+  const idleMs = deps.config.STREAM_IDLE_TIMEOUT_MS;
+  const metrics = scope.services?.metrics;
+  const spool = new StreamSpool(
+    { dir: deps.config.STREAM_SPOOL_DIR, maxBytes: deps.config.STREAM_SPOOL_MAX_BYTES, maxBytesPerPrincipal: deps.config.STREAM_SPOOL_MAX_BYTES_PER_PRINCIPAL },
+    { spooled: (bytes) => metrics?.streamSpooledBytes.inc(bytes) },
+  );
+  if (metrics) metrics.streamSpoolBytesNow = () => spool.bytesNow;
+  scope.addHook('onClose', async () => spool.close());
+  exemptStreamsFromRequestTimeout(scope.server);
+  const spoolOf = (request: FastifyRequest) => spool.buffer(request.principal ? principalKey(request.principal) : 'anonymous');
+
   await scope.register(async (streams) => {
     streams.removeAllContentTypeParsers();
     // The request stream itself, unread: the body limits do not apply, STREAM_MAX_BYTES does.
     streams.addContentTypeParser(OCTET_STREAM, (_request, payload, done) => done(null, payload));
-    streams.decorateRequest('streamRun', undefined);
-    // Runs after the audit trail's onSend (a parent scope's hooks run first): the started event
-    // is in the log. If the audit trail replaced the stream with its 503, the stream is dropped.
-    streams.addHook('onSend', async (request, _reply, payload) => {
-      const run = request.streamRun;
-      if (run) {
-        if (payload === run.body) run.markStarted();
-        else run.abandon();
-      }
-      return payload;
+    streams.addHook('onRequest', async (request, reply) => {
+      watchIdle(request, reply, idleMs, () => {
+        const idle = new StreamIdleTimeoutError(`no byte of the stream moved for ${idleMs} ms (STREAM_IDLE_TIMEOUT_MS)`);
+        if (failStream(request, idle)) return;
+        const input = pendingInputs.get(request);
+        if (input) input.destroy(idle);
+        else request.raw.destroy(idle);
+      });
     });
 
     streams.post(
@@ -106,37 +114,32 @@ export async function registerStream(scope: FastifyInstance, deps: V1Deps): Prom
           response: {
             200: octetResponse('The stream ciphertext.', KEY_ID_RESPONSE_HEADER),
             ...COMMON_ERRORS,
+            ...STREAM_ERRORS,
             ...KEY_ERRORS,
           },
         },
       },
       async (request: FastifyRequest, reply: FastifyReply) => {
         const headers = request.headers as Record<string, string | undefined>;
-        const body = requestStream(request);
+        const input = requestStream(request);
+        pendingInputs.set(request, input);
         const declaredBytes = declaredLength(request, maxBytes, (bytes) => ({ requestParameters: { plaintextBytes: bytes }, kmsRequestIds: [] }));
         const context = parseContextHeader(headers[CONTEXT_HEADER]);
         const aad = decodeAad(headers[AAD_HEADER]);
-        const outcome = await startEncryptStream(deps.operations, callerOf(request, deps), { keyId: headers[KEY_ID_HEADER], context, aad, declaredBytes, maxBytes });
-        const started = recordStarted(request, outcome);
-        const run = new StreamRun(request, reply, deps, outcome.facts, 'encrypt');
-        const sealer = new StreamSealer({
-          header: started.header,
-          authenticatedHeader: started.authenticatedHeader,
-          streamKey: started.streamKey,
-          segmentSize: started.segmentSize,
-          aad,
-          maxBytes,
-          beforeEnd: (progress) => run.completed(progress),
-        });
-        run.attach(body, sealer);
-        return reply.type(OCTET_STREAM).header(KEY_ID_HEADER, headerSafe(started.keyArn)).send(sealer);
+        const outcome = await startEncryptStream(deps.operations, callerOf(request, deps), { body: input, keyId: headers[KEY_ID_HEADER], context, aad, declaredBytes, maxBytes });
+        const session = recordStream(request, outcome);
+        // The ciphertext, spooled while the client does not read its answer yet.
+        const body = spoolOf(request);
+        pipeline(session.output, body).catch(() => undefined);
+        return send(request, reply, session, body).header(KEY_ID_HEADER, headerSafe(session.keyArn));
       },
     );
 
     streams.post(
       '/decrypt/stream',
       {
-        config: { eventName: 'DecryptStream' },
+        // Its turn is taken once the header and the first segment are in (the operation's beforeWork).
+        config: { eventName: 'DecryptStream', takesOwnTurn: true },
         schema: {
           operationId: 'decryptStream',
           tags: ['envelope'],
@@ -166,6 +169,7 @@ export async function registerStream(scope: FastifyInstance, deps: V1Deps): Prom
               [CONTEXT_HEADER]: { type: 'string', description: 'The encryption context stored in the stream header, form-encoded.' },
             }),
             ...COMMON_ERRORS,
+            ...STREAM_ERRORS,
             ...KEY_ERRORS,
             ...OPEN_ERRORS,
           },
@@ -173,160 +177,63 @@ export async function registerStream(scope: FastifyInstance, deps: V1Deps): Prom
       },
       async (request: FastifyRequest, reply: FastifyReply) => {
         const headers = request.headers as Record<string, string | undefined>;
-        const body = requestStream(request);
+        const input = requestStream(request);
         const refusedFacts = (bytes: number | undefined): AuditFacts => ({ requestParameters: { ciphertextBytes: bytes }, kmsRequestIds: [] });
         const declaredBytes = declaredLength(request, maxBytes, refusedFacts);
-        const opener = new StreamOpener(maxBytes);
-        // Either form of a stream ciphertext: the bytes, or `ev2:` text (what a form or the UI sends).
-        const piped = pipeline(body, new TextFormDecoder(), opener);
-        piped.catch(() => undefined); // observed through the opener's promises and the run
+        let expectedContext: Readonly<Record<string, string>> | undefined;
+        let aad: Buffer | undefined;
         try {
           const contextHeader = parseContextHeader(headers[CONTEXT_HEADER]);
-          const expectedContext = contextHeader === undefined ? undefined : validContext(contextHeader);
-          const aad = decodeAad(headers[AAD_HEADER]);
-          const header = await opener.header().catch((error: unknown) => {
-            throw bodyError(error, request);
-          });
-          const outcome = await startDecryptStream(deps.operations, callerOf(request, deps), { header, expectedContext, aad, declaredBytes, maxBytes });
-          const key = recordStarted(request, outcome);
-          const run = new StreamRun(request, reply, deps, outcome.facts, 'decrypt');
-          opener.start({ streamKey: key.streamKey, aad, beforeEnd: (progress) => run.completed(progress) });
-          // The first segment is checked before the 200: a wrong aad is still a clean 422.
-          await opener.firstSegment().catch((error: unknown) => {
-            throw bodyError(error, request);
-          });
-          run.attach(body, opener, piped);
-          return reply
-            .type(OCTET_STREAM)
-            .header(KEY_ID_HEADER, headerSafe(key.keyArn))
-            .header(CONTEXT_HEADER, formatContextHeader(sortedContextEntries(header.context)))
-            .send(opener);
+          expectedContext = contextHeader === undefined ? undefined : validContext(contextHeader);
+          aad = decodeAad(headers[AAD_HEADER]);
         } catch (error) {
-          opener.destroy();
-          if (request.audit && !request.audit.facts) request.audit.facts = refusedFacts(declaredBytes);
-          if (request.audit?.facts) delete request.audit.facts.stream;
-          throw error;
+          return recordOutcome<never>(request, { ok: false, error, facts: refusedFacts(declaredBytes) });
         }
+        // The ciphertext, spooled while the session cannot take it (waiting for its key, or for the client to read).
+        const spooled = spoolOf(request);
+        feed(input, spooled);
+        pendingInputs.set(request, spooled);
+        const outcome = await startDecryptStream(deps.operations, callerOf(request, deps), {
+          body: spooled,
+          expectedContext,
+          aad,
+          declaredBytes,
+          maxBytes,
+          beforeWork: () => deps.turns.take(request),
+        });
+        if (!outcome.ok) {
+          spooled.destroy();
+          outcome.error = beforeTheAnswer(outcome.error, request);
+        }
+        const session = recordStream(request, outcome);
+        return send(request, reply, session, session.output).header(CONTEXT_HEADER, formatContextHeader(sortedContextEntries(session.context)));
       },
     );
   });
 }
 
-/** The facts of a refused request have no stream phase: it has one event, with its error. */
-function recordStarted<R>(request: FastifyRequest, outcome: Outcome<R>): R {
-  if (!outcome.ok) delete outcome.facts.stream;
-  return recordOutcome(request, outcome);
+function send(request: FastifyRequest, reply: FastifyReply, session: StreamSession, body: Readable): FastifyReply {
+  pendingInputs.delete(request);
+  watchStream(request, reply, body);
+  return reply.type(OCTET_STREAM).header(KEY_ID_HEADER, headerSafe(session.keyArn)).send(body);
 }
 
-/**
- * How one stream ends, recorded once: `completed` from the Transform's end (awaited, before the
- * last segment leaves); any other end from the stream's error or the client's disconnect.
- */
-class StreamRun {
-  body: Readable | undefined;
-  private transform: StreamSealer | StreamOpener | undefined;
-  private started = false;
-  private ended = false;
-  /** A failure before the started event was written: recorded right after it. */
-  private earlyFailure: { error: unknown } | undefined;
-  private resolveStarted!: () => void;
-  private rejectStarted!: (error: Error) => void;
-  private readonly startedWritten = new Promise<void>((resolve, reject) => {
-    this.resolveStarted = resolve;
-    this.rejectStarted = reject;
-  });
-
-  constructor(
-    private readonly request: FastifyRequest,
-    private readonly reply: FastifyReply,
-    private readonly deps: V1Deps,
-    private readonly facts: AuditFacts,
-    private readonly direction: 'encrypt' | 'decrypt',
-  ) {
-    this.startedWritten.catch(() => undefined);
-    request.streamRun = this;
-  }
-
-  attach(input: Readable, transform: StreamSealer | StreamOpener, piped?: Promise<void>): void {
-    this.body = transform;
-    this.transform = transform;
-    (piped ?? pipeline(input, transform)).catch((error: unknown) => this.failed(error));
-    transform.once('error', (error) => this.failed(error));
-    // The client went away before the response finished: stop reading, stop working.
-    this.reply.raw.once('close', () => {
-      if (!this.reply.raw.writableFinished) {
-        transform.destroy();
-        input.destroy();
-        this.failed(new ClientGoneError());
-      }
-    });
-  }
-
-  markStarted(): void {
-    this.started = true;
-    this.resolveStarted();
-    if (this.earlyFailure) this.failed(this.earlyFailure.error);
-  }
-
-  /** The audit trail answered 503 instead: nothing was sent, nothing is read any further. */
-  abandon(): void {
-    this.ended = true;
-    this.rejectStarted(new Error('the started event was not written'));
-    this.transform?.destroy();
-  }
-
-  /** The last segment is ready: record the outcome, then let it go (a rejection ends the response abnormally). */
-  async completed(progress: StreamProgress): Promise<void> {
-    await this.startedWritten;
-    if (this.ended) throw new Error('the stream has already ended');
-    this.ended = true;
-    await this.write({ phase: 'ended', outcome: 'completed', ...progress }, progress);
-  }
-
-  failed(error: unknown): void {
-    if (this.ended) return;
-    if (!this.started) {
-      this.earlyFailure ??= { error };
-      return;
-    }
-    this.ended = true;
-    const progress = this.transform?.progress ?? { bytesIn: 0, bytesOut: 0, segments: 0 };
-    const details: StreamAuditDetails = { phase: 'ended', outcome: outcomeOf(error, this.request), ...progress };
-    if (error instanceof SegmentAuthenticationError) details.failedSegment = error.segment;
-    this.write(details, progress).catch((writeError: unknown) => {
-      this.request.log.error({ errorName: (writeError as Error).name }, 'audit event for the end of a stream could not be written');
-    });
-    // After the 200 the only honest signal left: no chunked terminator, the connection closed.
-    this.reply.raw.destroy();
-  }
-
-  private async write(details: StreamAuditDetails, progress: StreamProgress): Promise<void> {
-    const sizes =
-      this.direction === 'encrypt'
-        ? { requestParameters: { ...this.facts.requestParameters, plaintextBytes: progress.bytesIn }, responseElements: { ...this.facts.responseElements, ciphertextBytes: progress.bytesOut } }
-        : { requestParameters: { ...this.facts.requestParameters, ciphertextBytes: progress.bytesIn }, responseElements: { ...this.facts.responseElements, plaintextBytes: progress.bytesOut } };
-    const event = toAuditEvent(this.request, 200, { facts: { ...this.facts, ...sizes, stream: details } });
-    await this.deps.audit.write(event);
-  }
+/** Pipes the request into the spool without tying their ends: stopping the spool (a timeout) leaves the request to be answered. */
+function feed(input: Readable, into: Writable): void {
+  input.pipe(into);
+  const cut = (error?: Error): void => {
+    if (!input.readableEnded) into.destroy(error ?? new ClientGoneError('the request body ended early'));
+  };
+  input.once('error', cut);
+  input.once('close', () => cut());
 }
 
-class ClientGoneError extends Error {
-  override readonly name = 'ClientGoneError';
-}
-
-function outcomeOf(error: unknown, request: FastifyRequest): NonNullable<StreamAuditDetails['outcome']> {
-  if (error instanceof SegmentAuthenticationError) return 'authentication-failed';
-  if (error instanceof StreamTooLargeError) return 'too-large';
-  if (error instanceof ClientGoneError || request.raw.destroyed || (error as NodeJS.ErrnoException)?.code === 'ECONNRESET') return 'aborted-by-client';
-  return 'failed';
-}
-
-/** An error while reading the body before the 200, as a problem. */
-function bodyError(error: unknown, request: FastifyRequest): unknown {
-  if (error instanceof StreamTooLargeError) return new ProblemError(413, 'PayloadTooLarge', error.message);
-  if (error instanceof SegmentAuthenticationError) return error;
-  if (error instanceof Error && error.name === 'EnvelopeError') return error;
-  if (request.raw.destroyed || request.raw.readableAborted) return new ProblemError(400, 'InvalidRequest', 'the request body ended early');
+/** An error while reading the body before the 200, as the caller's problem. */
+function beforeTheAnswer(error: unknown, request: FastifyRequest): unknown {
+  if (error instanceof StreamIdleTimeoutError) return new ProblemError(408, 'StreamIdleTimeout', error.message);
+  if (error instanceof SpoolQuotaError) return new ProblemError(503, 'StreamSpoolFull', error.message, 1);
+  if (error instanceof ProblemError || (error instanceof Error && (error.name === 'EnvelopeError' || error.name === 'AccessDeniedError'))) return error;
+  if (error instanceof ClientGoneError || request.raw.destroyed || request.raw.readableAborted) return new ProblemError(400, 'InvalidRequest', 'the request body ended early');
   return error;
 }
 
