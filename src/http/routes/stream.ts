@@ -81,6 +81,10 @@ export async function registerStream(scope: FastifyInstance, deps: V1Deps): Prom
     streams.removeAllContentTypeParsers();
     // The request stream itself, unread: the body limits do not apply, STREAM_MAX_BYTES does.
     streams.addContentTypeParser(OCTET_STREAM, (_request, payload, done) => done(null, payload));
+    // A stream refused before its body was read: the connection cannot carry another request.
+    streams.addHook('onError', async (request, reply) => {
+      if (!request.raw.complete) reply.header('connection', 'close');
+    });
     streams.addHook('onRequest', async (request, reply) => {
       watchIdle(request, reply, idleMs, () => {
         const idle = new StreamIdleTimeoutError(`no byte of the stream moved for ${idleMs} ms (STREAM_IDLE_TIMEOUT_MS)`);
