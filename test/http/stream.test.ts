@@ -82,6 +82,13 @@ async function referenceOpen(t: TestApp, sealed: Buffer, aad = Buffer.alloc(0)):
   return referenceDecrypt(sealed, key.plaintextKey, aad);
 }
 
+/** stream_outcomes_total, as `route outcome` -> count. */
+async function outcomes(t: TestApp): Promise<Record<string, number>> {
+  const metric = t.metrics.registry.getSingleMetric('stream_outcomes_total');
+  const values = metric ? (await metric.get()).values : [];
+  return Object.fromEntries(values.map((v) => [`${String(v.labels.route)} ${String(v.labels.outcome)}`, v.value]));
+}
+
 const waitFor = async (check: () => boolean, ms = 3000) => {
   const until = Date.now() + ms;
   while (!check() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
@@ -268,6 +275,7 @@ describe('streaming routes', () => {
       const { bytesIn } = (tooLarge()[0]!.additionalEventData as { stream: { bytesIn: number } }).stream;
       expect(bytesIn).toBeGreaterThan(4 * 1024 * 1024);
       expect(bytesIn).toBeLessThan(4 * 1024 * 1024 + 70_000);
+    expect((await outcomes(t))['/v1/encrypt/stream too-large']).toBe(1);
     });
     it('takes only application/octet-stream', async () => {
       const result = await request(t.app.server).post('/v1/encrypt/stream').set(AUTH).set('content-type', 'application/json').send('{}');
@@ -325,6 +333,7 @@ describe('streaming routes', () => {
       });
       expect(await waitFor(() => eventsOf(requestId).length === 2)).toBe(true);
       expect(eventsOf(requestId)[1]).toMatchObject({ additionalEventData: { stream: { phase: 'ended', outcome: 'aborted-by-client' } } });
+      expect((await outcomes(t))['/v1/encrypt/stream aborted-by-client']).toBeGreaterThanOrEqual(1);
     });
 
     it('mid-download: the decrypt stops reading the upload and is recorded as aborted-by-client', async () => {
@@ -381,6 +390,7 @@ describe('backpressure and the fail-closed audit', () => {
     const requestId = response?.headers['x-request-id'] as string;
     expect(await waitFor(() => t.auditEvents().filter((e) => e.requestID === requestId).length === 2)).toBe(true);
     expect(t.auditEvents().filter((e) => e.requestID === requestId)[1]).toMatchObject({ additionalEventData: { stream: { phase: 'ended', outcome: 'spool-quota' } } });
+    expect(await outcomes(t)).toEqual({ '/v1/encrypt/stream spool-quota': 1 });
   });
 
   it('no byte of a stream leaves when its started event cannot be written (503)', async () => {
