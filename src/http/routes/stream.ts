@@ -3,36 +3,28 @@
  * (docs/FORMAT.md, "Stream format"), with the binary routes' headers, policy, cache and limits
  * and STREAM_MAX_BYTES instead of the body limits.
  *
- * The body is never read by Fastify: the content-type parser of this scope hands the request
- * stream to the operation, whose session seals or opens it; the route sends the session's
- * output. Ciphertext goes through a spool (stream-spool.ts): the encrypt's output, the
- * decrypt's input, so a client that sends everything before it reads still gets its answer,
- * in constant memory. The audit trail writes both of a stream's events (stream-audit.ts).
- * REQUEST_TIMEOUT_MS does not apply here, STREAM_IDLE_TIMEOUT_MS does (stream-idle.ts).
+ * The body is never read by Fastify: the request stream goes to the operation, whose session
+ * seals or opens it (and holds its key); the route sends the session's output. How the bytes
+ * travel (the spool on the ciphertext side, the idle timeout instead of REQUEST_TIMEOUT_MS) is
+ * stream-transport.ts; the audit trail writes both of a stream's events (stream-audit.ts).
  */
-import type { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { principalKey } from '../../authz/principal.js';
 import { sortedContextEntries } from '../../envelope/context.js';
 import { validContext } from '../../operations/context.js';
 import type { AuditFacts } from '../../operations/operation.js';
-import { startDecryptStream, startEncryptStream, type StreamSession } from '../../operations/stream.js';
-import { failStream, recordOutcome, recordStream, watchStream } from '../audit-trail.js';
+import { startDecryptStream, startEncryptStream } from '../../operations/stream.js';
+import { recordOutcome, recordStream } from '../audit-trail.js';
 import {
   AAD_HEADER,
   CONTEXT_HEADER,
   KEY_ID_HEADER,
   formatContextHeader,
-  headerSafe,
   parseContextHeader,
 } from '../binary-headers.js';
 import { ProblemError } from '../problem.js';
 import { AadHeader, ContextHeader, OCTET_STREAM, octetBody, octetResponse } from '../octet-stream-schemas.js';
-import { ClientGoneError, StreamIdleTimeoutError } from '../stream-audit.js';
-import { exemptStreamsFromRequestTimeout, watchIdle } from '../stream-idle.js';
-import { SpoolQuotaError, StreamSpool } from '../stream-spool.js';
+import { StreamTransport } from '../stream-transport.js';
 import { EXAMPLE_STREAM_CIPHERTEXT, KeyId, PASTE_STREAM_HINT } from '../schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, problem, type V1Deps } from './common.js';
 
@@ -61,39 +53,11 @@ const MID_STREAM =
   'ends the response abnormally: the connection is closed without the chunked terminator. A client must treat a response that did ' +
   'not end cleanly as failed and discard what it received (curl exits with 18 or 56).';
 
-/** The stream's input before its answer started: what an idle timeout stops. */
-const pendingInputs = new WeakMap<FastifyRequest, Readable>();
-
 export async function registerStream(scope: FastifyInstance, deps: V1Deps): Promise<void> {
   const maxBytes = deps.config.STREAM_MAX_BYTES;
-  const idleMs = deps.config.STREAM_IDLE_TIMEOUT_MS;
-  const metrics = scope.services?.metrics;
-  const spool = new StreamSpool(
-    { dir: deps.config.STREAM_SPOOL_DIR, maxBytes: deps.config.STREAM_SPOOL_MAX_BYTES, maxBytesPerPrincipal: deps.config.STREAM_SPOOL_MAX_BYTES_PER_PRINCIPAL },
-    { spooled: (bytes) => metrics?.streamSpooledBytes.inc(bytes) },
-  );
-  if (metrics) metrics.streamSpoolBytesNow = () => spool.bytesNow;
-  scope.addHook('onClose', async () => spool.close());
-  exemptStreamsFromRequestTimeout(scope.server);
-  const spoolOf = (request: FastifyRequest) => spool.buffer(request.principal ? principalKey(request.principal) : 'anonymous');
-
+  const transport = new StreamTransport(deps.config, scope.services?.metrics);
   await scope.register(async (streams) => {
-    streams.removeAllContentTypeParsers();
-    // The request stream itself, unread: the body limits do not apply, STREAM_MAX_BYTES does.
-    streams.addContentTypeParser(OCTET_STREAM, (_request, payload, done) => done(null, payload));
-    // A stream refused before its body was read: the connection cannot carry another request.
-    streams.addHook('onError', async (request, reply) => {
-      if (!request.raw.complete) reply.header('connection', 'close');
-    });
-    streams.addHook('onRequest', async (request, reply) => {
-      watchIdle(request, reply, idleMs, () => {
-        const idle = new StreamIdleTimeoutError(`no byte of the stream moved for ${idleMs} ms (STREAM_IDLE_TIMEOUT_MS)`);
-        if (failStream(request, idle)) return;
-        const input = pendingInputs.get(request);
-        if (input) input.destroy(idle);
-        else request.raw.destroy(idle);
-      });
-    });
+    transport.register(streams);
 
     streams.post(
       '/encrypt/stream',
@@ -125,17 +89,13 @@ export async function registerStream(scope: FastifyInstance, deps: V1Deps): Prom
       },
       async (request: FastifyRequest, reply: FastifyReply) => {
         const headers = request.headers as Record<string, string | undefined>;
-        const input = requestStream(request);
-        pendingInputs.set(request, input);
+        const input = transport.body(request);
         const declaredBytes = declaredLength(request, maxBytes, (bytes) => ({ requestParameters: { plaintextBytes: bytes }, kmsRequestIds: [] }));
         const context = parseContextHeader(headers[CONTEXT_HEADER]);
         const aad = decodeAad(headers[AAD_HEADER]);
         const outcome = await startEncryptStream(deps.operations, callerOf(request, deps), { body: input, keyId: headers[KEY_ID_HEADER], context, aad, declaredBytes, maxBytes });
         const session = recordStream(request, outcome);
-        // The ciphertext, spooled while the client does not read its answer yet.
-        const body = spoolOf(request);
-        pipeline(session.output, body).catch(() => undefined);
-        return send(request, reply, session, body).header(KEY_ID_HEADER, headerSafe(session.keyArn));
+        return transport.send(request, reply, session, transport.spooledOutput(request, session.output));
       },
     );
 
@@ -181,7 +141,7 @@ export async function registerStream(scope: FastifyInstance, deps: V1Deps): Prom
       },
       async (request: FastifyRequest, reply: FastifyReply) => {
         const headers = request.headers as Record<string, string | undefined>;
-        const input = requestStream(request);
+        const input = transport.body(request);
         const refusedFacts = (bytes: number | undefined): AuditFacts => ({ requestParameters: { ciphertextBytes: bytes }, kmsRequestIds: [] });
         const declaredBytes = declaredLength(request, maxBytes, refusedFacts);
         let expectedContext: Readonly<Record<string, string>> | undefined;
@@ -193,58 +153,20 @@ export async function registerStream(scope: FastifyInstance, deps: V1Deps): Prom
         } catch (error) {
           return recordOutcome<never>(request, { ok: false, error, facts: refusedFacts(declaredBytes) });
         }
-        // The ciphertext, spooled while the session cannot take it (waiting for its key, or for the client to read).
-        const spooled = spoolOf(request);
-        feed(input, spooled);
-        pendingInputs.set(request, spooled);
         const outcome = await startDecryptStream(deps.operations, callerOf(request, deps), {
-          body: spooled,
+          body: transport.spooledInput(request, input),
           expectedContext,
           aad,
           declaredBytes,
           maxBytes,
           beforeWork: () => deps.turns.take(request),
         });
-        if (!outcome.ok) {
-          spooled.destroy();
-          outcome.error = beforeTheAnswer(outcome.error, request);
-        }
+        if (!outcome.ok) outcome.error = transport.problemBeforeAnswer(outcome.error, request);
         const session = recordStream(request, outcome);
-        return send(request, reply, session, session.output).header(CONTEXT_HEADER, formatContextHeader(sortedContextEntries(session.context)));
+        return transport.send(request, reply, session, session.output).header(CONTEXT_HEADER, formatContextHeader(sortedContextEntries(session.context)));
       },
     );
   });
-}
-
-function send(request: FastifyRequest, reply: FastifyReply, session: StreamSession, body: Readable): FastifyReply {
-  pendingInputs.delete(request);
-  watchStream(request, reply, body);
-  return reply.type(OCTET_STREAM).header(KEY_ID_HEADER, headerSafe(session.keyArn)).send(body);
-}
-
-/** Pipes the request into the spool without tying their ends: stopping the spool (a timeout) leaves the request to be answered. */
-function feed(input: Readable, into: Writable): void {
-  input.pipe(into);
-  const cut = (error?: Error): void => {
-    if (!input.readableEnded) into.destroy(error ?? new ClientGoneError('the request body ended early'));
-  };
-  input.once('error', cut);
-  input.once('close', () => cut());
-}
-
-/** An error while reading the body before the 200, as the caller's problem. */
-function beforeTheAnswer(error: unknown, request: FastifyRequest): unknown {
-  if (error instanceof StreamIdleTimeoutError) return new ProblemError(408, 'StreamIdleTimeout', error.message);
-  if (error instanceof SpoolQuotaError) return new ProblemError(503, 'StreamSpoolFull', error.message, 1);
-  if (error instanceof ProblemError || (error instanceof Error && (error.name === 'EnvelopeError' || error.name === 'AccessDeniedError'))) return error;
-  if (error instanceof ClientGoneError || request.raw.destroyed || request.raw.readableAborted) return new ProblemError(400, 'InvalidRequest', 'the request body ended early');
-  return error;
-}
-
-function requestStream(request: FastifyRequest): Readable {
-  const body = request.body as Readable | undefined;
-  if (body && typeof body.pipe === 'function') return body;
-  throw new ProblemError(400, 'InvalidRequest', 'the request has no body: send the bytes as application/octet-stream (an empty body is fine)');
 }
 
 /** Content-Length when given (413 above STREAM_MAX_BYTES, before any work); undefined when chunked. */
