@@ -11,7 +11,7 @@ import type { AuditEventInput, StreamAuditDetails } from '../audit/event.js';
 import type { AuditFacts } from '../operations/operation.js';
 import type { StreamProgress, StreamSession } from '../operations/stream.js';
 import { toAuditEvent } from './audit-event.js';
-import { SpoolQuotaError } from './stream-spool.js';
+import { SpoolBuffer, SpoolQuotaError } from './stream-spool.js';
 
 export type StreamOutcome = NonNullable<StreamAuditDetails['outcome']>;
 
@@ -58,6 +58,12 @@ export class StreamAudit {
   /** The response body and the ways the stream can end without completing. */
   watch(reply: FastifyReply, body: Readable): void {
     this.body = body;
+    // A spool between the session and the client: the stream completes when the spool's last
+    // bytes go, not when the session's do (they may still be on disk).
+    if (body instanceof SpoolBuffer) {
+      this.session.beforeEnd(async () => undefined);
+      body.holdEnd(() => this.completed({ ...this.session.progress }));
+    }
     this.reply = reply;
     body.once('error', (error) => this.failed(error));
     // The client went away before the response finished: stop reading, stop working.

@@ -115,9 +115,20 @@ export class SpoolBuffer extends Duplex {
   private fileOps: Promise<unknown> = Promise.resolve();
   private wantsData = false;
   private finished = false;
+  /** Awaited before the end is released (the stream's outcome event); see holdEnd. */
+  private endGate: (() => Promise<void>) | undefined;
+  private gating = false;
 
   constructor(private readonly spool: StreamSpool, private readonly principal: string) {
     super({ readableHighWaterMark: READ_BYTES, writableHighWaterMark: READ_BYTES });
+  }
+
+  /**
+   * Holds the end of the output until `gate` resolves (a rejection destroys the buffer with
+   * it): when this buffer is a response body, its last bytes, not the writer's, end the stream.
+   */
+  holdEnd(gate: () => Promise<void>): void {
+    this.endGate = gate;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -204,6 +215,20 @@ export class SpoolBuffer extends Duplex {
       return;
     }
     if (this.finished && this.readAt >= this.written) {
+      const gate = this.endGate;
+      if (gate) {
+        this.endGate = undefined;
+        this.gating = true;
+        gate().then(
+          () => {
+            this.gating = false;
+            this.feed();
+          },
+          (error: unknown) => this.destroy(error as Error),
+        );
+        return;
+      }
+      if (this.gating) return;
       this.wantsData = false;
       this.push(null);
     }

@@ -40,6 +40,9 @@ export interface StreamSession {
 
 class Session implements StreamSession {
   private hook: ((progress: StreamProgress) => Promise<void>) | undefined;
+  private hookSet!: () => void;
+  /** The bytes may all be in before the edge has set its hook: the end waits for it. */
+  private readonly hookReady = new Promise<void>((resolve) => (this.hookSet = resolve));
 
   constructor(
     readonly direction: 'encrypt' | 'decrypt',
@@ -54,10 +57,14 @@ class Session implements StreamSession {
 
   beforeEnd(hook: (progress: StreamProgress) => Promise<void>): void {
     this.hook = hook;
+    this.hookSet();
   }
 
   /** Given to the Transform at construction; the hook is set later, by the edge. */
-  readonly runBeforeEnd = (progress: StreamProgress): Promise<void> => this.hook?.(progress) ?? Promise.resolve();
+  readonly runBeforeEnd = async (progress: StreamProgress): Promise<void> => {
+    await this.hookReady;
+    await this.hook?.(progress);
+  };
 
   endOf(error: unknown): StreamEnd | undefined {
     if (error instanceof SegmentAuthenticationError) return { outcome: 'authentication-failed', failedSegment: error.segment };

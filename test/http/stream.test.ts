@@ -393,6 +393,37 @@ describe('backpressure and the fail-closed audit', () => {
     expect(await outcomes(t)).toEqual({ '/v1/encrypt/stream spool-quota': 1 });
   });
 
+  it('mid-download after a whole upload (its answer spooled): the encrypt is recorded as aborted-by-client, not completed', async () => {
+    const { port } = t.app.server.address() as AddressInfo;
+    const requestId = await new Promise<string>((resolve) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/v1/encrypt/stream', method: 'POST', headers: { ...AUTH, 'content-type': OCTET } });
+      req.on('error', () => undefined);
+      req.on('response', (res) => {
+        res.pause();
+        res.on('error', () => undefined);
+        // The whole upload is in (sealed, most of its answer in the spool): read a little, then go.
+        const uploaded = req.writableFinished ? Promise.resolve() : new Promise((r) => req.once('finish', r));
+        void uploaded.then(() =>
+          setTimeout(() => {
+            let read = 0;
+            res.on('data', (chunk: Buffer) => {
+              read += chunk.length;
+              if (read > 256 * 1024) {
+                req.destroy();
+                resolve(res.headers['x-request-id'] as string);
+              }
+            });
+            res.resume();
+          }, 200),
+        );
+      });
+      req.end(randomBytes(12 * 1024 * 1024));
+    });
+    const eventsOf = (id: string) => t.auditEvents().filter((e) => e.requestID === id);
+    expect(await waitFor(() => eventsOf(requestId).length === 2)).toBe(true);
+    expect(eventsOf(requestId)[1]).toMatchObject({ additionalEventData: { stream: { phase: 'ended', outcome: 'aborted-by-client' } } });
+  });
+
   it('no byte of a stream leaves when its started event cannot be written (503)', async () => {
     const failing = await buildTestApp({ env: { LOCAL_KEYSTORE: `${t.dir}/keystore.json` }, auditDestination: '/dev/full' });
     try {
