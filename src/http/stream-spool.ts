@@ -146,12 +146,12 @@ export class SpoolBuffer extends Duplex {
     const at = this.written;
     this.written += chunk.length;
     this.onFile((file) => file.write(chunk, 0, chunk.length, at)).then(
-        () => {
-          this.feed();
-          callback();
-        },
-        (error: unknown) => callback(error as Error),
-      );
+      () => {
+        this.feed();
+        callback();
+      },
+      (error: unknown) => callback(error as Error),
+    );
   }
 
   override _final(callback: (error?: Error | null) => void): void {
