@@ -48,11 +48,15 @@ export class StreamSpool {
 
   constructor(private readonly limits: SpoolLimits, private readonly observer: SpoolObserver = { spooled: () => undefined }) {
     if (limits.dir) {
-      mkdirSync(limits.dir, { recursive: true, mode: 0o700 });
+      try {
+        mkdirSync(limits.dir, { recursive: true, mode: 0o700 });
+        // Files a previous process left behind (unlinked at once, so only a crash between open and unlink).
+        for (const name of readdirSync(limits.dir)) if (name.startsWith(FILE_PREFIX)) rmSync(join(limits.dir, name), { force: true });
+      } catch (error) {
+        throw new Error(`STREAM_SPOOL_DIR (${limits.dir}) cannot be used: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      }
       this.dir = limits.dir;
       this.ownDir = false;
-      // Files a previous process left behind (unlinked at once, so only a crash between open and unlink).
-      for (const name of readdirSync(limits.dir)) if (name.startsWith(FILE_PREFIX)) rmSync(join(limits.dir, name), { force: true });
     } else {
       this.dir = mkdtempSync(join(tmpdir(), 'envelope-spool-'));
       this.ownDir = true;
