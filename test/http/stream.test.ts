@@ -391,6 +391,8 @@ describe('backpressure and the fail-closed audit', () => {
     expect(await waitFor(() => t.auditEvents().filter((e) => e.requestID === requestId).length === 2)).toBe(true);
     expect(t.auditEvents().filter((e) => e.requestID === requestId)[1]).toMatchObject({ additionalEventData: { stream: { phase: 'ended', outcome: 'spool-quota' } } });
     expect(await outcomes(t)).toEqual({ '/v1/encrypt/stream spool-quota': 1 });
+    // The cut stream's spool bytes are given back to the quota.
+    expect(await waitFor(() => t.metrics.streamSpoolBytesNow() === 0)).toBe(true);
   });
 
   it('mid-download after a whole upload (its answer spooled): the encrypt is recorded as aborted-by-client, not completed', async () => {
