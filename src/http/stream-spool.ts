@@ -29,7 +29,7 @@ export class SpoolQuotaError extends Error {
 }
 
 export interface SpoolLimits {
-  /** The directory; undefined: a fresh one under os.tmpdir(), removed on close. */
+  /** The directory; undefined: a fresh one under os.tmpdir() (made when first needed), removed on close. */
   dir: string | undefined;
   maxBytes: number;
   maxBytesPerPrincipal: number;
@@ -41,8 +41,7 @@ export interface SpoolObserver {
 }
 
 export class StreamSpool {
-  readonly dir: string;
-  private readonly ownDir: boolean;
+  private ownDir: string | undefined;
   private total = 0;
   private readonly byPrincipal = new Map<string, number>();
 
@@ -55,12 +54,14 @@ export class StreamSpool {
       } catch (error) {
         throw new Error(`STREAM_SPOOL_DIR (${limits.dir}) cannot be used: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
       }
-      this.dir = limits.dir;
-      this.ownDir = false;
-    } else {
-      this.dir = mkdtempSync(join(tmpdir(), 'envelope-spool-'));
-      this.ownDir = true;
     }
+  }
+
+  /** STREAM_SPOOL_DIR, or a directory of this instance's own under os.tmpdir(), made on first use. */
+  get dir(): string {
+    if (this.limits.dir) return this.limits.dir;
+    this.ownDir ??= mkdtempSync(join(tmpdir(), 'envelope-spool-'));
+    return this.ownDir;
   }
 
   /** Bytes on disk now, all streams together. */
@@ -74,7 +75,8 @@ export class StreamSpool {
   }
 
   close(): void {
-    if (this.ownDir) rmSync(this.dir, { recursive: true, force: true });
+    if (this.ownDir) rmSync(this.ownDir, { recursive: true, force: true });
+    this.ownDir = undefined;
   }
 
   /** @internal */
