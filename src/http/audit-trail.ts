@@ -118,6 +118,12 @@ function streamWriter(request: FastifyRequest, deps: AuditTrailDeps): StreamEven
         throw error;
       }
     },
-    ended: (outcome) => deps.metrics.streamOutcomes.inc({ route: request.routeOptions.url ?? 'unmatched', outcome }),
+    ended: (outcome, elapsedMs) => {
+      const route = request.routeOptions.url ?? 'unmatched';
+      deps.metrics.streamOutcomes.inc({ route, outcome });
+      // A stream cut after its 200 never finishes its response, so the onResponse hook that
+      // observes every other request does not run for it: observed here instead.
+      if (outcome !== 'completed') deps.metrics.httpDuration.observe({ method: request.method, route, status_code: '200' }, elapsedMs / 1000);
+    },
   };
 }

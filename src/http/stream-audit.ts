@@ -28,7 +28,8 @@ export class StreamIdleTimeoutError extends Error {
 /** How the audit trail writes an event and counts an outcome. */
 export interface StreamEventWriter {
   write(event: AuditEventInput): Promise<void>;
-  ended(outcome: StreamOutcome): void;
+  /** Counts the outcome; `elapsedMs` since the request arrived. */
+  ended(outcome: StreamOutcome, elapsedMs: number): void;
 }
 
 export class StreamAudit {
@@ -134,7 +135,7 @@ export class StreamAudit {
         : { requestParameters: { ...this.facts.requestParameters, ciphertextBytes: progress.bytesIn }, responseElements: { ...this.facts.responseElements, plaintextBytes: progress.bytesOut } };
     const event = toAuditEvent(this.request, 200, { facts: { ...this.facts, ...sizes, stream: details } });
     const writer = this.writer as StreamEventWriter;
-    writer.ended(details.outcome as StreamOutcome);
+    writer.ended(details.outcome as StreamOutcome, this.reply?.elapsedTime ?? 0);
     await writer.write(event);
   }
 }

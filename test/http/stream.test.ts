@@ -391,6 +391,10 @@ describe('backpressure and the fail-closed audit', () => {
     expect(await waitFor(() => t.auditEvents().filter((e) => e.requestID === requestId).length === 2)).toBe(true);
     expect(t.auditEvents().filter((e) => e.requestID === requestId)[1]).toMatchObject({ additionalEventData: { stream: { phase: 'ended', outcome: 'spool-quota' } } });
     expect(await outcomes(t)).toEqual({ '/v1/encrypt/stream spool-quota': 1 });
+    // A stream cut after its 200 is in http_request_duration_seconds too, once.
+    const durations = (await t.metrics.registry.getSingleMetric('http_request_duration_seconds')!.get()).values;
+    const count = durations.find((v) => (v as { metricName?: string }).metricName === 'http_request_duration_seconds_count' && v.labels.route === '/v1/encrypt/stream' && v.labels.status_code === '200');
+    expect(count?.value).toBe(1);
     // The cut stream's spool bytes are given back to the quota.
     expect(await waitFor(() => t.metrics.streamSpoolBytesNow() === 0)).toBe(true);
   });
