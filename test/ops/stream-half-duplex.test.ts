@@ -6,7 +6,10 @@
  * memory stays flat (sampled from /proc while the streams run), and the spool directory is
  * empty afterwards.
  *
- * The size is a parameter: 64 MiB by default, 1 GiB with DEEP_TESTS=1, or STREAM_TEST_BYTES.
+ * The size is a parameter: 256 MiB by default, 1 GiB with DEEP_TESTS=1, or STREAM_TEST_BYTES.
+ * Not smaller by default: a process moving bytes this fast holds tens of MiB of garbage
+ * buffers between collections, so only well above that does "flat" differ from "holds the
+ * stream".
  * Needs .tools/venv/bin/python with `requests` (scripts/schemathesis.sh installs it); skipped
  * without it outside CI.
  */
@@ -19,7 +22,7 @@ import { REPO_ROOT, startService, tempDir, type ServiceProcess } from './helpers
 const PYTHON = join(REPO_ROOT, '.tools', 'venv', 'bin', 'python');
 const CLIENT = join(REPO_ROOT, 'test', 'ops', 'helpers', 'half_duplex_client.py');
 const MiB = 1024 * 1024;
-const SIZE = Number(process.env.STREAM_TEST_BYTES ?? (process.env.DEEP_TESTS ? 1024 * MiB : 64 * MiB));
+const SIZE = Number(process.env.STREAM_TEST_BYTES ?? (process.env.DEEP_TESTS ? 1024 * MiB : 256 * MiB));
 const runnable = existsSync(PYTHON) || process.env.CI === 'true';
 if (!runnable) console.warn('[stream-half-duplex] .tools/venv/bin/python not found (scripts/schemathesis.sh creates it): SKIPPED');
 
@@ -85,8 +88,8 @@ describe.skipIf(!runnable)(`a half-duplex client (Python requests), ${SIZE / MiB
     expect(report.outBytes).toBe(SIZE);
     expect(report.outSha256).toBe(report.plainSha256);
     console.log(`[stream-half-duplex] ${SIZE / MiB} MiB: ${seconds.toFixed(1)} s both ways, RSS ${(baseline / MiB).toFixed(0)} -> peak ${(peak / MiB).toFixed(0)} MiB`);
-    // Flat: a few segments and socket buffers, whatever the size (the stream is 64 MiB or more).
-    expect(peak - baseline).toBeLessThan(48 * MiB);
+    // Flat: segments, socket buffers and garbage not yet collected, not the stream (256 MiB or more).
+    expect(peak - baseline).toBeLessThan(160 * MiB);
     // The spool was used (the client read nothing while it sent), and nothing is left in it.
     const metrics = await (await fetch(`${service.baseUrl}/metrics`)).text();
     const spooled = Number(/^stream_spooled_bytes_total (\d+)/m.exec(metrics)?.[1] ?? 0);
