@@ -93,6 +93,12 @@ export const ConfigSchema = Type.Object({
   JSON_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * MiB, default: 1 * MiB }),
   // The streaming routes' own limit (the body limits do not apply to them): 64 GiB by default.
   STREAM_MAX_BYTES: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: 64 * 1024 * MiB }),
+  // A stream is cut after this long without a byte in either direction (REQUEST_TIMEOUT_MS does not apply to streams).
+  STREAM_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000 }),
+  // The streams' spool (src/http/stream-spool.ts): ciphertext held on disk for clients that send before they read.
+  STREAM_SPOOL_DIR: Type.Optional(Type.String({ minLength: 1 })),
+  STREAM_SPOOL_MAX_BYTES: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 4 * 1024 * MiB }),
+  STREAM_SPOOL_MAX_BYTES_PER_PRINCIPAL: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 1024 * MiB }),
   MAX_IN_FLIGHT_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 128 }),
   // Of those, requests worked on at once; the others wait their turn (http/in-flight-limit.ts).
   REQUEST_CONCURRENCY_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 8 }),

@@ -225,6 +225,16 @@ export class StreamSealer extends Transform {
   }
 }
 
+export interface OpenerOptions {
+  maxBytes: number;
+  /**
+   * The segment sizes accepted (default: any the format allows). The segment size is not
+   * covered by the key commitment: a rewritten one fails only segment 0's tag, after up to
+   * that many bytes were held, so a service accepts only the sizes it writes.
+   */
+  segmentSizes?: readonly number[];
+}
+
 export interface OpenerStart {
   streamKey: Buffer;
   aad: Buffer | undefined;
@@ -246,13 +256,23 @@ export class StreamOpener extends Transform {
   private held: (() => void) | undefined;
   private readonly headerReady: Promise<StreamHeader>;
   private readonly firstVerified: Promise<void>;
+  private readonly firstArrived: Promise<void>;
+  private readonly options: OpenerOptions;
+  private resolveArrived!: () => void;
+  private rejectArrived!: (error: unknown) => void;
   private resolveHeader!: (header: StreamHeader) => void;
   private rejectHeader!: (error: unknown) => void;
   private resolveFirst!: () => void;
   private rejectFirst!: (error: unknown) => void;
 
-  constructor(private readonly maxBytes: number) {
+  constructor(options: number | OpenerOptions) {
     super();
+    this.options = typeof options === 'number' ? { maxBytes: options } : options;
+    this.firstArrived = new Promise((resolve, reject) => {
+      this.resolveArrived = resolve;
+      this.rejectArrived = reject;
+    });
+    this.firstArrived.catch(() => undefined);
     this.headerReady = new Promise((resolve, reject) => {
       this.resolveHeader = resolve;
       this.rejectHeader = reject;
@@ -266,17 +286,24 @@ export class StreamOpener extends Transform {
     this.firstVerified.catch(() => undefined);
     this.once('error', (error) => {
       this.rejectHeader(error);
+      this.rejectArrived(error);
       this.rejectFirst(error);
     });
     this.once('close', () => {
       const closed = new Error('the stream closed');
       this.rejectHeader(closed);
+      this.rejectArrived(closed);
       this.rejectFirst(closed);
     });
   }
 
   header(): Promise<StreamHeader> {
     return this.headerReady;
+  }
+
+  /** Resolves once the header and the whole first segment are here (or the stream ended): nothing opened yet. */
+  firstSegmentArrived(): Promise<void> {
+    return this.firstArrived;
   }
 
   firstSegment(): Promise<void> {
@@ -294,7 +321,7 @@ export class StreamOpener extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.progress.bytesIn += chunk.length;
-    if (this.progress.bytesIn > this.maxBytes) return callback(new StreamTooLargeError(`the stream is larger than ${this.maxBytes} bytes`));
+    if (this.progress.bytesIn > this.options.maxBytes) return callback(new StreamTooLargeError(`the stream is larger than ${this.options.maxBytes} bytes`));
     this.pending.push(chunk);
     this.step(false, callback);
   }
@@ -314,11 +341,18 @@ export class StreamOpener extends Transform {
       if (!this.parsed) {
         if (!ended && this.pending.length < MAX_STREAM_HEADER_BYTES) return callback();
         const header = parseStreamHeader(this.pending.peekAll());
+        if (this.options.segmentSizes && !this.options.segmentSizes.includes(header.segmentSize)) {
+          throw new EnvelopeError('MalformedCiphertext', `segment size ${header.segmentSize} is not one this service writes (${this.options.segmentSizes.join(', ')})`);
+        }
         this.pending.take(header.length);
         this.parsed = header;
         this.resolveHeader(header);
       }
+      const firstHere = ended || this.pending.length >= this.parsed.segmentSize + TAG_BYTES;
+      if (firstHere) this.resolveArrived();
       if (!this.key) {
+        // Read on until the first segment is here, then hold the input until the key comes.
+        if (!firstHere) return callback();
         this.held = () => this.step(ended, callback);
         return;
       }

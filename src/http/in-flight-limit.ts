@@ -22,6 +22,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { principalKey } from '../authz/principal-key.js';
 import { ProblemError } from './problem.js';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route takes its turn itself, with RequestTurns.take (the decrypt stream: once its first segment is in). */
+    takesOwnTurn?: boolean;
+  }
+}
+
 export interface InFlightLimits {
   maxInFlight: number;
   /** Requests of one principal worked on at once. */
@@ -68,7 +75,7 @@ export class RequestTurns {
 
   register(scope: FastifyInstance): void {
     scope.addHook('onRequest', (request, reply, done) => this.enter(request as WithPlace, reply, done));
-    scope.addHook('preValidation', (request, _reply, done) => this.takeTurn(request as WithPlace, done));
+    scope.addHook('preValidation', (request, _reply, done) => (request.routeOptions.config.takesOwnTurn ? done() : this.takeTurn(request as WithPlace, done)));
     // onError runs before the answer is sent, so a refusal held by refusal-hold.ts does not
     // keep its turn for the hold.
     scope.addHook('onError', (request, _reply, _error, done) => {
@@ -105,6 +112,11 @@ export class RequestTurns {
       if (principal.inFlight === 0 && this.principals.get(key) === principal) this.principals.delete(key);
     });
     done();
+  }
+
+  /** Waits for the request's turn (for a route with `takesOwnTurn`); rejects if the client goes away first. */
+  take(request: FastifyRequest): Promise<void> {
+    return new Promise((resolve, reject) => this.takeTurn(request as WithPlace, (error) => (error ? reject(error) : resolve())));
   }
 
   private takeTurn(request: WithPlace, done: (error?: Error) => void): void {

@@ -95,6 +95,24 @@ export class ServiceMetrics implements CacheObserver {
     registers: [this.registry],
   });
 
+  readonly streamOutcomes = new Counter({
+    name: 'stream_outcomes_total',
+    help: 'Streams that got their 200 on /v1/encrypt/stream and /v1/decrypt/stream, by how they ended: completed, aborted-by-client, timeout (STREAM_IDLE_TIMEOUT_MS), authentication-failed (a segment), too-large, spool-quota, failed.',
+    labelNames: ['route', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly streamSpooledBytes = new Counter({
+    name: 'stream_spooled_bytes_total',
+    help: 'Ciphertext bytes the streaming routes wrote to their spool files because the client was not reading its answer while sending (half-duplex clients).',
+    registers: [this.registry],
+  });
+
+  /** Bytes in the streams' spool files now; read at scrape time. */
+  streamSpoolBytesNow: () => number = () => 0;
+
+  readonly streamSpoolBytes = this.gaugeReadAtScrape('stream_spool_bytes', 'Bytes in the streaming routes\' spool files right now (bounded by STREAM_SPOOL_MAX_BYTES).', () => this.streamSpoolBytesNow());
+
   readonly auditEvents = new Counter({
     name: 'audit_events_total',
     help: 'Audit events written.',

@@ -71,7 +71,7 @@ export interface BatchItemOutcome {
 export interface StreamAuditDetails {
   phase: 'started' | 'ended';
   /** `ended` only. */
-  outcome?: 'completed' | 'aborted-by-client' | 'authentication-failed' | 'too-large' | 'failed';
+  outcome?: 'completed' | 'aborted-by-client' | 'timeout' | 'authentication-failed' | 'too-large' | 'spool-quota' | 'failed';
   /** Bytes read from the request body, and written to the response (header included). */
   bytesIn?: number;
   bytesOut?: number;

@@ -1,18 +1,81 @@
 /**
  * Streaming encrypt and decrypt: the same authorization, cache and audit facts as encrypt and
- * decrypt, for a payload whose bytes have not arrived yet. They return the stream's key and
- * header; the bytes themselves go through the Transforms of envelope/stream-crypto.ts.
+ * decrypt, for a payload whose bytes have not arrived yet. Each returns a StreamSession: the
+ * Transform that seals or opens the bytes, holding the stream's key (the edge never sees it),
+ * and what the audit needs to record how the stream ended.
  *
  * The policy judges the size declared in Content-Length; a stream without one is judged at
  * STREAM_MAX_BYTES, so a rule with maxPlaintextBytes is never passed by leaving the length out.
  * A decrypt is judged on its ciphertext's length (an upper bound of the plaintext's).
  */
-import type { SealingStream, StreamKey } from '../envelope/service.js';
-import type { StreamHeader } from '../envelope/stream-format.js';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import type { StreamAuditDetails } from './audit-facts.js';
+import type { EncryptionContext } from '../kms/provider.js';
+import { SegmentAuthenticationError, StreamOpener, StreamSealer, StreamTooLargeError, type StreamProgress } from '../envelope/stream-crypto.js';
+import { DEFAULT_SEGMENT_SIZE } from '../envelope/stream-format.js';
+import { TextFormDecoder } from '../envelope/stream-text-form.js';
 import { withFacts, type Caller, type OperationDeps, type Outcome } from './operation.js';
 import { assertExpectedContext, validContext } from './context.js';
+import { ProblemError } from './errors.js';
+
+export type { StreamProgress };
+
+/** How a stream ended, as far as its bytes tell (the edge knows the rest: client gone, timeout). */
+export type StreamEnd = Pick<StreamAuditDetails, 'outcome' | 'failedSegment'>;
+
+/** One stream in progress: its output, its progress, and the hook awaited before its last bytes. */
+export interface StreamSession {
+  readonly direction: 'encrypt' | 'decrypt';
+  readonly keyArn: string;
+  readonly context: EncryptionContext;
+  /** The response body: the stream ciphertext (encrypt) or verified plaintext (decrypt). */
+  readonly output: Readable;
+  readonly progress: StreamProgress;
+  /** Awaited before the last bytes are released; a rejection ends the stream abnormally. */
+  beforeEnd(hook: (progress: StreamProgress) => Promise<void>): void;
+  /** What an error that ended the stream means, when the bytes explain it. */
+  endOf(error: unknown): StreamEnd | undefined;
+}
+
+class Session implements StreamSession {
+  private hook: ((progress: StreamProgress) => Promise<void>) | undefined;
+  private hookSet!: () => void;
+  /** The bytes may all be in before the edge has set its hook: the end waits for it. */
+  private readonly hookReady = new Promise<void>((resolve) => (this.hookSet = resolve));
+
+  constructor(
+    readonly direction: 'encrypt' | 'decrypt',
+    readonly keyArn: string,
+    readonly context: EncryptionContext,
+    readonly output: StreamSealer | StreamOpener,
+  ) {}
+
+  get progress(): StreamProgress {
+    return this.output.progress;
+  }
+
+  beforeEnd(hook: (progress: StreamProgress) => Promise<void>): void {
+    this.hook = hook;
+    this.hookSet();
+  }
+
+  /** Given to the Transform at construction; the hook is set later, by the edge. */
+  readonly runBeforeEnd = async (progress: StreamProgress): Promise<void> => {
+    await this.hookReady;
+    await this.hook?.(progress);
+  };
+
+  endOf(error: unknown): StreamEnd | undefined {
+    if (error instanceof SegmentAuthenticationError) return { outcome: 'authentication-failed', failedSegment: error.segment };
+    if (error instanceof StreamTooLargeError) return { outcome: 'too-large' };
+    return undefined;
+  }
+}
 
 export interface EncryptStreamInput {
+  /** The plaintext as it arrives. */
+  body: Readable;
   keyId: string | undefined;
   context: Readonly<Record<string, string>> | undefined;
   aad: Buffer | undefined;
@@ -21,7 +84,7 @@ export interface EncryptStreamInput {
   maxBytes: number;
 }
 
-export function startEncryptStream(deps: OperationDeps, caller: Caller, input: EncryptStreamInput): Promise<Outcome<SealingStream>> {
+export function startEncryptStream(deps: OperationDeps, caller: Caller, input: EncryptStreamInput): Promise<Outcome<StreamSession>> {
   return withFacts(caller, async (facts) => {
     const context = validContext(input.context);
     const keyId = input.keyId ?? deps.defaultKeyId;
@@ -32,33 +95,76 @@ export function startEncryptStream(deps: OperationDeps, caller: Caller, input: E
     facts.resolvedKeyId = keyArn;
     facts.ruleId = ruleId;
     // Unknown length: charged as more than any cap, so the stream gets a data key of its own.
-    const result = await deps.envelope.startStream(keyArn, context, input.declaredBytes ?? Number.MAX_SAFE_INTEGER, caller.kms);
-    facts.dataKey = result.dataKey;
-    facts.responseElements = { keyId: result.keyArn };
-    return result;
+    const started = await deps.envelope.startStream(keyArn, context, input.declaredBytes ?? Number.MAX_SAFE_INTEGER, caller.kms);
+    facts.dataKey = started.dataKey;
+    facts.responseElements = { keyId: started.keyArn };
+    let session: Session | undefined;
+    const sealer = new StreamSealer({
+      header: started.header,
+      authenticatedHeader: started.authenticatedHeader,
+      streamKey: started.streamKey,
+      segmentSize: started.segmentSize,
+      aad: input.aad,
+      maxBytes: input.maxBytes,
+      beforeEnd: (progress) => (session as Session).runBeforeEnd(progress),
+    });
+    session = new Session('encrypt', started.keyArn, context, sealer);
+    // Errors reach the sealer (pipeline destroys it with them); the edge watches its output.
+    pipeline(input.body, sealer).catch(() => undefined);
+    return session;
   });
 }
 
 export interface DecryptStreamInput {
-  header: StreamHeader;
+  /** The stream ciphertext (or its ev2: text form) as it arrives. */
+  body: Readable;
   expectedContext: Readonly<Record<string, string>> | undefined;
   aad: Buffer | undefined;
   declaredBytes: number | undefined;
   maxBytes: number;
+  /** Awaited once the header and the first segment are in, before any work on them (the request's turn). */
+  beforeWork: () => Promise<void>;
 }
 
-export function startDecryptStream(deps: OperationDeps, caller: Caller, input: DecryptStreamInput): Promise<Outcome<StreamKey>> {
+/**
+ * Reads the header and the first segment, authorizes, unwraps and verifies segment 0 before
+ * it resolves: a wrong key, context or aad, or a tampered first segment, is still a clean error.
+ */
+export function startDecryptStream(deps: OperationDeps, caller: Caller, input: DecryptStreamInput): Promise<Outcome<StreamSession>> {
+  let session: Session | undefined;
+  // Only the sizes this service writes: a rewritten segment size is refused before it is buffered.
+  const opener = new StreamOpener({ maxBytes: input.maxBytes, segmentSizes: [DEFAULT_SEGMENT_SIZE] });
+  // Either form of a stream ciphertext: the bytes, or `ev2:` text (what a form or the UI sends).
+  pipeline(input.body, new TextFormDecoder(), opener).catch(() => undefined);
   return withFacts(caller, async (facts) => {
-    const { header } = input;
-    facts.requestParameters = { keyId: header.keyArn, encryptionContext: header.context, aadBytes: input.aad?.length, ciphertextBytes: input.declaredBytes };
-    facts.stream = { phase: 'started' };
-    const judgedBytes = input.declaredBytes ?? input.maxBytes;
-    const { ruleId } = await deps.guard.authorizeStoredKey(caller.policy, caller.principal, 'decrypt', header.keyArn, header.context, judgedBytes, caller.kms);
-    facts.ruleId = ruleId;
-    assertExpectedContext(input.expectedContext, header.context);
-    const result = await deps.envelope.openStream(header, caller.kms);
-    facts.dataKey = result.dataKey;
-    facts.responseElements = { keyId: header.keyArn };
-    return result;
+    facts.requestParameters = { ciphertextBytes: input.declaredBytes };
+    try {
+      const header = await opener.header();
+      facts.requestParameters = { keyId: header.keyArn, encryptionContext: header.context, aadBytes: input.aad?.length, ciphertextBytes: input.declaredBytes };
+      facts.stream = { phase: 'started' };
+      await opener.firstSegmentArrived();
+      await input.beforeWork();
+      const judgedBytes = input.declaredBytes ?? input.maxBytes;
+      const { ruleId } = await deps.guard.authorizeStoredKey(caller.policy, caller.principal, 'decrypt', header.keyArn, header.context, judgedBytes, caller.kms);
+      facts.ruleId = ruleId;
+      assertExpectedContext(input.expectedContext, header.context);
+      const key = await deps.envelope.openStream(header, caller.kms);
+      facts.dataKey = key.dataKey;
+      facts.responseElements = { keyId: header.keyArn };
+      session = new Session('decrypt', key.keyArn, header.context, opener);
+      const started = session;
+      opener.start({ streamKey: key.streamKey, aad: input.aad, beforeEnd: (progress) => started.runBeforeEnd(progress) });
+      // The first segment is checked before the 200: a wrong aad is still a clean 422.
+      await opener.firstSegment();
+      return session;
+    } catch (error) {
+      opener.destroy();
+      throw beforeTheAnswer(error);
+    }
   });
+}
+
+/** A stream past STREAM_MAX_BYTES before the 200 is the caller's 413; anything else is as it came. */
+function beforeTheAnswer(error: unknown): unknown {
+  return error instanceof StreamTooLargeError ? new ProblemError(413, 'PayloadTooLarge', error.message) : error;
 }

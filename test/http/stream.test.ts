@@ -82,6 +82,13 @@ async function referenceOpen(t: TestApp, sealed: Buffer, aad = Buffer.alloc(0)):
   return referenceDecrypt(sealed, key.plaintextKey, aad);
 }
 
+/** stream_outcomes_total, as `route outcome` -> count. */
+async function outcomes(t: TestApp): Promise<Record<string, number>> {
+  const metric = t.metrics.registry.getSingleMetric('stream_outcomes_total');
+  const values = metric ? (await metric.get()).values : [];
+  return Object.fromEntries(values.map((v) => [`${String(v.labels.route)} ${String(v.labels.outcome)}`, v.value]));
+}
+
 const waitFor = async (check: () => boolean, ms = 3000) => {
   const until = Date.now() + ms;
   while (!check() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
@@ -268,6 +275,7 @@ describe('streaming routes', () => {
       const { bytesIn } = (tooLarge()[0]!.additionalEventData as { stream: { bytesIn: number } }).stream;
       expect(bytesIn).toBeGreaterThan(4 * 1024 * 1024);
       expect(bytesIn).toBeLessThan(4 * 1024 * 1024 + 70_000);
+    expect((await outcomes(t))['/v1/encrypt/stream too-large']).toBe(1);
     });
     it('takes only application/octet-stream', async () => {
       const result = await request(t.app.server).post('/v1/encrypt/stream').set(AUTH).set('content-type', 'application/json').send('{}');
@@ -325,6 +333,7 @@ describe('streaming routes', () => {
       });
       expect(await waitFor(() => eventsOf(requestId).length === 2)).toBe(true);
       expect(eventsOf(requestId)[1]).toMatchObject({ additionalEventData: { stream: { phase: 'ended', outcome: 'aborted-by-client' } } });
+      expect((await outcomes(t))['/v1/encrypt/stream aborted-by-client']).toBeGreaterThanOrEqual(1);
     });
 
     it('mid-download: the decrypt stops reading the upload and is recorded as aborted-by-client', async () => {
@@ -345,26 +354,27 @@ describe('streaming routes', () => {
 describe('backpressure and the fail-closed audit', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await buildTestApp();
+    t = await buildTestApp({ env: { STREAM_SPOOL_MAX_BYTES_PER_PRINCIPAL: String(16 * 1024 * 1024) } });
     await t.app.listen({ port: 0, host: '127.0.0.1' });
   });
   afterAll(async () => t?.close());
 
-  it('a client that does not read its answer stops the service reading its upload', async () => {
+  it('a client that does not read its answer is read on into the spool, up to its quota, then cut and audited as spool-quota', async () => {
     const { port } = t.app.server.address() as AddressInfo;
     const total = 256 * 1024 * 1024;
     let written = 0;
     const req = httpRequest({ host: '127.0.0.1', port, path: '/v1/encrypt/stream', method: 'POST', headers: { ...AUTH, 'content-type': OCTET } });
-    req.on('error', () => undefined);
+    let failed: string | undefined;
+    req.on('error', (error) => (failed = (error as NodeJS.ErrnoException).code ?? error.message));
     let response: IncomingMessage | undefined;
     req.on('response', (res) => {
       response = res;
+      res.on('error', () => undefined);
       res.pause(); // never read: the answer backs up into the service
     });
     const block = randomBytes(64 * 1024);
-    // Write until the upload stalls for half a second: the service has stopped reading.
-    for (;;) {
-      if (written >= total) break;
+    // Write until the upload stalls for half a second or the service cuts it.
+    while (written < total && !failed) {
       const more = req.write(Buffer.from(block));
       written += block.length;
       if (!more) {
@@ -372,10 +382,52 @@ describe('backpressure and the fail-closed audit', () => {
         if (!drained) break;
       }
     }
-    expect(response?.statusCode).toBe(200);
-    // Socket buffers on both sides (a few MiB on loopback) and a few segments, not the upload.
-    expect(written).toBeLessThan(32 * 1024 * 1024);
     req.destroy();
+    expect(response?.statusCode).toBe(200);
+    // Read on past the socket buffers, to the quota (16 MiB here), and not to the end of the upload.
+    expect(written).toBeGreaterThan(16 * 1024 * 1024);
+    expect(written).toBeLessThan(64 * 1024 * 1024);
+    const requestId = response?.headers['x-request-id'] as string;
+    expect(await waitFor(() => t.auditEvents().filter((e) => e.requestID === requestId).length === 2)).toBe(true);
+    expect(t.auditEvents().filter((e) => e.requestID === requestId)[1]).toMatchObject({ additionalEventData: { stream: { phase: 'ended', outcome: 'spool-quota' } } });
+    expect(await outcomes(t)).toEqual({ '/v1/encrypt/stream spool-quota': 1 });
+    // A stream cut after its 200 is in http_request_duration_seconds too, once.
+    const durations = (await t.metrics.registry.getSingleMetric('http_request_duration_seconds')!.get()).values;
+    const count = durations.find((v) => (v as { metricName?: string }).metricName === 'http_request_duration_seconds_count' && v.labels.route === '/v1/encrypt/stream' && v.labels.status_code === '200');
+    expect(count?.value).toBe(1);
+    // The cut stream's spool bytes are given back to the quota.
+    expect(await waitFor(() => t.metrics.streamSpoolBytesNow() === 0)).toBe(true);
+  });
+
+  it('mid-download after a whole upload (its answer spooled): the encrypt is recorded as aborted-by-client, not completed', async () => {
+    const { port } = t.app.server.address() as AddressInfo;
+    const requestId = await new Promise<string>((resolve) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/v1/encrypt/stream', method: 'POST', headers: { ...AUTH, 'content-type': OCTET } });
+      req.on('error', () => undefined);
+      req.on('response', (res) => {
+        res.pause();
+        res.on('error', () => undefined);
+        // The whole upload is in (sealed, most of its answer in the spool): read a little, then go.
+        const uploaded = req.writableFinished ? Promise.resolve() : new Promise((r) => req.once('finish', r));
+        void uploaded.then(() =>
+          setTimeout(() => {
+            let read = 0;
+            res.on('data', (chunk: Buffer) => {
+              read += chunk.length;
+              if (read > 256 * 1024) {
+                req.destroy();
+                resolve(res.headers['x-request-id'] as string);
+              }
+            });
+            res.resume();
+          }, 200),
+        );
+      });
+      req.end(randomBytes(12 * 1024 * 1024));
+    });
+    const eventsOf = (id: string) => t.auditEvents().filter((e) => e.requestID === id);
+    expect(await waitFor(() => eventsOf(requestId).length === 2)).toBe(true);
+    expect(eventsOf(requestId)[1]).toMatchObject({ additionalEventData: { stream: { phase: 'ended', outcome: 'aborted-by-client' } } });
   });
 
   it('no byte of a stream leaves when its started event cannot be written (503)', async () => {

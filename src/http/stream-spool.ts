@@ -1,0 +1,272 @@
+/**
+ * The stream spool: what lets a half-duplex client (one that sends its whole body before it
+ * reads the answer, as Python `requests` does) use the streaming routes. Without it, the answer
+ * backs up, the Transform stops, the service stops reading the upload, and both sides wait.
+ *
+ * A SpoolBuffer sits where the bytes are ciphertext (the encrypt route's output, the decrypt
+ * route's input) and never pushes back on its writer: what its reader does not take yet is kept
+ * in memory up to MEMORY_BYTES, then appended to a file. Plaintext never goes through one.
+ *
+ * The file is created 0600 in the spool directory and unlinked at once, so it disappears with
+ * its descriptor whatever ends the request (a crash included); it is emptied (truncated) each
+ * time the reader catches up. Its bytes count against a per-principal and an overall quota:
+ * over either, the writer fails with SpoolQuotaError.
+ */
+import { randomUUID } from 'node:crypto';
+import { promises as fs, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Duplex } from 'node:stream';
+
+/** In-memory bytes a buffer holds before it writes to disk: a few 64 KiB segments. */
+const MEMORY_BYTES = 256 * 1024;
+/** Bytes read back from the file at a time. */
+const READ_BYTES = 64 * 1024;
+const FILE_PREFIX = 'spool-';
+
+export class SpoolQuotaError extends Error {
+  override readonly name = 'SpoolQuotaError';
+}
+
+export interface SpoolLimits {
+  /** The directory; undefined: a fresh one under os.tmpdir() (made when first needed), removed on close. */
+  dir: string | undefined;
+  maxBytes: number;
+  maxBytesPerPrincipal: number;
+}
+
+export interface SpoolObserver {
+  /** Bytes written to a spool file (a counter's increment). */
+  spooled(bytes: number): void;
+}
+
+export class StreamSpool {
+  private ownDir: string | undefined;
+  private total = 0;
+  private readonly byPrincipal = new Map<string, number>();
+
+  constructor(private readonly limits: SpoolLimits, private readonly observer: SpoolObserver = { spooled: () => undefined }) {
+    if (limits.dir) {
+      try {
+        mkdirSync(limits.dir, { recursive: true, mode: 0o700 });
+        // Files a previous process left behind (unlinked at once, so only a crash between open and unlink).
+        for (const name of readdirSync(limits.dir)) if (name.startsWith(FILE_PREFIX)) rmSync(join(limits.dir, name), { force: true });
+      } catch (error) {
+        throw new Error(`STREAM_SPOOL_DIR (${limits.dir}) cannot be used: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      }
+    }
+  }
+
+  /** STREAM_SPOOL_DIR, or a directory of this instance's own under os.tmpdir(), made on first use. */
+  get dir(): string {
+    if (this.limits.dir) return this.limits.dir;
+    this.ownDir ??= mkdtempSync(join(tmpdir(), 'envelope-spool-'));
+    return this.ownDir;
+  }
+
+  /** Bytes on disk now, all streams together. */
+  get bytesNow(): number {
+    return this.total;
+  }
+
+  /** A buffer whose disk bytes are charged to `principal`. */
+  buffer(principal: string): SpoolBuffer {
+    return new SpoolBuffer(this, principal);
+  }
+
+  close(): void {
+    if (this.ownDir) rmSync(this.ownDir, { recursive: true, force: true });
+    this.ownDir = undefined;
+  }
+
+  /** @internal */
+  charge(principal: string, bytes: number): void {
+    const mine = this.byPrincipal.get(principal) ?? 0;
+    if (mine + bytes > this.limits.maxBytesPerPrincipal) {
+      throw new SpoolQuotaError(`the stream spool of this principal is full (STREAM_SPOOL_MAX_BYTES_PER_PRINCIPAL, ${this.limits.maxBytesPerPrincipal} bytes): read the answer while sending`);
+    }
+    if (this.total + bytes > this.limits.maxBytes) {
+      throw new SpoolQuotaError(`the stream spool is full (STREAM_SPOOL_MAX_BYTES, ${this.limits.maxBytes} bytes): read the answer while sending`);
+    }
+    this.byPrincipal.set(principal, mine + bytes);
+    this.total += bytes;
+    this.observer.spooled(bytes);
+  }
+
+  /** @internal */
+  release(principal: string, bytes: number): void {
+    if (bytes === 0) return;
+    const left = (this.byPrincipal.get(principal) ?? 0) - bytes;
+    if (left > 0) this.byPrincipal.set(principal, left);
+    else this.byPrincipal.delete(principal);
+    this.total -= bytes;
+  }
+}
+
+/**
+ * A FIFO of bytes that accepts every write at once (memory, then disk) and gives them back in
+ * order as its reader asks. Order: the memory queue holds the oldest bytes; once the file has
+ * bytes, every new write goes to the file until the reader has caught up with it.
+ */
+export class SpoolBuffer extends Duplex {
+  private readonly memory: Buffer[] = [];
+  private memoryBytes = 0;
+  private file: fs.FileHandle | undefined;
+  private opening: Promise<fs.FileHandle> | undefined;
+  /** Bytes in the file, and how far the reader has read it. */
+  private written = 0;
+  private readAt = 0;
+  private reading = false;
+  /** File operations run one after another: a truncate never overtakes a write. */
+  private fileOps: Promise<unknown> = Promise.resolve();
+  private wantsData = false;
+  private finished = false;
+  /** Awaited before the end is released (the stream's outcome event); see holdEnd. */
+  private endGate: (() => Promise<void>) | undefined;
+  private gating = false;
+
+  constructor(private readonly spool: StreamSpool, private readonly principal: string) {
+    super({ readableHighWaterMark: READ_BYTES, writableHighWaterMark: READ_BYTES });
+  }
+
+  /**
+   * Holds the end of the output until `gate` resolves (a rejection destroys the buffer with
+   * it): when this buffer is a response body, its last bytes, not the writer's, end the stream.
+   */
+  holdEnd(gate: () => Promise<void>): void {
+    this.endGate = gate;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.written === 0 && this.memoryBytes + chunk.length <= MEMORY_BYTES) {
+      this.memory.push(chunk);
+      this.memoryBytes += chunk.length;
+      this.feed();
+      return callback();
+    }
+    try {
+      this.spool.charge(this.principal, chunk.length);
+    } catch (error) {
+      return callback(error as Error);
+    }
+    const at = this.written;
+    this.written += chunk.length;
+    this.onFile((file) => file.write(chunk, 0, chunk.length, at)).then(
+      () => {
+        this.feed();
+        callback();
+      },
+      (error: unknown) => callback(error as Error),
+    );
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.finished = true;
+    this.feed();
+    callback();
+  }
+
+  override _read(): void {
+    this.wantsData = true;
+    this.feed();
+  }
+
+  override _destroy(error: Error | null, callback: (error: Error | null) => void): void {
+    this.memory.length = 0;
+    this.spool.release(this.principal, this.written);
+    this.written = 0;
+    this.readAt = 0;
+    const closing = this.file ?? this.opening;
+    this.file = undefined;
+    this.opening = undefined;
+    if (!closing) return callback(error);
+    Promise.resolve(closing)
+      .then((file) => file.close())
+      .then(
+        () => callback(error),
+        () => callback(error),
+      );
+  }
+
+  /** Gives the reader what it asked for: memory first, then the file, then the end. */
+  private feed(): void {
+    if (!this.wantsData || this.reading || this.destroyed) return;
+    while (this.memory.length > 0) {
+      const chunk = this.memory.shift() as Buffer;
+      this.memoryBytes -= chunk.length;
+      if (!this.push(chunk)) {
+        this.wantsData = false;
+        return;
+      }
+    }
+    if (this.readAt < this.written && this.file) {
+      this.reading = true;
+      const length = Math.min(READ_BYTES, this.written - this.readAt);
+      const out = Buffer.allocUnsafe(length);
+      this.onFile((file) => file.read(out, 0, length, this.readAt)).then(
+        ({ bytesRead }) => {
+          this.reading = false;
+          if (this.destroyed) return;
+          this.readAt += bytesRead;
+          this.wantsData = false;
+          const more = this.push(out.subarray(0, bytesRead));
+          if (this.readAt === this.written) this.onFile((file) => this.caughtUp(file)).catch((error: unknown) => this.destroy(error as Error));
+          if (more) this._read();
+        },
+        (error: unknown) => {
+          this.reading = false;
+          this.destroy(error as Error);
+        },
+      );
+      return;
+    }
+    if (this.finished && this.readAt >= this.written) {
+      const gate = this.endGate;
+      if (gate) {
+        this.endGate = undefined;
+        this.gating = true;
+        gate().then(
+          () => {
+            this.gating = false;
+            this.feed();
+          },
+          (error: unknown) => this.destroy(error as Error),
+        );
+        return;
+      }
+      if (this.gating) return;
+      this.wantsData = false;
+      this.push(null);
+    }
+  }
+
+  /** The reader has read everything written: empty the file and give its quota back. */
+  private async caughtUp(file: fs.FileHandle): Promise<void> {
+    // Queued after every write counted in `written`: if a newer write came, it is not caught up.
+    if (this.readAt < this.written || this.written === 0 || this.reading) return;
+    const bytes = this.written;
+    this.written = 0;
+    this.readAt = 0;
+    this.spool.release(this.principal, bytes);
+    await file.truncate(0);
+  }
+
+  private onFile<T>(operation: (file: fs.FileHandle) => Promise<T>): Promise<T> {
+    const next = this.fileOps.then(async () => operation(await this.openFile()));
+    this.fileOps = next.catch(() => undefined);
+    return next;
+  }
+
+  private async openFile(): Promise<fs.FileHandle> {
+    if (this.file) return this.file;
+    if (this.destroyed) throw new Error('the spool buffer is closed');
+    this.opening ??= (async () => {
+      const path = join(this.spool.dir, `${FILE_PREFIX}${randomUUID()}`);
+      const file = await fs.open(path, 'wx+', 0o600);
+      await fs.unlink(path);
+      return file;
+    })();
+    this.file = await this.opening;
+    return this.file;
+  }
+}
