@@ -4,7 +4,8 @@
  * audit log see them, while the operational routes keep answering. The thresholds here are set
  * below what any process uses, so the pressure is real, not simulated.
  */
-import { getHeapStatistics } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { totalmem } from 'node:os';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
@@ -52,5 +53,59 @@ describe('memory thresholds by default', () => {
 
   it('and 0 turns each off', () => {
     expect(memoryLimits({ MAX_HEAP_USED_BYTES: 0, MAX_RSS_BYTES: 0 })).toEqual({ maxHeapUsedBytes: 0, maxRssBytes: 0 });
+  });
+});
+
+// Freed buffers leave external memory only when collected: the test collects them itself.
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+
+describe('MAX_MEMORY_USED_BYTES (V8 heap used + external memory), with hysteresis', () => {
+  it('sheds /v1 above the high mark with /readyz 503, keeps shedding between the marks, and recovers by itself below the low one', { timeout: 40_000 }, async () => {
+    const MiB = 1024 * 1024;
+    collectGarbage();
+    const { heapUsed, external } = process.memoryUsage();
+    const baseline = heapUsed + external;
+    const high = baseline + 160 * MiB;
+    const lowPercent = Math.floor((100 * (baseline + 80 * MiB)) / high);
+    const t = await buildTestApp({ env: { MAX_MEMORY_USED_BYTES: String(high), MEMORY_LOW_WATER_PERCENT: String(lowPercent), MAX_HEAP_USED_BYTES: '0' } });
+    const until = async (want: number, withinMs = 6_000) => {
+      const deadline = Date.now() + withinMs;
+      let status = 0;
+      while (Date.now() < deadline) {
+        status = (await request(t.app.server).get('/readyz')).status;
+        if (status === want) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return status;
+    };
+    let held: Buffer[] = [];
+    try {
+      expect(await until(200)).toBe(200);
+      held = [0, 1, 2].map(() => Buffer.alloc(64 * MiB, 1));
+      expect(await until(503)).toBe(503);
+      const shed = await request(t.app.server).post('/v1/encrypt').set(AUTH).send({ plaintext: 'aGk=' });
+      expect(shed.status).toBe(503);
+      expect(shed.body).toMatchObject({ code: 'Overloaded' });
+      expect((await request(t.app.server).get('/healthz')).status).toBe(200);
+
+      // Down to baseline + 128 MiB: below the high mark, above the low one. Still shedding.
+      held.pop();
+      collectGarbage();
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      expect((await request(t.app.server).get('/readyz')).status).toBe(503);
+
+      // Below the low mark: serving again, and ready, with nothing else done.
+      held = [];
+      collectGarbage();
+      expect(await until(200)).toBe(200);
+      const served = await request(t.app.server).post('/v1/encrypt').set(AUTH).send({ plaintext: 'aGk=' });
+      expect(served.status).toBe(200);
+      // The shed request is in the audit log.
+      expect(t.auditEvents().filter((event) => event.errorCode === 'Overloaded')).toHaveLength(1);
+    } finally {
+      held = [];
+      await t.close();
+    }
   });
 });
