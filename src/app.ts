@@ -38,7 +38,11 @@ import { registerJsonBodyParser } from './http/json-body.js';
 import { registerNoStore } from './http/no-store.js';
 import { LiveExamples } from './http/live-examples.js';
 import { RequestTurns } from './http/in-flight-limit.js';
-import { registerLoadShedding } from './http/load-shedding.js';
+import { registerLoadShedding, registerShedAfterAuthentication } from './http/load-shedding.js';
+import { memoryLimits } from './http/memory-limits.js';
+import { MemoryPressure } from './http/memory-pressure.js';
+import { RefusalSummaries } from './http/refusal-summaries.js';
+import { RequestBufferBudget } from './http/request-buffer-budget.js';
 import { registerOpenApi } from './http/openapi.js';
 import { RefusalHolds, registerRefusalHold } from './http/refusal-hold.js';
 import { registerOperationalRoutes } from './http/routes/operational.js';
@@ -175,9 +179,34 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerErrorHandling(app);
   registerNoStore(app);
   await registerOpenApi(app, deps.provider.kind === 'local' ? new LiveExamples({ envelope, directory, defaultKeyId: config.DEFAULT_KEY_ID }) : undefined);
+  // Memory as a budget (docs/OPERATIONS.md): request bodies counted per principal and in all,
+  // shedding with hysteresis on what the process can give back, /readyz failing meanwhile, and
+  // the refusals audited per principal and window.
+  const memory = memoryLimits(config);
+  const memoryPressure = new MemoryPressure({
+    maxMemoryUsedBytes: memory.maxMemoryUsedBytes,
+    maxHeapUsedBytes: memory.maxHeapUsedBytes,
+    maxRssBytes: memory.maxRssBytes,
+    lowWaterPercent: memory.lowWaterPercent,
+  });
+  readiness.followMemoryPressure(memoryPressure);
+  const refusals = new RefusalSummaries({
+    windowMs: config.REFUSAL_SUMMARY_WINDOW_MS,
+    audit: deps.audit,
+    onWritten: () => metrics.auditEvents.inc(),
+    onSummaryError: (error, details) => {
+      metrics.auditFailures.inc();
+      log?.error({ errorName: (error as Error).name, refusalsSummary: details }, 'audit summary of refusals could not be written');
+    },
+  });
+  app.addHook('onClose', async () => refusals.flush());
+  const buffers = {
+    budget: new RequestBufferBudget({ total: memory.requestBufferMaxBytes, perPrincipal: memory.requestBufferMaxBytesPerPrincipal }),
+    refusals,
+  };
   // Before every route: its onRequest hook is the first to run (after the request id), so an
-  // overloaded instance refuses before it authenticates or reads a body.
-  await registerLoadShedding(app, config);
+  // overloaded instance refuses before it reads a body (/v1: right after authentication).
+  await registerLoadShedding(app, config, memoryPressure, app.log);
   await registerOperationalRoutes(app, { metrics, readiness, config });
   const authFailures = new AuthFailureTracker({
     maxFailures: config.AUTH_FAILURE_MAX,
@@ -204,11 +233,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     registerAuditTrail(v1, { audit: deps.audit, metrics });
     registerRefusalHold(v1, holds, (outcome) => metrics.refusalHolds.inc({ outcome }));
     registerAuthentication(v1, { policy: deps.policy, authFailures, metrics });
+    registerShedAfterAuthentication(v1, refusals);
     await registerV1Routes(v1, {
       config,
       operations: { guard: new KeyGuard(directory), envelope, directory, defaultKeyId: config.DEFAULT_KEY_ID },
       budgets,
       turns,
+      buffers,
       admin: {
         envelope,
         directory,

@@ -12,6 +12,8 @@ import { KmsTrace } from '../../envelope/kms-trace.js';
 import type { AdminDeps } from '../../operations/admin/admin.js';
 import type { Caller, OperationDeps } from '../../operations/operation.js';
 import type { RequestTurns } from '../in-flight-limit.js';
+import type { RefusalSummaries } from '../refusal-summaries.js';
+import type { RequestBufferBudget } from '../request-buffer-budget.js';
 import { titleOf } from '../problem.js';
 import { PROBLEM_MEDIA_TYPE } from '../send-problem.js';
 
@@ -23,6 +25,8 @@ export interface V1Deps {
   budgets: KmsBudgets;
   /** Per-principal in-flight cap and request turns (in-flight-limit.ts). */
   turns: RequestTurns;
+  /** The request-buffer budget of the routes that buffer their body, and its refusals' audit summaries. */
+  buffers: { budget: RequestBufferBudget; refusals: RefusalSummaries };
   admin: AdminDeps;
 }
 
