@@ -2,9 +2,10 @@
  * The memory settings, with their defaults derived from the memory the process may use
  * (MEMORY_LIMIT_BYTES, else the cgroup (container) limit, else the machine's memory):
  *
- * - request-buffer budget (request-buffer-budget.ts): a quarter of the limit in all, a quarter of
- *   that per principal, never less than one largest body (BODY_LIMIT_BYTES). A body held costs
- *   about twice its size at its end (the chunks, then their concatenation), and the answer more.
+ * - request-buffer budget (request-buffer-budget.ts): an eighth of the limit in all, a quarter of
+ *   that per principal, never less than one largest body (BODY_LIMIT_BYTES). A body costs up to
+ *   about four times its size at its end (its chunks, their concatenation, the answer), so the
+ *   budget's worst case stays below the shedding mark.
  * - shedding marks (memory-pressure.ts): heap used + external memory above 60 % of the limit,
  *   or heap used above 85 % of V8's heap limit (before V8's last-resort collections and its
  *   fatal OOM); shedding stops below MEMORY_LOW_WATER_PERCENT of each. RSS is not a mark unless
@@ -43,7 +44,7 @@ type MemoryConfig = Partial<
 export function memoryLimits(config: MemoryConfig): MemoryLimits {
   const memoryLimitBytes = config.MEMORY_LIMIT_BYTES ?? memoryAvailable();
   const largestBody = config.BODY_LIMIT_BYTES ?? 8 * 1024 * 1024;
-  const requestBufferMaxBytes = config.REQUEST_BUFFER_MAX_BYTES ?? Math.max(largestBody, Math.floor(memoryLimitBytes / 4));
+  const requestBufferMaxBytes = config.REQUEST_BUFFER_MAX_BYTES ?? Math.max(largestBody, Math.floor(memoryLimitBytes / 8));
   return {
     memoryLimitBytes,
     requestBufferMaxBytes,

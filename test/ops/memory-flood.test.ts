@@ -108,11 +108,11 @@ function slowUpload(token: string, bytes: number): Promise<HttpOutcome> {
       done(outcome);
     };
     request.on('response', (response) => {
+      answered = true; // answered early (refused): send no more
       const chunks: Buffer[] = [];
       response.on('data', (data: Buffer) => chunks.push(data));
       response.on('end', () => finish({ kind: 'response', status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') }));
       response.on('error', (error: NodeJS.ErrnoException) => finish({ kind: 'error', code: error.code ?? 'ERR', message: error.message }));
-      request.destroy();
     });
     request.on('timeout', () => request.destroy(Object.assign(new Error('client timeout'), { code: 'CLIENT_TIMEOUT' })));
     request.on('error', (error: NodeJS.ErrnoException) => finish({ kind: 'error', code: error.code ?? 'ERR', message: error.message }));
