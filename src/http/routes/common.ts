@@ -71,7 +71,7 @@ export const COMMON_ERRORS = {
   403: problem(403, 'The policy does not allow this request.', 'AccessDenied', 'the policy does not allow this request'),
   413: problem(
     413,
-    'The body is larger than JSON_BODY_LIMIT_BYTES (JSON routes) or BODY_LIMIT_BYTES (/binary routes).',
+    'The body is larger than JSON_BODY_LIMIT_BYTES (JSON routes) or BODY_LIMIT_BYTES (/binary routes), or declares more than a principal may have buffered (REQUEST_BUFFER_MAX_BYTES_PER_PRINCIPAL).',
     'PayloadTooLarge',
     'the request body is larger than the limit (JSON_BODY_LIMIT_BYTES on JSON routes, BODY_LIMIT_BYTES on /binary)',
   ),
@@ -83,12 +83,12 @@ export const COMMON_ERRORS = {
   ),
   429: problem(
     429,
-    'Rate limit (RateLimited), in-flight limit (TooManyInFlight) or KMS call budget (KmsBudgetExceeded) of this principal exceeded, or too many failed authentications from this address (TooManyAuthFailures). The answer is held for up to REFUSAL_HOLD_MAX_MS (1 s) before it is sent, and Retry-After is what is left to wait after that.',
+    'Rate limit (RateLimited), in-flight limit (TooManyInFlight), request-buffer share (TooMuchBuffered) or KMS call budget (KmsBudgetExceeded) of this principal exceeded, the service\'s request-buffer budget used (BufferFull), or too many failed authentications from this address (TooManyAuthFailures). The answer is held for up to REFUSAL_HOLD_MAX_MS (1 s) before it is sent, and Retry-After is what is left to wait after that.',
     'RateLimited',
     'rate limit of 60000 requests per 1 minute exceeded for this principal',
     RETRY_AFTER,
   ),
-  503: problem(503, 'KMS, the audit log or the service is unavailable; see Retry-After. No result was produced.', 'KmsUnavailable', 'KMS is unavailable', RETRY_AFTER),
+  503: problem(503, 'KMS, the audit log or the service is unavailable, or the service is overloaded (Overloaded: it sheds for memory or event-loop lag); see Retry-After. No result was produced.', 'KmsUnavailable', 'KMS is unavailable', RETRY_AFTER),
 } as const;
 
 export const KEY_ERRORS = {

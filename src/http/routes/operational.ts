@@ -50,12 +50,12 @@ export async function registerOperationalRoutes(app: FastifyInstance, deps: Oper
           'Retry-After otherwise. No authentication.',
         security: [],
         response: {
-          200: { ...ReadinessSchema, description: 'Ready: both checks pass.', examples: [{ status: 'ready', checks: { kms: 'ok', audit: 'ok' } }] },
+          200: { ...ReadinessSchema, description: 'Ready: every check passes.', examples: [{ status: 'ready', checks: { kms: 'ok', audit: 'ok', memory: 'ok' } }] },
           503: {
             ...ReadinessSchema,
             description: 'Not ready: at least one check fails. Carries Retry-After.',
             headers: { 'retry-after': { type: 'integer', minimum: 0, description: 'Seconds to wait before checking again.' } },
-            examples: [{ status: 'not ready', checks: { kms: 'unavailable', audit: 'ok' } }],
+            examples: [{ status: 'not ready', checks: { kms: 'unavailable', audit: 'ok', memory: 'ok' } }],
           },
         },
       },
