@@ -3,8 +3,7 @@
  * docs/OPERATIONS.md recommends for a 512 MiB container (NODE_OPTIONS=--max-old-space-size=256,
  * MEMORY_LIMIT_BYTES=512 MiB, every other memory setting at its default).
  *
- * One principal (with an encrypt grant, the harder case: a principal without one is refused
- * before its body is read) opens 60 connections, each sending 8 MiB − 1 byte of a
+ * One principal with an encrypt grant opens 60 connections, each sending 8 MiB − 1 byte of a
  * /v1/encrypt/binary body slowly. Meanwhile another principal keeps sending small encrypts and
  * /readyz is polled. What a user relies on:
  * - the other principal is served throughout (503 for at most a few seconds, and then /readyz
@@ -13,6 +12,7 @@
  *   in the audit log, as its own event or counted in a summary;
  * - after the flood every principal gets 200 within 10 s;
  * - the child's peak resident memory (VmHWM) stays well inside the container.
+ * A principal with no grant at all doing the same gets 403 for each, before its body is read.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -31,6 +31,8 @@ const CHUNK_EVERY_MS = 100;
 
 const FLOODER = 'memory-flood-token-flooder-5e1a';
 const VICTIM = 'memory-flood-token-victim-0c77';
+/** Authenticates, and no rule grants it anything: the reviewer's hostile tenant. */
+const OUTSIDER = 'memory-flood-token-outsider-93d2';
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 const POLICY = [
@@ -39,6 +41,7 @@ const POLICY = [
   '  apiKeys:',
   `    - { name: flooder, sha256: "${sha256(FLOODER)}" }`,
   `    - { name: victim, sha256: "${sha256(VICTIM)}" }`,
+  `    - { name: outsider, sha256: "${sha256(OUTSIDER)}" }`,
   'rules:',
   '  - id: encrypt-default',
   '    principals: [flooder, victim]',
@@ -136,6 +139,18 @@ const codeOf = (outcome: HttpOutcome) => {
 };
 
 describe.skipIf(process.platform !== 'linux')('one principal floods a replica with slow 8 MiB bodies (512 MiB container settings)', () => {
+  it('a principal with no grant gets 403 for each of its 60 slow uploads before the body is read', { timeout: 30_000 }, async () => {
+    const started = Date.now();
+    const flood = await Promise.all(Array.from({ length: FLOOD_CONNECTIONS }, () => slowUpload(OUTSIDER, FLOOD_BODY_BYTES)));
+    const floodMs = Date.now() - started;
+    const codes = flood.map(codeOf);
+    console.log(`no-grant flood: ${floodMs} ms, answers ${JSON.stringify([...new Set(codes)])}`);
+    expect(codes.every((code) => code === 'AccessDenied')).toBe(true);
+    // Answered on the headers: far sooner than one 8 MiB body takes to send.
+    expect(floodMs).toBeLessThan(((FLOOD_BODY_BYTES / CHUNK_BYTES) * CHUNK_EVERY_MS) / 2);
+    expect(statusOf(await smallEncrypt(VICTIM))).toBe(200);
+  });
+
   it('the others stay served, the flood is refused and audited, and the replica recovers by itself', { timeout: 60_000 }, async () => {
     const pid = service.child.pid!;
     expect(statusOf(await smallEncrypt(VICTIM))).toBe(200);
