@@ -204,6 +204,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     budget: new RequestBufferBudget({ total: memory.requestBufferMaxBytes, perPrincipal: memory.requestBufferMaxBytesPerPrincipal }),
     refusals,
   };
+  metrics.requestBufferBytesNow = () => buffers.budget.bufferedBytes;
+  metrics.memorySheddingNow = () => memoryPressure.shedding;
   // Before every route: its onRequest hook is the first to run (after the request id), so an
   // overloaded instance refuses before it reads a body (/v1: right after authentication).
   await registerLoadShedding(app, config, memoryPressure, app.log);

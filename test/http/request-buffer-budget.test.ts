@@ -88,6 +88,12 @@ function upload(base: string, path: string, token: string, bytes: number, type =
   return { request, answer, written, finish: () => request.end() };
 }
 
+/** Waits until the service holds `bytes` of request bodies (written by the client is not yet received). */
+async function serviceHolds(bytes: number): Promise<void> {
+  const read = async () => Number(/request_buffer_bytes (\d+)/.exec(await t!.metrics.registry.getSingleMetricAsString('request_buffer_bytes'))?.[1]);
+  await expect.poll(read, { timeout: 5_000, interval: 20 }).toBe(bytes);
+}
+
 /** The answer, or 'pending' if none came within `ms`. */
 async function within(answer: Promise<Answer>, ms: number): Promise<Answer | 'pending'> {
   return Promise.race([answer, new Promise<'pending'>((done) => setTimeout(() => done('pending'), ms))]);
@@ -99,12 +105,13 @@ describe('REQUEST_BUFFER_MAX_BYTES_PER_PRINCIPAL', () => {
     const first = upload(base, '/v1/encrypt/binary', 'token-flooder', 900 * KiB);
     const second = upload(base, '/v1/encrypt/binary', 'token-flooder', 900 * KiB);
     await Promise.all([first.written, second.written]);
+    await serviceHolds(1800 * KiB);
     // 1.8 MiB of the flooder's 2 MiB are held; this one goes over after about 200 KiB.
     const third = upload(base, '/v1/encrypt/binary', 'token-flooder', 900 * KiB);
     const refused = await within(third.answer, 5_000);
     expect(refused).toMatchObject({ status: 429, code: 'TooMuchBuffered' });
     expect((refused as Answer).headers['retry-after']).toBeDefined();
-    // The two held uploads are still pending, not refused.
+    // The two held uploads are still pending, not refused, and their bytes are counted.
     expect(await within(first.answer, 100)).toBe('pending');
 
     // Another principal is served meanwhile.
@@ -132,6 +139,7 @@ describe('REQUEST_BUFFER_MAX_BYTES_PER_PRINCIPAL', () => {
     const base = await start({ JSON_BODY_LIMIT_BYTES: String(MiB) });
     const held = [0, 1].map(() => upload(base, '/v1/encrypt', 'token-flooder', 1000 * KiB, 'application/json'));
     await Promise.all(held.map((one) => one.written));
+    await serviceHolds(2000 * KiB);
     const over = upload(base, '/v1/encrypt', 'token-flooder', 900 * KiB, 'application/json');
     expect(await within(over.answer, 5_000)).toMatchObject({ status: 429, code: 'TooMuchBuffered' });
     for (const one of held) one.request.destroy();
@@ -161,6 +169,7 @@ describe('REQUEST_BUFFER_MAX_BYTES_PER_PRINCIPAL', () => {
     const base = await start();
     const held = [0, 1].map(() => upload(base, '/v1/encrypt/binary', 'token-flooder', 1000 * KiB));
     await Promise.all(held.map((one) => one.written));
+    await serviceHolds(2000 * KiB);
     for (let i = 0; i < 3; i += 1) {
       const over = upload(base, '/v1/encrypt/binary', 'token-flooder', 200 * KiB);
       expect(await within(over.answer, 5_000)).toMatchObject({ status: 429, code: 'TooMuchBuffered' });
@@ -188,6 +197,7 @@ describe('REQUEST_BUFFER_MAX_BYTES', () => {
     const flooder = [0, 1].map(() => upload(base, '/v1/encrypt/binary', 'token-flooder', 768 * KiB));
     const stranger = [0, 1].map(() => upload(base, '/v1/encrypt/binary', 'token-stranger', 768 * KiB));
     await Promise.all([...flooder, ...stranger].map((one) => one.written));
+    await serviceHolds(4 * 768 * KiB);
     // 3 MiB held in all; billing, with nothing held, goes over the process's budget.
     const billing = upload(base, '/v1/encrypt/binary', 'token-billing', 512 * KiB);
     expect(await within(billing.answer, 5_000)).toMatchObject({ status: 429, code: 'BufferFull' });

@@ -39,7 +39,9 @@ describe.each([
       expect(ready.status).toBe(503);
       expect(ready.body.checks).toMatchObject({ memory: 'shedding' });
       expect((await request(t.app.server).get('/healthz')).status).toBe(200);
-      expect((await request(t.app.server).get('/metrics')).status).toBe(200);
+      const metrics = await request(t.app.server).get('/metrics');
+      expect(metrics.status).toBe(200);
+      expect(metrics.text).toMatch(/^memory_shedding 1$/m);
       await t.app.close();
       const events = t.auditEvents();
       expect(events.filter((event) => event.errorCode === 'Overloaded')).toMatchObject([{ httpStatus: 503, userIdentity: { principalId: 'dev' } }]);
