@@ -66,7 +66,8 @@ export class RequestBufferBudget {
 
   private counted(request: FastifyRequest, reply: FastifyReply, payload: Readable, refusals: RefusalSummaries): Readable {
     const principal = request.principal;
-    if (!principal) return payload;
+    // GET and HEAD carry no body here; nothing to count.
+    if (!principal || request.method === 'GET' || request.method === 'HEAD') return payload;
     const declared = Number(request.headers['content-length']);
     if (declared > this.limits.perPrincipal) {
       throw new ProblemError(413, 'PayloadTooLarge', 'the request body is larger than a principal may have buffered (REQUEST_BUFFER_MAX_BYTES_PER_PRINCIPAL)');
