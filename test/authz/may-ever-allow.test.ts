@@ -40,7 +40,7 @@ describe('Policy.mayEverAllow', () => {
   it('agrees with decide: whenever it is false, no request of that operation is allowed', () => {
     const principals = [apiKey('billing-eu'), apiKey('ops'), apiKey('stranger'), jwt('bob'), jwt('alice', { tenant: 'acme' }), jwt('carol', { tenant: 'x' })];
     const keyNames = ['alias/billing', 'alias/other', '*'];
-    const contexts = [{}, { tenant: 'acme' }, { tenant: 'x' }];
+    const contexts: Record<string, string>[] = [{}, { tenant: 'acme' }, { tenant: 'x' }];
     for (const principal of principals) {
       for (const operation of ['encrypt', 'decrypt', 'rewrap', 'datakey', 'admin:read', 'admin:cache'] as const) {
         if (policy.mayEverAllow(principal, operation)) continue;
