@@ -111,6 +111,8 @@ describe('REQUEST_BUFFER_MAX_BYTES_PER_PRINCIPAL', () => {
     const refused = await within(third.answer, 5_000);
     expect(refused).toMatchObject({ status: 429, code: 'TooMuchBuffered' });
     expect((refused as Answer).headers['retry-after']).toBeDefined();
+    // The rest of that body is never read: the connection goes with the answer.
+    expect((refused as Answer).headers.connection).toBe('close');
     // The two held uploads are still pending, not refused, and their bytes are counted.
     expect(await within(first.answer, 100)).toBe('pending');
 
