@@ -32,7 +32,7 @@ import { registerAuthentication } from './http/authentication.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerJsonBodyParser } from './http/json-body.js';
 import { registerNoStore } from './http/no-store.js';
-import { registerLoadShedding } from './http/load-shedding.js';
+import { registerLoadShedding, registerShedAfterAuthentication } from './http/load-shedding.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerRefusalHold } from './http/refusal-hold.js';
 import { registerOperationalRoutes } from './http/routes/operational.js';
@@ -102,18 +102,30 @@ export async function buildApp(service: Service): Promise<FastifyInstance> {
   registerNoStore(app);
   await registerOpenApi(app, service.liveExamples);
   // Before every route: its onRequest hook is the first to run (after the request id), so an
-  // overloaded instance refuses before it authenticates or reads a body.
-  await registerLoadShedding(app, config);
+  // overloaded instance refuses before it reads a body (/v1: right after authentication, so
+  // the refusal is audited against its principal).
+  await registerLoadShedding(app, config, service.memoryPressure, app.log);
   await registerOperationalRoutes(app, { metrics, readiness, config });
   // Before the audit log closes (server.ts closes the app first): no count is lost.
-  app.addHook('onClose', async () => authFailures.flush());
+  app.addHook('onClose', async () => {
+    await authFailures.flush();
+    await service.buffers.refusals.flush();
+  });
   // preClose: before the server waits for open requests, which held ones would otherwise delay.
   app.addHook('preClose', async () => holds.releaseAll());
   await app.register(async (v1) => {
     registerAuditTrail(v1, { audit: service.audit, metrics });
     registerRefusalHold(v1, holds, (outcome) => metrics.refusalHolds.inc({ outcome }));
     registerAuthentication(v1, { policy: service.policy, authFailures, metrics });
-    await registerV1Routes(v1, { config, operations: service.operations, turns: service.turns, admin: service.admin, audit: service.audit });
+    registerShedAfterAuthentication(v1, service.buffers.refusals);
+    await registerV1Routes(v1, {
+      config,
+      operations: service.operations,
+      turns: service.turns,
+      buffers: service.buffers,
+      admin: service.admin,
+      audit: service.audit,
+    });
   }, { prefix: '/v1' });
   return app;
 }

@@ -20,8 +20,12 @@ import type { AuditSink } from './http/audit-event.js';
 import { AuthFailureTracker } from './http/auth-failures.js';
 import { RequestTurns } from './http/in-flight-limit.js';
 import { LiveExamples } from './http/live-examples.js';
+import { memoryLimits } from './http/memory-limits.js';
+import { MemoryPressure } from './http/memory-pressure.js';
 import { Readiness } from './http/readiness.js';
 import { RefusalHolds } from './http/refusal-hold.js';
+import { RefusalSummaries } from './http/refusal-summaries.js';
+import { RequestBufferBudget } from './http/request-buffer-budget.js';
 import { KmsCallStats, withCallStats } from './kms/call-stats.js';
 import { CIRCUIT_STATE_VALUE, CircuitBreaker, withCircuitBreaker } from './kms/circuit-breaker.js';
 import { createKeyProvider } from './kms/create-provider.js';
@@ -79,6 +83,10 @@ export interface Service {
   authFailures: AuthFailureTracker;
   holds: RefusalHolds;
   turns: RequestTurns;
+  /** Heap and external memory against their marks, with hysteresis: load shedding and /readyz follow it. */
+  memoryPressure: MemoryPressure;
+  /** Request bodies buffered, per principal and in all, and the audit summaries of the refusals. */
+  buffers: { budget: RequestBufferBudget; refusals: RefusalSummaries };
   /** The OpenAPI examples this instance makes itself (local provider only). */
   liveExamples?: LiveExamples;
   /** Zeroes every cached data key and drops the metric subscriptions; the app's onClose calls it. */
@@ -202,6 +210,33 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
   const turns = new RequestTurns({ maxInFlight: config.MAX_IN_FLIGHT_PER_PRINCIPAL, concurrency: config.REQUEST_CONCURRENCY_PER_PRINCIPAL });
   metrics.requestsWaitingNow = () => turns.waitingCount;
 
+  // Memory as a budget (docs/OPERATIONS.md): request bodies counted per principal and in all,
+  // shedding with hysteresis on what the process can give back, /readyz failing meanwhile, and
+  // the refusals audited per principal and window.
+  const memory = memoryLimits(config);
+  const memoryPressure = new MemoryPressure({
+    maxMemoryUsedBytes: memory.maxMemoryUsedBytes,
+    maxHeapUsedBytes: memory.maxHeapUsedBytes,
+    maxRssBytes: memory.maxRssBytes,
+    lowWaterPercent: memory.lowWaterPercent,
+  });
+  readiness.followMemoryPressure(memoryPressure);
+  metrics.memorySheddingNow = () => memoryPressure.shedding;
+  const refusals = new RefusalSummaries({
+    windowMs: config.REFUSAL_SUMMARY_WINDOW_MS,
+    audit,
+    onWritten: () => metrics.auditEvents.inc(),
+    onSummaryError: (error, details) => {
+      metrics.auditFailures.inc();
+      logger.error({ errorName: (error as Error).name, refusalsSummary: details }, 'audit summary of refusals could not be written');
+    },
+  });
+  const buffers = {
+    budget: new RequestBufferBudget({ total: memory.requestBufferMaxBytes, perPrincipal: memory.requestBufferMaxBytesPerPrincipal }),
+    refusals,
+  };
+  metrics.requestBufferBytesNow = () => buffers.budget.bufferedBytes;
+
   const liveExamples = provider.kind === 'local' ? new LiveExamples(operations) : undefined;
 
   return {
@@ -226,6 +261,8 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
     authFailures,
     holds,
     turns,
+    memoryPressure,
+    buffers,
     ...(liveExamples && { liveExamples }),
     stop() {
       envelope.clear();

@@ -119,10 +119,22 @@ export const ConfigSchema = Type.Object({
   HEADERS_TIMEOUT_MS: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
   MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1_000 }),
-  // Memory shedding (503 above them; 0 disables). Defaults in memoryLimits(): a share of V8's
-  // heap limit, and of the container's memory limit (or the machine's memory).
+  // The memory the process may use; the defaults below are shares of it. Default: the cgroup
+  // (container) limit, else the machine's memory (http/memory-limits.ts).
+  MEMORY_LIMIT_BYTES: Type.Optional(Type.Integer({ minimum: 64 * MiB, maximum: Number.MAX_SAFE_INTEGER })),
+  // Request bodies being received and held, per principal and in all (http/request-buffer-budget.ts).
+  REQUEST_BUFFER_MAX_BYTES: Type.Optional(Type.Integer({ minimum: 1024, maximum: Number.MAX_SAFE_INTEGER })),
+  REQUEST_BUFFER_MAX_BYTES_PER_PRINCIPAL: Type.Optional(Type.Integer({ minimum: 1024, maximum: Number.MAX_SAFE_INTEGER })),
+  // Memory shedding with hysteresis (http/memory-pressure.ts): shedding starts above a mark and
+  // stops once every measure is below MEMORY_LOW_WATER_PERCENT of its mark. 0 disables a mark.
+  MAX_MEMORY_USED_BYTES: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   MAX_HEAP_USED_BYTES: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
-  MAX_RSS_BYTES: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+  // Off by default: RSS need not fall after a flood (freed memory stays with the allocator).
+  MAX_RSS_BYTES: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 }),
+  MEMORY_LOW_WATER_PERCENT: Type.Integer({ minimum: 1, maximum: 99, default: 75 }),
+  // Refusals for memory (429 TooMuchBuffered/BufferFull, 503 Overloaded) beyond the first of a
+  // kind per principal and window are counted into one RefusalsSummarized audit event.
+  REFUSAL_SUMMARY_WINDOW_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 60_000 }),
   READINESS_CACHE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 5_000 }),
   INSTANCE_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' })),
 });

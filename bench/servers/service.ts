@@ -31,6 +31,7 @@ const discardAudit: AuditSink = {
       }),
     )),
   summarizeAuthFailures: async () => {},
+  summarizeRefusals: async () => {},
   isWritable: () => true,
 };
 

@@ -34,6 +34,7 @@ import {
   type AuthFailuresSummaryDetails,
   type ChainResumedDetails,
   type LogReopenedDetails,
+  type RefusalsSummaryDetails,
   type ServiceEventName,
   type SinkRecoveredDetails,
 } from './event.js';
@@ -47,6 +48,7 @@ type ServiceEventDetails =
   | SinkRecoveredDetails
   | LogReopenedDetails
   | AuthFailuresSummaryDetails
+  | RefusalsSummaryDetails
   | CheckpointDetails;
 
 export { AUDIT_LOG_STDOUT } from './open-destination.js';
@@ -209,6 +211,20 @@ export class AuditLog {
       this.assertUsable();
       if (this.failure) this.recover();
       this.emitServiceEvent('AuthFailuresSummarized', details);
+    } catch (error) {
+      throw this.fail(error);
+    }
+  }
+
+  /**
+   * Writes a RefusalsSummarized service event at once, chained like any other line.
+   * @throws (rejects with) AuditWriteError if it is not written.
+   */
+  async summarizeRefusals(details: RefusalsSummaryDetails): Promise<void> {
+    try {
+      this.assertUsable();
+      if (this.failure) this.recover();
+      this.emitServiceEvent('RefusalsSummarized', details);
     } catch (error) {
       throw this.fail(error);
     }

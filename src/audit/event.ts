@@ -49,6 +49,7 @@ export type ServiceEventName =
   | 'AuditSinkRecovered'
   | 'AuditLogReopened'
   | 'AuthFailuresSummarized'
+  | 'RefusalsSummarized'
   /** A signed checkpoint: serviceEventDetails is a CheckpointDetails (checkpoint.ts). */
   | 'AuditCheckpoint';
 
@@ -166,6 +167,25 @@ export interface AuthFailuresSummaryDetails {
   failuresInWindow: number;
 }
 
+/**
+ * Repeated refusals of one principal for memory in one window (429 TooMuchBuffered or
+ * BufferFull, 503 Overloaded): the first of each code was written as its own ApiCall event;
+ * the rest are counted here instead (docs/AUDIT.md).
+ */
+export interface RefusalsSummaryDetails {
+  principalType: UserIdentity['type'];
+  principalId: string;
+  /** ISO 8601 UTC: the window's first refusal, and when it closed (or was cut short at shutdown). */
+  windowStart: string;
+  windowEnd: string;
+  /** Refusals not written as their own event: the sum of byCode. */
+  summarizedRefusals: number;
+  /** Those refusals per problem code. */
+  byCode: Record<string, number>;
+  /** Every such refusal of the principal in the window, the individually written ones included. */
+  refusalsInWindow: number;
+}
+
 /** Written by the audit log itself; CloudTrail calls these service events. */
 export interface ServiceEvent extends RecordBase {
   eventName: ServiceEventName;
@@ -175,6 +195,7 @@ export interface ServiceEvent extends RecordBase {
     | SinkRecoveredDetails
     | LogReopenedDetails
     | AuthFailuresSummaryDetails
+    | RefusalsSummaryDetails
     | import('./checkpoint.js').CheckpointDetails;
 }
 

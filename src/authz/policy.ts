@@ -151,9 +151,12 @@ function appliesTo(rule: CompiledRule, principal: Principal): boolean {
 
 export class Policy {
   readonly #rules: readonly CompiledRule[];
+  /** The rules granting each operation, computed once per policy snapshot (mayEverAllow). */
+  readonly #rulesByOperation: ReadonlyMap<Operation, readonly CompiledRule[]>;
 
   constructor(rules: readonly RuleSpec[]) {
     this.#rules = rules.map(compileRule);
+    this.#rulesByOperation = new Map(OPERATIONS.map((operation) => [operation, this.#rules.filter((rule) => rule.operations.has(operation))]));
   }
 
   get ruleIds(): readonly string[] {
@@ -253,6 +256,17 @@ export class Policy {
   }
 
   /**
+   * Whether any rule could allow this principal this operation at all, whatever the key, context
+   * and size: a rule granting the operation that applies to the principal and whose claim
+   * bindings it can satisfy. Cheap enough to ask before a request's body is read, so a caller
+   * with no grant for the route costs no body buffering.
+   */
+  mayEverAllow(principal: Principal, operation: Operation): boolean {
+    const rules = this.#rulesByOperation.get(operation) ?? [];
+    return rules.some((rule) => appliesTo(rule, principal) && claimsSatisfiable(rule, principal));
+  }
+
+  /**
    * The rules that can apply to this principal. Rules whose claim bindings the principal cannot
    * satisfy (claim missing) are left out: they could never allow anything for it.
    */
@@ -312,6 +326,16 @@ function grantMatcher(grant: Grant): GlobMatcher {
     grantMatchers.set(grant, match);
   }
   return match;
+}
+
+function claimsSatisfiable(rule: CompiledRule, principal: Principal): boolean {
+  for (const [key, binding] of rule.fromClaims) {
+    const claim = claimAsString(principal.claims, binding.path);
+    if (claim === undefined) return false;
+    const fixed = rule.equals.get(key);
+    if (fixed !== undefined && fixed !== claim) return false;
+  }
+  return true;
 }
 
 function contextFailure(rule: CompiledRule, principal: Principal, context: Readonly<Record<string, string>>): string | undefined {

@@ -5,7 +5,7 @@
  * (docs/AUDIT.md).
  */
 import type { FastifyRequest } from 'fastify';
-import type { AuditEventInput, AuthFailuresSummaryDetails, RouteEventName } from '../audit/event.js';
+import type { AuditEventInput, AuthFailuresSummaryDetails, RefusalsSummaryDetails, RouteEventName } from '../audit/event.js';
 import type { AuthMethod } from '../authz/principal.js';
 import type { AuditFacts } from '../operations/operation.js';
 import { callerRequestIdOf } from './caller-request-id.js';
@@ -15,6 +15,8 @@ export interface AuditSink {
   write(event: AuditEventInput): Promise<void>;
   /** One event for the repeated authentication failures of a source (see auth-failures.ts). */
   summarizeAuthFailures(details: AuthFailuresSummaryDetails): Promise<void>;
+  /** One event for a principal's repeated refusals for memory (see refusal-summaries.ts). */
+  summarizeRefusals(details: RefusalsSummaryDetails): Promise<void>;
   isWritable(): boolean;
 }
 

@@ -1,6 +1,7 @@
 /**
- * Readiness: KMS answers a cheap call (DescribeKey on the default key) and the audit sink is
- * writable. The KMS probe is cached for a few seconds so a busy load balancer cannot turn
+ * Readiness: KMS answers a cheap call (DescribeKey on the default key), the audit sink is
+ * writable, and the process is not shedding for memory (a replica that sheds every /v1 request
+ * leaves rotation, and comes back on its own once memory is below its low-water mark). The KMS probe is cached for a few seconds so a busy load balancer cannot turn
  * health checks into a KMS load of their own.
  */
 import type { AuditSink } from './audit-event.js';
@@ -10,6 +11,8 @@ export interface ReadinessReport {
   ready: boolean;
   kms: 'ok' | 'unavailable';
   audit: 'ok' | 'unavailable';
+  /** 'shedding' while the process sheds for memory (memory-pressure.ts): out of rotation until it stops. */
+  memory: 'ok' | 'shedding';
   /** Detail only: a checkpoint that cannot be signed never makes the instance not ready. */
   auditCheckpoint?: { auditCheckpoint: 'ok' | 'delayed' | 'disabled'; auditCheckpointAgeSeconds?: number };
 }
@@ -23,6 +26,7 @@ export class Readiness {
   private kmsCheck: { at: number; ok: boolean } | undefined;
   private inFlight: Promise<boolean> | undefined;
   private checkpoints: CheckpointHealth | undefined;
+  private memory: { readonly shedding: boolean } | undefined;
 
   constructor(
     private readonly provider: Pick<KeyProvider, 'describeKey'>,
@@ -37,13 +41,20 @@ export class Readiness {
     this.checkpoints = checkpoints;
   }
 
+  /** Makes the instance not ready while it sheds for memory. */
+  followMemoryPressure(memory: { readonly shedding: boolean }): void {
+    this.memory = memory;
+  }
+
   async check(): Promise<ReadinessReport> {
     const kms = await this.kmsReachable();
     const audit = this.audit.isWritable();
+    const shedding = this.memory?.shedding === true;
     return {
-      ready: kms && audit,
+      ready: kms && audit && !shedding,
       kms: kms ? 'ok' : 'unavailable',
       audit: audit ? 'ok' : 'unavailable',
+      memory: shedding ? 'shedding' : 'ok',
       ...(this.checkpoints && { auditCheckpoint: this.checkpoints.check(this.now()) }),
     };
   }

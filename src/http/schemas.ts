@@ -347,6 +347,12 @@ export const Readiness = Type.Object(
       {
         kms: Type.String({ description: '`ok` or `unavailable`: DescribeKey on DEFAULT_KEY_ID (cached for READINESS_CACHE_MS).' }),
         audit: Type.String({ description: '`ok` or `unavailable`: the audit sink is writable.' }),
+        memory: Type.Optional(
+          Type.String({
+            description:
+              '`ok`, or `shedding`: memory went above its high-water mark (MAX_MEMORY_USED_BYTES, MAX_HEAP_USED_BYTES) and has not yet fallen below its low-water mark; /v1 requests get 503 Overloaded meanwhile.',
+          }),
+        ),
         auditCheckpoint: Type.Optional(
           Type.String({
             description:

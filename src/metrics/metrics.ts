@@ -213,6 +213,20 @@ export class ServiceMetrics implements CacheObserver {
     () => this.requestsWaitingNow(),
   );
 
+  /** Request-body bytes held now, and whether the process sheds for memory; read at scrape time. */
+  requestBufferBytesNow: () => number = () => 0;
+  memorySheddingNow: () => boolean = () => false;
+
+  readonly requestBufferBytes = this.gaugeReadAtScrape(
+    'request_buffer_bytes',
+    'Request-body bytes being received and held, all principals together (bounded by REQUEST_BUFFER_MAX_BYTES).',
+    () => this.requestBufferBytesNow(),
+  );
+
+  readonly memoryShedding = this.gaugeReadAtScrape('memory_shedding', '1 while the process sheds /v1 requests for memory (and /readyz fails), else 0.', () =>
+    this.memorySheddingNow() ? 1 : 0,
+  );
+
   constructor(options: { collectDefaults?: boolean } = {}) {
     if (options.collectDefaults ?? true) collectDefaultMetrics({ register: this.registry });
     // Both series exist from the start, so increase() and absence-free alerts work.

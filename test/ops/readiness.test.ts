@@ -49,7 +49,7 @@ describe.skipIf(!canRun)('readiness against a KMS that goes away and comes back'
   it('is ready while KMS answers', async () => {
     const response = await request(test.app.server).get('/readyz');
     expect(response.status).toBe(200);
-    expect(response.body).toEqual({ status: 'ready', checks: { kms: 'ok', audit: 'ok' } });
+    expect(response.body).toEqual({ status: 'ready', checks: { kms: 'ok', audit: 'ok', memory: 'ok' } });
   });
 
   it('is not ready (503, Retry-After) soon after KMS stops, while liveness stays 200', async () => {
@@ -60,7 +60,7 @@ describe.skipIf(!canRun)('readiness against a KMS that goes away and comes back'
     const response = await request(test.app.server).get('/readyz');
     expect(response.status).toBe(503);
     expect(response.headers['retry-after']).toBe('5');
-    expect(response.body).toEqual({ status: 'not ready', checks: { kms: 'unavailable', audit: 'ok' } });
+    expect(response.body).toEqual({ status: 'not ready', checks: { kms: 'unavailable', audit: 'ok', memory: 'ok' } });
 
     expect((await request(test.app.server).get('/healthz')).status).toBe(200);
 
@@ -115,7 +115,7 @@ describe('the readiness probe is cached and coalesced (READINESS_CACHE_MS)', () 
     p.advance(4_999);
     expect((await p.readiness.check()).ready).toBe(true); // still the cached answer
     p.advance(1);
-    expect(await p.readiness.check()).toEqual({ ready: false, kms: 'unavailable', audit: 'ok' });
+    expect(await p.readiness.check()).toEqual({ ready: false, kms: 'unavailable', audit: 'ok', memory: 'ok' });
     expect(p.calls()).toBe(2);
   });
 
@@ -132,6 +132,6 @@ describe('the readiness probe is cached and coalesced (READINESS_CACHE_MS)', () 
 
   it('an unwritable audit sink alone makes the instance not ready', async () => {
     const readiness = new Readiness({ describeKey: async () => ({}) as never }, { isWritable: () => false }, 'alias/default', 0);
-    expect(await readiness.check()).toEqual({ ready: false, kms: 'ok', audit: 'unavailable' });
+    expect(await readiness.check()).toEqual({ ready: false, kms: 'ok', audit: 'unavailable', memory: 'ok' });
   });
 });

@@ -9,6 +9,8 @@ import type { AuditSink } from '../audit-event.js';
 import type { AdminDeps } from '../../operations/admin/admin.js';
 import { newCaller, type Caller, type OperationDeps } from '../../operations/operation.js';
 import type { RequestTurns } from '../in-flight-limit.js';
+import type { RefusalSummaries } from '../refusal-summaries.js';
+import type { RequestBufferBudget } from '../request-buffer-budget.js';
 import { titleOf } from '../problem.js';
 import { PROBLEM_MEDIA_TYPE } from '../send-problem.js';
 
@@ -19,6 +21,8 @@ export interface V1Deps {
   operations: OperationDeps;
   /** Per-principal in-flight cap and request turns (in-flight-limit.ts). */
   turns: RequestTurns;
+  /** The request-buffer budget of the routes that buffer their body, and its refusals' audit summaries. */
+  buffers: { budget: RequestBufferBudget; refusals: RefusalSummaries };
   admin: AdminDeps;
 }
 
@@ -63,7 +67,7 @@ export const COMMON_ERRORS = {
   403: problem(403, 'The policy does not allow this request.', 'AccessDenied', 'the policy does not allow this request'),
   413: problem(
     413,
-    'The body is larger than JSON_BODY_LIMIT_BYTES (JSON routes) or BODY_LIMIT_BYTES (/binary routes).',
+    'The body is larger than JSON_BODY_LIMIT_BYTES (JSON routes) or BODY_LIMIT_BYTES (/binary routes), or declares more than a principal may have buffered (REQUEST_BUFFER_MAX_BYTES_PER_PRINCIPAL).',
     'PayloadTooLarge',
     'the request body is larger than the limit (JSON_BODY_LIMIT_BYTES on JSON routes, BODY_LIMIT_BYTES on /binary)',
   ),
@@ -75,12 +79,12 @@ export const COMMON_ERRORS = {
   ),
   429: problem(
     429,
-    'Rate limit (RateLimited), in-flight limit (TooManyInFlight) or KMS call budget (KmsBudgetExceeded) of this principal exceeded, or too many failed authentications from this address (TooManyAuthFailures). The answer is held for up to REFUSAL_HOLD_MAX_MS (1 s) before it is sent, and Retry-After is what is left to wait after that.',
+    'Rate limit (RateLimited), in-flight limit (TooManyInFlight), request-buffer share (TooMuchBuffered) or KMS call budget (KmsBudgetExceeded) of this principal exceeded, the service\'s request-buffer budget used (BufferFull), or too many failed authentications from this address (TooManyAuthFailures). The answer is held for up to REFUSAL_HOLD_MAX_MS (1 s) before it is sent, and Retry-After is what is left to wait after that.',
     'RateLimited',
     'rate limit of 60000 requests per 1 minute exceeded for this principal',
     RETRY_AFTER,
   ),
-  503: problem(503, 'KMS, the audit log or the service is unavailable; see Retry-After. No result was produced.', 'KmsUnavailable', 'KMS is unavailable', RETRY_AFTER),
+  503: problem(503, 'KMS, the audit log or the service is unavailable, or the service is overloaded (Overloaded: it sheds for memory or event-loop lag); see Retry-After. No result was produced.', 'KmsUnavailable', 'KMS is unavailable', RETRY_AFTER),
 } as const;
 
 export const KEY_ERRORS = {

@@ -2,7 +2,8 @@
  * Routes for operators and orchestrators: liveness, readiness, Prometheus metrics. None is
  * ever shed (load-shedding.ts): under load, a liveness probe that failed would get the
  * instance killed (more load on the others), and /metrics is needed most exactly then. /readyz
- * stays about dependencies: an overloaded instance sheds requests itself, 503 + Retry-After.
+ * fails while the instance sheds for memory (a state with hysteresis, not one request's lag),
+ * so it leaves rotation until memory is back; event-loop lag is shed per request only.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config.js';
@@ -45,15 +46,16 @@ export async function registerOperationalRoutes(app: FastifyInstance, deps: Oper
         summary: 'Readiness: KMS answers and the audit sink is writable',
         description:
           'For load balancers and orchestrators: 200 when KMS answers DescribeKey on DEFAULT_KEY_ID (cached for ' +
-          'READINESS_CACHE_MS) and the audit sink is writable, 503 with Retry-After otherwise. No authentication.',
+          'READINESS_CACHE_MS), the audit sink is writable and the instance is not shedding for memory, 503 with ' +
+          'Retry-After otherwise. No authentication.',
         security: [],
         response: {
-          200: { ...ReadinessSchema, description: 'Ready: both checks pass.', examples: [{ status: 'ready', checks: { kms: 'ok', audit: 'ok' } }] },
+          200: { ...ReadinessSchema, description: 'Ready: every check passes.', examples: [{ status: 'ready', checks: { kms: 'ok', audit: 'ok', memory: 'ok' } }] },
           503: {
             ...ReadinessSchema,
             description: 'Not ready: at least one check fails. Carries Retry-After.',
             headers: { 'retry-after': { type: 'integer', minimum: 0, description: 'Seconds to wait before checking again.' } },
-            examples: [{ status: 'not ready', checks: { kms: 'unavailable', audit: 'ok' } }],
+            examples: [{ status: 'not ready', checks: { kms: 'unavailable', audit: 'ok', memory: 'ok' } }],
           },
         },
       },
@@ -63,7 +65,7 @@ export async function registerOperationalRoutes(app: FastifyInstance, deps: Oper
       if (!report.ready) reply.code(503).header('retry-after', '5');
       return {
         status: report.ready ? 'ready' : 'not ready',
-        checks: { kms: report.kms, audit: report.audit, ...report.auditCheckpoint },
+        checks: { kms: report.kms, audit: report.audit, memory: report.memory, ...report.auditCheckpoint },
       };
     },
   );

@@ -1,6 +1,7 @@
 /**
- * The /v1 API: per-principal in-flight cap and request turns, rate limit, then one file per
- * endpoint.
+ * The /v1 API: per-principal in-flight cap and request turns, rate limit, the refusal of a
+ * principal no rule could allow the route's operation (before its body), then one file per
+ * endpoint. Every route but the streams buffers its body, within the request-buffer budget.
  */
 import type { FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
@@ -15,6 +16,7 @@ import { registerEncrypt } from './encrypt.js';
 import { registerKeys } from './keys.js';
 import { registerRewrap } from './rewrap.js';
 import { registerStream } from './stream.js';
+import { registerOperationGate } from '../operation-gate.js';
 import { ProblemError } from '../problem.js';
 
 export async function registerV1Routes(scope: FastifyInstance, deps: V1Deps): Promise<void> {
@@ -31,13 +33,24 @@ export async function registerV1Routes(scope: FastifyInstance, deps: V1Deps): Pr
     errorResponseBuilder: (_request, context) =>
       new ProblemError(429, 'RateLimited', `rate limit of ${context.max} requests per ${context.after} exceeded for this principal`, Math.ceil(context.ttl / 1000)),
   });
-  registerEncrypt(scope, deps);
-  registerDecrypt(scope, deps);
-  await registerBinary(scope, deps);
+  registerOperationGate(scope);
+  // Two buffering scopes around the streams (which never buffer a body) keep the routes' order.
+  const buffering = (routes: (buffered: FastifyInstance) => Promise<void>) =>
+    scope.register(async (buffered) => {
+      deps.buffers.budget.register(buffered, deps.buffers.refusals);
+      await routes(buffered);
+    });
+  await buffering(async (buffered) => {
+    registerEncrypt(buffered, deps);
+    registerDecrypt(buffered, deps);
+    await registerBinary(buffered, deps);
+  });
   await registerStream(scope, deps);
-  registerBatch(scope, deps);
-  registerRewrap(scope, deps);
-  registerDataKey(scope, deps);
-  registerKeys(scope, deps);
-  registerAdminRoutes(scope, deps);
+  await buffering(async (buffered) => {
+    registerBatch(buffered, deps);
+    registerRewrap(buffered, deps);
+    registerDataKey(buffered, deps);
+    registerKeys(buffered, deps);
+    registerAdminRoutes(buffered, deps);
+  });
 }
