@@ -12,7 +12,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
-import Ajv, { type ValidateFunction } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -160,6 +160,15 @@ function refused(answer: Answer, batch: boolean): boolean {
   return result?.error?.status === 400;
 }
 
+/** Both sides of every bound must be drawn, or the property proves nothing. */
+function outcomes() {
+  const seen = { accepted: 0, refused: 0 };
+  return {
+    note: (accepted: boolean) => (accepted ? seen.accepted++ : seen.refused++),
+    expectBoth: () => expect(seen.accepted > 0 && seen.refused > 0, JSON.stringify(seen)).toBe(true),
+  };
+}
+
 const describeAnswer = (answer: Answer) => `${answer.status} ${JSON.stringify(answer.body)?.slice(0, 300)}`;
 
 // ---- JSON bodies ----------------------------------------------------------------------------
@@ -180,15 +189,18 @@ describe('the contract and the service agree on context bounds (JSON bodies)', (
     it(`POST ${path} ${JSON.stringify(body({ '…': '…' }))}`, async () => {
       const schema = bodySchema(path);
       const total = documentedTotal(path);
+      const seen = outcomes();
       await fc.assert(
         fc.asyncProperty(context, async (c) => {
           const request = body(c);
           const accepted = schema(request) && totalBytes(c) <= total;
+          seen.note(accepted);
           const answer = await post(path, request);
           expect(refused(answer, batch), `${accepted ? 'contract accepts' : 'contract refuses'}; service: ${describeAnswer(answer)}`).toBe(!accepted);
         }),
         seeded(SEED, RUNS),
       );
+      seen.expectBoth();
     });
   }
 });
@@ -211,17 +223,20 @@ describe('the contract and the service agree on context bounds (x-envelope-conte
   for (const { path, body } of HEADER_OPERATIONS) {
     it(`POST ${path}`, async () => {
       const schema = headerSchema(path, 'x-envelope-context');
+      const seen = outcomes();
       await fc.assert(
         fc.asyncProperty(context, async (c) => {
           const header = formatContextHeader(Object.entries(c));
           fc.pre(header.length <= HEADER_INPUT_MAX_CHARS);
           // The header's rules beyond its schema (UTF-8 escapes, no repeated key) hold by construction.
           const accepted = schema(header);
+          seen.note(accepted);
           const answer = await post(path, body(), { 'x-envelope-context': header });
           expect(answer.status === 400, `${accepted ? 'contract accepts' : 'contract refuses'}; service: ${describeAnswer(answer)}`).toBe(!accepted);
         }),
         seeded(SEED, RUNS),
       );
+      seen.expectBoth();
     });
   }
 });
@@ -233,28 +248,34 @@ describe('the contract and the service agree on key id bounds', () => {
 
   it('POST /v1/encrypt keyId', async () => {
     const schema = bodySchema('/v1/encrypt');
+    const seen = outcomes();
     await fc.assert(
       fc.asyncProperty(keyId, async (id) => {
         const request = { plaintext: 'aGk=', keyId: id };
         const accepted = schema(request);
+        seen.note(accepted);
         const answer = await post('/v1/encrypt', request);
         // An unknown alias is a 404; only a malformed one is a 400.
         expect(answer.status === 400, `${accepted ? 'contract accepts' : 'contract refuses'}; service: ${describeAnswer(answer)}`).toBe(!accepted);
       }),
       seeded(SEED, RUNS),
     );
+    seen.expectBoth();
   });
 
   it('POST /v1/encrypt/binary x-envelope-key-id', async () => {
     const schema = headerSchema('/v1/encrypt/binary', 'x-envelope-key-id');
+    const seen = outcomes();
     await fc.assert(
       fc.asyncProperty(keyId, async (id) => {
         fc.pre(/^[\x21-\x7e]*$/.test(id)); // a header value carries no raw non-ASCII
         const accepted = schema(id);
+        seen.note(accepted);
         const answer = await post('/v1/encrypt/binary', Buffer.from('hi'), { 'x-envelope-key-id': id });
         expect(answer.status === 400, `${accepted ? 'contract accepts' : 'contract refuses'}; service: ${describeAnswer(answer)}`).toBe(!accepted);
       }),
       seeded(SEED, RUNS),
     );
+    seen.expectBoth();
   });
 });
