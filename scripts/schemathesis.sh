@@ -127,5 +127,5 @@ status=$?
 set -e
 if [ "$status" -eq 124 ]; then log "schemathesis did not finish within ${RUN_TIMEOUT_S}s"; fi
 log "schemathesis exited with $status (seed $SEED)"
-if [ "$status" -ne 0 ]; then log "replay: $REPLAY"; fi
+if [ "$status" -ne 0 ]; then log "replay: $REPLAY${*:+ $(printf '%q ' "$@")}"; fi
 exit "$status"
