@@ -18,7 +18,9 @@
 #      a schema cannot state; scripts/schemathesis_hooks.py checks that every 400 answered to
 #      schema-valid data is one of the documented context rules no schema can state), bounded
 #      by --max-examples, a per-request timeout and an overall `timeout`, with one seed and no
-#      example database, so the same seed draws the same requests;
+#      example database, so the same seed draws the same requests (but for the values
+#      schemathesis takes from the service's answers: the fresh keystore's key ARN, ciphertexts,
+#      which are random by design);
 #   5. stops the service, removes the temp dir, and exits with schemathesis's status; on a
 #      failure it prints the command that replays the run.
 #
