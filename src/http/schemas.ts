@@ -90,8 +90,11 @@ export function utf8Bounded(bytes: number, minLength = 0) {
 const KEY_RULE =
   `Keys are 1 to ${ENVELOPE_LIMITS.maxContextKeyBytes} UTF-8 bytes, values at most ${ENVELOPE_LIMITS.maxContextValueBytes}: ` +
   'as many characters when all are ASCII, half as many when all are below U+0800, a third when all are in the BMP, a quarter otherwise.';
-/** The one rule no JSON schema can state (a sum); the contract-bounds test reads it from here. */
-export const CONTEXT_TOTAL_RULE = `At most ${ENVELOPE_LIMITS.maxContextPairs} pairs and at most ${ENVELOPE_LIMITS.maxContextTotalBytes} UTF-8 bytes in total (keys and values; 400 \`InvalidContext\` above).`;
+/**
+ * The one rule no JSON schema can state (a sum), in words in every context's description;
+ * test/http/contract-bounds.test.ts reads the number back from openapi.yaml.
+ */
+const CONTEXT_TOTAL_RULE = `At most ${ENVELOPE_LIMITS.maxContextPairs} pairs and at most ${ENVELOPE_LIMITS.maxContextTotalBytes} UTF-8 bytes in total (keys and values; 400 \`InvalidContext\` above).`;
 
 /**
  * Context keys within their byte bound, and never `__proto__`: Fastify's JSON parser refuses
