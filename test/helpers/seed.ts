@@ -4,6 +4,7 @@
  * DEEP_TESTS=1 (CI), so deep runs keep exploring, and printed so a failure can be replayed.
  *
  *   TEST_SEED=123 npx vitest run test/fuzz/policy.test.ts      replays seed 123
+ *   (with DEEP_TESTS=1 for a deep run's seed: the deep budgets draw more inputs)
  *
  * `TEST_SEED` wins over both modes.
  */
@@ -36,7 +37,8 @@ export function testSeed(file: string, env: NodeJS.ProcessEnv = process.env): Te
   } else {
     seed = FIXED_SEED;
   }
-  const replay = `TEST_SEED=${seed} npx vitest run ${file}`;
+  // A fresh seed only exists under DEEP_TESTS=1, whose budgets the replay needs too.
+  const replay = `${fresh ? 'DEEP_TESTS=1 ' : ''}TEST_SEED=${seed} npx vitest run ${file}`;
   if (fresh) console.log(`[seed] ${file}: fresh seed ${seed} (replay: ${replay})`);
   return { seed, fresh, replay };
 }
