@@ -4,7 +4,9 @@
 #   scripts/schemathesis.sh              run every default check, bounded (see below)
 #   SCHEMATHESIS_MAX_EXAMPLES=50 scripts/schemathesis.sh     more examples per operation
 #   SCHEMATHESIS_PHASES=examples,fuzzing scripts/schemathesis.sh   only those phases (default: all)
-#   scripts/schemathesis.sh --seed 42    extra arguments go to `schemathesis run`
+#   SCHEMATHESIS_SEED=123 scripts/schemathesis.sh   replay seed 123 (default: a fixed seed;
+#                                                    `random` draws a fresh one and prints it)
+#   scripts/schemathesis.sh --checks all   extra arguments go to `schemathesis run`
 #
 # What it does:
 #   1. installs schemathesis $SCHEMATHESIS_VERSION into .tools/venv unless it is already there;
@@ -12,10 +14,15 @@
 #   3. starts the service (tsx src/server.ts) on a free loopback port, with the embedded local
 #      provider, a throwaway keystore and audit log in a temp dir, and dev-token authentication;
 #   4. waits for /readyz, runs `schemathesis run openapi.yaml` with the bearer header and all of
-#      schemathesis's default checks (scripts/schemathesis.toml only declares 422 as the
-#      expected answer to schema-valid but unopenable ciphertexts), bounded by --max-examples,
-#      a per-request timeout and an overall `timeout`;
-#   5. stops the service, removes the temp dir, and exits with schemathesis's status.
+#      schemathesis's default checks (scripts/schemathesis.toml declares the expected answers
+#      a schema cannot state; scripts/schemathesis_hooks.py checks that every 400 answered to
+#      schema-valid data is one of the documented context rules no schema can state), bounded
+#      by --max-examples, a per-request timeout and an overall `timeout`, with one seed and no
+#      example database, so the same seed draws the same requests (but for the values
+#      schemathesis takes from the service's answers: the fresh keystore's key ARN, ciphertexts,
+#      which are random by design);
+#   5. stops the service, removes the temp dir, and exits with schemathesis's status; on a
+#      failure it prints the command that replays the run.
 #
 # Loopback only; nothing leaves the machine. Bounded in examples and in time. `npm test` runs it
 # with fewer examples per operation unless DEEP_TESTS=1 (test/fuzz/schemathesis.test.ts).
@@ -32,6 +39,11 @@ RUN_TIMEOUT_S=${SCHEMATHESIS_TIMEOUT_S:-420}
 START_TIMEOUT_S=${SCHEMATHESIS_START_TIMEOUT_S:-60}
 TOKEN=${SCHEMATHESIS_TOKEN:-dev-token}
 PHASES=${SCHEMATHESIS_PHASES:-}
+# A fixed seed by default: the same requests on every run (test/helpers/seed.ts has the same).
+SEED=${SCHEMATHESIS_SEED:-20261206}
+if [ "$SEED" = random ]; then SEED=$(python3 -c 'import random; print(random.getrandbits(63))'); fi
+case "$SEED" in '' | *[!0-9]*) echo "schemathesis.sh: SCHEMATHESIS_SEED must be a number or random, got '$SEED'" >&2; exit 2 ;; esac
+REPLAY="SCHEMATHESIS_SEED=$SEED SCHEMATHESIS_MAX_EXAMPLES=$MAX_EXAMPLES ${PHASES:+SCHEMATHESIS_PHASES=$PHASES }SCHEMATHESIS_TIMEOUT_S=$RUN_TIMEOUT_S scripts/schemathesis.sh"
 
 log() { echo "schemathesis.sh: $*" >&2; }
 
@@ -93,13 +105,15 @@ until curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/readyz" 2>/dev
   if [ "$SECONDS" -ge "$deadline" ]; then log "the service was not ready within ${START_TIMEOUT_S}s"; exit 3; fi
   sleep 0.2
 done
-log "service ready; running schemathesis (max $MAX_EXAMPLES examples per operation, phases: ${PHASES:-all})"
+log "service ready; running schemathesis (seed $SEED, max $MAX_EXAMPLES examples per operation, phases: ${PHASES:-all})"
 
 # ---- 4. schemathesis ----------------------------------------------------------------------
-# Run from the work dir: schemathesis keeps its example database in ./.schemathesis, which
-# then goes away with the temp dir instead of landing in the repository.
+# No example database (--generation-database none): replayed failures from an earlier run would
+# make two runs with one seed differ. Run from the work dir all the same, so nothing else
+# schemathesis writes lands in the repository.
 cd "$WORK"
 set +e
+PYTHONPATH="$ROOT/scripts${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemathesis_hooks \
 timeout --kill-after=10 "$RUN_TIMEOUT_S" \
   "$VENV/bin/schemathesis" --config-file "$ROOT/scripts/schemathesis.toml" run "$ROOT/openapi.yaml" \
     --url "http://127.0.0.1:$PORT" \
@@ -107,10 +121,13 @@ timeout --kill-after=10 "$RUN_TIMEOUT_S" \
     --max-examples "$MAX_EXAMPLES" \
     --request-timeout 10 \
     --workers 2 \
+    --seed "$SEED" \
+    --generation-database none \
     ${PHASES:+--phases "$PHASES"} \
     "$@"
 status=$?
 set -e
 if [ "$status" -eq 124 ]; then log "schemathesis did not finish within ${RUN_TIMEOUT_S}s"; fi
-log "schemathesis exited with $status"
+log "schemathesis exited with $status (seed $SEED)"
+if [ "$status" -ne 0 ]; then log "replay: $REPLAY${*:+ $(printf '%q ' "$@")}"; fi
 exit "$status"

@@ -11,6 +11,7 @@
  */
 import { sortedContextEntries } from '../envelope/context.js';
 import type { EncryptionContext } from '../kms/provider.js';
+import { ENVELOPE_LIMITS } from '../envelope/limits.js';
 import { ProblemError } from './problem.js';
 
 export const KEY_ID_HEADER = 'x-envelope-key-id';
@@ -19,12 +20,26 @@ export const AAD_HEADER = 'x-envelope-aad';
 
 /**
  * Form-encoded pairs of printable ASCII: a key of at least one character other than `%&=`,
- * optionally `=` and a value, `&` between pairs, and `%` only as a two-hex-digit escape.
+ * optionally `=` and a value, `&` between pairs, and `%` only as a two-hex-digit escape. Each
+ * character or escape is one byte of the decoded key or value, so the pattern states the byte
+ * bounds exactly: keys of 1 to 256 bytes, values of at most 2048, at most 64 pairs (the total
+ * needs no rule of its own: the header's 8192 characters cannot decode to more bytes).
  * What no pattern can say (checked by parseContextHeader, a 400 InvalidContext): escapes must
- * decode to UTF-8, keys must not repeat (and, like every context, the KMS size limits).
+ * decode to UTF-8, and keys must not repeat.
  */
-const CONTEXT_PAIR = "(?:[!-$'-<>-~]|%[0-9A-Fa-f]{2})+(?:=(?:[!-$'-~]|%[0-9A-Fa-f]{2})*)?";
-export const CONTEXT_HEADER_PATTERN = `^(?:${CONTEXT_PAIR}(?:&${CONTEXT_PAIR})*)?$`;
+const KEY_BYTE = "(?:[!-$'-<>-~]|%[0-9A-Fa-f]{2})";
+const VALUE_BYTE = "(?:[!-$'-~]|%[0-9A-Fa-f]{2})";
+const CONTEXT_PAIR =
+  `${KEY_BYTE}{1,${ENVELOPE_LIMITS.maxContextKeyBytes}}(?:=${VALUE_BYTE}{0,${ENVELOPE_LIMITS.maxContextValueBytes}})?`;
+export const CONTEXT_HEADER_PATTERN = `^(?:${CONTEXT_PAIR}(?:&${CONTEXT_PAIR}){0,${ENVELOPE_LIMITS.maxContextPairs - 1}})?$`;
+
+/** The header's rules beyond its pattern, for the OpenAPI description. */
+export const CONTEXT_HEADER_RULES =
+  'Each character or `%XX` escape is one byte of the decoded context: keys of 1 to ' +
+  `${ENVELOPE_LIMITS.maxContextKeyBytes} bytes, values of at most ${ENVELOPE_LIMITS.maxContextValueBytes}, ` +
+  `at most ${ENVELOPE_LIMITS.maxContextPairs} pairs (the pattern states these). Beyond the pattern: escapes must decode to UTF-8 and ` +
+  'a key must not repeat (400 `InvalidContext` otherwise); at most ' +
+  `${ENVELOPE_LIMITS.maxContextTotalBytes} UTF-8 bytes in total, which this header's length cannot exceed.`;
 
 /**
  * Header lengths: all three together stay under Node's 16 KiB limit on a request's headers

@@ -3,7 +3,7 @@
  * octet-stream body and response, and the context and aad headers.
  */
 import { Type } from 'typebox';
-import { CONTEXT_HEADER_PATTERN, MAX_AAD_HEADER_CHARS, MAX_CONTEXT_HEADER_CHARS } from './binary-headers.js';
+import { CONTEXT_HEADER_PATTERN, CONTEXT_HEADER_RULES, MAX_AAD_HEADER_CHARS, MAX_CONTEXT_HEADER_CHARS } from './binary-headers.js';
 import { BASE64_PATTERN } from './schemas.js';
 
 export const OCTET_STREAM = 'application/octet-stream';
@@ -23,7 +23,12 @@ export function octetResponse(description: string, headers: Record<string, objec
 }
 
 export const ContextHeader = (description: string, example?: string) =>
-  Type.String({ maxLength: MAX_CONTEXT_HEADER_CHARS, pattern: CONTEXT_HEADER_PATTERN, description, ...(example ? { examples: [example] } : {}) });
+  Type.String({
+    maxLength: MAX_CONTEXT_HEADER_CHARS,
+    pattern: CONTEXT_HEADER_PATTERN,
+    description: `${description} ${CONTEXT_HEADER_RULES}`,
+    ...(example ? { examples: [example] } : {}),
+  });
 
 /**
  * A plain string with the base64 pattern: no `contentEncoding` (which the document would turn

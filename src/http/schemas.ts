@@ -57,31 +57,70 @@ export const KeyId = Type.String({
  * fast-json-stringify left such entries out of responses (a decrypt answered an incomplete
  * context); and the empty key (which KMS refuses) was schema-valid.
  */
-function StringMap(value: ReturnType<typeof Type.String>, options: Record<string, unknown> = {}) {
+function StringMap(value: object, options: Record<string, unknown> = {}) {
   return Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: value, ...options });
 }
 
 /**
- * Context keys: 1 to 256 (characters here; the service also checks UTF-8 bytes), and never
- * `__proto__`: Fastify's JSON parser refuses that key anywhere in a body (prototype-poisoning
- * guard), so the schema says so rather than promise a key the service rejects (found by
- * schemathesis). Dropping the key instead would silently bind a different context.
+ * A string of at most `bytes` UTF-8 bytes, in terms a JSON Schema can state: Ajv and every
+ * other validator count code points, and a code point is 1 to 4 UTF-8 bytes. One tier per
+ * width, so the common case keeps the whole bound: `bytes` characters when all are ASCII, half
+ * as many when all are below U+0800, a third when all are in the BMP (surrogates excluded, so a
+ * validator that matches UTF-16 units counts the same), a quarter otherwise. Every string the
+ * schema accepts is within `bytes`; one of a single width is accepted up to the last character
+ * that fits (decision 19 in docs/ARCHITECTURE.md).
+ */
+export function utf8Bounded(bytes: number, minLength = 0) {
+  const tier = (pattern: string | undefined, width: number) => ({
+    type: 'string',
+    ...(minLength > 0 ? { minLength } : {}),
+    maxLength: Math.floor(bytes / width),
+    ...(pattern ? { pattern } : {}),
+  });
+  return {
+    anyOf: [
+      tier('^[\\u0000-\\u007F]*$', 1),
+      tier('^[\\u0000-\\u07FF]*$', 2),
+      tier('^[\\u0000-\\uD7FF\\uE000-\\uFFFF]*$', 3),
+      tier(undefined, 4),
+    ],
+  };
+}
+
+const KEY_RULE =
+  `Keys are 1 to ${ENVELOPE_LIMITS.maxContextKeyBytes} UTF-8 bytes, values at most ${ENVELOPE_LIMITS.maxContextValueBytes}: ` +
+  'as many characters when all are ASCII, half as many when all are below U+0800, a third when all are in the BMP, a quarter otherwise.';
+/**
+ * The one rule no JSON schema can state (a sum), in words in every context's description;
+ * test/http/contract-bounds.test.ts reads the number back from openapi.yaml.
+ */
+const CONTEXT_TOTAL_RULE = `At most ${ENVELOPE_LIMITS.maxContextPairs} pairs and at most ${ENVELOPE_LIMITS.maxContextTotalBytes} UTF-8 bytes in total (keys and values; 400 \`InvalidContext\` above).`;
+
+/**
+ * Context keys within their byte bound, and never `__proto__`: Fastify's JSON parser refuses
+ * that key anywhere in a body (prototype-poisoning guard), so the schema says so rather than
+ * promise a key the service rejects (found by schemathesis). Dropping the key instead would
+ * silently bind a different context.
  */
 const CONTEXT_KEY_NAMES = {
-  propertyNames: { minLength: 1, maxLength: ENVELOPE_LIMITS.maxContextKeyBytes, not: { const: '__proto__' } },
+  propertyNames: { ...utf8Bounded(ENVELOPE_LIMITS.maxContextKeyBytes, 1), not: { const: '__proto__' } },
 };
-const ContextValue = () => Type.String({ maxLength: ENVELOPE_LIMITS.maxContextValueBytes });
+const ContextValue = () => Type.Unsafe<string>(utf8Bounded(ENVELOPE_LIMITS.maxContextValueBytes));
 
-export const EncryptionContextSchema = StringMap(
-  ContextValue(),
-  {
+/** A request's encryption context: `description` first, then the bounds every context has. */
+function ContextMap(description: string, examples?: unknown[]) {
+  return StringMap(ContextValue(), {
     ...CONTEXT_KEY_NAMES,
     maxProperties: ENVELOPE_LIMITS.maxContextPairs,
-    description:
-      'The KMS encryption context: sent to KMS, visible in CloudTrail, and a cache partition. Keep it coarse ' +
-      '(tenant, purpose); put per-record data in `aad`.',
-    examples: [EXAMPLE_CONTEXT],
-  },
+    description: `${description} ${KEY_RULE} ${CONTEXT_TOTAL_RULE}`,
+    ...(examples ? { examples } : {}),
+  });
+}
+
+export const EncryptionContextSchema = ContextMap(
+  'The KMS encryption context: sent to KMS, visible in CloudTrail, and a cache partition. Keep it coarse ' +
+    '(tenant, purpose); put per-record data in `aad`.',
+  [EXAMPLE_CONTEXT],
 );
 
 // No minLength: the pattern already needs one character, and Ajv's minLength counts code
@@ -118,13 +157,7 @@ export const EncryptResponse = Type.Object(
 export const DecryptBody = Type.Object(
   {
     ciphertext: Ciphertext,
-    context: Type.Optional(
-      StringMap(ContextValue(), {
-        ...CONTEXT_KEY_NAMES,
-        maxProperties: ENVELOPE_LIMITS.maxContextPairs,
-        description: 'If given, must equal the context stored in the ciphertext (422 otherwise).',
-      }),
-    ),
+    context: Type.Optional(ContextMap('If given, must equal the context stored in the ciphertext (422 otherwise).')),
     aad: Type.Optional(Aad),
   },
   { additionalProperties: false },
@@ -147,13 +180,7 @@ export const RewrapBody = Type.Object(
   {
     ciphertext: Ciphertext,
     keyId: Type.Optional(KeyId),
-    context: Type.Optional(
-      StringMap(ContextValue(), {
-        ...CONTEXT_KEY_NAMES,
-        maxProperties: ENVELOPE_LIMITS.maxContextPairs,
-        description: 'If given, must equal the context stored in the ciphertext. Rewrap never changes the context.',
-      }),
-    ),
+    context: Type.Optional(ContextMap('If given, must equal the context stored in the ciphertext. Rewrap never changes the context.')),
   },
   { additionalProperties: false },
 );

@@ -6,7 +6,7 @@
 import type { ParsedEnvelope } from '../envelope/format.js';
 import type { DecryptResult, EnvelopeService } from '../envelope/service.js';
 import { withFacts, type Outcome, type Caller, type OperationDeps } from './operation.js';
-import { assertExpectedContext } from './context.js';
+import { assertExpectedContext, validContext } from './context.js';
 
 export interface DecryptInput {
   /** The text form (`ev1:...`) or the binary envelope. */
@@ -20,6 +20,8 @@ export function decrypt(deps: OperationDeps, caller: Caller, input: DecryptInput
   return withFacts(caller, async (facts) => {
     const ciphertextBytes = input.ciphertext.length;
     facts.requestParameters = { ciphertextBytes };
+    // A context over the limits is a bad request whatever the ciphertext holds, as on encrypt.
+    if (input.expectedContext !== undefined) validContext(input.expectedContext);
     const envelope = parse(deps.envelope, input.ciphertext);
     const plaintextBytes = envelope.body.length;
     facts.requestParameters = { keyId: envelope.keyArn, encryptionContext: envelope.context, aadBytes: input.aad?.length, ciphertextBytes };

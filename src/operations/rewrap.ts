@@ -7,7 +7,7 @@
  */
 import type { RewrapResult } from '../envelope/service.js';
 import { withFacts, type Outcome, type Caller, type OperationDeps } from './operation.js';
-import { assertExpectedContext } from './context.js';
+import { assertExpectedContext, validContext } from './context.js';
 import { AccessDeniedError } from './errors.js';
 
 export interface RewrapInput {
@@ -20,6 +20,8 @@ export interface RewrapInput {
 export function rewrap(deps: OperationDeps, caller: Caller, input: RewrapInput): Promise<Outcome<RewrapResult>> {
   return withFacts(caller, async (facts) => {
     const { guard, envelope: service, directory } = deps;
+    // A context over the limits is a bad request whatever the ciphertext holds, as on encrypt.
+    if (input.expectedContext !== undefined) validContext(input.expectedContext);
     const envelope = service.parse(input.ciphertext);
     const destination = input.keyId ?? deps.defaultKeyId;
     facts.requestParameters = {

@@ -21,6 +21,9 @@ import {
   type ParsedEnvelope,
 } from '../../src/envelope/format.js';
 import { openMessage, sealMessage } from '../../src/envelope/message-crypto.js';
+import { seeded, testSeed } from '../helpers/seed.js';
+
+const SEED = testSeed('test/fuzz/ciphertext-parser.test.ts');
 
 const KEY_ARN = 'arn:aws:kms:eu-west-2:111122223333:key/6f743fd5-495b-4da8-bcea-73337f197393';
 
@@ -156,7 +159,7 @@ describe('parseCiphertext on arbitrary input', () => {
         onlyEnvelopeErrors(() => parseCiphertext(text));
         onlyEnvelopeErrors(() => parseCiphertext(CIPHERTEXT_PREFIX + text));
       }),
-      { numRuns: 3_000 },
+      seeded(SEED, 3_000),
     );
   });
 
@@ -169,7 +172,7 @@ describe('parseCiphertext on arbitrary input', () => {
         const result = onlyEnvelopeErrors(() => parseCiphertext(text));
         if (!(result instanceof EnvelopeError)) expectBoundedByInput(result, bytes.length);
       }),
-      { numRuns: 3_000 },
+      seeded(SEED, 3_000),
     );
   });
 
@@ -180,7 +183,7 @@ describe('parseCiphertext on arbitrary input', () => {
         expectBoundedByInput(parsed, sample.bytes.length);
         expect(openMessage(sample.dataKey, parsed, sample.aad).equals(sample.plaintext)).toBe(true);
       }),
-      { numRuns: 300 },
+      seeded(SEED, 300),
     );
   });
 
@@ -200,7 +203,7 @@ describe('parseCiphertext on arbitrary input', () => {
         expect(opened.equals(sample.plaintext)).toBe(true);
         expect(parsed.sealedPart.equals(parseEnvelope(sample.bytes).sealedPart)).toBe(true);
       }),
-      { numRuns: 1_500 },
+      seeded(SEED, 1_500),
     );
   });
 

@@ -14,6 +14,9 @@ import { describe, expect, it } from 'vitest';
 import { compileGlob, compileGlobs, wildcardMatch } from '../../src/authz/glob.js';
 import { Policy, type DecisionRequest, type RuleSpec } from '../../src/authz/policy.js';
 import { OPERATIONS, type Principal } from '../../src/authz/principal.js';
+import { seeded, testSeed } from '../helpers/seed.js';
+
+const SEED = testSeed('test/fuzz/policy.test.ts');
 
 const RULES: RuleSpec[] = [
   {
@@ -125,7 +128,7 @@ const aroundRule: fc.Arbitrary<[Principal, DecisionRequest]> = fc.constantFrom(.
 });
 const anyRequest: fc.Arbitrary<[Principal, DecisionRequest]> = fc.oneof(fc.tuple(principal, request), aroundRule);
 
-const RUNS = { numRuns: 3_000 };
+const RUNS = seeded(SEED, 3_000);
 
 describe('decide()', () => {
   it('never throws and is deterministic', () => {
@@ -225,7 +228,7 @@ describe('decide()', () => {
         expect(({} as Record<string, unknown>).tenant).toBeUndefined();
         expect(Object.getPrototypeOf({})).toBe(Object.prototype);
       }),
-      { numRuns: 200 },
+      seeded(SEED, 200),
     );
   });
 });
@@ -252,7 +255,7 @@ describe('glob matching', () => {
         expect(wildcardMatch(p, i)).toBe(expected);
         expect(compileGlob(p)(i)).toBe(expected);
       }),
-      { numRuns: 20_000 },
+      seeded(SEED, 20_000),
     );
   });
 
@@ -261,7 +264,7 @@ describe('glob matching', () => {
       fc.property(fc.array(pattern, { maxLength: 4 }), input, (patterns, i) => {
         expect(compileGlobs(patterns)(i)).toBe(patterns.some((p) => referenceGlob(p, i)));
       }),
-      { numRuns: 5_000 },
+      seeded(SEED, 5_000),
     );
   });
 
@@ -271,7 +274,7 @@ describe('glob matching', () => {
         if (!s.includes('*') && !s.includes('?')) expect(wildcardMatch(s, s)).toBe(true);
         expect(wildcardMatch('*', s)).toBe(true);
       }),
-      { numRuns: 2_000 },
+      seeded(SEED, 2_000),
     );
   });
 });

@@ -10,10 +10,15 @@
  * with fewer examples each, without the coverage phase's exhaustive boundary values (most of
  * the time of a full run). SCHEMATHESIS_MAX_EXAMPLES, SCHEMATHESIS_PHASES and
  * SCHEMATHESIS_TIMEOUT_S, when set, win either way.
+ *
+ * Seed: fixed in the quick run (the same requests every time), fresh and printed under
+ * DEEP_TESTS=1 (test/helpers/seed.ts); SCHEMATHESIS_SEED, when set, wins. A failure names the
+ * command that replays it.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { testSeed } from '../helpers/seed.js';
 
 const script = fileURLToPath(new URL('../../scripts/schemathesis.sh', import.meta.url));
 const runnable = spawnSync('python3', ['--version']).status === 0 || process.env.CI === 'true';
@@ -29,6 +34,7 @@ const DEEP_BUDGET = {
   SCHEMATHESIS_TIMEOUT_S: '1200',
 };
 const budget = process.env.DEEP_TESTS === '1' ? DEEP_BUDGET : QUICK_BUDGET;
+const seed = String(testSeed('test/fuzz/schemathesis.test.ts').seed);
 
 describe.skipIf(!runnable)('schemathesis', () => {
   it(
@@ -36,13 +42,14 @@ describe.skipIf(!runnable)('schemathesis', () => {
     () => {
       const result = spawnSync('bash', [script], {
         encoding: 'utf8',
-        env: { ...budget, ...process.env },
+        env: { ...budget, SCHEMATHESIS_SEED: seed, ...process.env },
         timeout: 1_260_000,
         maxBuffer: 64 * 1024 * 1024,
       });
       const output = `${result.stdout}\n${result.stderr}`;
       if (result.status !== 0) console.error(output.slice(-20_000));
-      expect(result.status, 'schemathesis reported failures (output above)').toBe(0);
+      const replay = /replay: (.*)/.exec(output)?.[1] ?? `SCHEMATHESIS_SEED=${seed} scripts/schemathesis.sh`;
+      expect(result.status, `schemathesis reported failures (output above); replay: ${replay}`).toBe(0);
     },
     1_300_000,
   );

@@ -120,8 +120,9 @@ describeProviders('binary API on the %s provider', (kind) => {
       [{ 'x-envelope-context': 'a=%FF' }, 'InvalidContext'], // invalid UTF-8
       [{ 'x-envelope-context': 'a=%C3' }, 'InvalidContext'], // truncated UTF-8 sequence
       [{ 'x-envelope-context': 'a=1&a=2' }, 'InvalidContext'], // repeated key
-      [{ 'x-envelope-context': `k=${'v'.repeat(2049)}` }, 'InvalidContext'], // KMS value limit
-      // What the pattern says (schema validation).
+      // What the pattern says (schema validation), the byte bounds included.
+      [{ 'x-envelope-context': `k=${'v'.repeat(2049)}` }, 'InvalidRequest'], // value over 2048 bytes
+      [{ 'x-envelope-context': `${'%C3%A9'.repeat(129)}=v` }, 'InvalidRequest'], // key over 256 bytes
       [{ 'x-envelope-context': 'a=%ZZ' }, 'InvalidRequest'], // malformed escape
       [{ 'x-envelope-context': '=1' }, 'InvalidRequest'], // empty key
       [{ 'x-envelope-context': 'a=1&' }, 'InvalidRequest'], // empty pair

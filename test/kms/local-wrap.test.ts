@@ -20,6 +20,9 @@ import {
   WRAPPED_KEY_BYTES,
 } from '../../src/kms/local-wrap.js';
 import { expectKmsError } from './kms-assert.js';
+import { seeded, testSeed } from '../helpers/seed.js';
+
+const SEED = testSeed('test/kms/local-wrap.test.ts');
 
 describe('canonicalContext', () => {
   it('matches the documented encoding byte for byte', () => {
@@ -179,7 +182,7 @@ describe('LocalKeyProvider on hostile wrapped keys', () => {
       fc.asyncProperty(fc.uint8Array({ minLength: 0, maxLength: 10_000 }), async (bytes) => {
         await expectKmsError(provider.decryptDataKey(Buffer.from(bytes), keyArn, { k: 'v' }), 'InvalidCiphertext');
       }),
-      { numRuns: 300 },
+      seeded(SEED, 300),
     );
   });
 
