@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EnvelopeError } from '../../src/envelope/errors.js';
+import { EnvelopeError } from '../../src/format/errors.js';
 import {
   CIPHERTEXT_PREFIX,
   encodeEnvelopePrefix,
@@ -19,8 +19,8 @@ import {
   parseEnvelope,
   toCiphertextString,
   type ParsedEnvelope,
-} from '../../src/envelope/format.js';
-import { openMessage, sealMessage } from '../../src/envelope/message-crypto.js';
+} from '../../src/format/format.js';
+import { openMessage, sealMessage } from '../../src/format/message-crypto.js';
 
 const KEY_ARN = 'arn:aws:kms:eu-west-2:111122223333:key/6f743fd5-495b-4da8-bcea-73337f197393';
 
