@@ -19,7 +19,7 @@
 # token of examples/policy.yaml, a cross-tenant decrypt that must be refused (403), a request
 # without credentials (401), SIGTERM (exit 0), and the audit log's hash chain and its signed
 # checkpoints (AUDIT_SIGNING_KEY_ID, public key fetched from local-kms) verified with the built
-# verifier (dist/src/audit/verify-cli.js, as in the image). Also runs hadolint on the
+# verifier (dist/src/cli/audit-verify.js, as in the image). Also runs hadolint on the
 # Dockerfile when hadolint is on PATH. Stops everything it started, whatever happens.
 #
 # Needs: node, npm, curl, the local-kms binary (scripts/local-kms.sh install).
@@ -203,7 +203,7 @@ log "SIGTERM: exit 0"
 
 (cd "$APP" && env -i PATH="$PATH" HOME="$WORK/home" AWS_REGION="$KMS_REGION" KMS_ENDPOINT="$KMS_ENDPOINT" \
   AWS_ACCESS_KEY_ID=local-kms-dummy AWS_SECRET_ACCESS_KEY=local-kms-dummy \
-  node dist/src/audit/verify-cli.js --kms-key-id="$SIGNING_KEY" --instance="$INSTANCE" "$AUDIT_LOG") >"$WORK/verify.out" 2>&1 ||
+  node dist/src/cli/audit-verify.js --kms-key-id="$SIGNING_KEY" --instance="$INSTANCE" "$AUDIT_LOG") >"$WORK/verify.out" 2>&1 ||
   fail "the audit log or its signed checkpoints do not verify: $(cat "$WORK/verify.out")"
 cat "$WORK/verify.out" >&2
 grep -q "^signed: [1-9][0-9]* checkpoint(s) of instance $INSTANCE verify" "$WORK/verify.out" || fail "no signed checkpoint in the audit log"

@@ -1,6 +1,6 @@
 /**
  * Writes test/fixtures/vectors/stream-v2.json: stream ciphertexts (format version 2) made with
- * fixed data keys and message ids, so that test/envelope/stream-vectors.test.ts can check that
+ * fixed data keys and message ids, so that test/format/stream-vectors.test.ts can check that
  * this build and a decoder written from docs/FORMAT.md still open them byte for byte. Run once
  * when the format is introduced; never regenerated afterwards (that would hide a format change).
  * The segment size is the smallest allowed (1024) so that a vector spans several segments.
@@ -8,8 +8,8 @@
 import { writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { deriveStreamKeyMaterial, StreamSealer } from '../src/envelope/stream-crypto.js';
-import { encodeStreamHeader } from '../src/envelope/stream-format.js';
+import { deriveStreamKeyMaterial, StreamSealer } from '../src/format/stream-crypto.js';
+import { encodeStreamHeader } from '../src/format/stream-format.js';
 import type { StreamVector } from '../test/fixtures/vectors/vector.js';
 
 const keyArn = 'arn:aws:kms:eu-west-2:111122223333:key/3c74e818-3bfc-40a7-98ed-587a0d03d226';

@@ -1,12 +1,12 @@
 /**
  * Writes test/fixtures/vectors/v1.json: ciphertexts made with fixed data keys, so that
- * test/envelope/vectors.test.ts can check that this build still opens them byte for byte.
+ * test/format/vectors.test.ts can check that this build still opens them byte for byte.
  * Run once when a new format version is introduced; never regenerate v1 (that would hide an
  * accidental format change, which is exactly what the vectors are there to catch).
  */
 import { writeFileSync } from 'node:fs';
-import { encodeEnvelopePrefix, toCiphertextString } from '../src/envelope/format.js';
-import { sealMessage } from '../src/envelope/message-crypto.js';
+import { encodeEnvelopePrefix, toCiphertextString } from '../src/format/format.js';
+import { sealMessage } from '../src/format/message-crypto.js';
 import type { FormatVector as Vector } from '../test/fixtures/vectors/vector.js';
 
 

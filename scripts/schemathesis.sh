@@ -90,7 +90,7 @@ trap cleanup EXIT INT TERM
 log "starting the service on 127.0.0.1:$PORT (work dir $WORK)"
 # AUTH_FAILURE_MAX: schemathesis probes every operation with bad credentials, all from this one
 # address, and expects 401; the default per-address limit (20 a minute) turns the later probes
-# into 429s. The limit has its own tests (test/http/auth-failure-flood.test.ts).
+# into 429s. The limit has its own tests (test/admission/auth-failure-flood.test.ts).
 # exec: the PID is tsx's node process itself, so SIGTERM reaches the service's graceful shutdown.
 env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
   PORT="$PORT" HOST=127.0.0.1 KMS_PROVIDER=local \

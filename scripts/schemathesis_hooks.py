@@ -1,7 +1,7 @@
 """schemathesis hooks for scripts/schemathesis.sh (loaded through SCHEMATHESIS_HOOKS).
 
 openapi.yaml states every bound a JSON schema can state. A few context rules it can only state
-in words, in the descriptions (src/http/schemas.ts, src/http/binary-headers.ts):
+in words, in the descriptions (src/http/schemas/schemas.ts, src/http/schemas/binary-headers.ts):
 
   - a context's total, at most 8192 UTF-8 bytes of keys and values (a sum: no schema keyword);
   - in the x-envelope-context header, percent-escapes that decode to UTF-8, and no repeated key.
@@ -21,7 +21,7 @@ from urllib.parse import unquote_to_bytes
 
 import schemathesis
 
-# ENVELOPE_LIMITS.maxContextTotalBytes (src/envelope/limits.ts), as the descriptions state it.
+# ENVELOPE_LIMITS.maxContextTotalBytes (src/format/limits.ts), as the descriptions state it.
 MAX_CONTEXT_TOTAL_BYTES = 8192
 CONTEXT_HEADER = "x-envelope-context"
 

@@ -7,7 +7,7 @@
  *   JSON nesting bounded) -> route (validate, decode) -> operation (KeyGuard, envelope service
  *   -> data-key cache -> KMS) -> route (encode); and on every /v1 request, one audit event
  *   (onSend) written from the facts the operation returned, then a 429 held for its
- *   Retry-After (http/refusal-hold.ts).
+ *   Retry-After (admission/refusal-hold.ts).
  *
  * Server timeouts (slow or silent clients; see serverTimeouts below):
  *   headersTimeout   HEADERS_TIMEOUT_MS, default min(10 s, REQUEST_TIMEOUT_MS): a client
@@ -25,19 +25,20 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import type { Service } from './compose.js';
-import type { EnvelopeService } from './envelope/service.js';
+import type { EnvelopeService } from './keys/envelope-service.js';
 import { AccessLog } from './http/access-log.js';
 import { registerAuditTrail } from './http/audit-trail.js';
 import { registerAuthentication } from './http/authentication.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerJsonBodyParser } from './http/json-body.js';
 import { registerNoStore } from './http/no-store.js';
-import { registerLoadShedding, registerShedAfterAuthentication } from './http/load-shedding.js';
-import { registerOpenApi } from './http/openapi.js';
-import { registerRefusalHold } from './http/refusal-hold.js';
+import { prepareProblem } from './http/send-problem.js';
+import { registerLoadShedding, registerShedAfterAuthentication } from './admission/load-shedding.js';
+import { registerOpenApi } from './http/openapi/openapi.js';
+import { registerRefusalHold } from './admission/refusal-hold.js';
 import { registerOperationalRoutes } from './http/routes/operational.js';
 import { registerV1Routes } from './http/routes/v1.js';
-import { schemaRegExp } from './http/schema-regexp.js';
+import { schemaRegExp } from './http/schemas/schema-regexp.js';
 import { kmsCallBoundMs } from './kms/aws.js';
 import type { CircuitBreaker } from './kms/circuit-breaker.js';
 import type { ServiceMetrics } from './metrics/metrics.js';
@@ -104,7 +105,7 @@ export async function buildApp(service: Service): Promise<FastifyInstance> {
   // Before every route: its onRequest hook is the first to run (after the request id), so an
   // overloaded instance refuses before it reads a body (/v1: right after authentication, so
   // the refusal is audited against its principal).
-  await registerLoadShedding(app, config, service.memoryPressure, app.log);
+  await registerLoadShedding(app, config, service.memoryPressure, app.log, prepareProblem);
   await registerOperationalRoutes(app, { metrics, readiness, config });
   // Before the audit log closes (server.ts closes the app first): no count is lost.
   app.addHook('onClose', async () => {

@@ -4,14 +4,14 @@
  */
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { AUDIT_LOG_STDOUT } from './audit/index.js';
-import type { AuditSigner } from './kms/signer.js';
+import { AUDIT_LOG_STDOUT } from './audit/audit-log.js';
+import type { AuditSigner } from './audit/signer.js';
 import { Checkpointer, readTrailingCheckpoint, type CheckpointLog } from './audit/checkpointer.js';
 import type { Config } from './config.js';
 import type { CheckpointHealth } from './http/readiness.js';
 import type { ServiceMetrics } from './metrics/metrics.js';
-import { AwsAuditSigner } from './kms/signer-aws.js';
-import { LocalAuditSigner } from './kms/signer-local.js';
+import { AwsAuditSigner } from './audit/signer-aws.js';
+import { LocalAuditSigner } from './audit/signer-local.js';
 
 /** Read before the audit log opens it: the checkpoint the file ends with, if any. */
 export function trailingCheckpointOf(config: Config): ReturnType<typeof readTrailingCheckpoint> {

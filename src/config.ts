@@ -44,16 +44,16 @@ export const ConfigSchema = Type.Object({
   // cooldown, then probes once.
   KMS_BREAKER_FAILURES: Type.Integer({ minimum: 1, maximum: 1_000, default: 5 }),
   KMS_BREAKER_COOLDOWN_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5_000 }),
-  // Per-principal KMS call budget (src/envelope/kms-budget.ts): a token bucket refilled at
+  // Per-principal KMS call budget (src/admission/kms-budget.ts): a token bucket refilled at
   // this many calls per second, holding at most KMS_BUDGET_BURST. Cache hits cost nothing.
   KMS_BUDGET_PER_SECOND: Type.Integer({ minimum: 1, maximum: 100_000, default: 20 }),
   KMS_BUDGET_BURST: Type.Integer({ minimum: 1, maximum: 100_000, default: 100 }),
-  // KMS calls one principal may have in flight; its others wait their turn (envelope/kms-budget.ts).
+  // KMS calls one principal may have in flight; its others wait their turn (admission/kms-budget.ts).
   KMS_CONCURRENCY_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 10_000, default: 2 }),
-  // KMS calls one principal may start per second, bursts included; its others wait (envelope/kms-budget.ts).
+  // KMS calls one principal may start per second, bursts included; its others wait (admission/kms-budget.ts).
   KMS_PACE_PER_SECOND: Type.Integer({ minimum: 1, maximum: 100_000, default: 100 }),
   // The key directory's shared look-ups (refreshes, the alias list) have a KMS queue of their
-  // own, so no principal's queue delays them (kms/key-directory.ts).
+  // own, so no principal's queue delays them (keys/key-directory.ts).
   KMS_LOOKUP_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 10_000, default: 4 }),
   KMS_LOOKUP_PACE_PER_SECOND: Type.Integer({ minimum: 1, maximum: 100_000, default: 50 }),
   DEFAULT_KEY_ID: Type.String({ minLength: 1, maxLength: 2048, default: 'alias/default' }),
@@ -70,7 +70,7 @@ export const ConfigSchema = Type.Object({
   CACHE_MAX_BYTES: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: 1024 * MiB }),
   CACHE_CAPACITY: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1_000 }),
   // Per cache, the share each tenant (or principal without one) keeps whatever others fetch
-  // (envelope/data-key-cache.ts); keep tenants x share within 100.
+  // (keys/data-key-cache.ts); keep tenants x share within 100.
   CACHE_MIN_SHARE_PERCENT: Type.Integer({ minimum: 0, maximum: 100, default: 5 }),
   AUDIT_LOG: Type.String({ minLength: 1, default: '.data/audit.log' }),
   // Signed audit checkpoints (src/audit/checkpointer.ts, docs/AUDIT.md). The key: with aws, an
@@ -95,22 +95,22 @@ export const ConfigSchema = Type.Object({
   STREAM_MAX_BYTES: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: 64 * 1024 * MiB }),
   // A stream is cut after this long without a byte in either direction (REQUEST_TIMEOUT_MS does not apply to streams).
   STREAM_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000 }),
-  // The streams' spool (src/http/stream-spool.ts): ciphertext held on disk for clients that send before they read.
+  // The streams' spool (src/http/streams/stream-spool.ts): ciphertext held on disk for clients that send before they read.
   STREAM_SPOOL_DIR: Type.Optional(Type.String({ minLength: 1 })),
   STREAM_SPOOL_MAX_BYTES: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 4 * 1024 * MiB }),
   STREAM_SPOOL_MAX_BYTES_PER_PRINCIPAL: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 1024 * MiB }),
   MAX_IN_FLIGHT_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 128 }),
-  // Of those, requests worked on at once; the others wait their turn (http/in-flight-limit.ts).
+  // Of those, requests worked on at once; the others wait their turn (admission/in-flight-limit.ts).
   REQUEST_CONCURRENCY_PER_PRINCIPAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 8 }),
   BATCH_MAX_ITEMS: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }),
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 60_000 }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 60_000 }),
   // Failed authentications per client address per window before 429; the window also bounds
-  // the audit lines of repeated failures (src/http/auth-failures.ts).
+  // the audit lines of repeated failures (src/admission/auth-failures.ts).
   AUTH_FAILURE_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 20 }),
   AUTH_FAILURE_WINDOW_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 60_000 }),
   // A 429's answer is held for its Retry-After, at most this long (0: never), so a caller that
-  // retries without backing off is paced instead of taking event-loop turns (http/refusal-hold.ts).
+  // retries without backing off is paced instead of taking event-loop turns (admission/refusal-hold.ts).
   REFUSAL_HOLD_MAX_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1_000 }),
   REFUSAL_HOLD_PER_CALLER: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 64 }),
   REFUSAL_HOLD_TOTAL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1_024 }),
@@ -120,12 +120,12 @@ export const ConfigSchema = Type.Object({
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
   MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1_000 }),
   // The memory the process may use; the defaults below are shares of it. Default: the cgroup
-  // (container) limit, else the machine's memory (http/memory-limits.ts).
+  // (container) limit, else the machine's memory (admission/memory-limits.ts).
   MEMORY_LIMIT_BYTES: Type.Optional(Type.Integer({ minimum: 64 * MiB, maximum: Number.MAX_SAFE_INTEGER })),
-  // Request bodies being received and held, per principal and in all (http/request-buffer-budget.ts).
+  // Request bodies being received and held, per principal and in all (admission/request-buffer-budget.ts).
   REQUEST_BUFFER_MAX_BYTES: Type.Optional(Type.Integer({ minimum: 1024, maximum: Number.MAX_SAFE_INTEGER })),
   REQUEST_BUFFER_MAX_BYTES_PER_PRINCIPAL: Type.Optional(Type.Integer({ minimum: 1024, maximum: Number.MAX_SAFE_INTEGER })),
-  // Memory shedding with hysteresis (http/memory-pressure.ts): shedding starts above a mark and
+  // Memory shedding with hysteresis (admission/memory-pressure.ts): shedding starts above a mark and
   // stops once every measure is below MEMORY_LOW_WATER_PERCENT of its mark. 0 disables a mark.
   MAX_MEMORY_USED_BYTES: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   MAX_HEAP_USED_BYTES: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),

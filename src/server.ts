@@ -9,7 +9,7 @@
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { ConfigError, DEFAULT_DEV_TOKEN, isLoopbackHost, loadConfig, type Config } from './config.js';
-import { AuditWriteError } from './audit/index.js';
+import { AuditWriteError } from './audit/errors.js';
 import { PolicyError } from './authz/errors.js';
 import { compose, type Service } from './compose.js';
 import { KeystoreError } from './kms/local-keystore.js';

@@ -8,7 +8,7 @@
  *   5. the 1 KiB encrypt through each layer variant of the service.
  */
 import { BENCH_CONTEXT } from '../lib/constants.js';
-import { formatContextHeader } from '../../src/http/binary-headers.js';
+import { formatContextHeader } from '../../src/http/schemas/binary-headers.js';
 import { decryptBody, encryptBody, largestPlaintextFor, plaintextOf } from '../lib/bodies.js';
 import { skip, wants, type RunContext } from '../lib/context.js';
 import { measureHttp, round, type HttpMeasurement } from '../lib/load.js';

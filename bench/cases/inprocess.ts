@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { compose } from '../../src/compose.js';
 import { loadConfig } from '../../src/config.js';
-import { KmsTrace } from '../../src/envelope/kms-trace.js';
+import { KmsTrace } from '../../src/keys/kms-trace.js';
 import { ServiceMetrics } from '../../src/metrics/metrics.js';
 import { BENCH_CONTEXT, DEFAULT_CACHE_LIMITS, KiB } from '../lib/constants.js';
 import { wants, type RunContext } from '../lib/context.js';

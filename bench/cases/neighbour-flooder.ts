@@ -8,7 +8,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
-import { encodeRewrapped, parseCiphertext, toCiphertextString } from '../../src/envelope/format.js';
+import { encodeRewrapped, parseCiphertext, toCiphertextString } from '../../src/format/format.js';
 import { KiB, NEIGHBOUR_A_TOKEN } from '../lib/constants.js';
 import { postJson } from '../lib/services.js';
 

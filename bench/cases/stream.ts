@@ -16,7 +16,7 @@ import { wants, type RunContext } from '../lib/context.js';
 import { round } from '../lib/load.js';
 import type { StreamCase } from '../lib/results.js';
 import { startBare, startService } from '../lib/services.js';
-import { formatContextHeader } from '../../src/http/binary-headers.js';
+import { formatContextHeader } from '../../src/http/schemas/binary-headers.js';
 
 /**
  * Two sizes an order of magnitude apart. Full run: 256 MiB and 2.5 GiB; smoke: 4 and 40 MiB;

@@ -17,7 +17,7 @@ import { AuditLog } from '../../src/audit/audit-log.js';
 import { Checkpointer } from '../../src/audit/checkpointer.js';
 import type { AuditEventInput } from '../../src/audit/event.js';
 import { LocalKeyProvider } from '../../src/kms/local.js';
-import { LocalAuditSigner } from '../../src/kms/signer-local.js';
+import { LocalAuditSigner } from '../../src/audit/signer-local.js';
 
 const PER_TURN = 100;
 

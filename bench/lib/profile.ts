@@ -40,7 +40,7 @@ const CATEGORY_RULES: [RegExp, string][] = [
   [/\/node_modules\/tsx\//, 'tsx loader'],
   [/\/src\/audit\//, 'ours: src/audit'],
   [/\/src\/authz\//, 'ours: src/authz'],
-  [/\/src\/envelope\//, 'ours: src/envelope'],
+  [/\/src\/(format|keys)\//, 'ours: src/format, src/keys'],
   [/\/src\/http\//, 'ours: src/http'],
   [/\/src\/kms\//, 'ours: src/kms'],
   [/\/src\//, 'ours: src (other)'],

@@ -16,7 +16,7 @@
 import { buildApp } from '../../src/app.js';
 import { compose } from '../../src/compose.js';
 import { loadConfig } from '../../src/config.js';
-import type { AuditSink } from '../../src/http/audit-event.js';
+import type { AuditSink } from '../../src/audit/sink.js';
 import { createAppLogger } from '../../src/logging.js';
 import { fail, serve } from './common.js';
 

@@ -11,7 +11,7 @@
  * signature vouches for every byte of every line it covers.
  */
 import { createHash, createPublicKey, constants, verify, type KeyObject } from 'node:crypto';
-import { CHECKPOINT_SIGNING_ALGORITHMS, type CheckpointSigningAlgorithm } from '../kms/signer.js';
+import { CHECKPOINT_SIGNING_ALGORITHMS, type CheckpointSigningAlgorithm } from './signer.js';
 
 export const CHECKPOINT_EVENT_NAME = 'AuditCheckpoint';
 export const CHECKPOINT_FORMAT = 'envelope-service/audit-checkpoint/1';

@@ -24,7 +24,7 @@ import {
   type CheckpointDetails,
   type CheckpointStatement,
 } from './checkpoint.js';
-import type { AuditSigner } from '../kms/signer.js';
+import type { AuditSigner } from './signer.js';
 import type { ChainHead } from './chain.js';
 import { readTail } from './tail.js';
 

@@ -63,7 +63,7 @@ export interface UserIdentity {
 }
 
 export interface AdditionalEventData {
-  /** Truncated SHA-256 of the wrapped data key (see dataKeyIdOf() in src/envelope/data-key-cache.ts). */
+  /** Truncated SHA-256 of the wrapped data key (see dataKeyIdOf() in src/keys/data-key-cache.ts). */
   dataKeyId?: string;
   /** True when the data-key cache served the key (no KMS call for this request). */
   cacheHit?: boolean;

@@ -19,8 +19,6 @@ export interface Principal {
   readonly tenant?: string;
 }
 
-/** Re-exported: the one definition lives in principal-key.ts. */
-export { principalKey, tenantKey } from './principal-key.js';
 
 /** The operations on KMS keys and data (judged per key and context). */
 export const DATA_OPERATIONS = ['encrypt', 'decrypt', 'rewrap', 'datakey', 'datakey:plaintext'] as const;

@@ -5,20 +5,10 @@
  * (docs/AUDIT.md).
  */
 import type { FastifyRequest } from 'fastify';
-import type { AuditEventInput, AuthFailuresSummaryDetails, RefusalsSummaryDetails, RouteEventName } from '../audit/event.js';
+import type { AuditEventInput, RouteEventName } from '../audit/event.js';
 import type { AuthMethod } from '../authz/principal.js';
 import type { AuditFacts } from '../operations/operation.js';
 import { callerRequestIdOf } from './caller-request-id.js';
-
-/** The audit log as the HTTP layer sees it: a write that resolves once the event is in the log, rejects otherwise. */
-export interface AuditSink {
-  write(event: AuditEventInput): Promise<void>;
-  /** One event for the repeated authentication failures of a source (see auth-failures.ts). */
-  summarizeAuthFailures(details: AuthFailuresSummaryDetails): Promise<void>;
-  /** One event for a principal's repeated refusals for memory (see refusal-summaries.ts). */
-  summarizeRefusals(details: RefusalsSummaryDetails): Promise<void>;
-  isWritable(): boolean;
-}
 
 /** What the edge adds to an operation's facts; undefined once the event is written (or when none is due). */
 export interface AuditState {

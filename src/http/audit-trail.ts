@@ -17,8 +17,9 @@ import type { ServiceMetrics } from '../metrics/metrics.js';
 import type { Outcome } from '../operations/operation.js';
 import type { StreamSession } from '../operations/stream.js';
 import type { Readable } from 'node:stream';
-import { toAuditEvent, type AuditSink, type AuditState } from './audit-event.js';
-import { StreamAudit, type StreamEventWriter } from './stream-audit.js';
+import type { AuditSink } from '../audit/sink.js';
+import { toAuditEvent, type AuditState } from './audit-event.js';
+import { StreamAudit, type StreamEventWriter } from './streams/stream-audit.js';
 import { prepareProblem } from './send-problem.js';
 
 declare module 'fastify' {

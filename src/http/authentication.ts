@@ -10,8 +10,8 @@ import type { Principal } from '../authz/principal.js';
 import type { PolicyStore } from '../authz/store.js';
 import { AuthenticationError } from '../authz/errors.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
-import { addressBucket } from './address-bucket.js';
-import type { AuthFailureTracker } from './auth-failures.js';
+import { addressBucket } from '../admission/address-bucket.js';
+import type { AuthFailureTracker } from '../admission/auth-failures.js';
 import { ProblemError } from './problem.js';
 
 declare module 'fastify' {

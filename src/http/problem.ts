@@ -5,8 +5,8 @@
  * or token can reach a response body.
  */
 import { AuthenticationError, AuthenticationUnavailableError } from '../authz/errors.js';
-import { EnvelopeError } from '../envelope/errors.js';
-import { KmsBudgetExceededError } from '../envelope/kms-budget.js';
+import { EnvelopeError } from '../format/errors.js';
+import { KmsBudgetExceededError } from '../admission/kms-budget.js';
 import { CircuitOpenError } from '../kms/circuit-breaker.js';
 import { isKmsError } from '../kms/errors.js';
 import { AuditWriteError } from '../audit/errors.js';

@@ -4,7 +4,7 @@
  * leaves rotation, and comes back on its own once memory is below its low-water mark). The KMS probe is cached for a few seconds so a busy load balancer cannot turn
  * health checks into a KMS load of their own.
  */
-import type { AuditSink } from './audit-event.js';
+import type { AuditSink } from '../audit/sink.js';
 import type { KeyProvider } from '../kms/provider.js';
 
 export interface ReadinessReport {

@@ -5,7 +5,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { titleOf, type ProblemDescription } from './problem.js';
-import type { Problem } from './schemas.js';
+import type { Problem } from './schemas/schemas.js';
 
 export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
 

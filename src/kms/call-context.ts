@@ -12,3 +12,28 @@ export interface KmsCallContext {
   inTurn<T>(send: () => Promise<T>): Promise<T>;
   add(requestId: string | undefined): void;
 }
+
+/** What a request charges its KMS calls to. */
+export interface KmsPayer {
+  /** Takes one token for `operation`, or throws KmsBudgetExceededError. */
+  charge(operation: KmsOperation): void;
+  /** Sends one KMS call when this principal has a call slot free. */
+  inTurn<T>(send: () => Promise<T>): Promise<T>;
+}
+
+/** One payer's bucket as the admin API shows it. */
+export interface KmsBudgetUsage {
+  principal: string;
+  tokens: number;
+  burst: number;
+  perSecond: number;
+}
+
+/**
+ * Who pays for KMS calls, by payer key (a tenant, or a principal without one). Implemented by
+ * the admission layer's budgets (src/admission/kms-budget.ts); the operations see only this.
+ */
+export interface KmsPayers {
+  payerFor(payerKey: string): KmsPayer;
+  usage(): KmsBudgetUsage[];
+}

@@ -19,7 +19,7 @@
  *   everyone's, while throttling is provoked by whoever sends the most calls: counting it
  *   would let one principal's burst turn into 503s for every principal's cold requests for a
  *   whole cooldown. Throttled calls fail on their own (503 KmsThrottled, Retry-After 1, after
- *   the SDK's backoff), and per-principal KMS budgets (envelope/kms-budget.ts) keep any one
+ *   the SDK's backoff), and per-principal KMS budgets (admission/kms-budget.ts) keep any one
  *   principal from provoking throttling in the first place;
  * - neither: anything that is not a KmsError (a bug in our code says nothing about KMS).
  *

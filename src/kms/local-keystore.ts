@@ -10,7 +10,7 @@
  *     "signingKey"?: { "keyId": <uuid>, "keySpec": "ECC_NIST_P256",
  *                      "privateKey": <base64 PKCS#8 DER>, "creationDate": <ISO 8601> } }
  *
- * `signingKey` signs the audit checkpoints (src/kms/signer-local.ts). Keystores written before
+ * `signingKey` signs the audit checkpoints (src/audit/signer-local.ts). Keystores written before
  * it existed have none: it is added on first use, by the same atomic save. A save never drops
  * it: whoever saves without knowing it (the provider's admin methods) carries over the one in
  * the file being replaced.

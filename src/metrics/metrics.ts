@@ -4,7 +4,7 @@
  * (docs/OPERATIONS.md says what each means and what to alert on).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CacheKind, CacheObserver, EvictionReason } from '../envelope/data-key-cache.js';
+import type { CacheKind, CacheObserver, EvictionReason } from '../keys/data-key-cache.js';
 
 /** What the policy gauges show of the policy in force (a PolicySnapshot has both). */
 export interface LoadedPolicyInfo {

@@ -1,6 +1,6 @@
 /** The two checks on an encryption context a caller sends: its size, and its match with a stored one. */
-import { contextProblem, sameContext, toContext } from '../envelope/context.js';
-import { EnvelopeError } from '../envelope/errors.js';
+import { contextProblem, sameContext, toContext } from '../format/context.js';
+import { EnvelopeError } from '../format/errors.js';
 import type { EncryptionContext } from '../kms/provider.js';
 import { ProblemError } from './errors.js';
 

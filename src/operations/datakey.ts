@@ -2,7 +2,7 @@
  * Data key: a fresh data key for callers that encrypt client-side. Wrapped only by default;
  * the plaintext key only for principals granted `datakey:plaintext`.
  */
-import type { IssuedDataKey } from '../envelope/service.js';
+import type { IssuedDataKey } from '../keys/envelope-service.js';
 import { withFacts, type Outcome, type Caller, type OperationDeps } from './operation.js';
 import { validContext } from './context.js';
 

@@ -3,8 +3,8 @@
  * caller claims), check the caller's expected context if given, and open the payload. Shared
  * by /v1/decrypt, its binary form and batch items.
  */
-import type { ParsedEnvelope } from '../envelope/format.js';
-import type { DecryptResult, EnvelopeService } from '../envelope/service.js';
+import type { ParsedEnvelope } from '../format/format.js';
+import type { DecryptResult, EnvelopeService } from '../keys/envelope-service.js';
 import { withFacts, type Outcome, type Caller, type OperationDeps } from './operation.js';
 import { assertExpectedContext, validContext } from './context.js';
 

@@ -2,8 +2,8 @@
  * Encrypt: authorize the caller on the key it names and the context it gives, then seal the
  * payload under a (cached) data key. Shared by /v1/encrypt, its binary form and batch items.
  */
-import { toCiphertextString } from '../envelope/format.js';
-import type { EnvelopeResult } from '../envelope/service.js';
+import { toCiphertextString } from '../format/format.js';
+import type { EnvelopeResult } from '../keys/envelope-service.js';
 import { withFacts, type AuditFacts, type Outcome, type Caller, type OperationDeps } from './operation.js';
 import { validContext } from './context.js';
 

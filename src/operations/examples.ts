@@ -1,14 +1,14 @@
 /**
  * The ciphertexts of the OpenAPI document's examples, made by this instance under its
- * DEFAULT_KEY_ID (http/live-examples.ts swaps them into the served document). Not a caller's
+ * DEFAULT_KEY_ID (http/openapi/live-examples.ts swaps them into the served document). Not a caller's
  * operation: no policy is asked and nothing is audited, since no caller asked for them; only the
  * published example plaintexts are encrypted, so they carry nothing secret.
  */
-import { toContext } from '../envelope/context.js';
-import { toCiphertextString } from '../envelope/format.js';
-import { KmsTrace } from '../envelope/kms-trace.js';
-import { StreamSealer } from '../envelope/stream-crypto.js';
-import { toStreamText } from '../envelope/stream-text-form.js';
+import { toContext } from '../format/context.js';
+import { toCiphertextString } from '../format/format.js';
+import { KmsTrace } from '../keys/kms-trace.js';
+import { StreamSealer } from '../format/stream-crypto.js';
+import { toStreamText } from '../format/stream-text-form.js';
 import type { OperationDeps } from './operation.js';
 
 export interface ExampleMessage {

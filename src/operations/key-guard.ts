@@ -8,8 +8,8 @@
  */
 import type { Policy } from '../authz/policy.js';
 import type { Operation, Principal } from '../authz/principal.js';
-import { assertUsable, type KeyDirectory } from '../kms/key-directory.js';
-import type { KmsTrace } from '../envelope/kms-trace.js';
+import { assertUsable, type KeyDirectory } from '../keys/key-directory.js';
+import type { KmsTrace } from '../keys/kms-trace.js';
 import { isKmsError } from '../kms/errors.js';
 import type { EncryptionContext, KeyDescription } from '../kms/provider.js';
 import { AccessDeniedError, ProblemError } from './errors.js';

@@ -8,10 +8,10 @@ import type { BatchItemOutcome, RequestParameters, ResponseElements, StreamAudit
 import type { Policy } from '../authz/policy.js';
 import type { Principal } from '../authz/principal.js';
 import { tenantKey } from '../authz/principal-key.js';
-import type { KeyDirectory } from '../kms/key-directory.js';
-import type { KmsBudgets } from '../envelope/kms-budget.js';
-import { KmsTrace } from '../envelope/kms-trace.js';
-import type { DataKeyReport, EnvelopeService } from '../envelope/service.js';
+import type { KeyDirectory } from '../keys/key-directory.js';
+import type { KmsPayers } from '../kms/call-context.js';
+import { KmsTrace } from '../keys/kms-trace.js';
+import type { DataKeyReport, EnvelopeService } from '../keys/envelope-service.js';
 import { AccessDeniedError } from './errors.js';
 import type { KeyGuard } from './key-guard.js';
 
@@ -31,7 +31,7 @@ export interface OperationDeps {
   envelope: EnvelopeService;
   directory: KeyDirectory;
   /** Per-principal KMS budgets and turns: every caller's KMS calls are billed here. */
-  budgets: KmsBudgets;
+  budgets: KmsPayers;
   defaultKeyId: string;
 }
 

@@ -5,7 +5,7 @@
  * context) and the destination key, and a rule granting the source must accept that
  * destination (its `rewrapTo`, or by default a key the caller may encrypt to).
  */
-import type { RewrapResult } from '../envelope/service.js';
+import type { RewrapResult } from '../keys/envelope-service.js';
 import { withFacts, type Outcome, type Caller, type OperationDeps } from './operation.js';
 import { assertExpectedContext, validContext } from './context.js';
 import { AccessDeniedError } from './errors.js';

@@ -5,8 +5,8 @@ import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import { GENESIS_HASH } from '../../src/audit/chain.js';
-import { dataKeyIdOf as dataKeyId } from '../../src/envelope/data-key-cache.js';
-import { verifyAuditLog } from '../../src/audit/verify.js';
+import { dataKeyIdOf as dataKeyId } from '../../src/keys/data-key-cache.js';
+import { verifyAuditLog } from '../../src/verifier/verify.js';
 import { AUTH, buildTestApp } from '../helpers/app.js';
 import { parseLines, readLines, sampleInput, tempDir, writeEvents } from './helpers.js';
 

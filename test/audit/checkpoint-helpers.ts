@@ -3,11 +3,11 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditLog } from '../../src/audit/audit-log.js';
-import type { AuditSigner } from '../../src/kms/signer.js';
+import type { AuditSigner } from '../../src/audit/signer.js';
 import { Checkpointer } from '../../src/audit/checkpointer.js';
-import { main } from '../../src/audit/verify-cli.js';
+import { main } from '../../src/cli/audit-verify.js';
 import { LocalKeyProvider } from '../../src/kms/local.js';
-import { LocalAuditSigner } from '../../src/kms/signer-local.js';
+import { LocalAuditSigner } from '../../src/audit/signer-local.js';
 import { sampleInput } from './helpers.js';
 
 /** A local keystore (created by the provider, as at first start) and its signing key. */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import { Checkpointer } from '../../src/audit/checkpointer.js';
-import { AwsAuditSigner } from '../../src/kms/signer-aws.js';
+import { AwsAuditSigner } from '../../src/audit/signer-aws.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { findLocalKmsBinary, LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, localKmsSettings, startLocalKms, type LocalKmsInstance } from '../helpers/local-kms.js';
 import { isCheckpoint, runVerify, writeSignedLog } from './checkpoint-helpers.js';

@@ -223,7 +223,7 @@ describe('checkpoint schedule and restarts', () => {
     const { signer, publicKeyPath } = await localSigner(dir);
     const path = join(dir, 'audit.log');
     await writeSignedLog(path, { signer, events: 4, everyEvents: 100 });
-    // Second process, as deps.ts starts it: resumes from the checkpoint the file ends with.
+    // Second process, as the composition root starts it: resumes from the checkpoint the file ends with.
     const resumeFrom = readTrailingCheckpoint(path);
     expect(resumeFrom).toBeDefined();
     let checkpointer: Checkpointer | undefined;

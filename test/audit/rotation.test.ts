@@ -10,8 +10,8 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import { AuditWriteError } from '../../src/audit/errors.js';
-import { main } from '../../src/audit/verify-cli.js';
-import { verifyAuditLogs } from '../../src/audit/verify.js';
+import { main } from '../../src/cli/audit-verify.js';
+import { verifyAuditLogs } from '../../src/verifier/verify.js';
 import { parseLines, readLines, sampleInput, tempDir, writeEvents } from './helpers.js';
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');

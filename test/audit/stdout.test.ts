@@ -3,13 +3,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GENESIS_HASH } from '../../src/audit/chain.js';
-import { verifyAuditLog } from '../../src/audit/verify.js';
+import { verifyAuditLog } from '../../src/verifier/verify.js';
 import { tempDir } from './helpers.js';
 
 /** A child process that writes `count` events with AUDIT_LOG=stdout. */
 function runWriter(count: number): string {
   const script = `
-    import { AuditLog } from './src/audit/index.js';
+    import { AuditLog } from './src/audit/audit-log.js';
     const log = AuditLog.open({ destination: 'stdout' });
     for (let i = 0; i < ${count}; i++) log.write({
       eventName: 'ListKeys', userIdentity: { type: 'anonymous', principalId: 'anonymous' },

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import { AuditWriteError } from '../../src/audit/errors.js';
-import { verifyAuditLog } from '../../src/audit/verify.js';
+import { verifyAuditLog } from '../../src/verifier/verify.js';
 import { parseLines, readLines, sampleInput, tempDir } from './helpers.js';
 
 const faults = vi.hoisted(() => ({

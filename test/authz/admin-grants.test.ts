@@ -3,7 +3,9 @@
  * with line and column otherwise; decided without a key; never listed as grants on keys.
  */
 import { describe, expect, it } from 'vitest';
-import { Policy, PolicyError, validatePolicyText } from '../../src/authz/index.js';
+import { Policy } from '../../src/authz/policy.js';
+import { PolicyError } from '../../src/authz/errors.js';
+import { validatePolicyText } from '../../src/authz/policy-validate.js';
 import { devPolicy } from '../../src/authz/policy.js';
 import type { Principal } from '../../src/authz/principal.js';
 

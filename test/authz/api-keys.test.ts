@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { AuthenticationError, createAuthenticator, createDevAuthenticator, type Authenticator } from '../../src/authz/index.js';
+import { AuthenticationError } from '../../src/authz/errors.js';
+import { createAuthenticator, createDevAuthenticator, type Authenticator } from '../../src/authz/authenticator.js';
 import { bearerToken, looksLikeJwt } from '../../src/authz/bearer.js';
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');

@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PolicyError, loadPolicyFile, operationsForKey, type DecisionRequest, type Principal } from '../../src/authz/index.js';
+import { PolicyError } from '../../src/authz/errors.js';
+import { loadPolicyFile } from '../../src/authz/policy-load.js';
+import { operationsForKey, type DecisionRequest } from '../../src/authz/policy.js';
+import { type Principal } from '../../src/authz/principal.js';
 
 const HASH = 'b'.repeat(64);
 const apiKey: Principal = { id: 'billing', authMethod: 'api-key', claims: {} };

@@ -6,7 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadPolicyFile, operationsForKey, type DecisionRequest, type LoadedPolicy } from '../../src/authz/index.js';
+import { loadPolicyFile, type LoadedPolicy } from '../../src/authz/policy-load.js';
+import { operationsForKey, type DecisionRequest } from '../../src/authz/policy.js';
 import type { Principal } from '../../src/authz/principal.js';
 
 const examplePath = fileURLToPath(new URL('../../examples/policy.yaml', import.meta.url));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEV_PRINCIPAL_ID, Policy, devPolicy, operationsForKey } from '../../src/authz/index.js';
+import { DEV_PRINCIPAL_ID, Policy, devPolicy, operationsForKey } from '../../src/authz/policy.js';
 import { DATA_OPERATIONS, OPERATIONS, type Principal } from '../../src/authz/principal.js';
 
 const dev: Principal = { id: DEV_PRINCIPAL_ID, authMethod: 'dev-token', claims: {} };

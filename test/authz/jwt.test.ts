@@ -9,13 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  AuthenticationError,
-  AuthenticationUnavailableError,
-  PolicyError,
-  loadPolicyFile,
-  type Authenticator,
-} from '../../src/authz/index.js';
+import { AuthenticationError, AuthenticationUnavailableError, PolicyError } from '../../src/authz/errors.js';
+import { loadPolicyFile } from '../../src/authz/policy-load.js';
+import { type Authenticator } from '../../src/authz/authenticator.js';
 
 const ISSUER = 'https://kubernetes.default.svc.cluster.local';
 const AUDIENCE = 'envelope-service';

@@ -4,7 +4,7 @@
  * is the one the operation would give), and "yes" whenever some rule might.
  */
 import { describe, expect, it } from 'vitest';
-import { Policy } from '../../src/authz/index.js';
+import { Policy } from '../../src/authz/policy.js';
 import type { Principal } from '../../src/authz/principal.js';
 
 const apiKey = (id: string, claims: Record<string, unknown> = {}): Principal => ({ id, authMethod: 'api-key', claims });

@@ -6,7 +6,8 @@
  */
 import * as yaml from 'yaml';
 import { describe, expect, it, vi } from 'vitest';
-import { PolicyError, validatePolicyText } from '../../src/authz/index.js';
+import { PolicyError } from '../../src/authz/errors.js';
+import { validatePolicyText } from '../../src/authz/policy-validate.js';
 
 vi.mock('yaml', async (importOriginal) => {
   const real = await importOriginal<typeof import('yaml')>();

@@ -4,7 +4,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadPolicyFile, Policy, validatePolicyText, type DecisionRequest } from '../../src/authz/index.js';
+import { loadPolicyFile } from '../../src/authz/policy-load.js';
+import { Policy, type DecisionRequest } from '../../src/authz/policy.js';
+import { validatePolicyText } from '../../src/authz/policy-validate.js';
 import { DATA_OPERATIONS, type Principal } from '../../src/authz/principal.js';
 
 const fixture = fileURLToPath(new URL('../fixtures/policy/matrix.yaml', import.meta.url));

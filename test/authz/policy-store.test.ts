@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AuthenticationError, PolicyError, PolicyStore, type PolicyLogger } from '../../src/authz/index.js';
+import { AuthenticationError, PolicyError } from '../../src/authz/errors.js';
+import { PolicyStore, type PolicyLogger } from '../../src/authz/store.js';
 
 // sha256("token-svc-a")
 const HASH_A = '851372898679580a83967f89b61d7a2fb4bf038971f787e7d30aa2edfd245475';

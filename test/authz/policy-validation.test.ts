@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PolicyError, loadPolicyFile, validatePolicyText } from '../../src/authz/index.js';
+import { PolicyError } from '../../src/authz/errors.js';
+import { loadPolicyFile } from '../../src/authz/policy-load.js';
+import { validatePolicyText } from '../../src/authz/policy-validate.js';
 
 const HASH = 'a'.repeat(64);
 const header = ['version: 1', 'authentication:', '  apiKeys:', '    - name: svc', `      sha256: "${HASH}"`];

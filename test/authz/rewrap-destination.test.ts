@@ -4,7 +4,10 @@
  * patterns or, without them, as "a key the caller may encrypt to with the stored context".
  */
 import { describe, expect, it } from 'vitest';
-import { Policy, PolicyError, validatePolicyText, type Principal } from '../../src/authz/index.js';
+import { Policy } from '../../src/authz/policy.js';
+import { PolicyError } from '../../src/authz/errors.js';
+import { validatePolicyText } from '../../src/authz/policy-validate.js';
+import { type Principal } from '../../src/authz/principal.js';
 
 const ops: Principal = { id: 'ops', authMethod: 'api-key', claims: {} };
 const svcA: Principal = { id: 'svc-a', authMethod: 'api-key', claims: { tenant: 'tenant-a' } };

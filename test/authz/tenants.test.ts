@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadPolicyFile, principalKey, tenantKey, type LoadedPolicy } from '../../src/authz/index.js';
+import { loadPolicyFile, type LoadedPolicy } from '../../src/authz/policy-load.js';
+import { principalKey, tenantKey } from '../../src/authz/principal-key.js';
 
 const sha = (token: string) => createHash('sha256').update(token).digest('hex');
 let dir: string;

@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EnvelopeError } from '../../src/envelope/errors.js';
+import { EnvelopeError } from '../../src/format/errors.js';
 import {
   CIPHERTEXT_PREFIX,
   encodeEnvelopePrefix,
@@ -19,8 +19,8 @@ import {
   parseEnvelope,
   toCiphertextString,
   type ParsedEnvelope,
-} from '../../src/envelope/format.js';
-import { openMessage, sealMessage } from '../../src/envelope/message-crypto.js';
+} from '../../src/format/format.js';
+import { openMessage, sealMessage } from '../../src/format/message-crypto.js';
 import { seeded, testSeed } from '../helpers/seed.js';
 
 const SEED = testSeed('test/fuzz/ciphertext-parser.test.ts');

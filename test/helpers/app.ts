@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from '../../src/app.js';
-import type { AuditLog } from '../../src/audit/index.js';
+import type { AuditLog } from '../../src/audit/audit-log.js';
 import { PolicyStore } from '../../src/authz/store.js';
 import { compose, type Service } from '../../src/compose.js';
 import { loadConfig, type Config } from '../../src/config.js';
@@ -79,7 +79,7 @@ export async function buildTestService(options: TestAppOptions = {}): Promise<Te
     LOG_LEVEL: 'silent',
     MAX_EVENT_LOOP_DELAY_MS: '0',
     // 429s answered at once: suites that provoke hundreds of them would otherwise wait a second
-    // for each. Holding has its own suite (test/http/refusal-hold.test.ts).
+    // for each. Holding has its own suite (test/admission/refusal-hold.test.ts).
     REFUSAL_HOLD_MAX_MS: '0',
     ...(kind === 'aws' ? { KMS_PROVIDER: 'aws', KMS_ENDPOINT: endpoint!, AWS_REGION: 'eu-west-2', POLICY_FILE: options.policyFile ?? 'unused' } : {}),
     ...(options.policyFile ? { POLICY_FILE: options.policyFile } : {}),

@@ -10,7 +10,7 @@
  * unwrap) for 6 first bytes in 256: a flaky test that says nothing about the service.
  */
 import { randomBytes } from 'node:crypto';
-import { encodeRewrapped, parseCiphertext, toCiphertextString } from '../../src/envelope/format.js';
+import { encodeRewrapped, parseCiphertext, toCiphertextString } from '../../src/format/format.js';
 
 export function forgedCiphertext(genuineCiphertext: string): string {
   const genuine = parseCiphertext(genuineCiphertext);

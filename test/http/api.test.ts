@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCiphertext } from '../../src/envelope/format.js';
+import { parseCiphertext } from '../../src/format/format.js';
 import { LocalKeyProvider } from '../../src/kms/local.js';
 import { AUTH, buildTestApp, describeProviders, type TestApp } from '../helpers/app.js';
 

@@ -4,7 +4,7 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyAuditLog } from '../../src/audit/verify.js';
+import { verifyAuditLog } from '../../src/verifier/verify.js';
 import { captureAppLog } from '../helpers/app-log-capture.js';
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js';
 
@@ -20,7 +20,7 @@ describe('one audit event per request, for every endpoint', () => {
   afterAll(async () => t?.close());
 
   // The 401s fail for distinct reasons: repeats of one reason from one address within a window
-  // are counted into a summary event instead (test/http/auth-failure-flood.test.ts).
+  // are counted into a summary event instead (test/admission/auth-failure-flood.test.ts).
   const cases: { name: string; method: 'get' | 'post'; path: string; body?: () => any; auth?: boolean; badAuth?: string; status: number; eventName: string }[] = [
     { name: 'encrypt ok', method: 'post', path: '/v1/encrypt', body: () => ({ plaintext: 'aGk=' }), status: 200, eventName: 'Encrypt' },
     { name: 'encrypt 401', method: 'post', path: '/v1/encrypt', body: () => ({ plaintext: 'aGk=' }), auth: false, status: 401, eventName: 'Encrypt' },

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONTEXT_HEADER_PATTERN, formatContextHeader, headerSafe, parseContextHeader } from '../../src/http/binary-headers.js';
+import { CONTEXT_HEADER_PATTERN, formatContextHeader, headerSafe, parseContextHeader } from '../../src/http/schemas/binary-headers.js';
 import { LocalKeyProvider } from '../../src/kms/local.js';
 import { AUTH, buildTestApp, describeProviders, type TestApp } from '../helpers/app.js';
 

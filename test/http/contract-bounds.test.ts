@@ -16,7 +16,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { formatContextHeader } from '../../src/http/binary-headers.js';
+import { formatContextHeader } from '../../src/http/schemas/binary-headers.js';
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js';
 import { seeded, testSeed } from '../helpers/seed.js';
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KeystoreError, LocalKeyProvider } from '../../src/kms/local.js';
-import { LocalAuditSigner } from '../../src/kms/signer-local.js';
+import { LocalAuditSigner } from '../../src/audit/signer-local.js';
 
 let dir: string;
 beforeEach(() => {

@@ -9,7 +9,7 @@ import request from 'supertest';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPENAPI_PATH } from '../../scripts/generate-openapi.js';
-import { EXAMPLE_CIPHERTEXT, EXAMPLE_CIPHERTEXT_BOUND, EXAMPLE_KEY_ARN, EXAMPLE_STREAM_CIPHERTEXT } from '../../src/http/schemas.js';
+import { EXAMPLE_CIPHERTEXT, EXAMPLE_CIPHERTEXT_BOUND, EXAMPLE_KEY_ARN, EXAMPLE_STREAM_CIPHERTEXT } from '../../src/http/schemas/schemas.js';
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js';
 import { skipWithoutLocalKms } from '../helpers/local-kms.js';
 

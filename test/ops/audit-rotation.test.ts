@@ -68,7 +68,7 @@ async function waitFor(condition: () => boolean, what: string): Promise<void> {
 }
 
 function verify(...files: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/audit/verify-cli.ts', ...files], {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/audit-verify.ts', ...files], {
     cwd: REPO_ROOT,
     encoding: 'utf8',
     timeout: 20_000,

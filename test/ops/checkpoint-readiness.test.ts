@@ -14,7 +14,7 @@ import { Checkpointer } from '../../src/audit/checkpointer.js';
 import { checkpointHealth, createAuditSigner } from '../../src/checkpoints.js';
 import { compose } from '../../src/compose.js';
 import { loadConfig } from '../../src/config.js';
-import { AwsAuditSigner } from '../../src/kms/signer-aws.js';
+import { AwsAuditSigner } from '../../src/audit/signer-aws.js';
 import { AUTH } from '../helpers/app.js';
 import { LOCAL_KMS_CREDENTIALS, localKmsSettings } from '../helpers/local-kms.js';
 

@@ -94,7 +94,7 @@ describe('.dockerignore', () => {
     expect(sources.length).toBeGreaterThan(0);
     for (const source of sources) expect(isIgnored(source, rules), `${source} is excluded`).toBe(false);
     expect(isIgnored('src/server.ts', rules)).toBe(false);
-    expect(isIgnored('src/audit/verify-cli.ts', rules)).toBe(false);
+    expect(isIgnored('src/cli/audit-verify.ts', rules)).toBe(false);
   });
 
   it('keeps out dependencies, build output, local state, secrets, VCS data and test results', () => {

@@ -1,6 +1,6 @@
 /**
  * Memory shedding (MAX_MEMORY_USED_BYTES, MAX_HEAP_USED_BYTES, MAX_RSS_BYTES as a last resort;
- * http/memory-pressure.ts, polled by @fastify/under-pressure): above a mark API requests are
+ * admission/memory-pressure.ts, polled by @fastify/under-pressure): above a mark API requests are
  * refused with 503 + Retry-After right after authentication, before KMS sees them, audited
  * against their principal; /readyz answers 503 meanwhile while /healthz and /metrics keep
  * answering. The marks here are set below what any process uses, so the pressure is real, not
@@ -10,7 +10,7 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { memoryLimits } from '../../src/http/memory-limits.js';
+import { memoryLimits } from '../../src/admission/memory-limits.js';
 import { AUTH, buildTestApp, countingProvider } from '../helpers/app.js';
 
 declare module 'fastify' {

@@ -28,7 +28,7 @@ import {
   EncryptBatchResponse,
   type DecryptBody as DecryptItem,
   type EncryptBody as EncryptItem,
-} from '../schemas.js';
+} from '../schemas/schemas.js';
 import { COMMON_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 import { decryptJson } from './decrypt.js';
 import { encryptJson } from './encrypt.js';

@@ -24,11 +24,11 @@ import {
   contextHeaderOf,
   headerSafe,
   parseContextHeader,
-} from '../binary-headers.js';
-import { EXAMPLE_CIPHERTEXT, KeyId, PASTE_HINT } from '../schemas.js';
+} from '../schemas/binary-headers.js';
+import { EXAMPLE_CIPHERTEXT, KeyId, PASTE_HINT } from '../schemas/schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 import { ProblemError } from '../problem.js';
-import { AadHeader, ContextHeader, OCTET_STREAM, octetBody, octetResponse } from '../octet-stream-schemas.js';
+import { AadHeader, ContextHeader, OCTET_STREAM, octetBody, octetResponse } from '../schemas/octet-stream-schemas.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

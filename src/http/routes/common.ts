@@ -5,12 +5,12 @@
 import { Type } from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../../config.js';
-import type { AuditSink } from '../audit-event.js';
+import type { AuditSink } from '../../audit/sink.js';
 import type { AdminDeps } from '../../operations/admin/admin.js';
 import { newCaller, type Caller, type OperationDeps } from '../../operations/operation.js';
-import type { RequestTurns } from '../in-flight-limit.js';
-import type { RefusalSummaries } from '../refusal-summaries.js';
-import type { RequestBufferBudget } from '../request-buffer-budget.js';
+import type { RequestTurns } from '../../admission/in-flight-limit.js';
+import type { RefusalSummaries } from '../../admission/refusal-summaries.js';
+import type { RequestBufferBudget } from '../../admission/request-buffer-budget.js';
 import { titleOf } from '../problem.js';
 import { PROBLEM_MEDIA_TYPE } from '../send-problem.js';
 

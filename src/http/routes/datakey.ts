@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { issueDataKey } from '../../operations/datakey.js';
 import { recordOutcome } from '../audit-trail.js';
-import { DATAKEY_EXAMPLES, DataKeyBody, DataKeyResponse } from '../schemas.js';
+import { DATAKEY_EXAMPLES, DataKeyBody, DataKeyResponse } from '../schemas/schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 
 export function registerDataKey(scope: FastifyInstance, deps: V1Deps): void {

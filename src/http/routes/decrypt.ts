@@ -5,7 +5,7 @@ import { decrypt } from '../../operations/decrypt.js';
 import type { Caller, OperationDeps, Outcome } from '../../operations/operation.js';
 import type { EncryptionContext } from '../../operations/context.js';
 import { recordOutcome } from '../audit-trail.js';
-import { DECRYPT_EXAMPLES, DecryptBody, DecryptResponse } from '../schemas.js';
+import { DECRYPT_EXAMPLES, DecryptBody, DecryptResponse } from '../schemas/schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 
 export function registerDecrypt(scope: FastifyInstance, deps: V1Deps): void {

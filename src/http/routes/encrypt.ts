@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { encrypt } from '../../operations/encrypt.js';
 import type { Caller, OperationDeps, Outcome } from '../../operations/operation.js';
 import { recordOutcome } from '../audit-trail.js';
-import { ENCRYPT_EXAMPLES, EncryptBody, EncryptResponse } from '../schemas.js';
+import { ENCRYPT_EXAMPLES, EncryptBody, EncryptResponse } from '../schemas/schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 
 export function registerEncrypt(scope: FastifyInstance, deps: V1Deps): void {

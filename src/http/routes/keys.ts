@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { listKeys } from '../../operations/keys.js';
 import { recordOutcome } from '../audit-trail.js';
-import { KeysResponse } from '../schemas.js';
+import { KeysResponse } from '../schemas/schemas.js';
 import { COMMON_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 
 export function registerKeys(scope: FastifyInstance, deps: V1Deps): void {

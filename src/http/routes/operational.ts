@@ -9,8 +9,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config.js';
 import type { ServiceMetrics } from '../../metrics/metrics.js';
 import type { Readiness } from '../readiness.js';
-import { Health, Readiness as ReadinessSchema } from '../schemas.js';
-import { NOT_SHED } from '../load-shedding.js';
+import { Health, Readiness as ReadinessSchema } from '../schemas/schemas.js';
+import { NOT_SHED } from '../../admission/load-shedding.js';
 import { INTERNAL_ERROR } from './common.js';
 
 export interface OperationalDeps {

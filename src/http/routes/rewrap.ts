@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { rewrap } from '../../operations/rewrap.js';
 import { recordOutcome } from '../audit-trail.js';
-import { EncryptResponse, REWRAP_EXAMPLES, RewrapBody } from '../schemas.js';
+import { EncryptResponse, REWRAP_EXAMPLES, RewrapBody } from '../schemas/schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, type V1Deps } from './common.js';
 
 export function registerRewrap(scope: FastifyInstance, deps: V1Deps): void {

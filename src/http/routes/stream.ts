@@ -20,11 +20,11 @@ import {
   KEY_ID_HEADER,
   contextHeaderOf,
   parseContextHeader,
-} from '../binary-headers.js';
+} from '../schemas/binary-headers.js';
 import { ProblemError } from '../problem.js';
-import { AadHeader, ContextHeader, OCTET_STREAM, octetBody, octetResponse } from '../octet-stream-schemas.js';
-import { StreamTransport } from '../stream-transport.js';
-import { EXAMPLE_STREAM_CIPHERTEXT, KeyId, PASTE_STREAM_HINT } from '../schemas.js';
+import { AadHeader, ContextHeader, OCTET_STREAM, octetBody, octetResponse } from '../schemas/octet-stream-schemas.js';
+import { StreamTransport } from '../streams/stream-transport.js';
+import { EXAMPLE_STREAM_CIPHERTEXT, KeyId, PASTE_STREAM_HINT } from '../schemas/schemas.js';
 import { COMMON_ERRORS, KEY_ERRORS, OPEN_ERRORS, SECURITY, callerOf, problem, type V1Deps } from './common.js';
 
 const EncryptHeaders = Type.Object({

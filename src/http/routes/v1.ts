@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { principalKey } from '../../authz/principal-key.js';
-import { registerAdminRoutes } from './admin/index.js';
+import { registerAdminRoutes } from './admin/register.js';
 import { registerBatch } from './batch.js';
 import { registerBinary } from './binary.js';
 import type { V1Deps } from './common.js';
@@ -16,7 +16,7 @@ import { registerEncrypt } from './encrypt.js';
 import { registerKeys } from './keys.js';
 import { registerRewrap } from './rewrap.js';
 import { registerStream } from './stream.js';
-import { registerOperationGate } from '../operation-gate.js';
+import { registerOperationGate } from '../../admission/operation-gate.js';
 import { ProblemError } from '../problem.js';
 
 export async function registerV1Routes(scope: FastifyInstance, deps: V1Deps): Promise<void> {

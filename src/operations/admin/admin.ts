@@ -6,11 +6,11 @@
  */
 import type { AdminOperation } from '../../authz/principal.js';
 import type { PolicyStore } from '../../authz/store.js';
-import type { KmsBudgets } from '../../envelope/kms-budget.js';
-import type { EnvelopeService } from '../../envelope/service.js';
+import type { KmsPayers } from '../../kms/call-context.js';
+import type { EnvelopeService } from '../../keys/envelope-service.js';
 import type { KmsCallStats } from '../../kms/call-stats.js';
 import type { CircuitBreaker } from '../../kms/circuit-breaker.js';
-import type { KeyDirectory } from '../../kms/key-directory.js';
+import type { KeyDirectory } from '../../keys/key-directory.js';
 import { AccessDeniedError } from '../errors.js';
 import type { AuditFacts, Caller } from '../operation.js';
 
@@ -20,7 +20,7 @@ export interface AdminDeps {
   policy: PolicyStore;
   circuit: CircuitBreaker;
   kmsCalls: KmsCallStats;
-  budgets: KmsBudgets;
+  budgets: KmsPayers;
   kms: { provider: string; region: string | undefined; breakerFailures: number; breakerCooldownMs: number };
 }
 

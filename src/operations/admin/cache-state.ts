@@ -3,7 +3,7 @@
  * operator needs in an incident. Never a key, never a context value: contexts are counted only
  * (a context can hold tenant or customer identifiers, and admin:read is not a grant on them).
  */
-import type { CacheView } from '../../envelope/service.js';
+import type { CacheView } from '../../keys/envelope-service.js';
 import { withFacts } from '../operation.js';
 import { authorizeAdmin, type AdminCaller, type AdminDeps } from './admin.js';
 

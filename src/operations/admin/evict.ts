@@ -3,7 +3,7 @@
  * both, or all of them, in this replica's encrypt and decrypt caches. The next request for a
  * dropped partition goes to KMS. The first move when a data key or a KMS key is suspected.
  */
-import type { EvictionSelector } from '../../envelope/service.js';
+import type { EvictionSelector } from '../../keys/envelope-service.js';
 import { ProblemError } from '../errors.js';
 import { validContext } from '../context.js';
 import { withFacts } from '../operation.js';

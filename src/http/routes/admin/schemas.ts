@@ -1,6 +1,6 @@
 /** TypeBox schemas of the admin API (/v1/admin/...): request bodies and responses. */
 import { Type, type Static } from 'typebox';
-import { EncryptionContextSchema, KeyId } from '../../schemas.js';
+import { EncryptionContextSchema, KeyId } from '../../schemas/schemas.js';
 
 const Count = (description: string) => Type.Integer({ minimum: 0, description });
 const Ms = (description: string) => Type.Number({ minimum: 0, description });

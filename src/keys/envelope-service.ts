@@ -1,0 +1,344 @@
+/**
+ * The envelope service: encrypt, decrypt, rewrap and data-key issue, with KMS data keys served
+ * from the cache. It knows nothing of HTTP or policy; callers authorize first and pass the key
+ * ARN they authorized.
+ */
+import { canonicalContextKey } from '../format/context.js';
+import {
+  CachedDataKey,
+  DataKeyCache,
+  dataKeyIdOf,
+  type CacheEntryView,
+  type CacheKind,
+  type CacheLimits,
+  type CacheRequester,
+  type DataKeyMaterial,
+  type KeyUse,
+} from './data-key-cache.js';
+import { FailedUnwraps } from './failed-unwraps.js';
+import {
+  encodeEnvelopePrefix,
+  encodeRewrapped,
+  parseCiphertext,
+  parseEnvelope,
+  toCiphertextString,
+  type EnvelopePrefix,
+  type ParsedEnvelope,
+} from '../format/format.js';
+import type { KmsTrace } from './kms-trace.js';
+import { openMessage, sealMessage } from '../format/message-crypto.js';
+import { deriveStreamKeyMaterial, newMessageId, streamKeyFor } from '../format/stream-crypto.js';
+import { DEFAULT_SEGMENT_SIZE, encodeStreamHeader, type StreamHeader } from '../format/stream-format.js';
+import type { EncryptionContext, KeyProvider, KmsOperation } from '../kms/provider.js';
+import { KmsError } from '../kms/errors.js';
+
+/**
+ * How the data key behind one operation was obtained. Its KMS request ids (the audit trail's
+ * CloudTrail link) go to the request's KmsTrace.
+ */
+export interface DataKeyReport {
+  dataKeyId: string;
+  cacheHit: boolean;
+  coalesced: boolean;
+}
+
+export interface EncryptResult {
+  ciphertext: string;
+  keyArn: string;
+  dataKey: DataKeyReport;
+}
+
+export interface EnvelopeResult {
+  /** The binary envelope (the bytes the text form base64url-encodes). */
+  envelope: Buffer;
+  keyArn: string;
+  dataKey: DataKeyReport;
+}
+
+export interface DecryptResult {
+  /** The caller owns this buffer and should zero it once it is sent. */
+  plaintext: Buffer;
+  keyArn: string;
+  context: EncryptionContext;
+  dataKey: DataKeyReport;
+}
+
+export interface RewrapResult {
+  ciphertext: string;
+  keyArn: string;
+  dataKey: DataKeyReport;
+}
+
+export interface IssuedDataKey {
+  keyArn: string;
+  wrappedKey: Buffer;
+  /** Present only when asked for; the caller owns it and must zero it. */
+  plaintextKey?: Buffer;
+  dataKey: DataKeyReport;
+}
+
+/** A stream's key, derived from its data key: the data key itself never leaves the cache. */
+export interface StreamKey {
+  /** The 32-byte stream key; the caller zeroes it. */
+  streamKey: Buffer;
+  keyArn: string;
+  dataKey: DataKeyReport;
+}
+
+export interface SealingStream extends StreamKey {
+  header: Buffer;
+  authenticatedHeader: Buffer;
+  segmentSize: number;
+}
+
+export interface EnvelopeCaches {
+  encrypt: DataKeyCache;
+  decrypt: DataKeyCache;
+}
+
+/** One cache as the admin API sees it: entries without keys; `contextKey` is for counting only. */
+export interface CacheView {
+  kind: CacheKind;
+  limits: Readonly<CacheLimits>;
+  counts: { hits: number; misses: number };
+  entries: Array<CacheEntryView & { contextKey: string }>;
+}
+
+/** Which cached data keys to drop; absent fields match everything. */
+export interface EvictionSelector {
+  /** Every name of the KMS key (its ARN at least). */
+  keyNames?: readonly string[];
+  context?: EncryptionContext;
+}
+
+export class EnvelopeService {
+  private readonly failedUnwraps = new FailedUnwraps();
+
+  constructor(
+    private readonly provider: KeyProvider,
+    private readonly caches: EnvelopeCaches,
+  ) {}
+
+  /** Encrypts to the text form (`ev1:` + base64url), as the JSON API carries it. */
+  async encrypt(keyArn: string, plaintext: Buffer, context: EncryptionContext, aad: Buffer | undefined, trace: KmsTrace): Promise<EncryptResult> {
+    const { envelope, ...rest } = await this.encryptToEnvelope(keyArn, plaintext, context, aad, trace);
+    return { ciphertext: toCiphertextString(envelope), ...rest };
+  }
+
+  /** Encrypts to the binary envelope itself (docs/FORMAT.md), as the binary API carries it. */
+  async encryptToEnvelope(
+    keyArn: string,
+    plaintext: Buffer,
+    context: EncryptionContext,
+    aad: Buffer | undefined,
+    trace: KmsTrace,
+  ): Promise<EnvelopeResult> {
+    const partition = `${keyArn}\u0000${canonicalContextKey(context)}`;
+    const fetch = async (): Promise<DataKeyMaterial> => this.provider.generateDataKey(keyArn, context);
+    return this.caches.encrypt.use(
+      partition,
+      plaintext.length,
+      fetch,
+      (use) => ({
+        envelope: sealMessage(use.entry.plaintextKey, prefixOf(use.entry, context), plaintext, aad),
+        keyArn: use.entry.keyArn,
+        dataKey: report(use, trace),
+      }),
+      requesterOf(trace, 'GenerateDataKey'),
+    );
+  }
+
+  /**
+   * Starts a stream: a fresh message id, its key and commitment from a (cached) data key, and
+   * the header. `bytes` (the declared plaintext size, or more than the cap when unknown) is
+   * charged against the data key's byte cap; a stream larger than the cap gets a key of its own.
+   */
+  async startStream(keyArn: string, context: EncryptionContext, bytes: number, trace: KmsTrace): Promise<SealingStream> {
+    const partition = `${keyArn}\u0000${canonicalContextKey(context)}`;
+    const fetch = async (): Promise<DataKeyMaterial> => this.provider.generateDataKey(keyArn, context);
+    return this.caches.encrypt.use(
+      partition,
+      bytes,
+      fetch,
+      (use) => {
+        const messageId = newMessageId();
+        const material = deriveStreamKeyMaterial(use.entry.plaintextKey, messageId);
+        try {
+          const keyBlock = { keyArn: use.entry.keyArn, wrappedKey: use.entry.wrappedKey };
+          const { header, authenticatedHeader } = encodeStreamHeader(keyBlock, context, messageId, material.subarray(32), DEFAULT_SEGMENT_SIZE);
+          return {
+            header,
+            authenticatedHeader,
+            segmentSize: DEFAULT_SEGMENT_SIZE,
+            streamKey: Buffer.from(material.subarray(0, 32)),
+            keyArn: use.entry.keyArn,
+            dataKey: report(use, trace),
+          };
+        } finally {
+          material.fill(0);
+        }
+      },
+      requesterOf(trace, 'GenerateDataKey'),
+    );
+  }
+
+  /** Unwraps a stream's data key (through the decrypt cache) and checks its commitment. */
+  async openStream(header: StreamHeader, trace: KmsTrace): Promise<StreamKey> {
+    const partition = unwrapPartition(header);
+    this.failedUnwraps.recall(partition);
+    return this.caches.decrypt.use(
+      partition,
+      0,
+      this.unwrapper(partition, header),
+      (use) => ({ streamKey: streamKeyFor(use.entry.plaintextKey, header), keyArn: use.entry.keyArn, dataKey: report(use, trace) }),
+      requesterOf(trace, 'Decrypt'),
+    );
+  }
+
+  /** The cache's fetch for a stored key block: KMS Decrypt, a refusal remembered (failed-unwraps.ts). */
+  private unwrapper(partition: string, stored: { keyArn: string; wrappedKey: Buffer; context: EncryptionContext }): () => Promise<DataKeyMaterial> {
+    return async () => {
+      try {
+        const key = await this.provider.decryptDataKey(stored.wrappedKey, stored.keyArn, stored.context);
+        // Copy: the stored wrappedKey is a view into the request's buffer.
+        return { ...key, wrappedKey: Buffer.from(stored.wrappedKey) };
+      } catch (error) {
+        this.failedUnwraps.remember(partition, error);
+        throw error;
+      }
+    };
+  }
+
+  /** Parses without decrypting, so the caller can authorize on the stored key and context. */
+  parse(ciphertext: string): ParsedEnvelope {
+    return parseCiphertext(ciphertext);
+  }
+
+  /** parse() for the binary envelope; the result's buffers are views into `bytes`. */
+  parseBinary(bytes: Buffer): ParsedEnvelope {
+    return parseEnvelope(bytes);
+  }
+
+  async decrypt(envelope: ParsedEnvelope, aad: Buffer | undefined, trace: KmsTrace): Promise<DecryptResult> {
+    const partition = unwrapPartition(envelope);
+    this.failedUnwraps.recall(partition);
+    return this.caches.decrypt.use(
+      partition,
+      0,
+      this.unwrapper(partition, envelope),
+      (use) => ({
+        plaintext: openMessage(use.entry.plaintextKey, envelope, aad),
+        keyArn: use.entry.keyArn,
+        context: envelope.context,
+        dataKey: report(use, trace),
+      }),
+      requesterOf(trace, 'Decrypt'),
+    );
+  }
+
+  /**
+   * Re-wraps the data key under `destinationKeyArn` with KMS ReEncrypt: the plaintext data
+   * key never leaves KMS and the payload is never decrypted; only the key block changes.
+   */
+  async rewrap(envelope: ParsedEnvelope, destinationKeyArn: string, trace: KmsTrace): Promise<RewrapResult> {
+    // The same memory as decrypt: ReEncrypt fails to unwrap exactly when Decrypt does.
+    const source = unwrapPartition(envelope);
+    this.failedUnwraps.recall(source);
+    trace.charge('ReEncrypt');
+    let rewrapped;
+    try {
+      rewrapped = await trace.inTurn(() =>
+        this.provider.reEncryptDataKey(envelope.wrappedKey, envelope.keyArn, envelope.context, destinationKeyArn, envelope.context),
+      );
+    } catch (error) {
+      this.failedUnwraps.remember(source, error);
+      throw error;
+    }
+    trace.add(rewrapped.requestId);
+    const bytes = encodeRewrapped({ keyArn: rewrapped.keyArn, wrappedKey: rewrapped.wrappedKey }, envelope.sealedPart);
+    return {
+      ciphertext: toCiphertextString(bytes),
+      keyArn: rewrapped.keyArn,
+      dataKey: { dataKeyId: dataKeyIdOf(rewrapped.wrappedKey), cacheHit: false, coalesced: false },
+    };
+  }
+
+  /** A fresh data key for client-side encryption: never cached, never reused. */
+  async issueDataKey(keyArn: string, context: EncryptionContext, includePlaintext: boolean, trace: KmsTrace): Promise<IssuedDataKey> {
+    trace.charge('GenerateDataKey');
+    const key = await trace.inTurn(() => this.provider.generateDataKey(keyArn, context));
+    trace.add(key.requestId);
+    if (key.plaintextKey.length !== 32) {
+      key.plaintextKey.fill(0);
+      throw new KmsError('Unavailable', 'KMS returned a data key of the wrong length');
+    }
+    const dataKey = { dataKeyId: dataKeyIdOf(key.wrappedKey), cacheHit: false, coalesced: false };
+    if (includePlaintext) return { keyArn: key.keyArn, wrappedKey: key.wrappedKey, plaintextKey: key.plaintextKey, dataKey };
+    key.plaintextKey.fill(0);
+    return { keyArn: key.keyArn, wrappedKey: key.wrappedKey, dataKey };
+  }
+
+  /** Both caches, entry by entry, without key material. */
+  cacheViews(): CacheView[] {
+    return (['encrypt', 'decrypt'] as const).map((kind) => {
+      const cache = this.caches[kind];
+      return {
+        kind,
+        limits: cache.limitsInForce,
+        counts: cache.counts,
+        entries: cache.view().map((entry) => ({ ...entry, contextKey: contextKeyOf(kind, entry.partition) })),
+      };
+    });
+  }
+
+  /** Drops and zeroes the cached data keys `selector` matches, in both caches. */
+  evict(selector: EvictionSelector): { encrypt: number; decrypt: number } {
+    const names = selector.keyNames === undefined ? undefined : new Set(selector.keyNames);
+    const contextKey = selector.context === undefined ? undefined : canonicalContextKey(selector.context);
+    const matcher = (kind: CacheKind) => (partition: string, entry: CachedDataKey) =>
+      (names === undefined || names.has(entry.keyArn) || names.has(partition.slice(0, partition.indexOf('\u0000')))) &&
+      (contextKey === undefined || contextKeyOf(kind, partition) === contextKey);
+    return { encrypt: this.caches.encrypt.evictWhere(matcher('encrypt')), decrypt: this.caches.decrypt.evictWhere(matcher('decrypt')) };
+  }
+
+  /** Zeroes every cached key (shutdown). */
+  clear(): void {
+    this.caches.encrypt.clear();
+    this.caches.decrypt.clear();
+  }
+}
+
+/**
+ * The decrypt cache's partition: the wrapped key's bytes themselves (base64), not a hash of
+ * them: exact, and no SHA-256 per decrypt. The ARN and wrapped key are bounded
+ * (ENVELOPE_LIMITS), so is the string.
+ */
+function unwrapPartition(envelope: Pick<ParsedEnvelope, 'keyArn' | 'wrappedKey' | 'context'>): string {
+  return `${envelope.keyArn}\u0000${envelope.wrappedKey.toString('base64')}\u0000${canonicalContextKey(envelope.context)}`;
+}
+
+/**
+ * The canonical context of a partition: what follows the key ARN (encrypt) or the key ARN and
+ * the wrapped key (decrypt); neither holds a NUL, so the split is exact.
+ */
+function contextKeyOf(kind: CacheKind, partition: string): string {
+  const first = partition.indexOf('\u0000');
+  const start = kind === 'encrypt' ? first : partition.indexOf('\u0000', first + 1);
+  return partition.slice(start + 1);
+}
+
+/** The cache entry's owner and the budget a miss is charged to: the request's tenant (or principal). */
+function requesterOf(trace: KmsTrace, operation: KmsOperation): CacheRequester {
+  return { owner: trace.owner, charge: () => trace.charge(operation), inTurn: (send) => trace.inTurn(send) };
+}
+
+/** The serialised header prefix, computed once per cached data key. */
+function prefixOf(entry: CachedDataKey, context: EncryptionContext): EnvelopePrefix {
+  entry.attachment ??= encodeEnvelopePrefix({ keyArn: entry.keyArn, wrappedKey: entry.wrappedKey }, context);
+  return entry.attachment as EnvelopePrefix;
+}
+
+function report(use: KeyUse, trace: KmsTrace): DataKeyReport {
+  trace.add(use.entry.kmsRequestId);
+  return { dataKeyId: use.entry.dataKeyId, cacheHit: use.cacheHit, coalesced: use.coalesced };
+}
