@@ -48,11 +48,7 @@ REPLAY="SCHEMATHESIS_SEED=$SEED SCHEMATHESIS_MAX_EXAMPLES=$MAX_EXAMPLES ${PHASES
 log() { echo "schemathesis.sh: $*" >&2; }
 
 # ---- 1. schemathesis ----------------------------------------------------------------------
-if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "version $SCHEMATHESIS_VERSION\$"; then
-  log "installing schemathesis==$SCHEMATHESIS_VERSION into $VENV"
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
-fi
+SCHEMATHESIS_VERSION=$SCHEMATHESIS_VERSION SCHEMATHESIS_VENV=$VENV "$ROOT/scripts/test-venv.sh" >/dev/null
 
 # ---- 2. the spec --------------------------------------------------------------------------
 if [ ! -f openapi.yaml ]; then
