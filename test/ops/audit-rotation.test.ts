@@ -104,6 +104,9 @@ describe('audit log rotation (logrotate: rename, then SIGUSR2)', { timeout: 60_0
     unlinkSync(auditLog);
     expect(await readiness()).toEqual({ status: 200, audit: 'ok' });
     expect(events(auditLog)).toMatchObject([{ eventName: 'AuditLogReopened', serviceEventDetails: { reason: 'deleted', detectedBy: 'readiness' } }]);
+    // The reopening's checkpoint is signed off the request path and written a moment later: let
+    // it land first, or that write could find the renamed path and reopen it before mkdir.
+    await waitFor(() => allEvents(auditLog).some((event) => event.eventName === 'AuditCheckpoint'), 'the rotation checkpoint');
 
     renameSync(auditLog, `${auditLog}.0`);
     mkdirSync(auditLog); // the path cannot hold the log now
