@@ -2,17 +2,19 @@
  * buildApp(service): the service composed by compose.ts, as a Fastify instance, without
  * listen(). Tests build it per suite; src/server.ts builds it once and listens.
  *
- * Request path, one direction only (docs/ARCHITECTURE.md): request id -> load shedding ->
- *   authenticate -> in-flight cap, rate limit (all before the body is read) -> body (size and
- *   JSON nesting bounded) -> route (validate, decode) -> operation (KeyGuard, envelope service
- *   -> data-key cache -> KMS) -> route (encode); and on every /v1 request, one audit event
- *   (onSend) written from the facts the operation returned, then a 429 held for its
- *   Retry-After (admission/refusal-hold.ts).
+ * Request path, one direction only (docs/ARCHITECTURE.md): request id -> load shedding (other
+ *   paths refused here; /v1 marked) -> authenticate -> a marked /v1 request refused, audited ->
+ *   in-flight cap, rate limit, operation gate (all before the body is read) -> body (size,
+ *   JSON nesting and the request-buffer budget bounded) -> route (validate, decode) ->
+ *   operation (KeyGuard, envelope service -> data-key cache -> KMS) -> route (encode); and on
+ *   every /v1 request, one audit event (onSend) written from the facts the operation returned,
+ *   then a 429 held for its Retry-After (admission/refusal-hold.ts).
  *
  * Server timeouts (slow or silent clients; see serverTimeouts below):
  *   headersTimeout   HEADERS_TIMEOUT_MS, default min(10 s, REQUEST_TIMEOUT_MS): a client
  *                    trickling its headers (slowloris) gets 408 and is closed;
- *   requestTimeout   REQUEST_TIMEOUT_MS: the whole request, body included, must arrive in it;
+ *   requestTimeout   REQUEST_TIMEOUT_MS: the whole request, body included, must arrive in it
+ *                    (not on the /stream routes: STREAM_IDLE_TIMEOUT_MS, http/streams/);
  *   connectionsCheckingInterval  how often Node enforces the two above: ≤ 1 s;
  *   keepAliveTimeout 72 s (Fastify's default, above the 60 s idle timeout of common load
  *                    balancers, so they close idle connections first and never race us);
