@@ -214,6 +214,11 @@ describe.skipIf(process.platform !== 'linux')('one principal floods a replica wi
     const summarized = events
       .filter((event) => event.eventName === 'RefusalsSummarized' && event.serviceEventDetails?.principalId === 'flooder')
       .reduce((sum, event) => sum + (event.serviceEventDetails.byCode?.TooMuchBuffered ?? 0), 0);
-    expect(own + summarized).toBe(floodCodes.TooMuchBuffered);
+    // A refused upload's client may see its connection cut while it still writes instead of
+    // the 429 (the service closes after answering): it is refused and audited all the same.
+    const served = floodCodes['200'] ?? 0;
+    const cutWhileSending = flood.filter((outcome) => outcome.kind === 'error').length;
+    expect(served + (floodCodes.TooMuchBuffered ?? 0) + cutWhileSending).toBe(FLOOD_CONNECTIONS);
+    expect(own + summarized).toBe(FLOOD_CONNECTIONS - served);
   });
 });
