@@ -113,8 +113,9 @@ export class KmsBudgets implements KmsPayers {
     try {
       // Awaited only when there is a wait: an unpaced call starts in the same tick. A call whose
       // slot has already come still waits while an earlier call of its payer waits for its
-      // timer (a busy event loop fires timers late), so a payer's calls start in the order
-      // they were booked.
+      // timer (a busy event loop fires timers late). This narrows reordering but does not rule
+      // it out: timers set within one busy loop turn share libuv's cached clock, so a later
+      // short wait can still fire first. Strict order needs one chained queue per payer.
       const delay = this.reservePaceSlot(principalId);
       if (delay > 0 || turns.pacing > 0) await this.waitForPace(turns, Math.max(delay, 0));
       return await send();
