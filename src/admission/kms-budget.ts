@@ -24,6 +24,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { KmsBudgetUsage, KmsPayer, KmsPayers } from '../kms/call-context.js';
+import { KmsQueue } from '../kms/kms-queue.js';
 import type { KmsOperation } from '../kms/provider.js';
 
 export interface KmsBudgetOptions {
@@ -52,13 +53,6 @@ export class KmsBudgetExceededError extends Error {
 }
 
 
-/** One principal's calls in flight, those waiting for a slot, and those waiting for its pace. */
-interface Turns {
-  active: number;
-  waiting: (() => void)[];
-  pacing: number;
-}
-
 interface Bucket {
   tokens: number;
   updatedAt: number;
@@ -69,15 +63,13 @@ const DEFAULT_PRINCIPALS = 10_000;
 export class KmsBudgets implements KmsPayers {
   private readonly buckets: LRUCache<string, Bucket>;
   private readonly now: () => number;
-  /** Only principals with a call in flight: an entry goes when its last call ends. */
-  private readonly turns = new Map<string, Turns>();
   /**
-   * When each principal's next KMS call may start (performance.now(): the pace is real time,
-   * whatever clock the buckets use). An entry lapses once that time has passed.
+   * Each payer's KMS queue (kms/kms-queue.ts: its slots and its pace). Kept without expiry while
+   * the payer has a call in flight or waiting; once idle, only until its pace has lapsed (the
+   * next call could start at once), then dropped. Only more than `principals` payers busy at
+   * once can push a busy queue out early: its calls still finish, a new call starts a new queue.
    */
-  private readonly nextStarts: LRUCache<string, number>;
-  /** Calls holding a slot but waiting for their principal's pace. */
-  private pacing = 0;
+  private readonly queues: LRUCache<string, KmsQueue>;
 
   constructor(private readonly options: KmsBudgetOptions) {
     if (!(options.perSecond > 0) || !(options.burst >= 1)) throw new RangeError('perSecond must be positive and burst at least 1');
@@ -88,7 +80,8 @@ export class KmsBudgets implements KmsPayers {
       updateAgeOnGet: true,
       perf: { now: this.now },
     });
-    this.nextStarts = new LRUCache<string, number>({ max: options.principals ?? DEFAULT_PRINCIPALS, ttlAutopurge: false, ttl: 1 });
+    // ttl: every entry's is set where it is stored (0: kept while the payer is busy).
+    this.queues = new LRUCache<string, KmsQueue>({ max: options.principals ?? DEFAULT_PRINCIPALS, ttl: 1, ttlAutopurge: false });
   }
 
   /** The payer for one principal's requests. */
@@ -98,56 +91,24 @@ export class KmsBudgets implements KmsPayers {
 
   /** KMS calls waiting for a slot or for their principal's pace, all principals together (a gauge). */
   get queued(): number {
-    let waiting = this.pacing;
-    for (const turns of this.turns.values()) waiting += turns.waiting.length;
+    let waiting = 0;
+    for (const queue of this.queues.values()) waiting += queue.queued;
     return waiting;
   }
 
+  /** Runs `send` in the principal's KMS queue: its turn among the principal's calls, in arrival order. */
   async inTurn<T>(principalId: string, send: () => Promise<T>): Promise<T> {
-    const limit = this.options.concurrency ?? Number.POSITIVE_INFINITY;
-    let turns = this.turns.get(principalId);
-    if (!turns) this.turns.set(principalId, (turns = { active: 0, waiting: [], pacing: 0 }));
-    // A finishing call hands its slot straight to the next waiter, so `active` counts it already.
-    if (turns.active >= limit) await new Promise<void>((resolve) => turns.waiting.push(resolve));
-    else turns.active += 1;
+    const queue = this.queues.get(principalId) ?? new KmsQueue({ concurrency: this.options.concurrency, pacePerSecond: this.options.pacePerSecond });
+    this.queues.set(principalId, queue, { ttl: 0 });
     try {
-      // Awaited only when there is a wait: an unpaced call starts in the same tick. A call whose
-      // slot has already come still waits while an earlier call of its payer waits for its
-      // timer (a busy event loop fires timers late). This narrows reordering but does not rule
-      // it out: timers set within one busy loop turn share libuv's cached clock, so a later
-      // short wait can still fire first. Strict order needs one chained queue per payer.
-      const delay = this.reservePaceSlot(principalId);
-      if (delay > 0 || turns.pacing > 0) await this.waitForPace(turns, Math.max(delay, 0));
-      return await send();
+      return await queue.run(send);
     } finally {
-      const next = turns.waiting.shift();
-      if (next) next();
-      else if (--turns.active === 0) this.turns.delete(principalId);
-    }
-  }
-
-  /**
-   * Books this principal's next KMS call start, 1/pacePerSecond after its previous one; returns
-   * how many milliseconds the call must wait for it (0: start now).
-   */
-  private reservePaceSlot(principalId: string): number {
-    const pace = this.options.pacePerSecond;
-    if (pace === undefined) return 0;
-    const interval = 1_000 / pace;
-    const now = performance.now();
-    const startAt = Math.max(now, this.nextStarts.get(principalId) ?? now);
-    this.nextStarts.set(principalId, startAt + interval, { ttl: Math.ceil(startAt + interval - now) });
-    return startAt - now;
-  }
-
-  private async waitForPace(turns: Turns, ms: number): Promise<void> {
-    this.pacing += 1;
-    turns.pacing += 1;
-    try {
-      await new Promise((resolve) => setTimeout(resolve, ms));
-    } finally {
-      this.pacing -= 1;
-      turns.pacing -= 1;
+      if (queue.idle && this.queues.peek(principalId) === queue) {
+        // Idle: keep the queue only while its pace would still make a new call wait.
+        const remaining = queue.paceRemainingMs();
+        if (remaining > 0) this.queues.set(principalId, queue, { ttl: Math.ceil(remaining) });
+        else this.queues.delete(principalId);
+      }
     }
   }
 

@@ -5,7 +5,7 @@
  * of one principal in flight, the rest in arrival order, other principals never queued; and the
  * per-principal pace: one principal's calls start 1/pacePerSecond apart, others' at once.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { KmsBudgetExceededError, KmsBudgets } from '../../src/admission/kms-budget.js';
 import { KmsTrace } from '../../src/keys/kms-trace.js';
 import type { KmsOperation } from '../../src/kms/provider.js';
@@ -162,6 +162,15 @@ describe('KMS calls paced', () => {
     expect(started[2]!.at - started[0]!.at).toBeGreaterThanOrEqual(390);
   });
 
+  it('keeps a principal\'s pace for one interval after its calls have ended', async () => {
+    // 20 a second: a call right after the previous one ended still waits ~50 ms for its slot.
+    const b = new KmsBudgets({ perSecond: 1, burst: 100, concurrency: 100, pacePerSecond: 20 });
+    const [first] = await startTimes(b, 'a', ['first']);
+    expect(b.queued).toBe(0);
+    const [next] = await startTimes(b, 'a', ['next']);
+    expect(next!.at - first!.at).toBeGreaterThanOrEqual(45);
+  });
+
   it('lets a call start at once after a pause longer than the interval', async () => {
     const b = new KmsBudgets({ perSecond: 1, burst: 100, concurrency: 100, pacePerSecond: 20 });
     await startTimes(b, 'a', ['first']);
@@ -169,6 +178,33 @@ describe('KMS calls paced', () => {
     const before = performance.now();
     const [next] = await startTimes(b, 'a', ['next']);
     expect(next!.at - before).toBeLessThan(20);
+  });
+
+  it('starts a principal\'s calls in arrival order even when their timers are set against a clock that stood still', async () => {
+    // Timers set within one busy loop turn can share a clock read at the turn's start, while
+    // each call measures its wait with the real clock: a later call's remaining wait is then
+    // shorter than an earlier one's, and timers alone would start it first. Fake setTimeout
+    // (its clock frozen until advanced) against the real performance.now() models exactly that.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      // 50 a second: 20 ms apart. Calls 2 and 3 are booked at once (waits 20 and 40 ms), then
+      // the loop is kept busy for 30 ms before calls 4 and 5 are booked: call 4's slot (60 ms)
+      // is then 30 ms away, less than call 3's 40 ms measured at its booking.
+      const b = new KmsBudgets({ perSecond: 1, burst: 100, concurrency: 100, pacePerSecond: 50 });
+      const order: number[] = [];
+      const call = (n: number) => b.inTurn('a', async () => void order.push(n));
+      const calls = [call(1), call(2), call(3)];
+      const busyUntil = performance.now() + 30;
+      while (performance.now() < busyUntil) {
+        // A busy event loop: nothing else runs, timers included.
+      }
+      calls.push(call(4), call(5));
+      await vi.runAllTimersAsync();
+      await Promise.all(calls);
+      expect(order).toEqual([1, 2, 3, 4, 5]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('does not pace without a pace', async () => {
