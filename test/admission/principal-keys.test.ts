@@ -15,6 +15,7 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { KeyProvider } from '../../src/kms/provider.js';
 import { buildTestApp, countingProvider, type TestApp } from '../helpers/app.js';
+import { until, within } from '../helpers/polling.js';
 
 const API_TOKEN = 'token-reports-service';
 const HELLO = Buffer.from('hello').toString('base64');
@@ -120,25 +121,6 @@ async function encrypt(authorization: string, purpose: string): Promise<{ status
 
 async function metric(name: string): Promise<string> {
   return t!.metrics.registry.getSingleMetricAsString(name);
-}
-
-async function until(condition: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met within 5 s');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-/** Answered before `ms`, or 'waiting'. */
-async function within<T>(answer: Promise<T>, ms: number): Promise<T | 'waiting'> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'waiting'>((resolve) => (timer = setTimeout(() => resolve('waiting'), ms)));
-  try {
-    return await Promise.race([answer, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const lastEventOf = (type: string) =>

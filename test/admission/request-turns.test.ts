@@ -11,6 +11,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KeyProvider } from '../../src/kms/provider.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { until } from '../helpers/polling.js';
 
 const POLICY = new URL('../fixtures/policy/neighbours.yaml', import.meta.url).pathname;
 const FLOODER = 'token-flooder';
@@ -64,14 +65,6 @@ function encrypt(url: string, token: string, purpose: string, signal?: AbortSign
 async function waitingNow(): Promise<number> {
   const text = await t!.metrics.registry.getSingleMetricAsString('requests_waiting_turn');
   return Number(/requests_waiting_turn (\d+)/.exec(text)?.[1]);
-}
-
-async function until(condition: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met within 5 s');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 describe('request turns', () => {

@@ -10,6 +10,7 @@ import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KeyProvider } from '../../src/kms/provider.js';
 import { buildTestApp, countingProvider, type TestApp } from '../helpers/app.js';
+import { until, within } from '../helpers/polling.js';
 
 const POLICY = new URL('../fixtures/policy/neighbours.yaml', import.meta.url).pathname;
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -56,25 +57,6 @@ async function start(): Promise<Record<string, number>> {
 async function queued(): Promise<number> {
   const text = await t!.metrics.registry.getSingleMetricAsString('kms_calls_queued');
   return Number(/kms_calls_queued (\d+)/.exec(text)?.[1]);
-}
-
-async function until(condition: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met within 5 s');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-/** The answer if it comes within `ms`, else 'waiting'. */
-async function within<T>(answer: PromiseLike<T>, ms: number): Promise<T | 'waiting'> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'waiting'>((resolve) => (timer = setTimeout(() => resolve('waiting'), ms)));
-  try {
-    return await Promise.race([answer, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const send = <T extends request.Test>(test: T) => new Promise<request.Response>((resolve, reject) => test.end((error, response) => (error ? reject(error) : resolve(response))));
