@@ -156,17 +156,25 @@ describeProviders('noisy neighbours on the %s provider', (kind) => {
   });
 
   it("KMS turns: one principal's cold requests have at most KMS_CONCURRENCY_PER_PRINCIPAL KMS calls in flight; another's cold request is not queued behind them", async () => {
-    // Each data-key call held open for a moment, so concurrent calls overlap (a real call's latency).
+    // The flooder's data-key calls are held open until billing's call has started (or 10 s, so
+    // a regression fails instead of hanging): queued behind the flooder, billing's call could
+    // only start once those held calls gave up, and the order below would show it.
+    let billingStarted!: () => void;
+    const billingHasStarted = new Promise<void>((resolve) => (billingStarted = resolve));
+    const order: string[] = [];
     const inFlight: Record<string, number> = {};
     const most: Record<string, number> = {};
     const slow = (provider: KeyProvider): KeyProvider => ({
       ...decorateProvider(provider, (_operation, call) => call()),
       generateDataKey: async (keyId, context) => {
+        if (!String(context.purpose).startsWith('cold-')) return provider.generateDataKey(keyId, context);
         const owner = context.purpose === 'cold-billing' ? 'billing' : 'flooder';
+        order.push(owner);
         inFlight[owner] = (inFlight[owner] ?? 0) + 1;
         most[owner] = Math.max(most[owner] ?? 0, inFlight[owner]!);
         try {
-          await new Promise((resolve) => setTimeout(resolve, 30));
+          if (owner === 'billing') billingStarted();
+          else await Promise.race([billingHasStarted, new Promise((resolve) => setTimeout(resolve, 10_000))]);
           return await provider.generateDataKey(keyId, context);
         } finally {
           inFlight[owner]! -= 1;
@@ -175,16 +183,15 @@ describeProviders('noisy neighbours on the %s provider', (kind) => {
     });
     const { app } = await start(kind, {}, slow);
     await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'warm' } }); // the key's DescribeKey
-    const started = Date.now();
-    const flood = Array.from({ length: 12 }, (_, i) => encrypt(app, FLOODER, { plaintext: HELLO, context: { purpose: `cold-${i}` } }));
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    // .then() sends each now (a supertest request is sent only once something awaits it).
+    const flood = Array.from({ length: 12 }, (_, i) => encrypt(app, FLOODER, { plaintext: HELLO, context: { purpose: `cold-${i}` } }).then((response) => response));
+    while (inFlight.flooder !== 2) await new Promise((resolve) => setTimeout(resolve, 5));
     const billing = await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'cold-billing' } });
-    const billingMs = Date.now() - started;
     expect(billing.status).toBe(200);
     expect((await Promise.all(flood)).map((response) => response.status)).toEqual(Array(12).fill(200));
     expect(most.flooder).toBe(2);
-    // Billing waited for its own call only, not for the flooder's six rounds of two.
-    expect(billingMs).toBeLessThan(6 * 30);
+    // Billing's call started while the flooder's first two were still held, ten behind them.
+    expect(order.slice(0, 3)).toEqual(['flooder', 'flooder', 'billing']);
   });
 
   it("KMS pace: one principal's cold burst starts its KMS calls 1/KMS_PACE_PER_SECOND apart; another's cold request is not paced behind them", async () => {
@@ -197,22 +204,22 @@ describeProviders('noisy neighbours on the %s provider', (kind) => {
         return provider.generateDataKey(keyId, context);
       },
     });
-    // 20 a second (50 ms apart); KMS turns out of the way, so the pace alone spaces the calls.
-    const { app } = await start(kind, { KMS_PACE_PER_SECOND: '20', KMS_CONCURRENCY_PER_PRINCIPAL: '100' }, timed);
+    // 10 a second (100 ms apart); KMS turns out of the way, so the pace alone spaces the calls.
+    const { app } = await start(kind, { KMS_PACE_PER_SECOND: '10', KMS_CONCURRENCY_PER_PRINCIPAL: '100' }, timed);
     await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'warm' } }); // the key's DescribeKey
     await new Promise((resolve) => setTimeout(resolve, 60));
-    const flood = Array.from({ length: 6 }, (_, i) => encrypt(app, FLOODER, { plaintext: HELLO, context: { purpose: `cold-${i}` } }));
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    const asked = performance.now();
+    // .then() sends each now (a supertest request is sent only once something awaits it).
+    const flood = Array.from({ length: 6 }, (_, i) => encrypt(app, FLOODER, { plaintext: HELLO, context: { purpose: `cold-${i}` } }).then((response) => response));
+    while (starts.flooder!.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     expect((await encrypt(app, BILLING, { plaintext: HELLO, context: { purpose: 'cold-billing' } })).status).toBe(200);
     expect((await Promise.all(flood)).map((response) => response.status)).toEqual(Array(6).fill(200));
 
     const gaps = starts.flooder!.slice(1).map((at, i) => at - starts.flooder![i]!);
     expect(gaps).toHaveLength(5);
-    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(45);
-    // Billing's call started at once, while the flooder's burst still had four calls to pace.
-    expect(starts.billing![0]! - asked).toBeLessThan(40);
-    expect(starts.billing![0]!).toBeLessThan(starts.flooder![2]!);
+    // Each start waits for the previous one's, then one interval (a timer may fire a little early).
+    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(95);
+    // Billing's call was not paced behind the flooder's: it started while the burst had calls to pace.
+    expect(starts.billing![0]!).toBeLessThan(starts.flooder![5]!);
   });
 
   it("the breaker is everyone's: a flooder stopped by its budget cannot make KMS throttle the others' cold requests", async () => {
