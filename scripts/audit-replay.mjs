@@ -97,7 +97,7 @@ const MASKS = [
   [/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>'],
   [/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, '<uuid>'],
   [/\b[0-9a-f]{64}\b/gi, '<sha256>'],
-  [/"(signature|dataKeyId|sourceIPAddress|callerRequestId|requestId|requestID|eventID|hostname|pid|instance)":"[^"]*"/g, '"$1":"<id>"'],
+  [/"(signature|dataKeyId|sourceIPAddress|callerRequestId|requestId|requestID|eventID|hostname|pid|instance|traceId|spanId)":"[^"]*"/g, '"$1":"<id>"'],
   [/"(durationMs|responseTime|elapsedMs|seq|sequence)":[0-9.]+/g, '"$1":0'],
 ];
 const sortKeys = (value) =>
