@@ -102,15 +102,21 @@ export async function fetchTrace(queryUrl: string, traceId: string): Promise<Jae
   return spans.length ? { raw, spans } : undefined;
 }
 
-/** Polls until the trace holds every span named in `names` (spans arrive in batches). */
+/**
+ * Polls until the trace holds every span named in `names`, a name given twice twice (spans
+ * arrive in batches).
+ */
 export async function waitForTrace(queryUrl: string, traceId: string, names: string[], timeoutMs = 60_000): Promise<JaegerTrace> {
   const deadline = Date.now() + timeoutMs;
-  let last: JaegerTrace | undefined;
+  const wanted = new Map<string, number>();
+  for (const name of names) wanted.set(name, (wanted.get(name) ?? 0) + 1);
   for (;;) {
-    last = await fetchTrace(queryUrl, traceId);
-    const seen = new Set(last?.spans.map((span) => span.operationName));
-    if (names.every((name) => seen.has(name))) return last as JaegerTrace;
-    if (Date.now() > deadline) throw new Error(`trace ${traceId} lacks ${names.filter((name) => !seen.has(name)).join(', ')} after ${timeoutMs} ms; has ${[...seen].join(', ')}`);
+    const last = await fetchTrace(queryUrl, traceId);
+    const seen = new Map<string, number>();
+    for (const span of last?.spans ?? []) seen.set(span.operationName, (seen.get(span.operationName) ?? 0) + 1);
+    const missing = [...wanted].filter(([name, count]) => (seen.get(name) ?? 0) < count).map(([name]) => name);
+    if (last && missing.length === 0) return last;
+    if (Date.now() > deadline) throw new Error(`trace ${traceId} lacks ${missing.join(', ')} after ${timeoutMs} ms; has ${[...seen.keys()].join(', ')}`);
     await sleep(200);
   }
 }

@@ -10,6 +10,7 @@
  *     lookup (a miss), the KMS call with the request id the audit event records (the AWS SDK's
  *     span under it), the audit write;
  *   - the audit event names the trace and the audit write's span, the app log line the trace;
+ *   - a stream has one span with its segment count, its ended event's audit write under it;
  *   - nothing forbidden anywhere in the trace's JSON: the plaintext (raw and base64), the data
  *     key (KMS unwraps it for the test), the ciphertext, the token and its hash, the context value.
  * And `OTEL_SDK_DISABLED=true` wins over a configured endpoint: nothing is exported, the audit
@@ -213,6 +214,30 @@ describe('traces exported to Jaeger', () => {
         for (const [what, value] of Object.entries(forbidden)) expect(raw.includes(value.toLowerCase()), `${what} in the trace`).toBe(false);
         // The context's key is there (its keys and their count are allowed).
         expect(tagsOf(named('authorize'))['envelope.context.keys']).toContain('purpose');
+
+        // A stream: one span for the whole stream with its counts, its ended event's audit write under it.
+        const streamCaller = callerTraceparent();
+        const streamed = await fetch(`${service.baseUrl}/v1/encrypt/stream`, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${TOKEN}`,
+            'content-type': 'application/octet-stream',
+            'x-envelope-context': `purpose=${purpose}`,
+            traceparent: streamCaller.header,
+          },
+          body: Buffer.alloc(200_000, 7),
+        });
+        expect(streamed.status).toBe(200);
+        await streamed.arrayBuffer();
+        const streamTrace = await waitForTrace(jaeger.queryUrl, streamCaller.traceId, ['POST /v1/encrypt/stream', 'stream', 'audit.write', 'audit.write']);
+        const streamSpans = streamTrace.spans.filter((span) => span.operationName === 'stream');
+        expect(streamSpans).toHaveLength(1);
+        const streamSpan = streamSpans[0] as JaegerSpan;
+        // 200,000 bytes in 64 KiB segments: 4.
+        expect(tagsOf(streamSpan)).toMatchObject({ 'envelope.stream.direction': 'encrypt', 'envelope.stream.outcome': 'completed', 'envelope.stream.segments': 4, 'envelope.stream.bytes_in': 200_000 });
+        const writes = streamTrace.spans.filter((span) => span.operationName === 'audit.write');
+        expect(writes.map((span) => parentOf(span) === streamSpan.spanID).sort()).toEqual([false, true]);
+        expect(streamTrace.raw.includes(purpose)).toBe(false);
       } finally {
         await service.stop();
         dir.remove();
