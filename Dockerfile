@@ -9,9 +9,10 @@
 # sources, no tests, no dev tools, no secrets. The keystore (local provider) and the audit log
 # live on volumes; the policy file is mounted read-only (docs/OPERATIONS.md).
 #
-# Node: the current LTS line on Debian bookworm slim. NODE_IMAGE picks the previous one
-# (docker build --build-arg NODE_IMAGE=node:22-bookworm-slim); not older: some production
-# dependencies (cookie 2, content-disposition 3) declare node >= 22, and so will the AWS SDK.
+# Node: the current LTS line on Debian bookworm slim, the version CI runs the whole suite on
+# (README, "Node.js versions"). NODE_IMAGE picks another (docker build --build-arg
+# NODE_IMAGE=node:22-bookworm-slim), untested; not older: some production dependencies
+# (cookie 2, content-disposition 3) declare node >= 22, and so will the AWS SDK.
 # For reproducible production builds, pin the digest too (node:24-bookworm-slim@sha256:...).
 ARG NODE_IMAGE=node:24-bookworm-slim
 
@@ -25,8 +26,9 @@ COPY src ./src
 RUN npm run build
 
 # ---- deps: production dependencies only -------------------------------------------------------
-# A separate stage so the runtime layer holds no dev dependency and no npm cache. No production
-# dependency has an install script, so --ignore-scripts changes nothing but closes a door.
+# A separate stage so the runtime layer holds no dev dependency and no npm cache. The one
+# production dependency with an install script (protobufjs, under the OpenTelemetry exporter)
+# only prints a version notice, so --ignore-scripts changes nothing but closes a door.
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./

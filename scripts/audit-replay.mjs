@@ -10,7 +10,8 @@
  * TREE defaults to this checkout. The service runs from TREE (node --import tsx src/server.ts)
  * on a free loopback port with the embedded local provider, a throwaway keystore and audit log,
  * and the policy test/fixtures/policy/neighbours.yaml (allowed, denied and unauthenticated
- * callers). Loopback only; the request set is fixed and small.
+ * callers). Loopback only; the request set is fixed and small. OTEL_* variables are passed to
+ * the service: with tracing on, each event's trace ids are masked like the other ids.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -40,6 +41,7 @@ const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     POLICY_FILE: policy,
     LOG_LEVEL: 'warn',
     REFUSAL_HOLD_MAX_MS: '0',
+    ...Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('OTEL_'))),
   },
   stdio: ['ignore', 'ignore', 'inherit'],
 });
@@ -97,7 +99,7 @@ const MASKS = [
   [/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>'],
   [/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, '<uuid>'],
   [/\b[0-9a-f]{64}\b/gi, '<sha256>'],
-  [/"(signature|dataKeyId|sourceIPAddress|callerRequestId|requestId|requestID|eventID|hostname|pid|instance)":"[^"]*"/g, '"$1":"<id>"'],
+  [/"(signature|dataKeyId|sourceIPAddress|callerRequestId|requestId|requestID|eventID|hostname|pid|instance|traceId|spanId)":"[^"]*"/g, '"$1":"<id>"'],
   [/"(durationMs|responseTime|elapsedMs|seq|sequence)":[0-9.]+/g, '"$1":0'],
 ];
 const sortKeys = (value) =>

@@ -34,6 +34,7 @@ import { KmsQueue } from './kms/kms-queue.js';
 import type { KeyProvider } from './kms/provider.js';
 import { createAppLogger } from './logging.js';
 import { instrumentProvider } from './metrics/kms-instrumentation.js';
+import { traceProvider } from './metrics/kms-tracing.js';
 import { ServiceMetrics } from './metrics/metrics.js';
 import type { AdminDeps } from './operations/admin/admin.js';
 import { KeyGuard } from './operations/key-guard.js';
@@ -61,7 +62,7 @@ export interface Service {
   logger: Logger;
   /** The provider as constructed (closed at shutdown); every call goes through `kms` below. */
   provider: KeyProvider;
-  /** The provider behind its decorators: circuit breaker -> recent-call stats -> metrics -> provider. */
+  /** The provider behind its decorators: circuit breaker -> recent-call stats -> metrics -> span -> provider. */
   kms: KeyProvider;
   circuit: CircuitBreaker;
   kmsCalls: KmsCallStats;
@@ -139,7 +140,7 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
   metrics.trackCircuitState(() => CIRCUIT_STATE_VALUE[circuit.state]);
   // Recent calls for GET /v1/admin/kms, inside the breaker like the metrics: only calls that reached KMS.
   const kmsCalls = new KmsCallStats(now);
-  const kms = withCircuitBreaker(withCallStats(instrumentProvider(provider, metrics), kmsCalls), circuit);
+  const kms = withCircuitBreaker(withCallStats(instrumentProvider(traceProvider(provider), metrics), kmsCalls), circuit);
 
   const limits = {
     maxAgeMs: config.CACHE_MAX_AGE_MS,

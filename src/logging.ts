@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { censorNamedFields } from './censor.js';
 import type { Config } from './config.js';
+import { activeTraceIds } from './telemetry/spans.js';
 
 /** Field names censored wherever they appear one level into a log line (see censorLogFields). */
 export const SECRET_LOG_FIELDS = ['authorization', 'cookie', 'plaintext', 'plaintextKey', 'ciphertext', 'wrappedKey', 'token', 'aad'] as const;
@@ -57,9 +58,21 @@ export function createAppLogger(config: Pick<Config, 'LOG_LEVEL'>, options: AppL
     level: config.LOG_LEVEL,
     base: { service: 'envelope-service' },
     formatters: { log: censorLogFields },
+    // The trace of the request a line is about, when tracing is on: from a log line to its trace.
+    mixin: traceFields,
+    // pino's default merge writes the line's fields into the mixin's object: NO_TRACE is shared.
+    mixinMergeStrategy: (line, trace) => (trace === NO_TRACE ? line : Object.assign(trace, line)),
     ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } } : {}),
   };
   return options.destination ? pino(settings, options.destination) : pino(settings);
+}
+
+const NO_TRACE = {};
+
+/** traceId and spanId of the active span; no fields when tracing is off or outside a request. */
+function traceFields(): object {
+  const ids = activeTraceIds();
+  return ids ? { traceId: ids.traceId, spanId: ids.spanId } : NO_TRACE;
 }
 
 /** pino-pretty is a dev dependency: production images log JSON whatever the terminal. */

@@ -6,6 +6,8 @@
  * signal exits at once (close-with-grace). SIGHUP reloads the policy file. SIGUSR2 reopens
  * the audit log after a rotation (logrotate's postrotate sends it).
  */
+// First, before anything that loads http, Fastify or the AWS SDK: tracing.ts explains why.
+import { stopTracing, tracingEnabled } from './tracing.js';
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { ConfigError, DEFAULT_DEV_TOKEN, isLoopbackHost, loadConfig, type Config } from './config.js';
@@ -72,6 +74,8 @@ async function main(): Promise<void> {
     logger.info({ auditChainHead: service.auditLog.chainHead() }, 'audit chain head at shutdown');
     await service.auditLog.close();
     await service.provider.close();
+    // The spans of the last requests are still in the batch processor's queue.
+    await stopTracing(Math.max(100, config.SHUTDOWN_GRACE_MS / 4));
     logger.info('shutdown complete');
   });
 
@@ -88,6 +92,7 @@ async function main(): Promise<void> {
       );
     }
   }
+  if (tracingEnabled) logger.info('tracing on: spans exported over OTLP (OTEL_* variables)');
   await app.listen({ port: config.PORT, host: config.HOST });
 }
 

@@ -16,12 +16,14 @@ import { measureHttpStreaming } from '../lib/stream-load.js';
 import { HTTP_SIZES, largeSizes, type Sizes } from '../lib/sizes.js';
 import { runRawCryptoCases } from './raw-crypto.js';
 import type { ServerProcess } from '../lib/server-process.js';
+import { startTraceSink, type TraceSink } from '../lib/trace-sink.js';
 import {
   VARIANT_LABELS,
   postJson,
   startBare,
   startService,
   variantUsesLocalKms,
+  variantUsesTracing,
   withServer,
   type RunningService,
   type ServiceVariant,
@@ -168,6 +170,8 @@ export const LAYER_VARIANTS: ServiceVariant[] = [
   'cache-off-local',
   'local-kms',
   'cache-off-local-kms',
+  'tracing-all',
+  'tracing-1pct',
 ];
 
 /**
@@ -181,9 +185,14 @@ export async function runLayerCases(ctx: RunContext): Promise<void> {
   const [p] = payloads([HTTP_SIZES[0]!]);
   const { warmupSeconds, durationSeconds, layerRounds: rounds, connections } = ctx.settings;
   const running: { variant: ServiceVariant; id: string; service: RunningService }[] = [];
+  let sink: TraceSink | undefined;
   try {
     for (const variant of LAYER_VARIANTS) {
       if (ctx.variants.size > 0 && !ctx.variants.has(variant)) continue;
+      if (variantUsesTracing(variant) && !sink) {
+        sink = await startTraceSink();
+        ctx.traceSinkEndpoint = sink.endpoint;
+      }
       const id = `layer.enc.1k.${variant}`;
       if (variantUsesLocalKms(variant) && !('endpoint' in ctx.localKms)) {
         skip(ctx, id, VARIANT_LABELS[variant], ctx.localKms.missing);
@@ -237,5 +246,13 @@ export async function runLayerCases(ctx: RunContext): Promise<void> {
     }
   } finally {
     for (const { service } of running) await service.server.stop();
+    if (sink) {
+      // Stopped services have sent their queued spans: what arrived shows the variants exported.
+      const { exports, bytes } = sink.received();
+      ctx.notes.push(`case 5 tracing variants: the OTLP sink received ${exports} exports, ${round(bytes / 1e6, 1)} MB`);
+      ctx.log(`  trace sink: ${exports} exports, ${round(bytes / 1e6, 1)} MB received`);
+      await sink.close();
+      delete ctx.traceSinkEndpoint;
+    }
   }
 }

@@ -25,6 +25,8 @@ export interface RunContext {
   variants: ReadonlySet<string>;
   /** HTTP case ids to leave out (exploration: e.g. measure a route without the case before it). */
   skipCases: ReadonlySet<string>;
+  /** The OTLP endpoint of case 5's tracing variants, while they run (lib/trace-sink.ts). */
+  traceSinkEndpoint?: string;
   cases: Record<string, CaseResult>;
   notes: string[];
   /** .cpuprofile files written, with the server they belong to. */

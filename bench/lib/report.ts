@@ -14,7 +14,18 @@ const DOC = join(REPO_ROOT, 'docs', 'BENCHMARKS.md');
 const CHART_DIR = join(REPO_ROOT, 'docs', 'benchmarks');
 
 /** Case 5's variants after "full" (its reference, measured alongside them). */
-const LAYERS: ServiceVariant[] = ['no-audit', 'no-policy', 'no-app-log', 'no-turns', 'minimal', 'cache-off-local', 'local-kms', 'cache-off-local-kms'];
+const LAYERS: ServiceVariant[] = [
+  'no-audit',
+  'no-policy',
+  'no-app-log',
+  'no-turns',
+  'minimal',
+  'cache-off-local',
+  'local-kms',
+  'cache-off-local-kms',
+  'tracing-all',
+  'tracing-1pct',
+];
 
 /** Writes docs/BENCHMARKS.md's results section and the charts; returns the files written. */
 export function updateDocs(results: BenchResults, resultsFile: string): string[] {

@@ -20,7 +20,9 @@ export type ServiceVariant =
   | 'minimal'
   | 'cache-off-local'
   | 'local-kms'
-  | 'cache-off-local-kms';
+  | 'cache-off-local-kms'
+  | 'tracing-all'
+  | 'tracing-1pct';
 
 export const VARIANT_LABELS: Record<ServiceVariant, string> = {
   full: 'everything on (local provider)',
@@ -32,7 +34,16 @@ export const VARIANT_LABELS: Record<ServiceVariant, string> = {
   'cache-off-local': 'cache off (CACHE_MAX_MESSAGES=1), local provider',
   'local-kms': 'everything on, local-kms provider',
   'cache-off-local-kms': 'cache off (CACHE_MAX_MESSAGES=1), local-kms',
+  'tracing-all': 'tracing on, every request sampled (OTLP to a local sink)',
+  'tracing-1pct': 'tracing on, 1 % of requests sampled (OTLP to a local sink)',
 };
+
+/** The tracing variants' sampling ratio (every other variant runs with tracing off). */
+const TRACING_RATIO: Partial<Record<ServiceVariant, string>> = { 'tracing-all': '1.0', 'tracing-1pct': '0.01' };
+
+export function variantUsesTracing(variant: ServiceVariant): boolean {
+  return TRACING_RATIO[variant] !== undefined;
+}
 
 export function variantUsesLocalKms(variant: ServiceVariant): boolean {
   return variant === 'local-kms' || variant === 'cache-off-local-kms';
@@ -85,6 +96,15 @@ function serviceEnv(ctx: RunContext, name: string, variant: ServiceVariant, loca
   if (variant === 'no-app-log' || variant === 'minimal') env.LOG_LEVEL = 'warn';
   if (variant === 'no-turns') env.REQUEST_CONCURRENCY_PER_PRINCIPAL = '1000000';
   if (variant === 'cache-off-local' || variant === 'cache-off-local-kms') env.CACHE_MAX_MESSAGES = '1';
+  const ratio = TRACING_RATIO[variant];
+  if (ratio !== undefined) {
+    if (!ctx.traceSinkEndpoint) throw new Error(`variant ${variant} needs the trace sink`);
+    Object.assign(env, {
+      OTEL_EXPORTER_OTLP_ENDPOINT: ctx.traceSinkEndpoint,
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: ratio,
+    });
+  }
   if (variantUsesLocalKms(variant)) {
     if (!localKms) throw new Error(`variant ${variant} needs local-kms`);
     Object.assign(env, {

@@ -13,6 +13,9 @@
  * the answer timing (a turn's responses written together or one by one), not the audit's own
  * work (serialization, hashing, the write). docs/BENCHMARKS.md has the figures.
  */
+// First, as in src/server.ts: tracing (on only with OTEL_EXPORTER_OTLP_ENDPOINT) must patch
+// http and the AWS SDK before they load.
+import { stopTracing } from '../../src/tracing.js';
 import { buildApp } from '../../src/app.js';
 import { compose } from '../../src/compose.js';
 import { loadConfig } from '../../src/config.js';
@@ -40,7 +43,10 @@ async function main(): Promise<void> {
   const logger = createAppLogger(config, { pretty: false });
   const service = await compose(config, { logger, ...(process.env.BENCH_AUDIT === 'discard' && { auditSink: discardAudit }) });
   const app = await buildApp(service);
-  await serve(app, () => service.close());
+  await serve(app, async () => {
+    await service.close();
+    await stopTracing(5_000);
+  });
 }
 
 main().catch(fail);

@@ -84,6 +84,19 @@ export interface AdditionalEventData {
   callerRequestId?: string;
   /** Streaming routes: which of the request's two events this is, and how the stream ended. */
   stream?: StreamAuditDetails;
+  /**
+   * With tracing on: the trace and span of the audit write (a child of the request's spans);
+   * `sampled` false when the sampler dropped the trace. Absent when tracing is off.
+   */
+  trace?: AuditTraceIds;
+}
+
+export interface AuditTraceIds {
+  /** W3C trace id: 32 lowercase hex digits (the caller's, when it sent a `traceparent`). */
+  traceId: string;
+  /** 16 lowercase hex digits. */
+  spanId: string;
+  sampled: boolean;
 }
 
 

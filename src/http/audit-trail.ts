@@ -12,7 +12,7 @@
  * watchStream, and the started event written in onSend lets the ended one follow.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ApiEventName } from '../audit/event.js';
+import type { ApiEventName, AuditEventInput } from '../audit/event.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 import type { Outcome } from '../operations/operation.js';
 import type { StreamSession } from '../operations/stream.js';
@@ -21,6 +21,7 @@ import type { AuditSink } from '../audit/sink.js';
 import { toAuditEvent, type AuditState } from './audit-event.js';
 import { StreamAudit, type StreamEventWriter } from './streams/stream-audit.js';
 import { prepareProblem } from './send-problem.js';
+import { ATTR, inSpan, traceIdsOf } from '../telemetry/spans.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -53,7 +54,7 @@ export function registerAuditTrail(scope: FastifyInstance, deps: AuditTrailDeps)
     request.audit = undefined;
     const stream = streams.get(request);
     try {
-      await deps.audit.write(toAuditEvent(request, reply.statusCode, state));
+      await writeTraced(deps, toAuditEvent(request, reply.statusCode, state));
       deps.metrics.auditEvents.inc();
       if (stream) {
         // An error answer instead of the stream (a failure after recordStream): nothing streams.
@@ -112,7 +113,7 @@ function streamWriter(request: FastifyRequest, deps: AuditTrailDeps): StreamEven
   return {
     write: async (event) => {
       try {
-        await deps.audit.write(event);
+        await writeTraced(deps, event);
         deps.metrics.auditEvents.inc();
       } catch (error) {
         deps.metrics.auditFailures.inc();
@@ -127,4 +128,17 @@ function streamWriter(request: FastifyRequest, deps: AuditTrailDeps): StreamEven
       if (outcome !== 'completed') deps.metrics.httpDuration.observe({ method: request.method, route, status_code: '200' }, elapsedMs / 1000);
     },
   };
+}
+
+/**
+ * Writes the event in the audit write's span, and puts that span's trace and span ids in the
+ * event (`additionalEventData.trace`): from an audit event to its trace, whose KMS spans carry
+ * the request ids CloudTrail records. No ids when tracing is off (the no-op API has none).
+ */
+function writeTraced(deps: AuditTrailDeps, event: AuditEventInput): Promise<void> {
+  return inSpan('audit.write', { [ATTR.auditEventName]: event.eventName }, async (span) => {
+    const ids = traceIdsOf(span);
+    if (ids) event.additionalEventData.trace = ids;
+    await deps.audit.write(event);
+  });
 }

@@ -4,7 +4,8 @@
  * Failed authentications are counted per source address (auth-failures.ts): over the limit,
  * 429 + Retry-After; beyond the first of each kind in a window, no audit event of their own.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Span } from '@opentelemetry/api';
 import type { Policy } from '../authz/policy.js';
 import type { Principal } from '../authz/principal.js';
 import type { PolicyStore } from '../authz/store.js';
@@ -13,6 +14,7 @@ import type { ServiceMetrics } from '../metrics/metrics.js';
 import { addressBucket } from '../admission/address-bucket.js';
 import type { AuthFailureTracker } from '../admission/auth-failures.js';
 import { ProblemError } from './problem.js';
+import { ATTR, inSpan } from '../telemetry/spans.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -32,14 +34,19 @@ export function registerAuthentication(scope: FastifyInstance, deps: Authenticat
   scope.decorateRequest('principal', undefined);
   scope.decorateRequest('policy', undefined);
 
-  scope.addHook('onRequest', async (request) => {
+  scope.addHook('onRequest', (request) => inSpan('authenticate', {}, (span) => authenticate(request, span)));
+
+  async function authenticate(request: FastifyRequest, span: Span): Promise<void> {
     // One snapshot per request: a policy reload mid-request never mixes two policies.
     const snapshot = deps.policy.current;
     try {
       request.principal = await snapshot.authenticator.authenticate(request.headers.authorization);
+      // Who, never the credential (nor a hash of it).
+      span.setAttributes({ [ATTR.authMethod]: request.principal.authMethod, [ATTR.principalId]: request.principal.id, [ATTR.authOutcome]: 'authenticated' });
     } catch (error) {
       if (error instanceof AuthenticationError) {
         const verdict = deps.authFailures.record(addressBucket(request.ip), error.reason);
+        span.setAttributes({ [ATTR.authMethod]: error.authMethod, [ATTR.authOutcome]: verdict.kind });
         deps.metrics.authFailures.inc({ limited: String(verdict.retryAfterSeconds !== undefined), audit: verdict.audit ? 'event' : 'summarized' });
         if (request.audit) {
           request.audit.authMethod = error.authMethod;
@@ -55,5 +62,5 @@ export function registerAuthentication(scope: FastifyInstance, deps: Authenticat
       throw error;
     }
     request.policy = snapshot.policy;
-  });
+  }
 }

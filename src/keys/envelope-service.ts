@@ -31,6 +31,7 @@ import { deriveStreamKeyMaterial, newMessageId, streamKeyFor } from '../format/s
 import { DEFAULT_SEGMENT_SIZE, encodeStreamHeader, type StreamHeader } from '../format/stream-format.js';
 import type { EncryptionContext, KeyProvider, KmsOperation } from '../kms/provider.js';
 import { KmsError } from '../kms/errors.js';
+import { ATTR, inSpan } from '../telemetry/spans.js';
 
 /**
  * How the data key behind one operation was obtained. Its KMS request ids (the audit trail's
@@ -135,16 +136,18 @@ export class EnvelopeService {
   ): Promise<EnvelopeResult> {
     const partition = `${keyArn}\u0000${canonicalContextKey(context)}`;
     const fetch = async (): Promise<DataKeyMaterial> => this.provider.generateDataKey(keyArn, context);
-    return this.caches.encrypt.use(
-      partition,
-      plaintext.length,
-      fetch,
-      (use) => ({
-        envelope: sealMessage(use.entry.plaintextKey, prefixOf(use.entry, context), plaintext, aad),
-        keyArn: use.entry.keyArn,
-        dataKey: report(use, trace),
-      }),
-      requesterOf(trace, 'GenerateDataKey'),
+    return this.lookup('encrypt', () =>
+      this.caches.encrypt.use(
+        partition,
+        plaintext.length,
+        fetch,
+        (use) => ({
+          envelope: sealMessage(use.entry.plaintextKey, prefixOf(use.entry, context), plaintext, aad),
+          keyArn: use.entry.keyArn,
+          dataKey: report(use, trace),
+        }),
+        requesterOf(trace, 'GenerateDataKey'),
+      ),
     );
   }
 
@@ -156,29 +159,31 @@ export class EnvelopeService {
   async startStream(keyArn: string, context: EncryptionContext, bytes: number, trace: KmsTrace): Promise<SealingStream> {
     const partition = `${keyArn}\u0000${canonicalContextKey(context)}`;
     const fetch = async (): Promise<DataKeyMaterial> => this.provider.generateDataKey(keyArn, context);
-    return this.caches.encrypt.use(
-      partition,
-      bytes,
-      fetch,
-      (use) => {
-        const messageId = newMessageId();
-        const material = deriveStreamKeyMaterial(use.entry.plaintextKey, messageId);
-        try {
-          const keyBlock = { keyArn: use.entry.keyArn, wrappedKey: use.entry.wrappedKey };
-          const { header, authenticatedHeader } = encodeStreamHeader(keyBlock, context, messageId, material.subarray(32), DEFAULT_SEGMENT_SIZE);
-          return {
-            header,
-            authenticatedHeader,
-            segmentSize: DEFAULT_SEGMENT_SIZE,
-            streamKey: Buffer.from(material.subarray(0, 32)),
-            keyArn: use.entry.keyArn,
-            dataKey: report(use, trace),
-          };
-        } finally {
-          material.fill(0);
-        }
-      },
-      requesterOf(trace, 'GenerateDataKey'),
+    return this.lookup('encrypt', () =>
+      this.caches.encrypt.use(
+        partition,
+        bytes,
+        fetch,
+        (use) => {
+          const messageId = newMessageId();
+          const material = deriveStreamKeyMaterial(use.entry.plaintextKey, messageId);
+          try {
+            const keyBlock = { keyArn: use.entry.keyArn, wrappedKey: use.entry.wrappedKey };
+            const { header, authenticatedHeader } = encodeStreamHeader(keyBlock, context, messageId, material.subarray(32), DEFAULT_SEGMENT_SIZE);
+            return {
+              header,
+              authenticatedHeader,
+              segmentSize: DEFAULT_SEGMENT_SIZE,
+              streamKey: Buffer.from(material.subarray(0, 32)),
+              keyArn: use.entry.keyArn,
+              dataKey: report(use, trace),
+            };
+          } finally {
+            material.fill(0);
+          }
+        },
+        requesterOf(trace, 'GenerateDataKey'),
+      ),
     );
   }
 
@@ -186,12 +191,14 @@ export class EnvelopeService {
   async openStream(header: StreamHeader, trace: KmsTrace): Promise<StreamKey> {
     const partition = unwrapPartition(header);
     this.failedUnwraps.recall(partition);
-    return this.caches.decrypt.use(
-      partition,
-      0,
-      this.unwrapper(partition, header),
-      (use) => ({ streamKey: streamKeyFor(use.entry.plaintextKey, header), keyArn: use.entry.keyArn, dataKey: report(use, trace) }),
-      requesterOf(trace, 'Decrypt'),
+    return this.lookup('decrypt', () =>
+      this.caches.decrypt.use(
+        partition,
+        0,
+        this.unwrapper(partition, header),
+        (use) => ({ streamKey: streamKeyFor(use.entry.plaintextKey, header), keyArn: use.entry.keyArn, dataKey: report(use, trace) }),
+        requesterOf(trace, 'Decrypt'),
+      ),
     );
   }
 
@@ -222,17 +229,19 @@ export class EnvelopeService {
   async decrypt(envelope: ParsedEnvelope, aad: Buffer | undefined, trace: KmsTrace): Promise<DecryptResult> {
     const partition = unwrapPartition(envelope);
     this.failedUnwraps.recall(partition);
-    return this.caches.decrypt.use(
-      partition,
-      0,
-      this.unwrapper(partition, envelope),
-      (use) => ({
-        plaintext: openMessage(use.entry.plaintextKey, envelope, aad),
-        keyArn: use.entry.keyArn,
-        context: envelope.context,
-        dataKey: report(use, trace),
-      }),
-      requesterOf(trace, 'Decrypt'),
+    return this.lookup('decrypt', () =>
+      this.caches.decrypt.use(
+        partition,
+        0,
+        this.unwrapper(partition, envelope),
+        (use) => ({
+          plaintext: openMessage(use.entry.plaintextKey, envelope, aad),
+          keyArn: use.entry.keyArn,
+          context: envelope.context,
+          dataKey: report(use, trace),
+        }),
+        requesterOf(trace, 'Decrypt'),
+      ),
     );
   }
 
@@ -276,6 +285,15 @@ export class EnvelopeService {
     if (includePlaintext) return { keyArn: key.keyArn, wrappedKey: key.wrappedKey, plaintextKey: key.plaintextKey, dataKey };
     key.plaintextKey.fill(0);
     return { keyArn: key.keyArn, wrappedKey: key.wrappedKey, dataKey };
+  }
+
+  /** One cache lookup in its span, with how it went: hit, miss (this request called KMS) or coalesced. */
+  private lookup<R extends { dataKey: DataKeyReport }>(kind: CacheKind, use: () => Promise<R>): Promise<R> {
+    return inSpan('datakey.cache', { [ATTR.cacheKind]: kind }, async (span) => {
+      const result = await use();
+      span.setAttribute(ATTR.cacheResult, result.dataKey.coalesced ? 'coalesced' : result.dataKey.cacheHit ? 'hit' : 'miss');
+      return result;
+    });
   }
 
   /** Both caches, entry by entry, without key material. */

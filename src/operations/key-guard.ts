@@ -13,6 +13,7 @@ import type { KmsTrace } from '../keys/kms-trace.js';
 import { isKmsError } from '../kms/errors.js';
 import type { EncryptionContext, KeyDescription } from '../kms/provider.js';
 import { AccessDeniedError, ProblemError } from './errors.js';
+import { ATTR, contextShape, inSpan } from '../telemetry/spans.js';
 
 export interface KeyAuthorization {
   keyArn: string;
@@ -23,7 +24,32 @@ export class KeyGuard {
   constructor(private readonly directory: KeyDirectory) {}
 
   /** For encrypt, datakey and a rewrap's destination: the caller names the key. */
-  async authorizeRequestedKey(
+  authorizeRequestedKey(
+    policy: Policy,
+    principal: Principal,
+    operation: Operation,
+    requestedKeyId: string,
+    context: EncryptionContext,
+    plaintextBytes: number | undefined,
+    trace: KmsTrace,
+  ): Promise<KeyAuthorization> {
+    return traced(operation, context, () => this.requestedKey(policy, principal, operation, requestedKeyId, context, plaintextBytes, trace));
+  }
+
+  /** For decrypt and a rewrap's source: the key and context come from the ciphertext. */
+  authorizeStoredKey(
+    policy: Policy,
+    principal: Principal,
+    operation: Operation,
+    keyArn: string,
+    context: EncryptionContext,
+    plaintextBytes: number | undefined,
+    trace: KmsTrace,
+  ): Promise<KeyAuthorization> {
+    return traced(operation, context, () => this.storedKey(policy, principal, operation, keyArn, context, plaintextBytes, trace));
+  }
+
+  private async requestedKey(
     policy: Policy,
     principal: Principal,
     operation: Operation,
@@ -56,8 +82,7 @@ export class KeyGuard {
     return { keyArn: assertUsable(key), ruleId: decision.ruleId };
   }
 
-  /** For decrypt and a rewrap's source: the key and context come from the ciphertext. */
-  async authorizeStoredKey(
+  private async storedKey(
     policy: Policy,
     principal: Principal,
     operation: Operation,
@@ -87,4 +112,18 @@ export class KeyGuard {
     }
     return { keyArn, ruleId: decision.ruleId };
   }
+}
+
+/** The authorization's span: the operation, the context's keys (never its values), the verdict. */
+function traced(operation: Operation, context: EncryptionContext, decide: () => Promise<KeyAuthorization>): Promise<KeyAuthorization> {
+  return inSpan('authorize', { [ATTR.operation]: operation, ...contextShape(context) }, async (span) => {
+    try {
+      const granted = await decide();
+      span.setAttributes({ [ATTR.decision]: 'allow', [ATTR.ruleId]: granted.ruleId });
+      return granted;
+    } catch (error) {
+      if (error instanceof AccessDeniedError) span.setAttribute(ATTR.decision, 'deny');
+      throw error;
+    }
+  });
 }

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 
 /** Highest first. A file belongs to the row with the longest matching path (folder ending in /, or file). */
 const LAYERS: { name: string; paths: string[] }[] = [
-  { name: 'composition', paths: ['src/server.ts', 'src/app.ts', 'src/compose.ts', 'src/checkpoints.ts'] },
+  { name: 'composition', paths: ['src/server.ts', 'src/app.ts', 'src/compose.ts', 'src/checkpoints.ts', 'src/tracing.ts'] },
   // The command-line programs: apart from the service, on top of what they use.
   { name: 'cli', paths: ['src/cli/'] },
   // The offline audit verifier: reads what the audit code writes, never runs in the service.
@@ -30,7 +30,8 @@ const LAYERS: { name: string; paths: string[] }[] = [
   // Pure: the ciphertext formats and their crypto; the policy and its authentication.
   { name: 'domain', paths: ['src/format/', 'src/authz/'] },
   { name: 'kms', paths: ['src/kms/'] },
-  { name: 'base', paths: ['src/config.ts', 'src/version.ts', 'src/censor.ts', 'src/logging.ts'] },
+  // The service's own spans and trace ids, through the OpenTelemetry API only.
+  { name: 'base', paths: ['src/config.ts', 'src/version.ts', 'src/censor.ts', 'src/logging.ts', 'src/telemetry/'] },
 ];
 
 /** These reach the envelope and KMS only through src/operations/, whatever their layer allows. */

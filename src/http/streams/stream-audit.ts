@@ -12,6 +12,8 @@ import type { AuditFacts } from '../../operations/operation.js';
 import type { StreamProgress, StreamSession } from '../../operations/stream.js';
 import { toAuditEvent } from '../audit-event.js';
 import { SpoolBuffer, SpoolQuotaError } from './stream-spool.js';
+import type { Span } from '@opentelemetry/api';
+import { ATTR, markFailed, startSpan, withSpan } from '../../telemetry/spans.js';
 
 export type StreamOutcome = NonNullable<StreamAuditDetails['outcome']>;
 
@@ -47,11 +49,15 @@ export class StreamAudit {
     this.rejectStarted = reject;
   });
 
+  /** One span for the whole stream (not one per segment), ended with its outcome and counts. */
+  private readonly span: Span;
+
   constructor(
     private readonly request: FastifyRequest,
     private readonly session: StreamSession,
     private readonly facts: AuditFacts,
   ) {
+    this.span = startSpan('stream', { [ATTR.streamDirection]: session.direction });
     this.startedWritten.catch(() => undefined);
     session.beforeEnd((progress) => this.completed(progress));
   }
@@ -87,6 +93,8 @@ export class StreamAudit {
   /** The audit trail answered 503 instead: nothing was sent, nothing is read any further. */
   abandon(): void {
     this.ended = true;
+    this.span.setAttribute(ATTR.streamOutcome, 'not-started');
+    this.span.end();
     this.rejectStarted(new Error('the started event was not written'));
     this.session.output.destroy();
     this.body?.destroy();
@@ -136,6 +144,19 @@ export class StreamAudit {
     const event = toAuditEvent(this.request, 200, { facts: { ...this.facts, ...sizes, stream: details } });
     const writer = this.writer as StreamEventWriter;
     writer.ended(details.outcome as StreamOutcome, this.reply?.elapsedTime ?? 0);
-    await writer.write(event);
+    this.span.setAttributes({
+      [ATTR.streamOutcome]: details.outcome,
+      [ATTR.streamSegments]: details.segments,
+      [ATTR.streamFailedSegment]: details.failedSegment,
+      [ATTR.streamBytesIn]: details.bytesIn,
+      [ATTR.streamBytesOut]: details.bytesOut,
+    });
+    if (details.outcome !== 'completed') markFailed(this.span, { code: details.outcome });
+    try {
+      // The ended event's audit write, under the stream's span.
+      await withSpan(this.span, () => writer.write(event));
+    } finally {
+      this.span.end();
+    }
   }
 }
