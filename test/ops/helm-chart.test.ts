@@ -262,6 +262,19 @@ describe('Helm chart, rendered with default values', () => {
       expect(redisRule?.to).toEqual([{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'redis' } } }]);
     });
 
+    it('admits only the front tier and monitoring when direct clients are off, and never renders an open ingress rule', () => {
+      const frontOnly = only(render('--set', 'networkPolicy.allowDirectClients=false'), 'NetworkPolicy').spec;
+      expect(frontOnly.ingress[0].from).toHaveLength(2);
+      expect(frontOnly.ingress[0].from.some((p: any) => p.podSelector?.matchLabels?.['envelope-service/client'])).toBe(false);
+      const none = spawnSync(
+        HELM!,
+        ['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'networkPolicy.allowDirectClients=false', '--set', 'networkPolicy.frontTier.podSelector=null', '--set', 'networkPolicy.frontTier.namespaceSelector=null', '--set', 'networkPolicy.monitoring.podSelector=null', '--set', 'networkPolicy.monitoring.namespaceSelector=null'],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
+      expect(none.status).not.toBe(0);
+      expect(none.stderr).toContain('an empty rule would admit everyone');
+    });
+
     it('feeds REDIS_URL from a Secret, never as a literal in the pod spec', () => {
       expect(env.has('REDIS_URL')).toBe(false);
       const own = render('--set', 'redis.url=redis://:hunter2@redis:6379');
@@ -308,7 +321,7 @@ describe('Helm chart, rendered with default values', () => {
         const exported = new Set<string>();
         for (const metric of await new ServiceMetrics().registry.getMetricsAsJSON()) {
           exported.add(metric.name);
-          if (metric.type === ('histogram' as typeof metric.type)) for (const suffix of ['_bucket', '_count', '_sum']) exported.add(metric.name + suffix);
+          if (String(metric.type) === 'histogram') for (const suffix of ['_bucket', '_count', '_sum']) exported.add(metric.name + suffix);
         }
         for (const name of inRule) expect(exported.has(name), `${name} is exported by the service`).toBe(true);
 
