@@ -51,8 +51,8 @@ sys.exit(0 if m.version('kubernetes-validate') == '$KUBERNETES_VALIDATE_VERSION'
     "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "checkov==$CHECKOV_VERSION"
 }
 
-mkdir -p "$ROOT/.tools"
-exec 9>"$ROOT/.tools/helm.lock"
+mkdir -p "$HELM_BIN_DIR"
+exec 9>"$ROOT/.tools/helm/.lock"
 flock 9
 install_helm
 install_venv
