@@ -86,6 +86,7 @@ describe('Helm chart, rendered with default values', () => {
       const kinds = manifests.map((m) => `${m.kind}/${m.metadata.name}`).sort();
       expect(kinds).toEqual(
         [
+          `ConfigMap/${RELEASE}-audit-rotation`,
           `ConfigMap/${RELEASE}-policy`,
           `Deployment/${RELEASE}`,
           `HorizontalPodAutoscaler/${RELEASE}`,
@@ -296,6 +297,20 @@ describe('Helm chart, rendered with default values', () => {
       expect(hpa.metrics[0].resource.name).toBe('cpu');
       // The HPA owns the replica count.
       expect(deployment.spec.replicas).toBeUndefined();
+    });
+
+    it('rotates the audit log in a native sidecar: the service image, the same hardening, the chart\'s script', () => {
+      const rotation = pod.initContainers.find((c: any) => c.name === 'audit-rotation');
+      expect(rotation.restartPolicy).toBe('Always');
+      expect(rotation.image).toBe(container.image);
+      expect(rotation.securityContext).toEqual(container.securityContext);
+      expect(rotation.volumeMounts).toContainEqual({ name: 'audit', mountPath: '/var/log/envelope' });
+      const rotationEnv = new Map(rotation.env.map((e: any) => [e.name, e]));
+      expect((rotationEnv.get('AUDIT_LOG') as any).value).toBe(env.get('AUDIT_LOG').value);
+      expect((rotationEnv.get('POD_NAME') as any).valueFrom).toEqual(env.get('POD_NAME').valueFrom);
+      const script = only(manifests, 'ConfigMap', `${RELEASE}-audit-rotation`).data!['rotate-audit.mjs'];
+      expect(script).toBe(readFileSync(join(CHART, 'files/rotate-audit.mjs'), 'utf8'));
+      expect(rotation.command).toEqual(['node', '/etc/envelope/rotation/rotate-audit.mjs']);
     });
 
     it('explains every checkov skip it carries', () => {
