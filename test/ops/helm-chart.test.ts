@@ -313,6 +313,15 @@ describe('Helm chart, rendered with default values', () => {
       expect(rotation.command).toEqual(['node', '/etc/envelope/rotation/rotate-audit.mjs']);
     });
 
+    it('refuses a misspelt value instead of silently keeping the default (values.schema.json)', () => {
+      const misspelt = spawnSync(HELM!, ['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, '--set', 'networkPolicy.enbled=false'], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(misspelt.status).not.toBe(0);
+      expect(misspelt.stderr).toContain("additional properties 'enbled' not allowed");
+    });
+
     it('explains every checkov skip it carries', () => {
       for (const m of manifests) {
         for (const [key, value] of Object.entries(m.metadata.annotations ?? {})) {
