@@ -32,6 +32,7 @@ const discardAudit: AuditSink = {
     )),
   summarizeAuthFailures: async () => {},
   summarizeRefusals: async () => {},
+  recordFleetAction: async () => {},
   isWritable: () => true,
 };
 

@@ -65,6 +65,7 @@ function successfulRequest(path: string): { headers?: Record<string, string>; pa
     case '/v1/admin/policy':
     case '/v1/admin/policy/reload':
     case '/v1/admin/kms':
+    case '/v1/admin/fleet':
       return {};
     case '/v1/admin/cache/evict':
       return { payload: { all: true } };
