@@ -75,8 +75,8 @@ function successfulRequest(path: string): { headers?: Record<string, string>; pa
 }
 
 describe('Cache-Control: no-store on /v1', () => {
-  it('covers the sixteen /v1 operations', () => {
-    expect(v1Operations).toHaveLength(16);
+  it('covers the seventeen /v1 operations', () => {
+    expect(v1Operations).toHaveLength(17);
   });
 
   it.each(v1Operations)('$name: on success', async ({ method, path }) => {
