@@ -46,8 +46,13 @@ export class FleetBus implements FleetActions {
     const subscriber = this.redis.duplicate();
     this.#subscriber = subscriber;
     subscriber.on('error', () => undefined); // the main client logs Redis's state
-    // ioredis subscribes again by itself after a reconnect.
-    subscriber.subscribe(COMMAND_CHANNEL, ACK_CHANNEL).catch(() => undefined);
+    // On every (re)connection: with the offline queue off, a subscribe sent before the
+    // connection is ready would fail, and subscribing twice to a channel is harmless.
+    subscriber.on('ready', () => {
+      subscriber.subscribe(COMMAND_CHANNEL, ACK_CHANNEL).catch((error: Error) => {
+        this.options.logger.warn({ errorMessage: error.message }, 'fleet: subscribing to the fleet channels failed; retried on the next connection');
+      });
+    });
     subscriber.on('message', (_channel: string, text: string) => this.onMessage(text));
     this.registry.start();
   }

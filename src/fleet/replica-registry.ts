@@ -60,6 +60,8 @@ export class ReplicaRegistry {
     };
     try {
       await this.redis.set(this.keyOf(seen.instanceId), JSON.stringify(seen), 'PX', this.ttlMs);
+      // Keeps lastSeen fresh, so an answer given while Redis is down can name the replicas.
+      await this.list();
       return true;
     } catch {
       return false;
