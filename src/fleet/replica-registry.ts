@@ -39,6 +39,8 @@ export class ReplicaRegistry {
   }
 
   start(): void {
+    // At once on every (re)connection, not only at the next tick: a restarted Redis is empty.
+    this.redis.on('ready', () => void this.beat());
     void this.beat();
     this.#timer = setInterval(() => void this.beat(), this.options.heartbeatMs);
     this.#timer.unref();

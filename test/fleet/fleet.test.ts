@@ -181,6 +181,7 @@ describe('a fleet of three replicas behind HAProxy, with Redis', () => {
       expect(served.length).toBeGreaterThan(TOKEN_RATE / 2);
       expect(served.length).toBeLessThanOrEqual(Math.ceil(TOKEN_RATE * (1 + elapsedS / RATE_PERIOD_S)) + 1);
       expect(refusedByFront.length).toBeGreaterThan(FLOOD_REQUESTS / 2);
+      console.info(`[fleet] flood of ${FLOOD_REQUESTS} in ${elapsedS.toFixed(1)} s: ${served.length} served by the replicas, ${refusedByFront.length} refused by HAProxy`);
       const refusal = outcomes.find((o) => o.kind === 'response' && o.status === 429);
       expect(refusal?.kind === 'response' && refusal.headers['retry-after']).toBe('7');
       expect(refusal?.kind === 'response' && refusal.headers['content-type']).toBe('application/problem+json');
@@ -274,9 +275,15 @@ describe('a fleet of three replicas behind HAProxy, with Redis', () => {
       const failed = outcomes.filter((o) => o.kind !== 'response' || o.status !== 200).map((o) => (o.kind === 'response' ? `${o.status} ${o.body}` : o.code));
       expect(failed).toEqual([]);
       expect(outcomes.length).toBeGreaterThan(40);
+      console.info(`[fleet] rolling restart of 3 replicas: ${outcomes.length} requests, ${failed.length} failed`);
     }, 300_000);
 
     it('Redis killed: requests are still served, an evict answers degraded naming the replicas it missed; Redis back: the fleet answers again', async () => {
+      // The fleet is whole again after the restarts: replica-1 sees the three.
+      await eventually('replica-1 sees three replicas', async () => {
+        const view = ok(await admin(fleet.replicas[0]!, '/v1/admin/fleet'));
+        return (view.body.replicas as unknown[]).length === 3 ? true : undefined;
+      });
       await fleet.redis!.kill();
       for (let i = 0; i < 10; i++) expect(ok(await encrypt(fleet.haproxy.baseUrl, TOKENS.app, { tenant: 'no-redis' })).status).toBe(200);
       const evict = ok(await admin(fleet.replicas[0]!, '/v1/admin/cache/evict', { all: true }));
