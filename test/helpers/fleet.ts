@@ -192,6 +192,8 @@ export interface ServerState {
 
 export interface Haproxy {
   readonly port: number;
+  /** The process (the bench pins it to the generators' CPUs). */
+  readonly pid: number | undefined;
   readonly baseUrl: string;
   readonly statsUrl: string;
   output(): string;
@@ -235,6 +237,7 @@ export async function startHaproxy(dir: string, replicas: { port: number }[], en
   };
   const proxy: Haproxy = {
     port,
+    pid: child.pid,
     baseUrl: `http://127.0.0.1:${port}`,
     statsUrl,
     output: () => output,
