@@ -176,6 +176,9 @@ function checkCrossFieldRules(config: Config): Config {
   if (config.HEADERS_TIMEOUT_MS !== undefined && config.HEADERS_TIMEOUT_MS > config.REQUEST_TIMEOUT_MS) {
     throw new ConfigError('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS (the headers are part of the request)');
   }
+  if (config.REDIS_URL && config.FLEET_CONFIRM_TIMEOUT_MS >= config.REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('FLEET_CONFIRM_TIMEOUT_MS must be below REQUEST_TIMEOUT_MS (an evict or reload answer waits that long for the other replicas)');
+  }
   const devMode = devModeProblem(config);
   if (devMode) throw new ConfigError(devMode);
   if (config.KMS_PROVIDER === 'aws') {
