@@ -4,7 +4,7 @@
  *
  * - HAProxy answers a token far over its rate with its own 429 (problem+json, Retry-After):
  *   those requests never reach a replica (no replica audits them, and every request a replica
- *   sees is audited).
+ *   sees is audited); it cuts a client whose request does not arrive in time (slowloris).
  * - An evict sent to one replica drops the keys on all three (the next encrypt on each calls
  *   KMS), the answer names the three, and each other replica audits it with the originating
  *   request id. A policy reload reaches all three the same way.
@@ -19,6 +19,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, localKmsEndpoint } from '../helpers/local-kms.js';
@@ -140,6 +141,7 @@ describe('a fleet of three replicas behind HAProxy, with Redis', () => {
           // Every request of the test comes from 127.0.0.1: the per-source limits stay out of the way.
           HAPROXY_SOURCE_RATE: '1000000',
           HAPROXY_CONN_PER_SOURCE: '10000',
+          HAPROXY_TIMEOUT_HTTP_REQUEST: '2s',
         },
       });
       // Every replica announced itself before any fleet action is asked.
@@ -194,6 +196,24 @@ describe('a fleet of three replicas behind HAProxy, with Redis', () => {
       // Another token is not affected.
       expect(ok(await encrypt(fleet.haproxy.baseUrl, TOKENS.app, { tenant: 'other' })).status).toBe(200);
     }, 120_000);
+
+    it('HAProxy cuts a client that sends its request too slowly (timeout http-request) with a 408', async () => {
+      const socket = connect(fleet.haproxy.port, '127.0.0.1');
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      const started = Date.now();
+      // Headers never finished: one more header line every 500 ms, as a slowloris client does.
+      socket.write(`POST /v1/encrypt HTTP/1.1\r\nhost: fleet\r\nauthorization: Bearer ${TOKENS.app}\r\n`);
+      const drip = setInterval(() => socket.writable && socket.write('x-slow: 1\r\n'), 500);
+      await closed;
+      clearInterval(drip);
+      expect(answer).toMatch(/^HTTP\/1\.[01] 408 /);
+      // Cut at the 2 s bound, not when the client gave up.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
+      expect(Date.now() - started).toBeLessThan(15_000);
+    }, 60_000);
 
     it('an evict sent to one replica drops the keys on all three: the next encrypt on each calls KMS, and each audits the origin', async () => {
       const context = { tenant: 'evict-me' };
