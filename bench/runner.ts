@@ -238,6 +238,12 @@ export function evaluate(cases: Record<string, CaseResult>): { ratios: Record<st
     met: measured === null ? null : met(measured),
     ...(note ? { note } : {}),
   });
+  const pooledP99 = (id: string) => {
+    const c = cases[id];
+    return c?.kind === 'neighbour' && c.pooledP99Ms ? c.pooledP99Ms.all : null;
+  };
+  ratios['neighbour.flooded/alone'] = ratio(pooledP99('neighbour.b.flooded'), pooledP99('neighbour.b.alone'), 2);
+  ratios['neighbour.front.flooded/alone'] = ratio(pooledP99('neighbour.front.b.flooded'), pooledP99('neighbour.front.b.alone'), 2);
   const burst = cases['kms.burst.ours'];
   const burstSdk = cases['kms.burst.sdk'];
   const targets = [
@@ -280,6 +286,14 @@ export function evaluate(cases: Record<string, CaseResult>): { ratios: Record<st
       ratios['large.1m.c-binary/raw'] ?? null,
       (v) => v >= 0.5,
       `the JSON API (/v1/encrypt, base64 in JSON): ${ratios['large.1m.c/raw'] ?? 'n/a'}×`,
+    ),
+    target(
+      'neighbour-front-p99',
+      "case 6 through HAProxy: B's pooled p99 while A floods vs B alone",
+      '<= 1.25',
+      ratios['neighbour.front.flooded/alone'] ?? null,
+      (v) => v <= 1.25,
+      `straight to the service (case 6): ${ratios['neighbour.flooded/alone'] ?? 'n/a'}×`,
     ),
   ];
   return { ratios, targets };
