@@ -13,7 +13,7 @@ import { findLocalKmsBinary, startLocalKms, type LocalKmsInstance } from '../tes
 import { runHttpCases, runLayerCases, LAYER_VARIANTS } from './cases/http.js';
 import { runInProcessCases } from './cases/inprocess.js';
 import { runKmsEconomyCases, KMS_CASE_IDS } from './cases/kms-economy.js';
-import { runNoisyNeighbourCases, NEIGHBOUR_CASE_IDS } from './cases/noisy-neighbour.js';
+import { runNoisyNeighbourCases, runNoisyNeighbourFrontCases, NEIGHBOUR_CASE_IDS, NEIGHBOUR_FRONT_CASE_IDS } from './cases/noisy-neighbour.js';
 import { runRawCryptoCases } from './cases/raw-crypto.js';
 import { runStreamCases, streamCaseIds } from './cases/stream.js';
 import { REPO_ROOT } from './lib/constants.js';
@@ -28,7 +28,7 @@ import { HTTP_SIZES } from './lib/sizes.js';
 /** The results file of the run docs/BENCHMARKS.md cites (the only one kept in git). */
 export const LATEST_RESULTS = 'latest.json';
 
-export const CASE_GROUPS = ['http', 'large', 'layers', 'inprocess', 'kms', 'neighbour', 'stream'] as const;
+export const CASE_GROUPS = ['http', 'large', 'layers', 'inprocess', 'kms', 'neighbour', 'neighbour-front', 'stream'] as const;
 
 /** Every case id a complete run produces (the smoke test checks them all). */
 export function expectedCaseIds(): string[] {
@@ -39,6 +39,7 @@ export function expectedCaseIds(): string[] {
   for (const op of ['enc', 'dec']) for (const who of ['ours', 'sdk-0478', 'sdk-0578']) ids.push(`inproc.${op}.${who}`);
   ids.push(...KMS_CASE_IDS);
   ids.push(...NEIGHBOUR_CASE_IDS);
+  ids.push(...NEIGHBOUR_FRONT_CASE_IDS);
   ids.push(...streamCaseIds());
   return ids;
 }
@@ -100,7 +101,7 @@ export async function runBenchmarks(options: RunOptions): Promise<RunOutput> {
 
   let localKms: LocalKmsInstance | undefined;
   try {
-    const needsKms = only.size === 0 || only.has('layers') || only.has('kms') || only.has('neighbour');
+    const needsKms = only.size === 0 || only.has('layers') || only.has('kms') || only.has('neighbour') || only.has('neighbour-front');
     if (needsKms) {
       const binary = findLocalKmsBinary();
       if (binary) {
@@ -130,6 +131,8 @@ export async function runBenchmarks(options: RunOptions): Promise<RunOutput> {
     await runKmsEconomyCases(ctx);
     log('case 6 (noisy neighbour)');
     await runNoisyNeighbourCases(ctx);
+    log('case 6 through the front tier (HAProxy)');
+    await runNoisyNeighbourFrontCases(ctx);
   } finally {
     await localKms?.dispose();
     if (!options.keepWorkDir) rmSync(workDir, { recursive: true, force: true });
@@ -235,6 +238,12 @@ export function evaluate(cases: Record<string, CaseResult>): { ratios: Record<st
     met: measured === null ? null : met(measured),
     ...(note ? { note } : {}),
   });
+  const pooledP99 = (id: string) => {
+    const c = cases[id];
+    return c?.kind === 'neighbour' && c.pooledP99Ms ? c.pooledP99Ms.all : null;
+  };
+  ratios['neighbour.flooded/alone'] = ratio(pooledP99('neighbour.b.flooded'), pooledP99('neighbour.b.alone'), 2);
+  ratios['neighbour.front.flooded/alone'] = ratio(pooledP99('neighbour.front.b.flooded'), pooledP99('neighbour.front.b.alone'), 2);
   const burst = cases['kms.burst.ours'];
   const burstSdk = cases['kms.burst.sdk'];
   const targets = [
@@ -277,6 +286,14 @@ export function evaluate(cases: Record<string, CaseResult>): { ratios: Record<st
       ratios['large.1m.c-binary/raw'] ?? null,
       (v) => v >= 0.5,
       `the JSON API (/v1/encrypt, base64 in JSON): ${ratios['large.1m.c/raw'] ?? 'n/a'}×`,
+    ),
+    target(
+      'neighbour-front-p99',
+      "case 6 through HAProxy: B's pooled p99 while A floods vs B alone",
+      '<= 1.25',
+      ratios['neighbour.front.flooded/alone'] ?? null,
+      (v) => v <= 1.25,
+      `straight to the service (case 6): ${ratios['neighbour.flooded/alone'] ?? 'n/a'}×`,
     ),
   ];
   return { ratios, targets };

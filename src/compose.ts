@@ -38,6 +38,12 @@ import { traceProvider } from './metrics/kms-tracing.js';
 import { ServiceMetrics } from './metrics/metrics.js';
 import type { AdminDeps } from './operations/admin/admin.js';
 import { KeyGuard } from './operations/key-guard.js';
+import { hostname } from 'node:os';
+import { fleetApplier } from './fleet/apply.js';
+import { FleetBus } from './fleet/fleet-bus.js';
+import { createRedis } from './fleet/redis.js';
+import { ReplicaRegistry } from './fleet/replica-registry.js';
+import { SERVICE_VERSION } from './version.js';
 import type { OperationDeps } from './operations/operation.js';
 
 /** What a test, the bench or a script may put in place of what Config alone would build. */
@@ -90,6 +96,8 @@ export interface Service {
   buffers: { budget: RequestBufferBudget; refusals: RefusalSummaries };
   /** The OpenAPI examples this instance makes itself (local provider only). */
   liveExamples?: LiveExamples;
+  /** With REDIS_URL: fleet admin actions and the replica heartbeat (started by compose, stopped by close()). */
+  fleet?: FleetBus;
   /** Zeroes every cached data key and drops the metric subscriptions; the app's onClose calls it. */
   stop(): void;
   /** After the app has closed: the checkpointer (final checkpoint), the audit log, the provider. */
@@ -172,6 +180,22 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
   });
   metrics.kmsCallsQueuedNow = () => budgets.queued + directory.queued;
 
+  // The fleet: with REDIS_URL, evicts and policy reloads reach every replica (src/fleet/).
+  const instanceId = config.INSTANCE_ID ?? hostname();
+  const startedAt = new Date(now());
+  let fleet: FleetBus | undefined;
+  if (config.REDIS_URL) {
+    const redis = createRedis(config.REDIS_URL, logger);
+    const registry = new ReplicaRegistry(redis, { instanceId, version: SERVICE_VERSION, startedAt, heartbeatMs: config.FLEET_HEARTBEAT_MS });
+    fleet = new FleetBus(redis, registry, {
+      instanceId,
+      confirmTimeoutMs: config.FLEET_CONFIRM_TIMEOUT_MS,
+      logger,
+      apply: fleetApplier({ envelope, policy, audit, logger, onAudited: () => metrics.auditEvents.inc() }),
+    });
+    fleet.start();
+  }
+
   const operations: OperationDeps = { guard: new KeyGuard(directory), envelope, directory, budgets, defaultKeyId: config.DEFAULT_KEY_ID };
   const admin: AdminDeps = {
     envelope,
@@ -186,6 +210,9 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
       breakerFailures: config.KMS_BREAKER_FAILURES,
       breakerCooldownMs: config.KMS_BREAKER_COOLDOWN_MS,
     },
+    instanceId,
+    startedAt,
+    ...(fleet ? { fleet } : {}),
   };
 
   const readiness = new Readiness(kms, audit, config.DEFAULT_KEY_ID, config.READINESS_CACHE_MS);
@@ -265,11 +292,13 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
     memoryPressure,
     buffers,
     ...(liveExamples && { liveExamples }),
+    ...(fleet && { fleet }),
     stop() {
       envelope.clear();
       stopCountingReloads();
     },
     async close(checkpointGraceMs = 1_000) {
+      await fleet?.stop();
       if (checkpointer && !(await checkpointer.close(checkpointGraceMs))) {
         logger.error('audit log closed without a final signed checkpoint (KMS Sign failed): its tail is unsigned');
       }

@@ -137,6 +137,11 @@ export const ConfigSchema = Type.Object({
   REFUSAL_SUMMARY_WINDOW_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 60_000 }),
   READINESS_CACHE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 5_000 }),
   INSTANCE_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' })),
+  // The fleet (src/fleet/): with REDIS_URL, admin evicts and policy reloads reach every replica
+  // announced by heartbeat, and the answer waits at most FLEET_CONFIRM_TIMEOUT_MS for them.
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  FLEET_CONFIRM_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 2_000 }),
+  FLEET_HEARTBEAT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5_000 }),
 });
 
 export type Config = Static<typeof ConfigSchema>;
@@ -170,6 +175,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 function checkCrossFieldRules(config: Config): Config {
   if (config.HEADERS_TIMEOUT_MS !== undefined && config.HEADERS_TIMEOUT_MS > config.REQUEST_TIMEOUT_MS) {
     throw new ConfigError('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS (the headers are part of the request)');
+  }
+  if (config.REDIS_URL && config.FLEET_CONFIRM_TIMEOUT_MS >= config.REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('FLEET_CONFIRM_TIMEOUT_MS must be below REQUEST_TIMEOUT_MS (an evict or reload answer waits that long for the other replicas)');
   }
   const devMode = devModeProblem(config);
   if (devMode) throw new ConfigError(devMode);

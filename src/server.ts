@@ -67,6 +67,8 @@ async function main(): Promise<void> {
     else logger.info({ signal }, 'shutting down: finishing in-flight requests');
     clearInterval(anchor);
     await app.close();
+    // Leaves the fleet (its heartbeat key goes at once) once no request is left to answer.
+    await service.fleet?.stop();
     // The final checkpoint signs everything written, so a clean stop leaves no unsigned tail.
     if (service.checkpointer && !(await service.checkpointer.close(Math.max(100, config.SHUTDOWN_GRACE_MS / 2)))) {
       logger.error('audit log closed without a final signed checkpoint (KMS Sign failed): its tail is unsigned');

@@ -16,13 +16,19 @@
  * 2xx/s, failures, p50/p99, its cache hit rate and the KMS calls behind its misses (both from
  * its own audit events), and every KMS call the service made (/metrics). Against local-kms when
  * its binary is there (KMS calls are then real), else the embedded local provider.
+ *
+ * The same case through the front tier (group `neighbour-front`, ids `neighbour.front.*`): A
+ * and B reach the service through HAProxy running deploy/haproxy/haproxy.cfg (its three server
+ * lines all point at the one service), with a per-token rate twice B's offered rate, so A's
+ * token is refused by HAProxy before Node. A's tokenless requests still reach the service: A
+ * and B share 127.0.0.1 here, so the per-source limit is set out of the way (it would cut B too).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { openSync, readSync, closeSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { KiB, NEIGHBOUR_B_TOKEN, NEIGHBOUR_POLICY_FILE, REPO_ROOT } from '../lib/constants.js';
-import { wants, type RunContext } from '../lib/context.js';
+import { skip, wants, type RunContext } from '../lib/context.js';
 import { cpuSplit, niceness, pin, type CpuSplit } from '../lib/cpu-affinity.js';
 import { diff, kmsCalls } from '../lib/kms-metrics.js';
 import { round } from '../lib/load.js';
@@ -30,8 +36,21 @@ import { pacedLoad, quantile } from '../lib/paced-load.js';
 import type { NeighbourCase } from '../lib/results.js';
 import { postJson, startService, withServer } from '../lib/services.js';
 import type { FloodSpec, FlooderMessage } from './neighbour-flooder.js';
+import { HAPROXY, startHaproxy, type Haproxy } from '../../test/helpers/fleet.js';
+import { existsSync } from 'node:fs';
 
 export const NEIGHBOUR_CASE_IDS = ['neighbour.b.alone', 'neighbour.b.flooded'] as const;
+export const NEIGHBOUR_FRONT_CASE_IDS = ['neighbour.front.b.alone', 'neighbour.front.b.flooded'] as const;
+
+type Front = 'direct' | 'haproxy';
+
+/** HAProxy's per-token rate in the front-tier case: twice B's offered rate, per 10 s. */
+const FRONT_ENV = (bRate: number): Record<string, string> => ({
+  HAPROXY_RATE_PERIOD: '10s',
+  HAPROXY_TOKEN_RATE: String(bRate * 10 * 2),
+  HAPROXY_SOURCE_RATE: '100000000',
+  HAPROXY_CONN_PER_SOURCE: '100000',
+});
 
 /** B's steady workload: well under the default per-principal rate limit. */
 const B_RATE = 200;
@@ -45,18 +64,36 @@ const bearer = (token: string) => ({ 'content-type': 'application/json', authori
 
 export async function runNoisyNeighbourCases(ctx: RunContext): Promise<void> {
   if (!wants(ctx, 'neighbour')) return;
+  await runRounds(ctx, 'direct', NEIGHBOUR_CASE_IDS);
+}
+
+/** Case 6 through the front tier (HAProxy); skipped outside CI when haproxy is missing. */
+export async function runNoisyNeighbourFrontCases(ctx: RunContext): Promise<void> {
+  if (!wants(ctx, 'neighbour-front')) return;
+  if (!existsSync(HAPROXY)) {
+    if (process.env.CI === 'true') throw new Error(`CI=true but ${HAPROXY} is missing (scripts/fleet-tools.sh): the front-tier case must not be skipped in CI`);
+    const reason = `haproxy not found at ${HAPROXY} (scripts/fleet-tools.sh)`;
+    ctx.notes.push(`SKIPPED case 6 through the front tier: ${reason}`);
+    for (const id of NEIGHBOUR_FRONT_CASE_IDS) skip(ctx, id, id.endsWith('alone') ? 'B alone, through HAProxy' : 'B while A floods, through HAProxy', reason);
+    return;
+  }
+  await runRounds(ctx, 'haproxy', NEIGHBOUR_FRONT_CASE_IDS);
+}
+
+async function runRounds(ctx: RunContext, front: Front, ids: readonly [string, string]): Promise<void> {
   const split = cpuSplit();
   if ('missing' in split) ctx.log(`  CPUs not split (${split.missing}): the generators share the service's CPUs`);
   // Rounds alternate B alone and B flooded. A 10 s p99 on a shared machine moves by a factor of
   // two between identical passes, so one pass of each cannot tell a small effect from noise:
   // each case is the round with the median p99, every round's p99 is kept, and the p99s over
   // every round's requests pooled (10,000 instead of 2,000) are added.
-  const rounds: Record<(typeof NEIGHBOUR_CASE_IDS)[number], Pass[]> = { 'neighbour.b.alone': [], 'neighbour.b.flooded': [] };
+  const [aloneId, floodedId] = ids;
+  const rounds: Record<string, Pass[]> = { [aloneId]: [], [floodedId]: [] };
   for (let round = 1; round <= ctx.settings.neighbourRounds; round++) {
     for (const flooded of [false, true]) {
-      const id = flooded ? 'neighbour.b.flooded' : 'neighbour.b.alone';
-      const done = await pass(ctx, flooded, 'missing' in split ? undefined : split);
-      rounds[id].push(done);
+      const id = flooded ? floodedId : aloneId;
+      const done = await pass(ctx, flooded, 'missing' in split ? undefined : split, front);
+      rounds[id]!.push(done);
       const c = done.result;
       ctx.log(
         `  ${id} (round ${round}): B ${c.requestsPerSecond} req/s (offered ${c.offeredRate}), p50 ${c.latencyMs.p50} ms, p99 ${c.latencyMs.p99} ms ` +
@@ -86,18 +123,29 @@ interface Pass {
   samplesMs: { all: number[]; settled: number[]; inService: number[] };
 }
 
-async function pass(ctx: RunContext, flooded: boolean, split: CpuSplit | undefined): Promise<Pass> {
+async function pass(ctx: RunContext, flooded: boolean, split: CpuSplit | undefined, front: Front): Promise<Pass> {
   const s = ctx.settings;
   const localKmsPid = 'endpoint' in ctx.localKms ? ctx.localKms.pid : undefined;
-  const name = `service-neighbour-${flooded ? 'flooded' : 'alone'}`;
+  const name = `service-neighbour-${front === 'haproxy' ? 'front-' : ''}${flooded ? 'flooded' : 'alone'}`;
   // A default deployment: the per-principal limits (rate, in-flight, KMS budget, held refusals)
   // are what keep A's flood from B, so none is changed here, unlike in the other cases, unless
   // --neighbour-env asks (to see what one of them does).
   const options = { env: { POLICY_FILE: NEIGHBOUR_POLICY_FILE, ...s.neighbourEnv }, defaultLimits: true };
-  return withServer(startService(ctx, name, localKmsPid !== undefined ? 'local-kms' : 'full', options), async ({ server }) => {
+  return withServer(startService(ctx, name, localKmsPid !== undefined ? 'local-kms' : 'full', options), async ({ server: service }) => {
+    // Through the front tier: HAProxy (its CPUs are the generators') in front of the one service.
+    let haproxy: Haproxy | undefined;
+    if (front === 'haproxy') {
+      haproxy = await startHaproxy(ctx.workDir, Array.from({ length: 3 }, () => ({ port: Number(new URL(service.url).port) })), FRONT_ENV(B_RATE));
+    }
+    const server = { pid: service.pid, url: haproxy?.baseUrl ?? service.url };
     const pinned =
       split !== undefined &&
-      [pin(server.pid, split.service), pin(process.pid, split.others), ...(localKmsPid ? [pin(localKmsPid, split.others), niceness(localKmsPid, 10)] : [])].every(Boolean);
+      [
+        pin(service.pid, split.service),
+        pin(process.pid, split.others),
+        ...(haproxy?.pid ? [pin(haproxy.pid, split.others)] : []),
+        ...(localKmsPid ? [pin(localKmsPid, split.others), niceness(localKmsPid, 10)] : []),
+      ].every(Boolean);
     try {
       const plaintext = randomBytes(KiB).toString('base64');
       const own = await postJson<{ ciphertext: string }>(
@@ -124,16 +172,17 @@ async function pass(ctx: RunContext, flooded: boolean, split: CpuSplit | undefin
       const auditOffset = statSync(auditFile).size;
       const serviceLog = join(ctx.workDir, `${name}.log`);
       const serviceLogOffset = statSync(serviceLog).size;
-      const kmsBefore = await kmsCalls(server.url);
+      const kmsBefore = await kmsCalls(service.url);
       const flooder = flooded ? await startFlooder({ url: server.url, durationSeconds: s.durationSeconds, connections: A_CONNECTIONS, maxRequests: A_MAX_REQUESTS }, split) : undefined;
       const [b, a] = await Promise.all([bLoad(s.durationSeconds), flooder?.result]);
-      const serviceKmsCalls = diff(kmsBefore, await kmsCalls(server.url));
+      const serviceKmsCalls = diff(kmsBefore, await kmsCalls(service.url));
       const { requestIds, ...audit } = neighbourAudit(auditFile, auditOffset, 'neighbour-b');
       const inService = responseTimes(serviceLog, serviceLogOffset, requestIds);
 
       const result: NeighbourCase = {
         kind: 'neighbour',
-        label: flooded ? 'B while A floods' : 'B alone',
+        label: `${flooded ? 'B while A floods' : 'B alone'}${haproxy ? ', through HAProxy' : ''}`,
+        ...(haproxy ? { front: 'haproxy' as const } : {}),
         payloadBytes: KiB,
         provider: localKmsPid !== undefined ? 'local-kms' : 'local',
         offeredRate: B_RATE,
@@ -153,6 +202,7 @@ async function pass(ctx: RunContext, flooded: boolean, split: CpuSplit | undefin
       };
       return { result, samplesMs: { ...b.samplesMs, inService } };
     } finally {
+      await haproxy?.stop();
       if (split) {
         pin(process.pid, split.all);
         if (localKmsPid) pin(localKmsPid, split.all) && niceness(localKmsPid, 0);

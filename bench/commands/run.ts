@@ -5,7 +5,8 @@
  * writes bench/results/smoke-<timestamp>.json only.
  *
  * Options:
- *   --only http,large,layers,inprocess,kms,neighbour   run some case groups (docs are then not touched)
+ *   --only http,large,layers,inprocess,kms,neighbour,neighbour-front,stream   run some case groups (docs are then not touched);
+ *                                            neighbour-front: case 6 with HAProxy in front
  *   --profile service-full[,bare-aes,...]    run those server children under node --cpu-prof and
  *                                            summarise the profiles (lib/profile.ts)
  *   --out <dir>                              results directory (default bench/results)

@@ -255,6 +255,7 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
   lines.push('');
 
   lines.push(...neighbourSection(results));
+  lines.push(...neighbourSection(results, 'front'));
   lines.push(...streamSection(results));
 
   if (results.profiles.length) {
@@ -279,17 +280,27 @@ function median(values: number[]): number {
   return sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN;
 }
 
-function neighbourSection(results: BenchResults): string[] {
-  const alone = neighbour(results, 'neighbour.b.alone');
-  const flooded = neighbour(results, 'neighbour.b.flooded');
-  if (!alone || !flooded) return ['### 6. Noisy neighbour', '', 'Not measured in this run (`npm run bench -- --only neighbour`).', ''];
+function neighbourSection(results: BenchResults, front?: 'front'): string[] {
+  const prefix = front ? 'neighbour.front' : 'neighbour';
+  const alone = neighbour(results, `${prefix}.b.alone`);
+  const flooded = neighbour(results, `${prefix}.b.flooded`);
+  const heading = front ? '### 6b. Noisy neighbour through the front tier (HAProxy)' : '### 6. Noisy neighbour';
+  if (!alone || !flooded) return [heading, '', `Not measured in this run (\`npm run bench -- --only ${front ? 'neighbour-front' : 'neighbour'}\`).`, ''];
   const change = (before: number, after: number) => (before > 0 ? `${after >= before ? '+' : ''}${fmt(((after - before) / before) * 100, 1)} %` : 'n/a');
   const failed = (c: NeighbourCase) => Object.entries(c.failed).map(([code, n]) => `${n}× ${code}`).join(', ') || 'none';
   const calls = (record: Record<string, number>) => Object.entries(record).map(([op, n]) => `${n} ${op}`).join(', ') || 'none';
   const flood = flooded.flood;
   return [
-    '### 6. Noisy neighbour: principal B\'s workload alone and while principal A floods',
+    front ? `${heading}: the same passes, A and B through deploy/haproxy/haproxy.cfg` : '### 6. Noisy neighbour: principal B\'s workload alone and while principal A floods',
     '',
+    ...(front
+      ? [
+          'HAProxy in front of the one service (its three server lines pointing at it), with a per-token rate of twice B\'s offered rate: A\'s token is refused ' +
+            'by HAProxy (429) before Node; A\'s tokenless requests still reach the service (A and B share 127.0.0.1, so the per-source limit is out of the way). ' +
+            'HAProxy runs on the generators\' CPUs.',
+          '',
+        ]
+      : []),
     `B: encrypt and decrypt 1 KiB on one context, offered at ${alone.offeredRate} req/s over at most ${alone.connections} connections (open loop, ` +
       `latency from each request's scheduled start), ${fmt(alone.durationSeconds, 1)} s measured` +
       (alone.p99Rounds && alone.p99Rounds.length > 1 ? ` in each of ${alone.p99Rounds.length} rounds (B alone, then B flooded, each on a fresh service; the figures are the round with the median p99)` : '') +

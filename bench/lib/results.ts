@@ -45,6 +45,8 @@ export interface KmsCase extends CaseBase {
 export interface NeighbourCase extends CaseBase {
   kind: 'neighbour';
   provider: 'local-kms' | 'local';
+  /** `haproxy`: A and B went through the front tier (deploy/haproxy/haproxy.cfg); absent: straight to the service. */
+  front?: 'haproxy';
   /** B's offered load: requests per second over this many connections, for this long. */
   offeredRate: number;
   connections: number;

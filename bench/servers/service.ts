@@ -35,6 +35,7 @@ const discardAudit: AuditSink = {
     )),
   summarizeAuthFailures: async () => {},
   summarizeRefusals: async () => {},
+  recordFleetAction: async () => {},
   isWritable: () => true,
 };
 

@@ -33,6 +33,7 @@ import {
   type AuditEventInput,
   type AuthFailuresSummaryDetails,
   type ChainResumedDetails,
+  type FleetActionDetails,
   type LogReopenedDetails,
   type RefusalsSummaryDetails,
   type ServiceEventName,
@@ -49,6 +50,7 @@ type ServiceEventDetails =
   | LogReopenedDetails
   | AuthFailuresSummaryDetails
   | RefusalsSummaryDetails
+  | FleetActionDetails
   | CheckpointDetails;
 
 export { AUDIT_LOG_STDOUT } from './open-destination.js';
@@ -225,6 +227,20 @@ export class AuditLog {
       this.assertUsable();
       if (this.failure) this.recover();
       this.emitServiceEvent('RefusalsSummarized', details);
+    } catch (error) {
+      throw this.fail(error);
+    }
+  }
+
+  /**
+   * Writes a FleetActionApplied service event at once, chained like any other line.
+   * @throws (rejects with) AuditWriteError if it is not written.
+   */
+  async recordFleetAction(details: FleetActionDetails): Promise<void> {
+    try {
+      this.assertUsable();
+      if (this.failure) this.recover();
+      this.emitServiceEvent('FleetActionApplied', details);
     } catch (error) {
       throw this.fail(error);
     }

@@ -37,6 +37,7 @@ export type ApiEventName =
   | 'GetPolicyState'
   | 'ReloadPolicy'
   | 'GetKmsState'
+  | 'GetFleetState'
   | 'EncryptStream'
   | 'DecryptStream';
 
@@ -50,6 +51,8 @@ export type ServiceEventName =
   | 'AuditLogReopened'
   | 'AuthFailuresSummarized'
   | 'RefusalsSummarized'
+  /** An admin action another replica sent through the fleet (REDIS_URL), done here. */
+  | 'FleetActionApplied'
   /** A signed checkpoint: serviceEventDetails is a CheckpointDetails (checkpoint.ts). */
   | 'AuditCheckpoint';
 
@@ -199,6 +202,26 @@ export interface RefusalsSummaryDetails {
   refusalsInWindow: number;
 }
 
+/**
+ * An admin action (evict, policy reload) that a request to another replica sent to the whole
+ * fleet, as this replica carried it out: the originating request's id joins this event to that
+ * replica's ApiCall event, so the trail shows the action reaching every replica.
+ */
+export interface FleetActionDetails {
+  /** `EvictDataKeys` or `ReloadPolicy`: the originating request's eventName. */
+  action: 'EvictDataKeys' | 'ReloadPolicy';
+  /** The originating request's requestID (on the replica that received it). */
+  originRequestId: string;
+  /** The replica that received the request (its INSTANCE_ID or host name). */
+  originInstance: string;
+  principalType: UserIdentity['type'];
+  principalId: string;
+  /** Evict: what was asked (`keyId` names as resolved by the origin, `encryptionContext`, `all`). */
+  requestParameters: { keyNames?: string[]; encryptionContext?: EncryptionContextRecord; all?: boolean } | null;
+  /** What this replica did: `droppedKeys`, or `policyDigest` and `policyReloaded`; `errorCode` when it could not. */
+  outcome: { droppedKeys?: number; policyDigest?: string; policyReloaded?: boolean; errorCode?: string };
+}
+
 /** Written by the audit log itself; CloudTrail calls these service events. */
 export interface ServiceEvent extends RecordBase {
   eventName: ServiceEventName;
@@ -209,6 +232,7 @@ export interface ServiceEvent extends RecordBase {
     | LogReopenedDetails
     | AuthFailuresSummaryDetails
     | RefusalsSummaryDetails
+    | FleetActionDetails
     | import('./checkpoint.js').CheckpointDetails;
 }
 

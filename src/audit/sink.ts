@@ -1,4 +1,4 @@
-import type { AuditEventInput, AuthFailuresSummaryDetails, RefusalsSummaryDetails } from './event.js';
+import type { AuditEventInput, AuthFailuresSummaryDetails, FleetActionDetails, RefusalsSummaryDetails } from './event.js';
 
 /** The audit log as its writers see it (the request edge, the refusal summaries): a write that resolves once the event is in the log, rejects otherwise. */
 export interface AuditSink {
@@ -7,5 +7,7 @@ export interface AuditSink {
   summarizeAuthFailures(details: AuthFailuresSummaryDetails): Promise<void>;
   /** One event for a principal's repeated refusals for memory (see refusal-summaries.ts). */
   summarizeRefusals(details: RefusalsSummaryDetails): Promise<void>;
+  /** One event for an admin action another replica sent through the fleet and this one carried out. */
+  recordFleetAction(details: FleetActionDetails): Promise<void>;
   isWritable(): boolean;
 }

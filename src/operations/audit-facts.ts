@@ -43,6 +43,12 @@ export interface ResponseElements {
   policyDigest?: string;
   /** ReloadPolicy: whether the file was valid and swapped in. */
   policyReloaded?: boolean;
+  /** EvictDataKeys, ReloadPolicy with a fleet (REDIS_URL): replicas announced, replicas that confirmed (this one included), and the ids of those that did not. */
+  replicasExpected?: number;
+  replicasConfirmed?: number;
+  replicasMissing?: string[];
+  /** GetFleetState: replicas announced. */
+  replicaCount?: number;
 }
 
 /** Per-item outcome of a batch request, in input order. */

@@ -47,6 +47,7 @@ const OPERATIONS = [
   { name: 'GetCacheState', method: 'get', path: '/v1/admin/cache', grant: 'admin:read' },
   { name: 'GetPolicyState', method: 'get', path: '/v1/admin/policy', grant: 'admin:read' },
   { name: 'GetKmsState', method: 'get', path: '/v1/admin/kms', grant: 'admin:read' },
+  { name: 'GetFleetState', method: 'get', path: '/v1/admin/fleet', grant: 'admin:read' },
   { name: 'EvictDataKeys', method: 'post', path: '/v1/admin/cache/evict', grant: 'admin:cache', body: { all: true } },
   { name: 'ReloadPolicy', method: 'post', path: '/v1/admin/policy/reload', grant: 'admin:policy' },
 ] as const;
@@ -251,6 +252,19 @@ describe('admin API', () => {
     expect(generate.calls).toBeGreaterThan(0);
     expect(generate).toMatchObject({ errors: 0, errorRate: 0 });
     expect(response.body.budgets.map((b: { principal: string }) => b.principal)).toContain('api-key:app');
+  });
+
+  it('without REDIS_URL the fleet is this replica alone, and evict and reload answer for it only (no fleet field)', async () => {
+    const fleet = await admin(TOKENS.reader, 'get', '/v1/admin/fleet');
+    expect(fleet.status).toBe(200);
+    expect(fleet.body.redis).toBe('off');
+    expect(fleet.body.replicas.map((r: { instanceId: string }) => r.instanceId)).toEqual([fleet.body.instanceId]);
+    const evicted = await admin(TOKENS.ops, 'post', '/v1/admin/cache/evict', { all: true });
+    expect(evicted.status).toBe(200);
+    expect(evicted.body).not.toHaveProperty('fleet');
+    const reloaded = await admin(TOKENS.ops, 'post', '/v1/admin/policy/reload');
+    expect(reloaded.status).toBe(200);
+    expect(reloaded.body).not.toHaveProperty('fleet');
   });
 
   it('no admin response holds key material or a token', async () => {

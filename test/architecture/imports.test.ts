@@ -21,6 +21,8 @@ const LAYERS: { name: string; paths: string[] }[] = [
   { name: 'http', paths: ['src/http/'] },
   // What one tenant can do to another: every limit, turn, hold, budget and shed decision.
   { name: 'admission', paths: ['src/admission/'] },
+  // The fleet over Redis: admin actions sent to every replica, each carried out and audited there.
+  { name: 'fleet', paths: ['src/fleet/'] },
   // Written by the edge from the facts an operation returns: operations never import it.
   { name: 'audit', paths: ['src/audit/'] },
   { name: 'metrics', paths: ['src/metrics/'] },
@@ -30,6 +32,8 @@ const LAYERS: { name: string; paths: string[] }[] = [
   // Pure: the ciphertext formats and their crypto; the policy and its authentication.
   { name: 'domain', paths: ['src/format/', 'src/authz/'] },
   { name: 'kms', paths: ['src/kms/'] },
+  // The one Redis client factory: below everything that may share Redis (limits, the fleet).
+  { name: 'redis', paths: ['src/fleet/redis.ts'] },
   // The service's own spans and trace ids, through the OpenTelemetry API only.
   { name: 'base', paths: ['src/config.ts', 'src/version.ts', 'src/censor.ts', 'src/logging.ts', 'src/telemetry/'] },
 ];

@@ -65,6 +65,7 @@ function successfulRequest(path: string): { headers?: Record<string, string>; pa
     case '/v1/admin/policy':
     case '/v1/admin/policy/reload':
     case '/v1/admin/kms':
+    case '/v1/admin/fleet':
       return {};
     case '/v1/admin/cache/evict':
       return { payload: { all: true } };
@@ -74,8 +75,8 @@ function successfulRequest(path: string): { headers?: Record<string, string>; pa
 }
 
 describe('Cache-Control: no-store on /v1', () => {
-  it('covers the sixteen /v1 operations', () => {
-    expect(v1Operations).toHaveLength(16);
+  it('covers the seventeen /v1 operations', () => {
+    expect(v1Operations).toHaveLength(17);
   });
 
   it.each(v1Operations)('$name: on success', async ({ method, path }) => {

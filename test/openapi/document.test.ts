@@ -85,6 +85,7 @@ describe('the served document', () => {
         'GET /readyz',
         'GET /v1/keys',
         'GET /v1/admin/cache',
+        'GET /v1/admin/fleet',
         'GET /v1/admin/kms',
         'GET /v1/admin/policy',
         'POST /v1/admin/cache/evict',

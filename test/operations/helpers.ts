@@ -75,7 +75,7 @@ export async function buildOperationsFixture(kind: ProviderKind = 'local'): Prom
     policyFile,
     local,
     caller,
-    adminCaller: async (token, fromLoopback = true) => ({ ...(await caller(token)), fromLoopback }),
+    adminCaller: async (token, fromLoopback = true) => ({ ...(await caller(token)), fromLoopback, requestId: 'test-request' }),
     async close() {
       await built.close();
       rmSync(policyDir, { recursive: true, force: true });

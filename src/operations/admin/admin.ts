@@ -13,6 +13,7 @@ import type { CircuitBreaker } from '../../kms/circuit-breaker.js';
 import type { KeyDirectory } from '../../keys/key-directory.js';
 import { AccessDeniedError } from '../errors.js';
 import type { AuditFacts, Caller } from '../operation.js';
+import type { FleetActions } from './fleet.js';
 
 export interface AdminDeps {
   envelope: EnvelopeService;
@@ -22,11 +23,19 @@ export interface AdminDeps {
   kmsCalls: KmsCallStats;
   budgets: KmsPayers;
   kms: { provider: string; region: string | undefined; breakerFailures: number; breakerCooldownMs: number };
+  /** INSTANCE_ID, or the host name: this replica in fleet answers. */
+  instanceId: string;
+  /** When this process composed the service. */
+  startedAt: Date;
+  /** The other replicas, through Redis (REDIS_URL); undefined: this replica is alone, as far as it knows. */
+  fleet?: FleetActions;
 }
 
 export interface AdminCaller extends Caller {
   /** The request came from a loopback address (the only place dev mode grants admin). */
   readonly fromLoopback: boolean;
+  /** The service's request id: carried to every replica a fleet action reaches, for their audit events. */
+  readonly requestId: string;
 }
 
 /**

@@ -2,12 +2,16 @@
  * Evict (`admin:cache`): drop and zero the cached data keys of a KMS key, of a context, of
  * both, or all of them, in this replica's encrypt and decrypt caches. The next request for a
  * dropped partition goes to KMS. The first move when a data key or a KMS key is suspected.
+ * With a fleet (REDIS_URL), every other replica is then asked to drop the same keys, by the
+ * names this replica resolved (so none of them needs KMS for it), and the answer says which
+ * confirmed within the timeout.
  */
 import type { EvictionSelector } from '../../keys/envelope-service.js';
 import { ProblemError } from '../errors.js';
 import { validContext } from '../context.js';
 import { withFacts } from '../operation.js';
 import { authorizeAdmin, type AdminCaller, type AdminDeps } from './admin.js';
+import { fleetFacts, originOf, type FleetAction } from './fleet.js';
 
 export interface EvictInput {
   all?: boolean;
@@ -33,7 +37,17 @@ export function evictDataKeys(deps: AdminDeps, caller: AdminCaller, input: Evict
     const dropped = deps.envelope.evict(selector);
     const total = dropped.encrypt + dropped.decrypt;
     facts.responseElements = { droppedKeys: total };
-    return { dropped: total, encrypt: dropped.encrypt, decrypt: dropped.decrypt };
+    const local = { dropped: total, encrypt: dropped.encrypt, decrypt: dropped.decrypt };
+    if (!deps.fleet) return local;
+    const action: FleetAction = {
+      kind: 'evict',
+      ...(input.all === true ? { all: true as const } : {}),
+      ...(selector.keyNames ? { keyNames: [...selector.keyNames] } : {}),
+      ...(selector.context ? { context: { ...selector.context } } : {}),
+    };
+    const fleet = await deps.fleet.broadcast(action, originOf(caller), { instanceId: deps.instanceId, ok: true, dropped: total });
+    Object.assign(facts.responseElements, fleetFacts(fleet));
+    return { ...local, fleet };
   });
 }
 

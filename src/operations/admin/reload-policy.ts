@@ -1,12 +1,15 @@
 /**
  * Reload the policy (`admin:policy`): the same reload as SIGHUP (read, validate, compile, then
  * swap). An invalid file keeps the policy in force and answers 422 with its errors, each with
- * line and column. Authorized by the policy in force before the reload.
+ * line and column. Authorized by the policy in force before the reload. With a fleet
+ * (REDIS_URL), a valid reload is then asked of every other replica (each re-reads its own
+ * POLICY_FILE) and the answer lists each one's digest: equal digests mean one policy in force.
  */
 import { ProblemError } from '../errors.js';
 import { withFacts } from '../operation.js';
 import { authorizeAdmin, type AdminCaller, type AdminDeps } from './admin.js';
 import { issueJson } from './policy-state.js';
+import { fleetFacts, originOf } from './fleet.js';
 
 export function reloadPolicy(deps: AdminDeps, caller: AdminCaller) {
   return withFacts(caller, async (facts) => {
@@ -19,6 +22,10 @@ export function reloadPolicy(deps: AdminDeps, caller: AdminCaller) {
       });
     }
     facts.responseElements = { policyDigest: result.digest, policyReloaded: true };
-    return { changed: result.changed, digest: result.digest, loadedAt: deps.policy.current.loadedAt.toISOString() };
+    const local = { changed: result.changed, digest: result.digest, loadedAt: deps.policy.current.loadedAt.toISOString() };
+    if (!deps.fleet) return local;
+    const fleet = await deps.fleet.broadcast({ kind: 'reload' }, originOf(caller), { instanceId: deps.instanceId, ok: true, digest: result.digest });
+    Object.assign(facts.responseElements, fleetFacts(fleet));
+    return { ...local, fleet };
   });
 }

@@ -19,7 +19,7 @@ export const POLICY_INVALID = problem(
 );
 
 export function adminCallerOf(request: FastifyRequest, deps: V1Deps): AdminCaller {
-  return { ...callerOf(request, deps), fromLoopback: isLoopbackAddress(request.socket.remoteAddress) };
+  return { ...callerOf(request, deps), fromLoopback: isLoopbackAddress(request.socket.remoteAddress), requestId: request.id };
 }
 
 /** The peer's own address (never a forwarded header): 127.0.0.0/8 or ::1, IPv4-mapped or not. */

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { V1Deps } from '../common.js';
 import { registerAdminCache } from './cache.js';
 import { registerAdminEvict } from './evict.js';
+import { registerAdminFleet } from './fleet.js';
 import { registerAdminKms } from './kms.js';
 import { registerAdminPolicy } from './policy.js';
 import { registerAdminReload } from './reload.js';
@@ -13,4 +14,5 @@ export function registerAdminRoutes(scope: FastifyInstance, deps: V1Deps): void 
   registerAdminPolicy(scope, deps);
   registerAdminReload(scope, deps);
   registerAdminKms(scope, deps);
+  registerAdminFleet(scope, deps);
 }

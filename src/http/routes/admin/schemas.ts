@@ -58,6 +58,36 @@ export const CacheStateResponse = Type.Object(
   { additionalProperties: false, description: 'The data-key caches of the replica that answered. No key material, no context values.' },
 );
 
+
+const InstanceId = Type.String({ description: 'A replica: its INSTANCE_ID (the pod name), or its host name.' });
+
+/** With REDIS_URL: who else did what the answering replica did. */
+const FleetReport = Type.Object(
+  {
+    expected: Type.Array(InstanceId, { description: 'Replicas announced (Redis heartbeat) when the action was sent, the answering one included.' }),
+    confirmed: Type.Array(
+      Type.Object(
+        {
+          instanceId: InstanceId,
+          ok: Type.Boolean({ description: 'It acted (evict: dropped its matching keys; reload: its file was valid and is in force).' }),
+          dropped: Type.Optional(Count('Evict: data keys it dropped and zeroed.')),
+          digest: Type.Optional(Type.String({ description: 'Reload: the digest of the policy in force there afterwards.' })),
+          errorCode: Type.Optional(Type.String({ description: 'Why it did not act (e.g. PolicyInvalid: its own file is invalid; its policy is unchanged).' })),
+        },
+        { additionalProperties: false },
+      ),
+      { description: 'Answers received within `timeoutMs`, the answering replica first.' },
+    ),
+    missing: Type.Array(InstanceId, { description: 'Expected replicas that did not answer within `timeoutMs`: act on them by hand, or retry.' }),
+    timeoutMs: Ms('FLEET_CONFIRM_TIMEOUT_MS'),
+    degraded: Type.Optional(Type.String({ description: 'Present when the action could not be sent (Redis unreachable): only the answering replica acted.' })),
+  },
+  {
+    additionalProperties: false,
+    description: 'Present only with REDIS_URL: the action was sent to every replica, and this is who confirmed within the timeout.',
+  },
+);
+
 /**
  * What to drop, as the schema states it (so a generated client, the UI and a fuzzer all know
  * that an empty body is not "everything"): `all: true` alone, or a `keyId` (and optionally a
@@ -84,8 +114,9 @@ export const EvictResponse = Type.Object(
     dropped: Count('Data keys dropped and zeroed, both caches together.'),
     encrypt: Count('From the encrypt cache.'),
     decrypt: Count('From the decrypt cache.'),
+    fleet: Type.Optional(FleetReport),
   },
-  { additionalProperties: false, description: 'Dropped on the replica that answered; the next request for them calls KMS.', examples: [{ dropped: 3, encrypt: 2, decrypt: 1 }] },
+  { additionalProperties: false, description: 'Dropped on the replica that answered (and, with REDIS_URL, on those in `fleet.confirmed`); the next request for them calls KMS.', examples: [{ dropped: 3, encrypt: 2, decrypt: 1 }] },
 );
 
 const PolicyIssue = Type.Object(
@@ -128,8 +159,29 @@ export const ReloadResponse = Type.Object(
     changed: Type.Boolean({ description: 'The file differs from the one in force before.' }),
     digest: Type.String(),
     loadedAt: Type.String({ format: 'date-time' }),
+    fleet: Type.Optional(FleetReport),
   },
-  { additionalProperties: false, description: 'The file was valid and is now in force on the replica that answered.' },
+  { additionalProperties: false, description: 'The file was valid and is now in force on the replica that answered (and, with REDIS_URL, on those in `fleet.confirmed` with `ok`).' },
+);
+
+export const FleetStateResponse = Type.Object(
+  {
+    instanceId: InstanceId,
+    redis: Type.String({ description: '`off` (no REDIS_URL: the fleet is this replica), `connected`, or `unreachable` (the replicas last seen are shown).' }),
+    replicas: Type.Array(
+      Type.Object(
+        {
+          instanceId: InstanceId,
+          startedAt: Type.String({ format: 'date-time' }),
+          version: Type.String({ description: 'The service version it runs.' }),
+          seenAt: Type.String({ format: 'date-time', description: 'Its last heartbeat.' }),
+        },
+        { additionalProperties: false },
+      ),
+      { description: 'Replicas whose heartbeat has not expired, by instanceId.' },
+    ),
+  },
+  { additionalProperties: false, description: 'The replicas the answering replica sees.' },
 );
 
 const OperationStats = Type.Object(
