@@ -12,6 +12,7 @@ import { AuthenticationError } from '../authz/errors.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 import { addressBucket } from '../admission/address-bucket.js';
 import type { AuthFailureTracker } from '../admission/auth-failures.js';
+import type { WindowLimiter } from '../admission/shared-limits.js';
 import { ProblemError } from './problem.js';
 
 declare module 'fastify' {
@@ -25,6 +26,8 @@ declare module 'fastify' {
 export interface AuthenticationDeps {
   policy: PolicyStore;
   authFailures: AuthFailureTracker;
+  /** Failed authentications counted fleet-wide in Redis (REDIS_URL); undefined: per process only. */
+  sharedAuthFailures?: WindowLimiter;
   metrics: ServiceMetrics;
 }
 
@@ -39,7 +42,11 @@ export function registerAuthentication(scope: FastifyInstance, deps: Authenticat
       request.principal = await snapshot.authenticator.authenticate(request.headers.authorization);
     } catch (error) {
       if (error instanceof AuthenticationError) {
-        const verdict = deps.authFailures.record(addressBucket(request.ip), error.reason);
+        const source = addressBucket(request.ip);
+        // With REDIS_URL the failures are also counted for the fleet: a lockout earned on one
+        // replica holds on every other (admission/shared-limits.ts).
+        const fleet = await deps.sharedAuthFailures?.consume(source);
+        const verdict = deps.authFailures.record(source, error.reason, fleet && !fleet.allowed ? fleet.msBeforeNext : undefined);
         deps.metrics.authFailures.inc({ limited: String(verdict.retryAfterSeconds !== undefined), audit: verdict.audit ? 'event' : 'summarized' });
         if (request.audit) {
           request.audit.authMethod = error.authMethod;

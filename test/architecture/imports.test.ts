@@ -30,6 +30,8 @@ const LAYERS: { name: string; paths: string[] }[] = [
   // Pure: the ciphertext formats and their crypto; the policy and its authentication.
   { name: 'domain', paths: ['src/format/', 'src/authz/'] },
   { name: 'kms', paths: ['src/kms/'] },
+  // The Redis connection shared limits (and fleet messages) use: nothing of the service's own.
+  { name: 'fleet', paths: ['src/fleet/'] },
   { name: 'base', paths: ['src/config.ts', 'src/version.ts', 'src/censor.ts', 'src/logging.ts'] },
 ];
 

@@ -178,7 +178,7 @@ describe('data-key cache shares between principals', () => {
           return { keyArn: 'arn:key', plaintextKey, wrappedKey: randomBytes(64), requestId: `req-${partition}` };
         },
         (key) => key.cacheHit,
-        { owner, charge: () => charges.push(owner), inTurn: (send) => send() },
+        { owner, charge: () => void charges.push(owner), inTurn: (send) => send() },
       );
     return { cache, use, issued, charges, recorder };
   }
