@@ -193,6 +193,22 @@ describe('shared limits through Redis', () => {
       }, 60_000);
     });
 
+    it('Redis too slow: each decision falls back within the command timeout; Redis answering again: shared again', async () => {
+      const [a, b] = await pair({ RATE_LIMIT_MAX: '1000', REDIS_COMMAND_TIMEOUT_MS: '200' });
+      expect((await keys(a)).statusCode).toBe(200);
+      redis.pause();
+      try {
+        // The connection is up but nothing answers: served all the same, decided per process.
+        const during = await alternate([a, b], 6);
+        expect(count(during, 200)).toBe(6);
+        expect(await metric(a, 'shared_limits_fallback')).toBe(1);
+        expect(await metric(b, 'shared_limits_fallback')).toBe(1);
+      } finally {
+        redis.resume();
+      }
+      await waitFor(async () => (await keys(a)).statusCode === 200 && (await metric(a, 'shared_limits_fallback')) === 0, 'decisions in Redis again');
+    }, 60_000);
+
     it('Redis killed: requests are served under per-process limits and the gauge says so; Redis back: shared again', async () => {
       const env = { RATE_LIMIT_MAX: '30', RATE_LIMIT_WINDOW_MS: '60000', AUTH_FAILURE_MAX: '50' };
       const [a, b] = await pair(env);

@@ -69,6 +69,15 @@ export class RedisServer {
     this.child = child;
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open, nothing answers, as a Redis far too slow. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** SIGKILL, as a crash: no goodbye to the clients. Resolves once the process is gone. */
   async kill(): Promise<void> {
     const child = this.child;
