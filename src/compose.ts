@@ -173,11 +173,15 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
 
   // Shared limits (REDIS_URL): counters in Redis, each falling back to a per-process count of
   // the same size when Redis does not answer in time (admission/shared-limits.ts).
+  const fallback = new FallbackState(logger, undefined, (limit) => metrics.sharedLimitsLocalDecisions.inc({ limit }));
   const redis = config.REDIS_URL
-    ? createRedis(config.REDIS_URL, logger, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS, connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS })
+    ? createRedis(config.REDIS_URL, logger, {
+        commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+        connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS,
+        onState: (ready) => ready && fallback.probeNow(),
+      })
     : undefined;
   metrics.redisConnectedNow = () => redis?.status === 'ready';
-  const fallback = new FallbackState(logger, undefined, (limit) => metrics.sharedLimitsLocalDecisions.inc({ limit }));
   metrics.sharedLimitsFallbackNow = () => fallback.active;
   const sharedLimits = new SharedLimits(redis, config.REDIS_KEY_PREFIX, fallback);
   const shared = {

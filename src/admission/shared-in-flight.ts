@@ -66,6 +66,10 @@ export class SharedInFlight {
    */
   async acquire(principal: string): Promise<SharedPlace | 'full' | 'local'> {
     const key = `${this.options.keyPrefix}inflight:${principal}`;
+    if (!this.state.tryRedis()) {
+      this.state.skipped('inFlight');
+      return 'local';
+    }
     const member = randomUUID();
     let taken: unknown;
     try {

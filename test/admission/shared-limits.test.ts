@@ -193,7 +193,7 @@ describe('shared limits through Redis', () => {
       }, 60_000);
     });
 
-    it('Redis too slow: each decision falls back within the command timeout; Redis answering again: shared again', async () => {
+    it('Redis frozen (connected, never answering): requests are served, decided per process; Redis answering again: shared again', async () => {
       const [a, b] = await pair({ RATE_LIMIT_MAX: '1000', REDIS_COMMAND_TIMEOUT_MS: '200' });
       expect((await keys(a)).statusCode).toBe(200);
       redis.pause();
@@ -208,6 +208,14 @@ describe('shared limits through Redis', () => {
       }
       await waitFor(async () => (await keys(a)).statusCode === 200 && (await metric(a, 'shared_limits_fallback')) === 0, 'decisions in Redis again');
     }, 60_000);
+
+    it('REDIS_URL and its settings are validated at start', async () => {
+      const { loadConfig } = await import('../../src/config.js');
+      expect(() => loadConfig({ REDIS_URL: 'http://127.0.0.1:6379' })).toThrow(/REDIS_URL/);
+      expect(() => loadConfig({ REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'has space' })).toThrow(/REDIS_KEY_PREFIX/);
+      expect(() => loadConfig({ REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '0' })).toThrow(/REDIS_COMMAND_TIMEOUT_MS/);
+      expect(loadConfig({ REDIS_URL: 'rediss://user:secret@redis.internal:6380/0' }).REDIS_URL).toBe('rediss://user:secret@redis.internal:6380/0');
+    });
 
     it('Redis killed: requests are served under per-process limits and the gauge says so; Redis back: shared again', async () => {
       const env = { RATE_LIMIT_MAX: '30', RATE_LIMIT_WINDOW_MS: '60000', AUTH_FAILURE_MAX: '50' };
@@ -237,7 +245,13 @@ describe('shared limits through Redis', () => {
 
       await redis.start();
       await waitFor(() => a.service.shared.redis!.status === 'ready' && b.service.shared.redis!.status === 'ready', 'both instances reconnected', 30_000);
-      // A fresh Redis, counted for the fleet again: 30 for both together.
+      // The next decision on each goes to Redis again (their own limits still allow it).
+      await waitFor(async () => (await keys(a)).statusCode === 200 && (await metric(a, 'shared_limits_fallback')) === 0, 'A deciding in Redis');
+      await waitFor(async () => (await keys(b)).statusCode === 200 && (await metric(b, 'shared_limits_fallback')) === 0, 'B deciding in Redis');
+      // Counted for the fleet again (from an empty window): 30 for both together.
+      const inspector = new Redis(redis.url);
+      await inspector.flushall();
+      inspector.disconnect();
       const after = await alternate([a, b], 60);
       expect(count(after, 200)).toBe(30);
       expect(await metric(a, 'shared_limits_fallback')).toBe(0);
