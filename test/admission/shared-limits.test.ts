@@ -14,7 +14,9 @@ import { request as httpRequest, type ClientRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyBaseLogger } from 'fastify';
 import { AUTH, buildTestApp, countingProvider, type TestApp } from '../helpers/app.js';
+import { captureAppLog } from '../helpers/app-log-capture.js';
 import { haveRedis, RedisServer, REDIS_SERVER, waitFor } from '../helpers/redis.js';
 
 const inCi = process.env.CI === 'true';
@@ -49,7 +51,9 @@ describe('shared limits through Redis', () => {
       const prefix = `t${randomUUID().slice(0, 8)}:`;
       const build = async () => {
         const counted: { calls?: Record<string, number> } = {};
+        const log = captureAppLog();
         const app = await buildTestApp({
+          logger: log.logger as unknown as FastifyBaseLogger,
           env: { ...env, ...(shared && { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix }) },
           wrapProvider: (provider) => {
             const counting = countingProvider(provider);
@@ -58,7 +62,11 @@ describe('shared limits through Redis', () => {
           },
         });
         apps.push(app);
-        return Object.assign(app, { kmsCalls: (operation: string) => counted.calls![operation] ?? 0 });
+        return Object.assign(app, {
+          kmsCalls: (operation: string) => counted.calls![operation] ?? 0,
+          /** How many app log lines say `msg`. */
+          logged: (msg: string) => log.lines.filter((line) => line.msg === msg).length,
+        });
       };
       const pair = [await build(), await build()] as const;
       if (shared) await waitFor(() => pair.every((app) => app.service.shared.redis!.status === 'ready'), 'both instances connected to Redis');
@@ -256,6 +264,13 @@ describe('shared limits through Redis', () => {
       expect(count(after, 200)).toBe(30);
       expect(await metric(a, 'shared_limits_fallback')).toBe(0);
       expect(await metric(b, 'shared_limits_fallback')).toBe(0);
+      // One line per transition, however many decisions fell back.
+      for (const app of [a, b]) {
+        expect(app.logged('shared limits: Redis unavailable, limits now per process')).toBe(1);
+        expect(app.logged('shared limits: Redis answering, limits fleet-wide again')).toBe(1);
+        expect(app.logged('Redis connection lost: limits fall back to per-process')).toBe(1);
+        expect(app.logged('Redis connected')).toBe(2);
+      }
     }, 90_000);
   });
 });
