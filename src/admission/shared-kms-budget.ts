@@ -2,8 +2,9 @@
  * The KMS budget for the whole fleet (REDIS_URL): each payer's (tenant's, or principal's)
  * KMS calls are also counted in Redis, so a flood of new contexts spread over replicas costs
  * the fleet one budget, not one per replica. The per-process token bucket, turns and pace
- * (kms-budget.ts) stay as they are and are charged first: a replica's own count can only be
- * lower than the fleet's, so it refuses nothing the fleet would allow while Redis answers.
+ * (kms-budget.ts) stay as they are and are charged first: a replica's own count is part of
+ * the fleet's, so it refuses first only after the fleet has refused the payer (a call the
+ * fleet refused still took its local token).
  *
  * rate-limiter-flexible counts in fixed windows: the fleet budget is KMS_BUDGET_BURST calls per
  * window of KMS_BUDGET_BURST / KMS_BUDGET_PER_SECOND seconds (rounded up to a whole second), the

@@ -217,6 +217,32 @@ describe('shared limits through Redis', () => {
       await waitFor(async () => (await keys(a)).statusCode === 200 && (await metric(a, 'shared_limits_fallback')) === 0, 'decisions in Redis again');
     }, 60_000);
 
+    it('Redis holds counters keyed by principal key and address: never a token, a key or a payload', async () => {
+      const token = 'Sekr1t-dev-token-7f3a';
+      const wrong = 'Wr0ng-token-c41e';
+      const [a, b] = await pair({ DEV_TOKEN: token });
+      const auth = { authorization: `Bearer ${token}` };
+      for (const app of [a, b]) {
+        const encrypted = await app.app.inject({ method: 'POST', url: '/v1/encrypt', headers: auth, payload: { plaintext: 'c2VjcmV0LXBheWxvYWQ=', context: { tenant: 'ctx-value-9d2' } } });
+        expect(encrypted.statusCode).toBe(200);
+        expect((await keys(app, { authorization: `Bearer ${wrong}` })).statusCode).toBe(401);
+      }
+      const inspector = new Redis(redis.url);
+      try {
+        const names = await inspector.keys(`${a.config.REDIS_KEY_PREFIX}*`);
+        expect(names.some((name) => name.includes(':rate:principal:dev-token:dev'))).toBe(true);
+        expect(names.some((name) => name.includes(':kms:dev-token:dev'))).toBe(true);
+        expect(names.some((name) => name.includes(':auth:127.0.0.1'))).toBe(true);
+        let stored = names.join('\n');
+        for (const name of names) {
+          stored += (await inspector.type(name)) === 'zset' ? (await inspector.zrange(name, 0, -1)).join('\n') : String(await inspector.get(name));
+        }
+        for (const secret of [token, wrong, 'c2VjcmV0LXBheWxvYWQ=', 'secret-payload', 'ctx-value-9d2', 'arn:']) expect(stored).not.toContain(secret);
+      } finally {
+        inspector.disconnect();
+      }
+    }, 60_000);
+
     it('REDIS_URL and its settings are validated at start', async () => {
       const { loadConfig } = await import('../../src/config.js');
       expect(() => loadConfig({ REDIS_URL: 'http://127.0.0.1:6379' })).toThrow(/REDIS_URL/);
