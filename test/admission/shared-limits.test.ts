@@ -54,7 +54,9 @@ describe('shared limits through Redis', () => {
         const log = captureAppLog();
         const app = await buildTestApp({
           logger: log.logger as unknown as FastifyBaseLogger,
-          env: { ...env, ...(shared && { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix }) },
+          // A generous command timeout: on a busy machine a slow answer must not turn a test of
+          // the shared limits into one of the fallback (the frozen-Redis test sets its own).
+          env: { ...(shared && { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, REDIS_COMMAND_TIMEOUT_MS: '5000' }), ...env },
           wrapProvider: (provider) => {
             const counting = countingProvider(provider);
             counted.calls = counting.calls;
@@ -190,7 +192,7 @@ describe('shared limits through Redis', () => {
       }, 60_000);
 
       it('places held by an instance that lost Redis lapse after the lease time', async () => {
-        const [a, b] = await pair({ MAX_IN_FLIGHT_PER_PRINCIPAL: '1', REDIS_IN_FLIGHT_LEASE_MS: '1000' });
+        const [a, b] = await pair({ MAX_IN_FLIGHT_PER_PRINCIPAL: '1', REDIS_IN_FLIGHT_LEASE_MS: '3000' });
         await a.app.listen({ port: 0, host: '127.0.0.1' });
         await holdOpen(a);
         await waitFor(async () => (await leases(a)) === 1, 'the held request\'s lease in Redis');
