@@ -119,7 +119,7 @@ export async function buildApp(service: Service): Promise<FastifyInstance> {
   await app.register(async (v1) => {
     registerAuditTrail(v1, { audit: service.audit, metrics });
     registerRefusalHold(v1, holds, (outcome) => metrics.refusalHolds.inc({ outcome }));
-    registerAuthentication(v1, { policy: service.policy, authFailures, metrics });
+    registerAuthentication(v1, { policy: service.policy, authFailures, metrics, ...(service.shared.authFailures && { sharedAuthFailures: service.shared.authFailures }) });
     registerShedAfterAuthentication(v1, service.buffers.refusals);
     await registerV1Routes(v1, {
       config,
@@ -128,6 +128,7 @@ export async function buildApp(service: Service): Promise<FastifyInstance> {
       buffers: service.buffers,
       admin: service.admin,
       audit: service.audit,
+      ...(service.shared.rateLimit && { sharedRateLimit: service.shared.rateLimit }),
     });
   }, { prefix: '/v1' });
   return app;

@@ -19,6 +19,10 @@ import { EnvelopeService } from './keys/envelope-service.js';
 import type { AuditSink } from './audit/sink.js';
 import { AuthFailureTracker } from './admission/auth-failures.js';
 import { RequestTurns } from './admission/in-flight-limit.js';
+import { FleetKmsBudgets } from './admission/shared-kms-budget.js';
+import { SharedInFlight } from './admission/shared-in-flight.js';
+import { FallbackState, SharedLimits, type WindowLimiter } from './admission/shared-limits.js';
+import { createRedis, type Redis } from './fleet/redis.js';
 import { LiveExamples } from './http/openapi/live-examples.js';
 import { memoryLimits } from './admission/memory-limits.js';
 import { MemoryPressure } from './admission/memory-pressure.js';
@@ -41,7 +45,6 @@ import { KeyGuard } from './operations/key-guard.js';
 import { hostname } from 'node:os';
 import { fleetApplier } from './fleet/apply.js';
 import { FleetBus } from './fleet/fleet-bus.js';
-import { createRedis } from './fleet/redis.js';
 import { ReplicaRegistry } from './fleet/replica-registry.js';
 import { SERVICE_VERSION } from './version.js';
 import type { OperationDeps } from './operations/operation.js';
@@ -90,6 +93,12 @@ export interface Service {
   authFailures: AuthFailureTracker;
   holds: RefusalHolds;
   turns: RequestTurns;
+  /**
+   * The limits counted in Redis for the whole fleet (REDIS_URL): the rate limit and the
+   * failed-authentication limit (the in-flight cap and KMS budgets are inside `turns` and
+   * `operations.budgets`). Undefined members: per process only.
+   */
+  shared: { redis?: Redis; rateLimit?: WindowLimiter; authFailures?: WindowLimiter; fallback: FallbackState };
   /** Heap and external memory against their marks, with hysteresis: load shedding and /readyz follow it. */
   memoryPressure: MemoryPressure;
   /** Request bodies buffered, per principal and in all, and the audit summaries of the refusals. */
@@ -170,6 +179,31 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
   const lookups = new KmsQueue({ concurrency: config.KMS_LOOKUP_CONCURRENCY, pacePerSecond: config.KMS_LOOKUP_PACE_PER_SECOND });
   const directory = new KeyDirectory(kms, { lookups });
 
+  // Shared limits (REDIS_URL): counters in Redis, each falling back to a per-process count of
+  // the same size when Redis does not answer in time (admission/shared-limits.ts).
+  const fallback = new FallbackState(logger, undefined, (limit) => metrics.sharedLimitsLocalDecisions.inc({ limit }));
+  const redis = config.REDIS_URL
+    ? createRedis(config.REDIS_URL, logger, {
+        commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+        connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS,
+        onState: (ready) => ready && fallback.probeNow(),
+      })
+    : undefined;
+  metrics.redisConnectedNow = () => redis?.status === 'ready';
+  metrics.sharedLimitsFallbackNow = () => fallback.active;
+  const sharedLimits = new SharedLimits(redis, config.REDIS_KEY_PREFIX, fallback);
+  const shared = {
+    ...(redis && {
+      redis,
+      rateLimit: sharedLimits.window({ name: 'rate', points: config.RATE_LIMIT_MAX, durationMs: config.RATE_LIMIT_WINDOW_MS }),
+      authFailures: sharedLimits.window({ name: 'auth', points: config.AUTH_FAILURE_MAX, durationMs: config.AUTH_FAILURE_WINDOW_MS }),
+    }),
+    fallback,
+  };
+  const sharedInFlight = redis
+    ? new SharedInFlight(redis, fallback, { max: config.MAX_IN_FLIGHT_PER_PRINCIPAL, leaseMs: config.REDIS_IN_FLIGHT_LEASE_MS, keyPrefix: config.REDIS_KEY_PREFIX })
+    : undefined;
+
   const budgets = new KmsBudgets({
     perSecond: config.KMS_BUDGET_PER_SECOND,
     burst: config.KMS_BUDGET_BURST,
@@ -179,13 +213,20 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
     onReject: (operation) => metrics.kmsBudgetRejections.inc({ operation }),
   });
   metrics.kmsCallsQueuedNow = () => budgets.queued + directory.queued;
+  // With Redis, each KMS call is also charged to the payer's fleet-wide budget.
+  const payers = sharedLimits.fleetWide
+    ? new FleetKmsBudgets(budgets, sharedLimits, {
+        perSecond: config.KMS_BUDGET_PER_SECOND,
+        burst: config.KMS_BUDGET_BURST,
+        onReject: (operation) => metrics.kmsBudgetRejections.inc({ operation }),
+      })
+    : budgets;
 
   // The fleet: with REDIS_URL, evicts and policy reloads reach every replica (src/fleet/).
   const instanceId = config.INSTANCE_ID ?? hostname();
   const startedAt = new Date(now());
   let fleet: FleetBus | undefined;
-  if (config.REDIS_URL) {
-    const redis = createRedis(config.REDIS_URL, logger);
+  if (redis) {
     const registry = new ReplicaRegistry(redis, { instanceId, version: SERVICE_VERSION, startedAt, heartbeatMs: config.FLEET_HEARTBEAT_MS });
     fleet = new FleetBus(redis, registry, {
       instanceId,
@@ -196,14 +237,14 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
     fleet.start();
   }
 
-  const operations: OperationDeps = { guard: new KeyGuard(directory), envelope, directory, budgets, defaultKeyId: config.DEFAULT_KEY_ID };
+  const operations: OperationDeps = { guard: new KeyGuard(directory), envelope, directory, budgets: payers, defaultKeyId: config.DEFAULT_KEY_ID };
   const admin: AdminDeps = {
     envelope,
     directory,
     policy,
     circuit,
     kmsCalls,
-    budgets,
+    budgets: payers,
     kms: {
       provider: provider.kind,
       region: provider.kind === 'aws' ? config.AWS_REGION : undefined,
@@ -235,7 +276,7 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
   const holds = new RefusalHolds({ maxMs: config.REFUSAL_HOLD_MAX_MS, perCaller: config.REFUSAL_HOLD_PER_CALLER, total: config.REFUSAL_HOLD_TOTAL });
   metrics.refusalsHeldNow = () => holds.heldCount;
 
-  const turns = new RequestTurns({ maxInFlight: config.MAX_IN_FLIGHT_PER_PRINCIPAL, concurrency: config.REQUEST_CONCURRENCY_PER_PRINCIPAL });
+  const turns = new RequestTurns({ maxInFlight: config.MAX_IN_FLIGHT_PER_PRINCIPAL, concurrency: config.REQUEST_CONCURRENCY_PER_PRINCIPAL }, sharedInFlight);
   metrics.requestsWaitingNow = () => turns.waitingCount;
 
   // Memory as a budget (docs/OPERATIONS.md): request bodies counted per principal and in all,
@@ -289,6 +330,7 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
     authFailures,
     holds,
     turns,
+    shared,
     memoryPressure,
     buffers,
     ...(liveExamples && { liveExamples }),
@@ -296,6 +338,7 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
     stop() {
       envelope.clear();
       stopCountingReloads();
+      sharedInFlight?.stop();
     },
     async close(checkpointGraceMs = 1_000) {
       await fleet?.stop();
@@ -304,6 +347,7 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
       }
       await auditLog.close();
       await provider.close();
+      redis?.disconnect();
     },
   };
 }

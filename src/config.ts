@@ -135,11 +135,19 @@ export const ConfigSchema = Type.Object({
   // Refusals for memory (429 TooMuchBuffered/BufferFull, 503 Overloaded) beyond the first of a
   // kind per principal and window are counted into one RefusalsSummarized audit event.
   REFUSAL_SUMMARY_WINDOW_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 60_000 }),
+  // Shared limits (src/admission/shared-limits.ts): with REDIS_URL the rate limit, in-flight
+  // cap, KMS budgets and failed-authentication limiter are counted fleet-wide in this Redis;
+  // a command slower than REDIS_COMMAND_TIMEOUT_MS falls back to per-process limits.
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://[^\\s]+$' })),
+  REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:._-]{1,64}$', default: 'envelope:' }),
+  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 10_000, default: 250 }),
+  REDIS_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 60_000, default: 2_000 }),
+  // A shared in-flight place not renewed for this long is dropped (a replica that died keeps none longer).
+  REDIS_IN_FLIGHT_LEASE_MS: Type.Integer({ minimum: 1_000, maximum: 600_000, default: 30_000 }),
   READINESS_CACHE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 5_000 }),
   INSTANCE_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' })),
   // The fleet (src/fleet/): with REDIS_URL, admin evicts and policy reloads reach every replica
   // announced by heartbeat, and the answer waits at most FLEET_CONFIRM_TIMEOUT_MS for them.
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   FLEET_CONFIRM_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 2_000 }),
   FLEET_HEARTBEAT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5_000 }),
 });

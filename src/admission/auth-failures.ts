@@ -51,10 +51,17 @@ export class AuthFailureTracker {
     });
   }
 
-  record(source: string, reason: string): AuthFailureVerdict {
-    const recorded = this.windows.record(source, (failures) => (failures > this.options.maxFailures ? TOO_MANY_FAILURES : reason));
+  /**
+   * Counts one failure of `source`. `fleetLimitedForMs`, when set, says the fleet-wide count
+   * (shared-limits.ts, REDIS_URL) is over the limit for that long: the address is limited here
+   * too, whatever this replica alone has seen. The audit windows stay per replica.
+   */
+  record(source: string, reason: string, fleetLimitedForMs?: number): AuthFailureVerdict {
+    const limited = (failures: number) => failures > this.options.maxFailures || fleetLimitedForMs !== undefined;
+    const recorded = this.windows.record(source, (failures) => (limited(failures) ? TOO_MANY_FAILURES : reason));
     if (recorded.kind !== TOO_MANY_FAILURES) return { kind: recorded.kind, audit: recorded.audit };
-    const retryAfterSeconds = Math.max(1, Math.ceil((recorded.windowStart + this.options.windowMs - this.now()) / 1000));
+    const localMs = recorded.inWindow > this.options.maxFailures ? recorded.windowStart + this.options.windowMs - this.now() : 0;
+    const retryAfterSeconds = Math.max(1, Math.ceil(Math.max(localMs, fleetLimitedForMs ?? 0) / 1000));
     return { kind: recorded.kind, audit: recorded.audit, retryAfterSeconds };
   }
 

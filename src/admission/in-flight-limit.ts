@@ -21,6 +21,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { principalKey } from '../authz/principal-key.js';
 import { ProblemError } from '../operations/errors.js';
+import type { SharedInFlight, SharedPlace } from './shared-in-flight.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -64,7 +65,11 @@ export class RequestTurns {
    */
   private readonly principals = new Map<string, PrincipalRequests>();
 
-  constructor(private readonly limits: InFlightLimits) {}
+  /** With `shared` (REDIS_URL), the cap holds for the fleet too (shared-in-flight.ts). */
+  constructor(
+    private readonly limits: InFlightLimits,
+    private readonly shared?: SharedInFlight,
+  ) {}
 
   /** Requests waiting for a turn, all principals together (a gauge). */
   get waitingCount(): number {
@@ -105,13 +110,31 @@ export class RequestTurns {
     principal.inFlight += 1;
     const place: Place = { principal, turn: 'none' };
     request[placeOf] = place;
+    let fleetPlace: SharedPlace | undefined;
+    let closed = false;
     // 'close' comes once per response, finished or abandoned by the client, so nothing leaks.
     reply.raw.once('close', () => {
+      closed = true;
+      fleetPlace?.release();
       this.endTurn(request);
       principal.inFlight -= 1;
       if (principal.inFlight === 0 && this.principals.get(key) === principal) this.principals.delete(key);
     });
-    done();
+    if (!this.shared) return done();
+    // The fleet's count (Redis); a refusal closes the response, which gives the local place back.
+    this.shared.acquire(key).then(
+      (place) => {
+        if (place === 'full') {
+          return done(new ProblemError(429, 'TooManyInFlight', `more than ${this.limits.maxInFlight} requests of this principal are in progress across the fleet`, 1));
+        }
+        if (place !== 'local') {
+          fleetPlace = place;
+          if (closed) place.release();
+        }
+        done();
+      },
+      (error: Error) => done(error),
+    );
   }
 
   /** Waits for the request's turn (for a route with `takesOwnTurn`); rejects if the client goes away first. */

@@ -13,6 +13,7 @@ import { AuthenticationError } from '../authz/errors.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 import { addressBucket } from '../admission/address-bucket.js';
 import type { AuthFailureTracker } from '../admission/auth-failures.js';
+import type { WindowLimiter } from '../admission/shared-limits.js';
 import { ProblemError } from './problem.js';
 import { ATTR, inSpan } from '../telemetry/spans.js';
 
@@ -27,6 +28,8 @@ declare module 'fastify' {
 export interface AuthenticationDeps {
   policy: PolicyStore;
   authFailures: AuthFailureTracker;
+  /** Failed authentications counted fleet-wide in Redis (REDIS_URL); undefined: per process only. */
+  sharedAuthFailures?: WindowLimiter;
   metrics: ServiceMetrics;
 }
 
@@ -45,7 +48,11 @@ export function registerAuthentication(scope: FastifyInstance, deps: Authenticat
       span.setAttributes({ [ATTR.authMethod]: request.principal.authMethod, [ATTR.principalId]: request.principal.id, [ATTR.authOutcome]: 'authenticated' });
     } catch (error) {
       if (error instanceof AuthenticationError) {
-        const verdict = deps.authFailures.record(addressBucket(request.ip), error.reason);
+        const source = addressBucket(request.ip);
+        // With REDIS_URL the failures are also counted for the fleet: a lockout earned on one
+        // replica holds on every other (admission/shared-limits.ts).
+        const fleet = await deps.sharedAuthFailures?.consume(source);
+        const verdict = deps.authFailures.record(source, error.reason, fleet && !fleet.allowed ? fleet.msBeforeNext : undefined);
         span.setAttributes({ [ATTR.authMethod]: error.authMethod, [ATTR.authOutcome]: verdict.kind });
         deps.metrics.authFailures.inc({ limited: String(verdict.retryAfterSeconds !== undefined), audit: verdict.audit ? 'event' : 'summarized' });
         if (request.audit) {

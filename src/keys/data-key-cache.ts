@@ -60,11 +60,14 @@ export interface DataKeyMaterial {
 /**
  * The request asking for a key: who owns an entry it creates, and the charge for the KMS call
  * it would make (called synchronously before that call starts; throwing refuses it, and then
- * nothing is in flight that other requests could wait on).
+ * nothing is in flight that other requests could wait on). A charge kept in Redis answers with
+ * a promise: requests for the same partition coalesce on the fetch meanwhile, and if the
+ * charge is refused they do not inherit the refusal (it is the requester's budget, not
+ * theirs): each tries again, on its own budget.
  */
 export interface CacheRequester {
   readonly owner: string;
-  charge(): void;
+  charge(): void | Promise<void>;
   /** Runs the fetch when the requester's turn for a KMS call comes. */
   inTurn<T>(send: () => Promise<T>): Promise<T>;
 }
@@ -136,6 +139,8 @@ export class DataKeyCache {
   /** Each owner's entries in eviction order, oldest queued first (a Map keeps insertion order). */
   private readonly byOwner = new Map<string, Map<string, CachedDataKey>>();
   private readonly inFlight = new Map<string, Promise<CachedDataKey>>();
+  /** Refusals of an asynchronous charge: a request that coalesced on that fetch tries again. */
+  private readonly refusedCharges = new WeakSet<object>();
   /** Set just before an explicit delete so dispose() can report the true reason. */
   private pendingReason: EvictionReason | undefined;
   /** Requests served since start, with and without a KMS call of their own (hit rate). */
@@ -200,7 +205,14 @@ export class DataKeyCache {
       const pending = this.inFlight.get(partition);
       if (pending) waited = true;
       else initiated = true;
-      const entry = await (pending ?? this.startFetch(partition, fetch, requester));
+      let entry: CachedDataKey;
+      try {
+        entry = await (pending ?? this.startFetch(partition, fetch, requester));
+      } catch (error) {
+        // Another requester's budget refused its charge: not this request's refusal.
+        if (pending && typeof error === 'object' && error !== null && this.refusedCharges.has(error)) continue;
+        throw error;
+      }
       // Back from the await: re-check synchronously before touching the key.
       if (this.reserve(partition, entry, bytes)) {
         return this.run(partition, { entry, cacheHit: !initiated, coalesced: !initiated }, use);
@@ -249,9 +261,17 @@ export class DataKeyCache {
   }
 
   private startFetch(partition: string, fetch: () => Promise<DataKeyMaterial>, requester: CacheRequester): Promise<CachedDataKey> {
-    requester.charge();
-    const promise = requester
-      .inTurn(fetch)
+    const charged = requester.charge();
+    const fetched = charged
+      ? charged.then(
+          () => requester.inTurn(fetch),
+          (error: unknown) => {
+            if (typeof error === 'object' && error !== null) this.refusedCharges.add(error);
+            throw error;
+          },
+        )
+      : requester.inTurn(fetch);
+    const promise = fetched
       .then((material) => {
         const entry = new CachedDataKey(material.keyArn, material.plaintextKey, material.wrappedKey, material.requestId, this.now(), requester.owner);
         this.store(partition, entry);
@@ -390,7 +410,8 @@ export class DataKeyCache {
   }
 
   private async useOnce<T>(fetch: () => Promise<DataKeyMaterial>, use: (key: KeyUse) => T, requester: CacheRequester): Promise<T> {
-    requester.charge();
+    const charged = requester.charge();
+    if (charged) await charged;
     this.served.misses += 1;
     this.observer.miss(this.kind);
     const material = await requester.inTurn(fetch);

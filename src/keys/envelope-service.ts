@@ -253,7 +253,8 @@ export class EnvelopeService {
     // The same memory as decrypt: ReEncrypt fails to unwrap exactly when Decrypt does.
     const source = unwrapPartition(envelope);
     this.failedUnwraps.recall(source);
-    trace.charge('ReEncrypt');
+    const charged = trace.charge('ReEncrypt');
+    if (charged) await charged;
     let rewrapped;
     try {
       rewrapped = await trace.inTurn(() =>
@@ -274,7 +275,8 @@ export class EnvelopeService {
 
   /** A fresh data key for client-side encryption: never cached, never reused. */
   async issueDataKey(keyArn: string, context: EncryptionContext, includePlaintext: boolean, trace: KmsTrace): Promise<IssuedDataKey> {
-    trace.charge('GenerateDataKey');
+    const charged = trace.charge('GenerateDataKey');
+    if (charged) await charged;
     const key = await trace.inTurn(() => this.provider.generateDataKey(keyArn, context));
     trace.add(key.requestId);
     if (key.plaintextKey.length !== 32) {

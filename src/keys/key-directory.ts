@@ -109,7 +109,8 @@ export class KeyDirectory {
    */
   async describe(keyId: string, trace: KmsCallContext): Promise<KeyDescription> {
     if (this.isShared(keyId)) return this.lookUp(keyId, trace, false);
-    trace.charge('DescribeKey');
+    const charged = trace.charge('DescribeKey');
+    if (charged) await charged;
     // Checked again in the turn: another request may have sent the same look-up meanwhile.
     return trace.inTurn(() => this.lookUp(keyId, trace, !this.isShared(keyId)));
   }

@@ -28,8 +28,8 @@ export class KmsTrace implements KmsCallContext {
   }
 
   /** Called just before this request itself sends `operation` to KMS; throws when over budget. */
-  charge(operation: KmsOperation): void {
-    this.payer?.charge(operation);
+  charge(operation: KmsOperation): void | Promise<void> {
+    return this.payer?.charge(operation);
   }
 
   inTurn<T>(send: () => Promise<T>): Promise<T> {

@@ -6,8 +6,11 @@ import type { KmsOperation } from './provider.js';
  * join with CloudTrail). The envelope layer's per-request trace implements it.
  */
 export interface KmsCallContext {
-  /** Called just before the request itself sends `operation` to KMS; throws when over budget. */
-  charge(operation: KmsOperation): void;
+  /**
+   * Called just before the request itself sends `operation` to KMS; throws (or, for a budget
+   * kept in Redis, rejects) when over budget. Synchronous when the budget is in memory.
+   */
+  charge(operation: KmsOperation): void | Promise<void>;
   /** Sends the call it was charged for when the payer's turn comes (its KMS concurrency and pace). */
   inTurn<T>(send: () => Promise<T>): Promise<T>;
   add(requestId: string | undefined): void;
@@ -15,8 +18,8 @@ export interface KmsCallContext {
 
 /** What a request charges its KMS calls to. */
 export interface KmsPayer {
-  /** Takes one token for `operation`, or throws KmsBudgetExceededError. */
-  charge(operation: KmsOperation): void;
+  /** Takes one token for `operation`, or throws KmsBudgetExceededError (a promise: a fleet-wide budget). */
+  charge(operation: KmsOperation): void | Promise<void>;
   /** Sends one KMS call when this principal has a call slot free. */
   inTurn<T>(send: () => Promise<T>): Promise<T>;
 }

@@ -227,6 +227,27 @@ export class ServiceMetrics implements CacheObserver {
     this.memorySheddingNow() ? 1 : 0,
   );
 
+  /** Shared limits (REDIS_URL): whether they are decided per process now; read at scrape time. */
+  sharedLimitsFallbackNow: () => boolean = () => false;
+  redisConnectedNow: () => boolean = () => false;
+
+  readonly sharedLimitsFallback = this.gaugeReadAtScrape(
+    'shared_limits_fallback',
+    '1 while the shared limits (REDIS_URL) are decided per process because Redis does not answer, else 0 (also 0 without REDIS_URL).',
+    () => (this.sharedLimitsFallbackNow() ? 1 : 0),
+  );
+
+  readonly sharedLimitsLocalDecisions = new Counter({
+    name: 'shared_limits_local_decisions_total',
+    help: 'Decisions of a shared limit (rate, inFlight, kms, auth) made per process because Redis did not answer in time or was down.',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+
+  readonly redisConnected = this.gaugeReadAtScrape('redis_connected', '1 while the connection to REDIS_URL is ready, else 0 (also 0 without REDIS_URL).', () =>
+    this.redisConnectedNow() ? 1 : 0,
+  );
+
   constructor(options: { collectDefaults?: boolean } = {}) {
     if (options.collectDefaults ?? true) collectDefaultMetrics({ register: this.registry });
     // Both series exist from the start, so increase() and absence-free alerts work.

@@ -178,7 +178,7 @@ describe('data-key cache shares between principals', () => {
           return { keyArn: 'arn:key', plaintextKey, wrappedKey: randomBytes(64), requestId: `req-${partition}` };
         },
         (key) => key.cacheHit,
-        { owner, charge: () => charges.push(owner), inTurn: (send) => send() },
+        { owner, charge: () => void charges.push(owner), inTurn: (send) => send() },
       );
     return { cache, use, issued, charges, recorder };
   }
@@ -250,6 +250,41 @@ describe('data-key cache shares between principals', () => {
     expect(refused).toMatchObject({ status: 'rejected' });
     expect(served).toEqual({ status: 'fulfilled', value: 'ok' });
     expect(fetches).toBe(1);
+  });
+
+  it('a charge answered later (a fleet budget in Redis): requests coalesce on it meanwhile, and one it refuses is not inherited', async () => {
+    const recorder = new Recorder();
+    const cache = new DataKeyCache('encrypt', { maxAgeMs: 60_000, maxMessages: 1_000, maxBytes: 1 << 30, capacity: 10 }, recorder);
+    let fetches = 0;
+    const fetch = async (): Promise<DataKeyMaterial> => {
+      fetches++;
+      return { keyArn: 'arn:key', plaintextKey: randomBytes(32), wrappedKey: randomBytes(64), requestId: 'r' };
+    };
+    const charges: string[] = [];
+    const later = (owner: string, allowed: boolean) => ({
+      owner,
+      charge: async () => {
+        charges.push(owner);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        if (!allowed) throw new Error('over the fleet budget');
+      },
+      inTurn: <T>(send: () => Promise<T>) => send(),
+    });
+    // Three requests of one payer while its charge is pending: one charge, one KMS call.
+    const same = await Promise.all([1, 2, 3].map(() => cache.use('p', 1, fetch, (key) => key.cacheHit, later('billing', true))));
+    expect(same).toEqual([false, true, true]);
+    expect(charges).toEqual(['billing']);
+    expect(fetches).toBe(1);
+    // The flooder's charge is refused: the billing request that coalesced on it is served on its own budget.
+    charges.length = 0;
+    const [refused, served] = await Promise.allSettled([
+      cache.use('q', 1, fetch, () => 'ok', later('flooder', false)),
+      cache.use('q', 1, fetch, () => 'ok', later('billing', true)),
+    ]);
+    expect(refused).toMatchObject({ status: 'rejected', reason: { message: 'over the fleet budget' } });
+    expect(served).toEqual({ status: 'fulfilled', value: 'ok' });
+    expect(charges).toEqual(['flooder', 'billing']);
+    expect(fetches).toBe(2);
   });
 });
 

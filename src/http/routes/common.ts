@@ -9,6 +9,7 @@ import type { AuditSink } from '../../audit/sink.js';
 import type { AdminDeps } from '../../operations/admin/admin.js';
 import { newCaller, type Caller, type OperationDeps } from '../../operations/operation.js';
 import type { RequestTurns } from '../../admission/in-flight-limit.js';
+import type { WindowLimiter } from '../../admission/shared-limits.js';
 import type { RefusalSummaries } from '../../admission/refusal-summaries.js';
 import type { RequestBufferBudget } from '../../admission/request-buffer-budget.js';
 import { titleOf } from '../problem.js';
@@ -24,6 +25,8 @@ export interface V1Deps {
   /** The request-buffer budget of the routes that buffer their body, and its refusals' audit summaries. */
   buffers: { budget: RequestBufferBudget; refusals: RefusalSummaries };
   admin: AdminDeps;
+  /** The rate limit counted in Redis, for the fleet (REDIS_URL); undefined: the plugin's memory store. */
+  sharedRateLimit?: WindowLimiter;
 }
 
 

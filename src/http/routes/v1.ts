@@ -17,6 +17,7 @@ import { registerKeys } from './keys.js';
 import { registerRewrap } from './rewrap.js';
 import { registerStream } from './stream.js';
 import { registerOperationGate } from '../../admission/operation-gate.js';
+import { sharedRateLimitStore } from '../../admission/shared-rate-limit-store.js';
 import { ProblemError } from '../problem.js';
 
 export async function registerV1Routes(scope: FastifyInstance, deps: V1Deps): Promise<void> {
@@ -28,6 +29,8 @@ export async function registerV1Routes(scope: FastifyInstance, deps: V1Deps): Pr
     // its limit is refused before its body is read, let alone parsed.
     hook: 'onRequest',
     max: deps.config.RATE_LIMIT_MAX,
+    // With REDIS_URL, counted for the fleet (admission/shared-rate-limit-store.ts).
+    ...(deps.sharedRateLimit && { store: sharedRateLimitStore(deps.sharedRateLimit) }),
     timeWindow: deps.config.RATE_LIMIT_WINDOW_MS,
     keyGenerator: (request) => `principal:${request.principal ? principalKey(request.principal) : 'anonymous'}`,
     errorResponseBuilder: (_request, context) =>
