@@ -10,6 +10,7 @@ import type { KmsPayers } from '../../kms/call-context.js';
 import type { EnvelopeService } from '../../keys/envelope-service.js';
 import type { KmsCallStats } from '../../kms/call-stats.js';
 import type { CircuitBreaker } from '../../kms/circuit-breaker.js';
+import type { RegionalKms } from '../../kms/regional.js';
 import type { KeyDirectory } from '../../keys/key-directory.js';
 import { AccessDeniedError } from '../errors.js';
 import type { AuditFacts, Caller } from '../operation.js';
@@ -22,6 +23,8 @@ export interface AdminDeps {
   kmsCalls: KmsCallStats;
   budgets: KmsPayers;
   kms: { provider: string; region: string | undefined; breakerFailures: number; breakerCooldownMs: number };
+  /** Every region's KMS stack (key sets). */
+  regions: Pick<RegionalKms, 'stacks' | 'home'>;
 }
 
 export interface AdminCaller extends Caller {
