@@ -27,7 +27,9 @@ import {
   type ParsedEnvelope,
 } from '../format/format.js';
 import type { KmsTrace } from './kms-trace.js';
-import { openMessage, sealMessage } from '../format/message-crypto.js';
+import { deriveMessageKeyMaterial, openMessage, sealMessage } from '../format/message-crypto.js';
+import { EnvelopeError } from '../format/errors.js';
+import { timingSafeEqual } from 'node:crypto';
 import { deriveStreamKeyMaterial, newMessageId, streamKeyFor } from '../format/stream-crypto.js';
 import { DEFAULT_SEGMENT_SIZE, encodeStreamHeader, type StreamHeader } from '../format/stream-format.js';
 import type { EncryptionContext, KeyProvider, KmsOperation } from '../kms/provider.js';
@@ -303,6 +305,40 @@ export class EnvelopeService {
     };
   }
 
+  /**
+   * The data key behind one wrapped key of `envelope`, for a rewrap that must wrap it under
+   * other keys (a key set, another region): unwrapped through the decrypt cache and checked
+   * against the envelope's key commitment before it leaves the cache's callback, so a wrapped
+   * key of another data key is never spread to new keys. The caller zeroes the copy.
+   */
+  async unwrapForRewrap(envelope: ParsedEnvelope, entry: KeyBlockFields, trace: KmsTrace): Promise<{ dataKey: Buffer; report: DataKeyReport }> {
+    const stored = { keyArn: entry.keyArn, wrappedKey: entry.wrappedKey, context: envelope.context };
+    const partition = unwrapPartition(stored);
+    this.failedUnwraps.recall(partition);
+    return this.caches.decrypt.use(
+      partition,
+      0,
+      this.unwrapper(partition, stored),
+      (use) => {
+        assertCommits(use.entry.plaintextKey, envelope);
+        return { dataKey: Buffer.from(use.entry.plaintextKey), report: report(use, trace) };
+      },
+      requesterOf(trace, 'Decrypt'),
+    );
+  }
+
+  /** KMS Encrypt of `dataKey` under each of `keyArns` (same context), each call charged and in turn. */
+  async wrapUnder(dataKey: Buffer, keyArns: readonly string[], context: EncryptionContext, trace: KmsTrace): Promise<KeyBlockFields[]> {
+    for (const _ of keyArns) trace.charge('Encrypt');
+    return Promise.all(
+      keyArns.map(async (keyArn) => {
+        const wrapped = await trace.inTurn(() => this.provider.encryptDataKey(dataKey, keyArn, context));
+        trace.add(wrapped.requestId);
+        return { keyArn, wrappedKey: wrapped.wrappedKey };
+      }),
+    );
+  }
+
   /** A fresh data key for client-side encryption: never cached, never reused. */
   async issueDataKey(keyArn: string, context: EncryptionContext, includePlaintext: boolean, trace: KmsTrace): Promise<IssuedDataKey> {
     trace.charge('GenerateDataKey');
@@ -420,6 +456,18 @@ function sealingStream(use: KeyUse, context: EncryptionContext, keyBlock: KeyBlo
       keyArn: keyName,
       dataKey: report(use, trace),
     };
+  } finally {
+    material.fill(0);
+  }
+}
+
+/** The format 1 key commitment check, on its own (openMessage does it before opening). */
+function assertCommits(dataKey: Buffer, envelope: ParsedEnvelope): void {
+  const material = deriveMessageKeyMaterial(dataKey, envelope.messageId);
+  try {
+    if (!timingSafeEqual(material.subarray(32), envelope.commitment)) {
+      throw new EnvelopeError('KeyCommitmentMismatch', 'ciphertext does not commit to its data key');
+    }
   } finally {
     material.fill(0);
   }

@@ -83,7 +83,7 @@ describe('key sets on the embedded provider', () => {
     keystore = new LocalKeyProvider({ path: keystorePath });
     k1 = (await keystore.createKey()).keyArn;
     k2 = (await keystore.createKey()).keyArn;
-    writeFileSync(join(dir, 'sets.yaml'), `keySets:\n  duo:\n    keys: [${k1}, ${k2}]\n    generator: ${k1}\n`);
+    writeFileSync(join(dir, 'sets.yaml'), `keySets:\n  duo:\n    keys: [${k1}, ${k2}]\n    generator: ${k1}\n  solo:\n    keys: [${k1}]\n    generator: ${k1}\n`);
     writeFileSync(
       join(dir, 'policy.yaml'),
       [
@@ -94,7 +94,7 @@ describe('key sets on the embedded provider', () => {
         `    - { name: key-two-reader, sha256: "${sha(TOKENS.keyTwoReader)}" }`,
         `    - { name: outsider, sha256: "${sha(TOKENS.outsider)}" }`,
         'rules:',
-        '  - { id: set-user, principals: [set-user], operations: [encrypt, decrypt, rewrap], keys: [keyset/duo], context: { required: [tenant] } }',
+        '  - { id: set-user, principals: [set-user], operations: [encrypt, decrypt, rewrap], keys: [keyset/duo, keyset/solo], context: { required: [tenant] } }',
         `  - { id: key-two-reader, principals: [key-two-reader], operations: [decrypt], keys: ["${k2}"], context: { required: [tenant] } }`,
         '  - { id: outsider, principals: [outsider], operations: [encrypt, decrypt], keys: [alias/default], context: { allowOthers: true } }',
         '',
@@ -183,5 +183,44 @@ describe('key sets on the embedded provider', () => {
     } finally {
       await service.enableKey(k1.split('/').at(-1)!);
     }
+  });
+
+  it('rewrap across sets drops and adds keys without touching the payload', async () => {
+    const original = parseCiphertext(await encrypt('rewrapped'));
+    const rewrap = (ciphertext: string, keyId: string) =>
+      request(t.app.server).post('/v1/rewrap').set(as(TOKENS.setUser)).send({ ciphertext, keyId, context });
+
+    const calls = () => t.auditEvents().at(-1) as { additionalEventData: { kmsRequestIds: string[]; keySet: { keys: string[] } } };
+    const dropped = await rewrap(toCiphertextString(encodeRewrapped({ keySet: 'duo', wrappedKeys: original.wrappedKeys }, original.sealedPart)), 'keyset/solo');
+    expect(dropped.status).toBe(200);
+    expect(dropped.body.keyId).toBe('keyset/solo');
+    const solo = parseCiphertext(dropped.body.ciphertext);
+    expect(solo.keySet).toBe('solo');
+    expect(solo.wrappedKeys).toHaveLength(1);
+    expect(solo.wrappedKeys[0]!.wrappedKey.equals(original.wrappedKeys[0]!.wrappedKey)).toBe(true);
+    expect(solo.sealedPart.equals(original.sealedPart)).toBe(true);
+    // Dropping a key needs no KMS call.
+    expect(calls().additionalEventData.kmsRequestIds).toEqual([]);
+
+    t.service.envelope.clear();
+    const added = await rewrap(dropped.body.ciphertext, 'keyset/duo');
+    expect(added.status).toBe(200);
+    const duo = parseCiphertext(added.body.ciphertext);
+    expect(duo.wrappedKeys.map((entry) => entry.keyArn)).toEqual([k1, k2]);
+    expect(duo.wrappedKeys[0]!.wrappedKey.equals(original.wrappedKeys[0]!.wrappedKey)).toBe(true);
+    expect(duo.sealedPart.equals(original.sealedPart)).toBe(true);
+    expect(calls().additionalEventData.keySet.keys).toEqual([k1, k2]);
+    // The new wrapped key is good on its own: a caller that may use only k2 opens it.
+    const viaKeyTwo = await decrypt(added.body.ciphertext, TOKENS.keyTwoReader);
+    expect(viaKeyTwo.status).toBe(200);
+    expect(Buffer.from(viaKeyTwo.body.plaintext, 'base64').toString()).toBe('rewrapped');
+
+    // A wrapped key of another data key is never spread to new keys.
+    const foreign = await keystore.encryptDataKey(randomBytes(32), k1, context);
+    const forged = toCiphertextString(encodeRewrapped({ keySet: 'solo', wrappedKeys: [{ keyArn: k1, wrappedKey: foreign.wrappedKey }] }, original.sealedPart));
+    t.service.envelope.clear();
+    const refused = await rewrap(forged, 'keyset/duo');
+    expect(refused.status).toBe(422);
+    expect(refused.body.code).toBe('KeyCommitmentMismatch');
   });
 });

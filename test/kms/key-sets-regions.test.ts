@@ -68,6 +68,8 @@ describe.skipIf(skip)('key sets across two local-kms regions', () => {
     await Promise.all([a?.dispose(), b?.dispose()]);
   });
 
+  let writtenDuringOutage = '';
+
   /** Drops every cached data key, so the next decrypt must ask KMS. */
   const forget = () => t.service.envelope.clear();
 
@@ -144,9 +146,16 @@ describe.skipIf(skip)('key sets across two local-kms regions', () => {
       expect(failed.status).toBe(503);
       expect(failed.headers['retry-after']).toBeDefined();
 
-      const next = await encrypt('keyset/pair-next', 'next mode');
+      // Region B's client may first meet a socket its restart cut (one failed call, its breaker
+      // opening for a cooldown): wait until it answers.
+      let next = await encrypt('keyset/pair-next', 'next mode');
+      for (let attempt = 0; next.status !== 200 && attempt < 40; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        next = await encrypt('keyset/pair-next', 'next mode');
+      }
       expect(next.status).toBe(200);
       const parsed = parseCiphertext(next.body.ciphertext);
+      writtenDuringOutage = next.body.ciphertext;
       expect(parsed.wrappedKeys.map((entry) => entry.keyArn)).toEqual([KEY_B]);
       expect(lastEvent().additionalEventData.keySet).toMatchObject({
         name: 'pair-next',
@@ -162,6 +171,31 @@ describe.skipIf(skip)('key sets across two local-kms regions', () => {
       expect(metrics).toMatch(/keyset_data_keys_total\{key_set="pair-next",region="us-east-1",complete="false"\} 1/);
     } finally {
       await a.restart();
+    }
+  }, 120_000);
+
+  it('rewrap to the set adds the region a ciphertext written during an outage lacks, payload untouched', async () => {
+    expect(writtenDuringOutage).not.toBe('');
+    let rewrapped;
+    for (let attempt = 0; attempt < 40; attempt++) {
+      forget();
+      rewrapped = await request(t.app.server).post('/v1/rewrap').set(AUTH).send({ ciphertext: writtenDuringOutage, keyId: 'keyset/pair-next' });
+      if (rewrapped.status === 200) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(rewrapped!.status).toBe(200);
+    const before = parseCiphertext(writtenDuringOutage);
+    const after = parseCiphertext(rewrapped!.body.ciphertext);
+    expect(after.wrappedKeys.map((entry) => entry.keyArn)).toEqual([KEY_A, KEY_B]);
+    expect(after.sealedPart.equals(before.sealedPart)).toBe(true);
+    await b.stop();
+    try {
+      const viaA = await decryptEventually(rewrapped!.body.ciphertext);
+      expect(viaA.status).toBe(200);
+      expect(Buffer.from(viaA.body.plaintext, 'base64').toString()).toBe('next mode');
+      expect(lastEvent().additionalEventData.keySet).toMatchObject({ answeredBy: { keyArn: KEY_A, region: REGION_A } });
+    } finally {
+      await b.restart();
     }
   }, 120_000);
 
