@@ -38,8 +38,12 @@ async function main(): Promise<void> {
   }
   const app = await buildApp(service);
 
-  // The store logs the outcome of a reload (and why a rejected file was refused).
-  process.on('SIGHUP', () => void service.policy.reload());
+  // The stores log the outcome of a reload (and why a rejected file was refused): the policy
+  // and KEY_SETS_FILE, each kept as it was when its new file is invalid.
+  process.on('SIGHUP', () => {
+    void service.policy.reload();
+    void service.keySets.reload();
+  });
 
   // The audit log also follows a rotation by itself, before its next write or readiness
   // check; the signal makes the new file start (with AuditLogReopened) right away.

@@ -57,6 +57,22 @@ describe('KEY_SETS_FILE', () => {
     expect(lines).toMatch(/sets\.yaml:7:\d+: .*a set name is/);
   });
 
+  it('reload swaps in a valid file and keeps the sets in force when the new file is invalid', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'key-sets-reload-'));
+    const file = join(dir, 'sets.yaml');
+    writeFileSync(file, `keySets:\n  p:\n    keys: [${ARN_A}]\n    generator: ${ARN_A}\n`);
+    const sets = await KeySets.fromFile(file);
+    writeFileSync(file, `keySets:\n  p:\n    keys: [${ARN_A}]\n    generator: ${ARN_B}\n`);
+    const refused = await sets.reload();
+    expect(refused.ok).toBe(false);
+    expect(!refused.ok && refused.error).toMatch(/sets\.yaml:4:\d+: keySets\.p\.generator/);
+    expect(sets.get('p')?.generator).toBe(ARN_A);
+    writeFileSync(file, `keySets:\n  p:\n    keys: [${ARN_A}, ${ARN_B}]\n    generator: ${ARN_B}\n`);
+    expect(await sets.reload()).toEqual({ ok: true, changed: true });
+    expect(sets.get('p')?.keys).toEqual([ARN_B, ARN_A]);
+    await expect(KeySets.fromFile(join(dir, 'missing.yaml'))).rejects.toThrow(KeySetsError);
+  });
+
   it('KMS_ENDPOINT_<REGION> names a region its own endpoint, else KMS_ENDPOINT, else AWS', () => {
     const config = loadConfig({ KMS_ENDPOINT: 'http://127.0.0.1:1', KMS_ENDPOINT_EU_WEST_1: 'http://127.0.0.1:2' });
     expect(kmsEndpointFor(config, 'eu-west-1')).toBe('http://127.0.0.1:2');
