@@ -7,6 +7,8 @@
  *     -- key block: the only part a rewrap changes --
  *     u16 keyArnLength,      keyArn (UTF-8)
  *     u16 wrappedKeyLength,  wrappedKey (the KMS CiphertextBlob)
+ *     (or the key-set block, marked by a key ARN length of 0: u8 version = 1, u8 nameLength,
+ *      set name, u8 count, count × the two fields above; see readKeyBlock)
  *     -- sealed part: never changes once written --
  *     u16 contextPairCount,  { u16 keyLength, key, u16 valueLength, value } sorted by key bytes
  *     32  messageId

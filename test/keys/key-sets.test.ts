@@ -240,3 +240,30 @@ describe('key sets on the embedded provider', () => {
     expect(refused.body.code).toBe('KeyCommitmentMismatch');
   });
 });
+
+describe('a key set\'s KMS calls and the caller\'s budget', () => {
+  it('charges every call of a set\'s data key (GenerateDataKey and each Encrypt), once per data key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'key-sets-budget-'));
+    const keystorePath = join(dir, 'keystore.json');
+    const keystore = new LocalKeyProvider({ path: keystorePath });
+    const keys = [(await keystore.createKey()).keyArn, (await keystore.createKey()).keyArn, (await keystore.createKey()).keyArn];
+    await keystore.close();
+    writeFileSync(join(dir, 'sets.yaml'), `keySets:\n  trio:\n    keys: [${keys.join(', ')}]\n    generator: ${keys[0]}\n`);
+    const frozen = Date.now();
+    const t = await buildTestApp({ now: () => frozen, env: { LOCAL_KEYSTORE: keystorePath, KEY_SETS_FILE: join(dir, 'sets.yaml'), KMS_BUDGET_BURST: '50' } });
+    try {
+      const tokens = () => t.service.budgets.usage().reduce((least, usage) => Math.min(least, usage.tokens), Infinity);
+      const encrypt = (purpose: string) =>
+        request(t.app.server).post('/v1/encrypt').set({ authorization: 'Bearer dev-token' }).send({ plaintext: 'aGk=', keyId: 'keyset/trio', context: { purpose } });
+      expect((await encrypt('warm-up')).status).toBe(200);
+      const before = tokens();
+      expect((await encrypt('cold')).status).toBe(200);
+      expect(before - tokens()).toBe(3);
+      expect((await encrypt('cold')).status).toBe(200);
+      expect(before - tokens()).toBe(3);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
