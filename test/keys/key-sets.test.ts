@@ -14,6 +14,7 @@ import { kmsEndpointFor, loadConfig } from '../../src/config.js';
 import { encodeRewrapped, parseCiphertext, toCiphertextString } from '../../src/format/format.js';
 import { KeySets, KeySetsError } from '../../src/keys/key-sets.js';
 import { LocalKeyProvider } from '../../src/kms/local.js';
+import { preferredOrder } from '../../src/operations/key-set-unwrap.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 
 describe('KEY_SETS_FILE', () => {
@@ -79,6 +80,23 @@ describe('KEY_SETS_FILE', () => {
     expect(kmsEndpointFor(config, 'us-east-1')).toBe('http://127.0.0.1:1');
     expect(kmsEndpointFor(loadConfig({}), 'us-east-1')).toBeUndefined();
     expect(() => loadConfig({ KMS_ENDPOINT_EU_WEST_1: 'not a url' })).toThrow(/KMS_ENDPOINT_EU_WEST_1/);
+    expect(loadConfig({ KMS_LOCAL_REGION: 'eu-central-1,eu-west-1' }).KMS_LOCAL_REGION).toBe('eu-central-1,eu-west-1');
+    expect(() => loadConfig({ KMS_LOCAL_REGION: 'eu central' })).toThrow(/KMS_LOCAL_REGION/);
+  });
+
+  it('decrypt order: a cached key first, then the preferred regions in order, a region whose breaker is open last', () => {
+    const entry = (region: string) => ({ entry: { keyArn: `arn:aws:kms:${region}:111122223333:key/k`, wrappedKey: Buffer.from(region) }, ruleId: 'r' });
+    const regionOf = (arn: string) => arn.split(':')[3]!;
+    const deps = (cached: string[], down: string[]) => ({
+      regions: { regionOf, isDown: (arn: string) => down.includes(regionOf(arn)) },
+      regionOrder: ['eu-central-1', 'eu-west-1'],
+      envelope: { holdsKeyFor: (candidate: { keyArn: string }) => cached.includes(regionOf(candidate.keyArn)) },
+    }) as unknown as Parameters<typeof preferredOrder>[0];
+    const usable = ['us-east-1', 'eu-west-1', 'ap-south-1', 'eu-central-1'].map(entry);
+    const order = (cached: string[], down: string[]) => preferredOrder(deps(cached, down), usable, {}).map(({ entry: e }) => regionOf(e.keyArn));
+    expect(order([], [])).toEqual(['eu-central-1', 'eu-west-1', 'us-east-1', 'ap-south-1']);
+    expect(order([], ['eu-central-1'])).toEqual(['eu-west-1', 'us-east-1', 'ap-south-1', 'eu-central-1']);
+    expect(order(['ap-south-1'], ['eu-central-1'])).toEqual(['ap-south-1', 'eu-west-1', 'us-east-1', 'eu-central-1']);
   });
 });
 
