@@ -11,6 +11,7 @@ import { buildApp } from './app.js';
 import { ConfigError, DEFAULT_DEV_TOKEN, isLoopbackHost, loadConfig, type Config } from './config.js';
 import { AuditWriteError } from './audit/errors.js';
 import { PolicyError } from './authz/errors.js';
+import { KeySetsError } from './keys/key-sets.js';
 import { compose, type Service } from './compose.js';
 import { KeystoreError } from './kms/local-keystore.js';
 import { createAppLogger } from './logging.js';
@@ -102,6 +103,9 @@ async function main(): Promise<void> {
 function describeStartupError(error: unknown, config: Config): string | undefined {
   if (error instanceof PolicyError) {
     return `POLICY_FILE=${config.POLICY_FILE ?? ''}: ${error.message}\nPOLICY_FILE accepts the path of a readable, valid policy file (YAML; see docs/POLICY.md)`;
+  }
+  if (error instanceof KeySetsError) {
+    return `KEY_SETS_FILE=${config.KEY_SETS_FILE ?? ''}: ${error.message}\nKEY_SETS_FILE accepts the path of a readable, valid key sets file (YAML; see docs/OPERATIONS.md)`;
   }
   if (error instanceof AuditWriteError) {
     return `AUDIT_LOG=${config.AUDIT_LOG}: ${error.message}\nAUDIT_LOG accepts a file path this process can create or append to, or "stdout"`;
