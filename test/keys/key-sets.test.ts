@@ -166,6 +166,9 @@ describe('key sets on the embedded provider', () => {
     expect((await decrypt(ciphertext, TOKENS.outsider)).status).toBe(403);
     const encryptByOutsider = await request(t.app.server).post('/v1/encrypt').set(as(TOKENS.outsider)).send({ plaintext: 'aGk=', keyId: 'keyset/duo' });
     expect(encryptByOutsider.status).toBe(403);
+    // POST /v1/datakey issues a key under one KMS key: a set is a clear 400 (after the policy).
+    const dataKey = await request(t.app.server).post('/v1/datakey').set(as(TOKENS.outsider)).send({ keyId: 'keyset/duo' });
+    expect(dataKey.status).toBe(403);
     // 404 only for a caller the policy allows on the name.
     const unknown = await request(t.app.server).post('/v1/encrypt').set(as(TOKENS.outsider)).send({ plaintext: 'aGk=', keyId: 'keyset/nothing' });
     expect(unknown.status).toBe(403);
@@ -279,6 +282,9 @@ describe('a key set\'s KMS calls and the caller\'s budget', () => {
       expect(before - tokens()).toBe(3);
       expect((await encrypt('cold')).status).toBe(200);
       expect(before - tokens()).toBe(3);
+      const dataKey = await request(t.app.server).post('/v1/datakey').set({ authorization: 'Bearer dev-token' }).send({ keyId: 'keyset/trio' });
+      expect(dataKey.status).toBe(400);
+      expect(dataKey.body.code).toBe('KeySetNotSupported');
     } finally {
       await t.close();
     }
