@@ -8,8 +8,8 @@
  *    killed; then, cold each time, the time from the kill to the first successful decrypt, and
  *    the time of each next decrypt (each tries region A first until its breaker opens).
  *
- *   npx tsx bench/key-sets.ts            10,000 encrypts per variant
- *   npx tsx bench/key-sets.ts --smoke    1,000 encrypts per variant
+ *   npm run bench:key-sets               10,000 encrypts per variant
+ *   npm run bench:key-sets -- --smoke    1,000 encrypts per variant
  *
  * The service runs in this process (compose + buildApp, listening on 127.0.0.1, port 0) with
  * its defaults for the breaker (5 failures) and the SDK (3 attempts): what an unconfigured
