@@ -166,6 +166,10 @@ describe('key sets on the embedded provider', () => {
     expect((await decrypt(ciphertext, TOKENS.outsider)).status).toBe(403);
     const encryptByOutsider = await request(t.app.server).post('/v1/encrypt').set(as(TOKENS.outsider)).send({ plaintext: 'aGk=', keyId: 'keyset/duo' });
     expect(encryptByOutsider.status).toBe(403);
+    const listed = await request(t.app.server).get('/v1/keys').set(as(TOKENS.setUser));
+    expect(listed.status).toBe(200);
+    const sets = (listed.body as { keys?: { keyId: string; operations: string[] }[] }).keys ?? (listed.body as { keyId: string; operations: string[] }[]);
+    expect(sets.find((key) => key.keyId === 'keyset/duo')?.operations.sort()).toEqual(['decrypt', 'encrypt', 'rewrap']);
     // POST /v1/datakey issues a key under one KMS key: a set is a clear 400 (after the policy).
     const dataKey = await request(t.app.server).post('/v1/datakey').set(as(TOKENS.outsider)).send({ keyId: 'keyset/duo' });
     expect(dataKey.status).toBe(403);
