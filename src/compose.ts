@@ -32,7 +32,9 @@ import { RefusalSummaries } from './admission/refusal-summaries.js';
 import { RequestBufferBudget } from './admission/request-buffer-budget.js';
 import { KmsCallStats, withCallStats } from './kms/call-stats.js';
 import { CIRCUIT_STATE_VALUE, CircuitBreaker, withCircuitBreaker } from './kms/circuit-breaker.js';
-import { createKeyProvider } from './kms/create-provider.js';
+import { createKeyProvider, createRegionalProvider } from './kms/create-provider.js';
+import { RegionalKms, type RegionalStack } from './kms/regional.js';
+import { KeySets } from './keys/key-sets.js';
 import { KeyDirectory } from './keys/key-directory.js';
 import { KmsQueue } from './kms/kms-queue.js';
 import type { KeyProvider } from './kms/provider.js';
@@ -55,6 +57,10 @@ export interface ComposeOverrides {
   logger?: Logger;
   /** The key provider, undecorated (e.g. one pointed at a private local-kms, or a counting wrapper). */
   provider?: KeyProvider;
+  /** The undecorated provider of another region (a key set's key there); default: an AWS client for it. */
+  providerFor?: (region: string) => KeyProvider;
+  /** The key sets; default: KEY_SETS_FILE, or none. */
+  keySets?: KeySets;
   /** The policy store; default: POLICY_FILE, or dev mode with DEV_TOKEN. */
   policy?: PolicyStore;
   /** The sink the app writes audit events to; default: the audit log at AUDIT_LOG (opened either way). */
@@ -75,6 +81,9 @@ export interface Service {
   kms: KeyProvider;
   circuit: CircuitBreaker;
   kmsCalls: KmsCallStats;
+  /** One KMS client, breaker and call stats per region; the home region's are `circuit` and `kmsCalls`. */
+  regions: RegionalKms;
+  keySets: KeySets;
   policy: PolicyStore;
   /** The audit log file (reopen, chain head, close). */
   auditLog: AuditLog;
@@ -144,20 +153,36 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
 
   // The breaker sits outside the instrumentation: a call it refuses never reaches KMS, so it
   // must not appear in kms_requests_total or the KMS latency histogram (it has its own counter).
-  const circuit = new CircuitBreaker({
-    failureThreshold: config.KMS_BREAKER_FAILURES,
-    cooldownMs: config.KMS_BREAKER_COOLDOWN_MS,
-    onStateChange: ({ from, to, consecutiveFailures }) => {
-      const line = { circuitFrom: from, circuitTo: to, consecutiveFailures, cooldownMs: config.KMS_BREAKER_COOLDOWN_MS };
-      if (to === 'open') logger.warn(line, 'KMS circuit opened: failing KMS calls fast until a probe succeeds');
-      else logger.info(line, `KMS circuit ${to}`);
-    },
-    onReject: (operation) => metrics.kmsCircuitRejections.inc({ operation }),
-  });
+  // One such stack per region (src/kms/regional.ts): a key set's keys in another region get
+  // their own client, breaker and call stats.
+  const keySets = overrides.keySets ?? (config.KEY_SETS_FILE ? await KeySets.fromFile(config.KEY_SETS_FILE, { logger }) : KeySets.none());
+  const homeRegion = provider.kind === 'aws' ? config.AWS_REGION! : 'local';
+  const buildStack = (region: string, raw: KeyProvider): RegionalStack => {
+    const breaker = new CircuitBreaker({
+      failureThreshold: config.KMS_BREAKER_FAILURES,
+      cooldownMs: config.KMS_BREAKER_COOLDOWN_MS,
+      onStateChange: ({ from, to, consecutiveFailures }) => {
+        const line = { region, circuitFrom: from, circuitTo: to, consecutiveFailures, cooldownMs: config.KMS_BREAKER_COOLDOWN_MS };
+        if (to === 'open') logger.warn(line, 'KMS circuit opened: failing KMS calls fast until a probe succeeds');
+        else logger.info(line, `KMS circuit ${to}`);
+      },
+      onReject: (operation) => metrics.kmsCircuitRejections.inc({ operation }),
+    });
+    // Recent calls for GET /v1/admin/kms, inside the breaker like the metrics: only calls that reached KMS.
+    const calls = new KmsCallStats(now);
+    const kms = withCircuitBreaker(withCallStats(instrumentProvider(traceProvider(raw), metrics, region), calls), breaker);
+    return { region, kms, circuit: breaker, calls, provider: raw };
+  };
+  const regions = new RegionalKms(
+    buildStack(homeRegion, provider),
+    (region) => buildStack(region, overrides.providerFor?.(region) ?? createRegionalProvider(config, region, logger)),
+    () => keySets.current.regions,
+  );
+  const circuit = regions.home.circuit;
+  const kmsCalls = regions.home.calls;
   metrics.trackCircuitState(() => CIRCUIT_STATE_VALUE[circuit.state]);
-  // Recent calls for GET /v1/admin/kms, inside the breaker like the metrics: only calls that reached KMS.
-  const kmsCalls = new KmsCallStats(now);
-  const kms = withCircuitBreaker(withCallStats(instrumentProvider(traceProvider(provider), metrics), kmsCalls), circuit);
+  metrics.regionCircuitStates = () => regions.stacks().map((stack) => [stack.region, CIRCUIT_STATE_VALUE[stack.circuit.state]]);
+  const kms = regions.provider();
 
   const limits = {
     maxAgeMs: config.CACHE_MAX_AGE_MS,
@@ -173,7 +198,7 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
   metrics.trackCacheSize('encrypt', () => caches.encrypt.size);
   metrics.trackCacheSize('decrypt', () => caches.decrypt.size);
 
-  const envelope = new EnvelopeService(kms, caches);
+  const envelope = new EnvelopeService(kms, caches, config.KEY_SET_PARTIAL_MAX_AGE_MS);
   // Shared look-ups (a known key's refresh, the alias list) wait in a queue of their own,
   // billed to no principal, so no principal's paced queue delays them.
   const lookups = new KmsQueue({ concurrency: config.KMS_LOOKUP_CONCURRENCY, pacePerSecond: config.KMS_LOOKUP_PACE_PER_SECOND });
@@ -237,7 +262,20 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
     fleet.start();
   }
 
-  const operations: OperationDeps = { guard: new KeyGuard(directory), envelope, directory, budgets: payers, defaultKeyId: config.DEFAULT_KEY_ID };
+  const operations: OperationDeps = {
+    guard: new KeyGuard(directory),
+    envelope,
+    directory,
+    budgets: payers,
+    defaultKeyId: config.DEFAULT_KEY_ID,
+    keySets,
+    regions,
+    regionOrder: config.KMS_LOCAL_REGION?.split(',') ?? [homeRegion],
+    keySetEvents: {
+      dataKeyMade: (keySet, region, complete) => metrics.keySetDataKeys.inc({ key_set: keySet, region, complete: String(complete) }),
+      unwrapped: (keySet, region, failover) => metrics.keySetUnwraps.inc({ key_set: keySet, region, failover: String(failover) }),
+    },
+  };
   const admin: AdminDeps = {
     envelope,
     directory,
@@ -245,6 +283,7 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
     circuit,
     kmsCalls,
     budgets: payers,
+    regions,
     kms: {
       provider: provider.kind,
       region: provider.kind === 'aws' ? config.AWS_REGION : undefined,
@@ -315,6 +354,8 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
     kms,
     circuit,
     kmsCalls,
+    regions,
+    keySets,
     policy,
     auditLog,
     audit,
@@ -346,7 +387,7 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
         logger.error('audit log closed without a final signed checkpoint (KMS Sign failed): its tail is unsigned');
       }
       await auditLog.close();
-      await provider.close();
+      await regions.closeAll();
       redis?.disconnect();
     },
   };

@@ -36,6 +36,12 @@ export const ConfigSchema = Type.Object({
   KMS_PROVIDER: Type.Union([Type.Literal('local'), Type.Literal('aws')], { default: 'local' }),
   KMS_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
   AWS_REGION: Type.Optional(Type.String({ pattern: '^[a-z]{2}(-[a-z]+)+-\\d+$' })),
+  // Key sets (src/keys/key-sets.ts): a YAML file of named sets of KMS keys, `keyset/NAME` to callers.
+  KEY_SETS_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  // Regions a key-set decrypt tries first, in this order (comma-separated); default AWS_REGION.
+  KMS_LOCAL_REGION: Type.Optional(Type.String({ pattern: '^(local|[a-z]{2}(-[a-z]+)+-\\d+)(,(local|[a-z]{2}(-[a-z]+)+-\\d+))*$' })),
+  // A key set's data key missing some keys of its set (onGeneratorDown: next, a region down) is cached at most this long.
+  KEY_SET_PARTIAL_MAX_AGE_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 10_000 }),
   KMS_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 3_000 }),
   KMS_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 30_000, default: 1_000 }),
   KMS_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 10, default: 3 }),
@@ -152,7 +158,29 @@ export const ConfigSchema = Type.Object({
   FLEET_HEARTBEAT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5_000 }),
 });
 
-export type Config = Static<typeof ConfigSchema>;
+export type Config = Static<typeof ConfigSchema> & {
+  /** `KMS_ENDPOINT_<REGION>` variables, by region (`KMS_ENDPOINT_EU_WEST_1` -> eu-west-1). */
+  KMS_REGIONAL_ENDPOINTS?: Readonly<Record<string, string>>;
+};
+
+const REGIONAL_ENDPOINT = /^KMS_ENDPOINT_([A-Z]{2}(?:_[A-Z]+)+_\d+)$/;
+const ENDPOINT_URL = /^https?:\/\/[^\s]+$/;
+
+/** The KMS endpoint of `region`: KMS_ENDPOINT_<REGION>, else KMS_ENDPOINT, else undefined (AWS's own). */
+export function kmsEndpointFor(config: Pick<Config, 'KMS_ENDPOINT' | 'KMS_REGIONAL_ENDPOINTS'>, region: string | undefined): string | undefined {
+  return (region !== undefined ? config.KMS_REGIONAL_ENDPOINTS?.[region] : undefined) ?? config.KMS_ENDPOINT;
+}
+
+function regionalEndpoints(env: Record<string, string | undefined>): Record<string, string> {
+  const endpoints: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    const match = REGIONAL_ENDPOINT.exec(name);
+    if (!match || !value) continue;
+    if (!ENDPOINT_URL.test(value)) throw new ConfigError(`${name} must be an http(s) URL`);
+    endpoints[match[1]!.toLowerCase().replaceAll('_', '-')] = value;
+  }
+  return endpoints;
+}
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -177,7 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (error) {
     throw new ConfigError(describeSchemaErrors((error as { errors?: AjvError[] }).errors, error));
   }
-  return checkCrossFieldRules(config);
+  return checkCrossFieldRules({ ...config, KMS_REGIONAL_ENDPOINTS: regionalEndpoints(data) });
 }
 
 function checkCrossFieldRules(config: Config): Config {

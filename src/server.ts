@@ -13,6 +13,7 @@ import { buildApp } from './app.js';
 import { ConfigError, DEFAULT_DEV_TOKEN, isLoopbackHost, loadConfig, type Config } from './config.js';
 import { AuditWriteError } from './audit/errors.js';
 import { PolicyError } from './authz/errors.js';
+import { KeySetsError } from './keys/key-sets.js';
 import { compose, type Service } from './compose.js';
 import { KeystoreError } from './kms/local-keystore.js';
 import { createAppLogger } from './logging.js';
@@ -40,8 +41,12 @@ async function main(): Promise<void> {
   }
   const app = await buildApp(service);
 
-  // The store logs the outcome of a reload (and why a rejected file was refused).
-  process.on('SIGHUP', () => void service.policy.reload());
+  // The stores log the outcome of a reload (and why a rejected file was refused): the policy
+  // and KEY_SETS_FILE, each kept as it was when its new file is invalid.
+  process.on('SIGHUP', () => {
+    void service.policy.reload();
+    void service.keySets.reload();
+  });
 
   // The audit log also follows a rotation by itself, before its next write or readiness
   // check; the signal makes the new file start (with AuditLogReopened) right away.
@@ -105,6 +110,9 @@ async function main(): Promise<void> {
 function describeStartupError(error: unknown, config: Config): string | undefined {
   if (error instanceof PolicyError) {
     return `POLICY_FILE=${config.POLICY_FILE ?? ''}: ${error.message}\nPOLICY_FILE accepts the path of a readable, valid policy file (YAML; see docs/POLICY.md)`;
+  }
+  if (error instanceof KeySetsError) {
+    return `KEY_SETS_FILE=${config.KEY_SETS_FILE ?? ''}: ${error.message}\nKEY_SETS_FILE accepts the path of a readable, valid key sets file (YAML; see docs/OPERATIONS.md)`;
   }
   if (error instanceof AuditWriteError) {
     return `AUDIT_LOG=${config.AUDIT_LOG}: ${error.message}\nAUDIT_LOG accepts a file path this process can create or append to, or "stdout"`;

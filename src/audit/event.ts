@@ -14,11 +14,12 @@ import type {
   RequestParameters,
   ResponseElements,
   StreamAuditDetails,
+  KeySetAuditDetails,
 } from '../operations/audit-facts.js';
 
 // The shapes of the facts an operation reports are the operations' own (operations/audit-facts.ts);
 // the event embeds them as they are.
-export type { BatchItemOutcome, EncryptionContextRecord, RequestParameters, ResponseElements, StreamAuditDetails };
+export type { BatchItemOutcome, EncryptionContextRecord, RequestParameters, ResponseElements, StreamAuditDetails, KeySetAuditDetails };
 
 export const AUDIT_EVENT_VERSION = '1.0';
 export const AUDIT_EVENT_SOURCE = 'envelope-service';
@@ -87,6 +88,8 @@ export interface AdditionalEventData {
   callerRequestId?: string;
   /** Streaming routes: which of the request's two events this is, and how the stream ended. */
   stream?: StreamAuditDetails;
+  /** A key set's part: the set, every KMS key in the ciphertext, the key and region that answered. */
+  keySet?: KeySetAuditDetails;
   /**
    * With tracing on: the trace and span of the audit write (a child of the request's spans);
    * `sampled` false when the sampler dropped the trace. Absent when tracing is off.

@@ -7,6 +7,8 @@
  *     -- key block: the only part a rewrap changes --
  *     u16 keyArnLength,      keyArn (UTF-8)
  *     u16 wrappedKeyLength,  wrappedKey (the KMS CiphertextBlob)
+ *     (or the key-set block, marked by a key ARN length of 0: u8 version = 1, u8 nameLength,
+ *      set name, u8 count, count × the two fields above; see readKeyBlock)
  *     -- sealed part: never changes once written --
  *     u16 contextPairCount,  { u16 keyLength, key, u16 valueLength, value } sorted by key bytes
  *     32  messageId
@@ -46,9 +48,32 @@ export interface KeyBlockFields {
   wrappedKey: Buffer;
 }
 
+/**
+ * The key block as a whole: one wrapped key (the single-key block, no set), or a key set's
+ * wrapped keys, each the same data key under another KMS key (the key-set block).
+ */
+export interface KeyBlock {
+  /** The key set's name (without `keyset/`), present exactly for a key-set block. */
+  keySet?: string;
+  /** At least one; the single-key block has exactly one. */
+  wrappedKeys: KeyBlockFields[];
+}
+
+/** Marks a key-set block where the single-key block has its key ARN length, which is never 0. */
+export const KEY_SET_BLOCK_MARKER = 0;
+export const KEY_SET_BLOCK_VERSION = 1;
+/** Set names as the key-set block stores them (and KEY_SETS_FILE accepts). */
+export const KEY_SET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 export interface ParsedEnvelope {
+  /** The first wrapped key's ARN (the only one of a single-key block). */
   keyArn: string;
+  /** The first wrapped key (the only one of a single-key block). */
   wrappedKey: Buffer;
+  /** Every wrapped key, in the order stored; one for a single-key block. */
+  wrappedKeys: KeyBlockFields[];
+  /** The key set's name for a key-set block; absent for a single-key block. */
+  keySet?: string;
   context: EncryptionContext;
   messageId: Buffer;
   commitment: Buffer;
@@ -71,8 +96,8 @@ export interface EnvelopePrefix {
 
 const VERSION_BYTES = Buffer.from([FORMAT_VERSION, ALGORITHM_AES256GCM_HKDF_SHA512_COMMIT]);
 
-export function encodeEnvelopePrefix(keyBlock: KeyBlockFields, context: EncryptionContext): EnvelopePrefix {
-  const keyBytes = encodeKeyBlock(keyBlock);
+export function encodeEnvelopePrefix(keyBlock: KeyBlockFields | KeyBlock, context: EncryptionContext): EnvelopePrefix {
+  const keyBytes = encodeAnyKeyBlock(keyBlock);
   const contextBytes = encodeContextBlock(context);
   return {
     prefix: Buffer.concat([VERSION_BYTES, keyBytes, contextBytes]),
@@ -81,8 +106,37 @@ export function encodeEnvelopePrefix(keyBlock: KeyBlockFields, context: Encrypti
 }
 
 /** formatVersion || algorithm || key block: what a rewrap puts in front of the sealed part. */
-export function encodeRewrapped(keyBlock: KeyBlockFields, sealedPart: Buffer): Buffer {
-  return Buffer.concat([VERSION_BYTES, encodeKeyBlock(keyBlock), sealedPart]);
+export function encodeRewrapped(keyBlock: KeyBlockFields | KeyBlock, sealedPart: Buffer): Buffer {
+  return Buffer.concat([VERSION_BYTES, encodeAnyKeyBlock(keyBlock), sealedPart]);
+}
+
+/**
+ * Either block: a single wrapped key without a set name is the single-key block (byte for
+ * byte what it always was); anything with a set name is the key-set block.
+ */
+export function encodeAnyKeyBlock(block: KeyBlockFields | KeyBlock): Buffer {
+  if (!('wrappedKeys' in block)) return encodeKeyBlock(block);
+  if (block.keySet === undefined) {
+    if (block.wrappedKeys.length !== 1) throw new RangeError('several wrapped keys need a key set name');
+    return encodeKeyBlock(block.wrappedKeys[0]!);
+  }
+  return encodeKeySetBlock(block.keySet, block.wrappedKeys);
+}
+
+/**
+ * The key-set block (docs/FORMAT.md, "Key sets"):
+ *   u16 0 (marker) || u8 blockVersion = 1 || u8 nameLength || name (ASCII) || u8 count ||
+ *   count × (u16 keyArnLength || keyArn || u16 wrappedKeyLength || wrappedKey)
+ */
+export function encodeKeySetBlock(keySet: string, wrappedKeys: readonly KeyBlockFields[]): Buffer {
+  if (!KEY_SET_NAME.test(keySet)) throw new RangeError('key set name out of bounds');
+  if (wrappedKeys.length === 0 || wrappedKeys.length > ENVELOPE_LIMITS.maxWrappedKeys) throw new RangeError('wrapped key count out of bounds');
+  if (new Set(wrappedKeys.map((entry) => entry.keyArn)).size !== wrappedKeys.length) throw new RangeError('a key appears twice in the key block');
+  const name = Buffer.from(keySet, 'ascii');
+  const head = Buffer.from([0, KEY_SET_BLOCK_MARKER, KEY_SET_BLOCK_VERSION, name.length]);
+  const block = Buffer.concat([head, name, Buffer.from([wrappedKeys.length]), ...wrappedKeys.map(encodeKeyBlock)]);
+  if (block.length > ENVELOPE_LIMITS.maxKeySetBlockBytes) throw new RangeError('key block too large');
+  return block;
 }
 
 export function encodeKeyBlock({ keyArn, wrappedKey }: KeyBlockFields): Buffer {
@@ -149,8 +203,7 @@ export function parseEnvelope(bytes: Buffer): ParsedEnvelope {
   if (version !== FORMAT_VERSION || algorithm !== ALGORITHM_AES256GCM_HKDF_SHA512_COMMIT) {
     throw new EnvelopeError('UnsupportedFormat', 'ciphertext format version or algorithm is not supported');
   }
-  const keyArn = utf8(reader.block(1, ENVELOPE_LIMITS.maxKeyArnBytes, 'key ARN'));
-  const wrappedKey = reader.block(1, ENVELOPE_LIMITS.maxWrappedKeyBytes, 'wrapped key');
+  const keyBlock = readKeyBlock(reader);
   const sealedStart = reader.offset;
   const context = readContext(reader);
   const messageId = reader.fixed(MESSAGE_ID_BYTES, 'message id');
@@ -162,7 +215,54 @@ export function parseEnvelope(bytes: Buffer): ParsedEnvelope {
   const body = reader.fixed(bodyLength, 'body');
   const tag = reader.fixed(TAG_BYTES, 'tag');
   const sealedPart = bytes.subarray(sealedStart);
-  return { keyArn, wrappedKey, context, messageId, commitment, iv, body, tag, authenticatedHeader, sealedPart };
+  const first = keyBlock.wrappedKeys[0]!;
+  return {
+    keyArn: first.keyArn,
+    wrappedKey: first.wrappedKey,
+    wrappedKeys: keyBlock.wrappedKeys,
+    ...(keyBlock.keySet !== undefined && { keySet: keyBlock.keySet }),
+    context,
+    messageId,
+    commitment,
+    iv,
+    body,
+    tag,
+    authenticatedHeader,
+    sealedPart,
+  };
+}
+
+/**
+ * Reads either key block. A key-set block's count and every length are checked against
+ * ENVELOPE_LIMITS and the bytes present before anything is sliced; buffers are views.
+ */
+export function readKeyBlock(reader: BoundedReader): KeyBlock {
+  const start = reader.offset;
+  if (reader.peekU16() !== KEY_SET_BLOCK_MARKER) {
+    const keyArn = utf8(reader.block(1, ENVELOPE_LIMITS.maxKeyArnBytes, 'key ARN'));
+    const wrappedKey = reader.block(1, ENVELOPE_LIMITS.maxWrappedKeyBytes, 'wrapped key');
+    return { wrappedKeys: [{ keyArn, wrappedKey }] };
+  }
+  reader.u16();
+  if (reader.u8() !== KEY_SET_BLOCK_VERSION) throw new EnvelopeError('UnsupportedFormat', 'key block version is not supported by this service');
+  const nameLength = reader.u8();
+  if (nameLength < 1 || nameLength > ENVELOPE_LIMITS.maxKeySetNameBytes) throw malformed('key set name length out of bounds');
+  const keySet = reader.fixed(nameLength, 'key set name').toString('latin1');
+  if (!KEY_SET_NAME.test(keySet)) throw malformed('key set name is not valid');
+  const count = reader.u8();
+  if (count < 1 || count > ENVELOPE_LIMITS.maxWrappedKeys) throw malformed('wrapped key count out of bounds');
+  const wrappedKeys: KeyBlockFields[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < count; i++) {
+    const keyArn = utf8(reader.block(1, ENVELOPE_LIMITS.maxKeyArnBytes, 'key ARN'));
+    const wrappedKey = reader.block(1, ENVELOPE_LIMITS.maxWrappedKeyBytes, 'wrapped key');
+    if (reader.offset - start > ENVELOPE_LIMITS.maxKeySetBlockBytes) throw malformed('key block too large');
+    // One entry per key: a second would only be a second chance for a forged wrapped key.
+    if (seen.has(keyArn)) throw malformed('a key appears twice in the key block');
+    seen.add(keyArn);
+    wrappedKeys.push({ keyArn, wrappedKey });
+  }
+  return { keySet, wrappedKeys };
 }
 
 export function readContext(reader: BoundedReader): EncryptionContext {
@@ -191,7 +291,7 @@ function utf8(bytes: Buffer): string {
   try {
     return strictUtf8.decode(bytes);
   } catch {
-    throw malformed('context is not valid UTF-8');
+    throw malformed('ciphertext text field is not valid UTF-8');
   }
 }
 
@@ -211,6 +311,12 @@ export class BoundedReader {
   u8(): number {
     this.need(1, 'header');
     return this.bytes.readUInt8(this.offset++);
+  }
+
+  /** The next u16 without moving past it. */
+  peekU16(): number {
+    this.need(2, 'header');
+    return this.bytes.readUInt16BE(this.offset);
   }
 
   u16(): number {

@@ -13,4 +13,10 @@ export const ENVELOPE_LIMITS = {
   maxContextValueBytes: 2048,
   /** KMS allows roughly 8 KiB of encryption context in total. */
   maxContextTotalBytes: 8192,
+  /** Key-set key block (docs/FORMAT.md): wrapped keys in one ciphertext. */
+  maxWrappedKeys: 8,
+  /** Key-set key block: the set's name, ASCII letters, digits, `.`, `_`, `-`. */
+  maxKeySetNameBytes: 64,
+  /** Key-set key block: all of it, marker to last wrapped key. */
+  maxKeySetBlockBytes: 16384,
 } as const;

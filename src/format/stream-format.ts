@@ -4,7 +4,7 @@
  *
  *   u8  formatVersion = 2
  *   u8  algorithm     = 2 (AES-256-GCM STREAM, HKDF-SHA-512, key commitment)
- *   -- key block, as in v1 --
+ *   -- key block, as in v1 (the single-key block, or the key-set block) --
  *   u16 keyArnLength, keyArn;  u16 wrappedKeyLength, wrappedKey
  *   -- authenticated header --
  *   context block (as in v1), 32 messageId, 32 commitment, u32 segmentSize
@@ -16,7 +16,18 @@
  */
 import type { EncryptionContext } from '../kms/provider.js';
 import { EnvelopeError } from './errors.js';
-import { BoundedReader, COMMITMENT_BYTES, MESSAGE_ID_BYTES, TAG_BYTES, encodeContextBlock, encodeKeyBlock, readContext, type KeyBlockFields } from './format.js';
+import {
+  BoundedReader,
+  COMMITMENT_BYTES,
+  MESSAGE_ID_BYTES,
+  TAG_BYTES,
+  encodeAnyKeyBlock,
+  encodeContextBlock,
+  readContext,
+  readKeyBlock,
+  type KeyBlock,
+  type KeyBlockFields,
+} from './format.js';
 import { ENVELOPE_LIMITS } from './limits.js';
 
 export const STREAM_FORMAT_VERSION = 2;
@@ -35,8 +46,7 @@ export const MAX_SEGMENTS = 2 ** 32;
  */
 export const MAX_STREAM_HEADER_BYTES =
   2 +
-  (2 + ENVELOPE_LIMITS.maxKeyArnBytes) +
-  (2 + ENVELOPE_LIMITS.maxWrappedKeyBytes) +
+  Math.max(2 + ENVELOPE_LIMITS.maxKeyArnBytes + 2 + ENVELOPE_LIMITS.maxWrappedKeyBytes, ENVELOPE_LIMITS.maxKeySetBlockBytes) +
   2 +
   ENVELOPE_LIMITS.maxContextPairs * 4 +
   ENVELOPE_LIMITS.maxContextTotalBytes +
@@ -45,8 +55,13 @@ export const MAX_STREAM_HEADER_BYTES =
   SEGMENT_SIZE_BYTES;
 
 export interface StreamHeader {
+  /** The first wrapped key's ARN (the only one of a single-key block). */
   keyArn: string;
   wrappedKey: Buffer;
+  /** Every wrapped key, in the order stored (copies, not views). */
+  wrappedKeys: KeyBlockFields[];
+  /** The key set's name for a key-set block. */
+  keySet?: string;
   context: EncryptionContext;
   messageId: Buffer;
   commitment: Buffer;
@@ -61,7 +76,7 @@ const VERSION_BYTES = Buffer.from([STREAM_FORMAT_VERSION, ALGORITHM_AES256GCM_ST
 
 /** The header bytes and the authenticated header, for a key block, context, message id and commitment. */
 export function encodeStreamHeader(
-  keyBlock: KeyBlockFields,
+  keyBlock: KeyBlockFields | KeyBlock,
   context: EncryptionContext,
   messageId: Buffer,
   commitment: Buffer,
@@ -72,7 +87,7 @@ export function encodeStreamHeader(
   size.writeUInt32BE(segmentSize, 0);
   const contextBlock = encodeContextBlock(context);
   return {
-    header: Buffer.concat([VERSION_BYTES, encodeKeyBlock(keyBlock), contextBlock, messageId, commitment, size]),
+    header: Buffer.concat([VERSION_BYTES, encodeAnyKeyBlock(keyBlock), contextBlock, messageId, commitment, size]),
     authenticatedHeader: Buffer.concat([VERSION_BYTES, contextBlock, messageId, commitment, size]),
   };
 }
@@ -88,8 +103,10 @@ export function parseStreamHeader(bytes: Buffer): StreamHeader {
   }
   const reader = new BoundedReader(bytes);
   reader.fixed(2, 'header');
-  const keyArn = utf8(reader.block(1, ENVELOPE_LIMITS.maxKeyArnBytes, 'key ARN'));
-  const wrappedKey = Buffer.from(reader.block(1, ENVELOPE_LIMITS.maxWrappedKeyBytes, 'wrapped key'));
+  const keyBlock = readKeyBlock(reader);
+  // Copies: `bytes` is the decoder's pending buffer, reused once the header is parsed.
+  const wrappedKeys = keyBlock.wrappedKeys.map(({ keyArn, wrappedKey }) => ({ keyArn, wrappedKey: Buffer.from(wrappedKey) }));
+  const { keyArn, wrappedKey } = wrappedKeys[0]!;
   const authenticatedStart = reader.offset;
   const context = readContext(reader);
   const messageId = Buffer.from(reader.fixed(MESSAGE_ID_BYTES, 'message id'));
@@ -97,7 +114,18 @@ export function parseStreamHeader(bytes: Buffer): StreamHeader {
   const segmentSize = reader.fixed(SEGMENT_SIZE_BYTES, 'segment size').readUInt32BE(0);
   if (segmentSize < MIN_SEGMENT_SIZE || segmentSize > MAX_SEGMENT_SIZE) throw malformed('segment size out of bounds');
   const authenticatedHeader = Buffer.concat([VERSION_BYTES, bytes.subarray(authenticatedStart, reader.offset)]);
-  return { keyArn, wrappedKey, context, messageId, commitment, segmentSize, authenticatedHeader, length: reader.offset };
+  return {
+    keyArn,
+    wrappedKey,
+    wrappedKeys,
+    ...(keyBlock.keySet !== undefined && { keySet: keyBlock.keySet }),
+    context,
+    messageId,
+    commitment,
+    segmentSize,
+    authenticatedHeader,
+    length: reader.offset,
+  };
 }
 
 /** The 12-byte GCM nonce of segment `index`: 7 zero bytes, u32 index, last-segment flag. */
@@ -113,16 +141,6 @@ export function segmentNonce(index: number, last: boolean): Buffer {
 export function segmentedSize(plaintextBytes: number, segmentSize: number): number {
   const segments = Math.max(1, Math.ceil(plaintextBytes / segmentSize));
   return plaintextBytes + segments * TAG_BYTES;
-}
-
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
-function utf8(bytes: Buffer): string {
-  try {
-    return strictUtf8.decode(bytes);
-  } catch {
-    throw malformed('key ARN is not valid UTF-8');
-  }
 }
 
 function malformed(detail: string): EnvelopeError {

@@ -44,6 +44,7 @@ export function toAuditEvent(request: FastifyRequest, status: number, state: Aud
   if (denyReason) additionalEventData.denyReason = denyReason;
   if (facts?.items) additionalEventData.items = facts.items;
   if (facts?.stream) additionalEventData.stream = facts.stream;
+  if (facts?.keySet) additionalEventData.keySet = facts.keySet;
   const callerRequestId = callerRequestIdOf(request);
   if (callerRequestId) additionalEventData.callerRequestId = callerRequestId;
 

@@ -55,6 +55,11 @@ export interface DataKeyMaterial {
   plaintextKey: Buffer;
   wrappedKey: Buffer;
   requestId: string;
+  /** A key set's data key: every KMS call that made it, and what the caller wants kept with it. */
+  requestIds?: string[];
+  details?: unknown;
+  /** Shorter than the cache's maxAgeMs (a key set's data key missing some of its keys). */
+  maxAgeMs?: number;
 }
 
 /**
@@ -86,6 +91,12 @@ export class CachedDataKey {
   hits = 0;
   /** Per-entry derived state the caller wants to keep (e.g. the serialised header prefix). */
   attachment: unknown;
+  /** What the fetch returned beside the key (a key set's wrapped keys). */
+  details: unknown;
+  /** Every KMS request behind this key when more than one made it (a key set's). */
+  kmsRequestIds: readonly string[] = [];
+  /** Age limit of this entry, when shorter than the cache's. */
+  maxAgeMs: number | undefined;
   readonly dataKeyId: string;
 
   constructor(
@@ -133,6 +144,13 @@ export interface KeyUse {
 }
 
 const MAX_THRASH = 3;
+
+function withDetails(entry: CachedDataKey, material: DataKeyMaterial): CachedDataKey {
+  entry.details = material.details;
+  if (material.requestIds) entry.kmsRequestIds = material.requestIds;
+  entry.maxAgeMs = material.maxAgeMs;
+  return entry;
+}
 
 export class DataKeyCache {
   private readonly entries: LRUCache<string, CachedDataKey>;
@@ -224,6 +242,12 @@ export class DataKeyCache {
     return this.useOnce(fetch, use, requester);
   }
 
+  /** True when `partition` holds a live key now (a hit, unless it is evicted before use). */
+  holds(partition: string): boolean {
+    const entry = this.entries.get(partition);
+    return entry !== undefined && !entry.destroyed;
+  }
+
   /** Removes every entry, zeroing every key (shutdown). */
   clear(): void {
     this.entries.clear();
@@ -273,7 +297,10 @@ export class DataKeyCache {
       : requester.inTurn(fetch);
     const promise = fetched
       .then((material) => {
-        const entry = new CachedDataKey(material.keyArn, material.plaintextKey, material.wrappedKey, material.requestId, this.now(), requester.owner);
+        const entry = withDetails(
+          new CachedDataKey(material.keyArn, material.plaintextKey, material.wrappedKey, material.requestId, this.now(), requester.owner),
+          material,
+        );
         this.store(partition, entry);
         return entry;
       })
@@ -291,7 +318,7 @@ export class DataKeyCache {
       // Never loop without progress; lru-cache's own bound (max) still holds if this stops.
       if (victim === undefined || !this.evictOldest(victim) || this.entries.size >= before) break;
     }
-    this.entries.set(partition, entry);
+    this.entries.set(partition, entry, entry.maxAgeMs === undefined ? undefined : { ttl: Math.min(entry.maxAgeMs, this.limits.maxAgeMs) });
     const own = this.byOwner.get(entry.owner) ?? new Map<string, CachedDataKey>();
     own.set(partition, entry);
     this.byOwner.set(entry.owner, own);
@@ -356,7 +383,7 @@ export class DataKeyCache {
   /** Checks the entry is alive and within its caps, and charges this message to it. */
   private reserve(partition: string, entry: CachedDataKey, bytes: number): boolean {
     if (entry.destroyed) return false;
-    if (this.now() - entry.createdAt >= this.limits.maxAgeMs) {
+    if (this.now() - entry.createdAt >= Math.min(this.limits.maxAgeMs, entry.maxAgeMs ?? Infinity)) {
       this.evict(partition, entry, 'age');
       return false;
     }
@@ -415,7 +442,7 @@ export class DataKeyCache {
     this.served.misses += 1;
     this.observer.miss(this.kind);
     const material = await requester.inTurn(fetch);
-    const entry = new CachedDataKey(material.keyArn, material.plaintextKey, material.wrappedKey, material.requestId, this.now());
+    const entry = withDetails(new CachedDataKey(material.keyArn, material.plaintextKey, material.wrappedKey, material.requestId, this.now()), material);
     try {
       return use({ entry, cacheHit: false, coalesced: false });
     } finally {

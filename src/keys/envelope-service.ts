@@ -23,15 +23,21 @@ import {
   parseEnvelope,
   toCiphertextString,
   type EnvelopePrefix,
+  type KeyBlock,
   type ParsedEnvelope,
 } from '../format/format.js';
 import type { KmsTrace } from './kms-trace.js';
-import { openMessage, sealMessage } from '../format/message-crypto.js';
+import { deriveMessageKeyMaterial, openMessage, sealMessage } from '../format/message-crypto.js';
+import { EnvelopeError } from '../format/errors.js';
+import { timingSafeEqual } from 'node:crypto';
 import { deriveStreamKeyMaterial, newMessageId, streamKeyFor } from '../format/stream-crypto.js';
 import { DEFAULT_SEGMENT_SIZE, encodeStreamHeader, type StreamHeader } from '../format/stream-format.js';
 import type { EncryptionContext, KeyProvider, KmsOperation } from '../kms/provider.js';
 import { KmsError } from '../kms/errors.js';
 import { ATTR, inSpan } from '../telemetry/spans.js';
+import type { KeyBlockFields } from '../format/format.js';
+import { makeKeySetDataKey, type KeySetDataKey } from './key-set-data-key.js';
+import { KEY_SET_PREFIX, type KeySet } from './key-sets.js';
 
 /**
  * How the data key behind one operation was obtained. Its KMS request ids (the audit trail's
@@ -52,8 +58,11 @@ export interface EncryptResult {
 export interface EnvelopeResult {
   /** The binary envelope (the bytes the text form base64url-encodes). */
   envelope: Buffer;
+  /** The key ARN, or `keyset/NAME` for a key set. */
   keyArn: string;
   dataKey: DataKeyReport;
+  /** Under a key set: its data key's wrapped keys and how they were made. */
+  keySet?: KeySetDataKey;
 }
 
 export interface DecryptResult {
@@ -87,6 +96,7 @@ export interface StreamKey {
 }
 
 export interface SealingStream extends StreamKey {
+  keySet?: KeySetDataKey;
   header: Buffer;
   authenticatedHeader: Buffer;
   segmentSize: number;
@@ -118,7 +128,50 @@ export class EnvelopeService {
   constructor(
     private readonly provider: KeyProvider,
     private readonly caches: EnvelopeCaches,
+    /** How long a key set's data key missing some keys may be cached (KEY_SET_PARTIAL_MAX_AGE_MS). */
+    private readonly partialMaxAgeMs = 10_000,
   ) {}
+
+  /**
+   * Encrypts under a key set: its data key (cached, with every wrapped key) seals the message
+   * and the key-set block carries all its wrapped keys.
+   */
+  async encryptUnderSet(set: KeySet, plaintext: Buffer, context: EncryptionContext, aad: Buffer | undefined, trace: KmsTrace): Promise<EnvelopeResult> {
+    return this.caches.encrypt.use(
+      setPartition(set, context),
+      plaintext.length,
+      () => makeKeySetDataKey(this.provider, set, context, this.partialMaxAgeMs),
+      (use) => {
+        const details = use.entry.details as KeySetDataKey;
+        return {
+          envelope: sealMessage(use.entry.plaintextKey, setPrefixOf(use.entry, context), plaintext, aad),
+          keyArn: KEY_SET_PREFIX + set.name,
+          dataKey: report(use, trace),
+          keySet: details,
+        };
+      },
+      setRequesterOf(trace, set),
+    );
+  }
+
+  /** startStream() under a key set. */
+  async startStreamUnderSet(set: KeySet, context: EncryptionContext, bytes: number, trace: KmsTrace): Promise<SealingStream> {
+    return this.caches.encrypt.use(
+      setPartition(set, context),
+      bytes,
+      () => makeKeySetDataKey(this.provider, set, context, this.partialMaxAgeMs),
+      (use) => {
+        const details = use.entry.details as KeySetDataKey;
+        return { ...sealingStream(use, context, details.keyBlock, KEY_SET_PREFIX + set.name, trace), keySet: details };
+      },
+      setRequesterOf(trace, set),
+    );
+  }
+
+  /** True when the decrypt cache holds the data key of this wrapped key (no KMS call to use it). */
+  holdsKeyFor(entry: KeyBlockFields, context: EncryptionContext): boolean {
+    return this.caches.decrypt.holds(unwrapPartition({ ...entry, context }));
+  }
 
   /** Encrypts to the text form (`ev1:` + base64url), as the JSON API carries it. */
   async encrypt(keyArn: string, plaintext: Buffer, context: EncryptionContext, aad: Buffer | undefined, trace: KmsTrace): Promise<EncryptResult> {
@@ -164,38 +217,25 @@ export class EnvelopeService {
         partition,
         bytes,
         fetch,
-        (use) => {
-          const messageId = newMessageId();
-          const material = deriveStreamKeyMaterial(use.entry.plaintextKey, messageId);
-          try {
-            const keyBlock = { keyArn: use.entry.keyArn, wrappedKey: use.entry.wrappedKey };
-            const { header, authenticatedHeader } = encodeStreamHeader(keyBlock, context, messageId, material.subarray(32), DEFAULT_SEGMENT_SIZE);
-            return {
-              header,
-              authenticatedHeader,
-              segmentSize: DEFAULT_SEGMENT_SIZE,
-              streamKey: Buffer.from(material.subarray(0, 32)),
-              keyArn: use.entry.keyArn,
-              dataKey: report(use, trace),
-            };
-          } finally {
-            material.fill(0);
-          }
-        },
+        (use) => sealingStream(use, context, { keyArn: use.entry.keyArn, wrappedKey: use.entry.wrappedKey }, use.entry.keyArn, trace),
         requesterOf(trace, 'GenerateDataKey'),
       ),
     );
   }
 
-  /** Unwraps a stream's data key (through the decrypt cache) and checks its commitment. */
-  async openStream(header: StreamHeader, trace: KmsTrace): Promise<StreamKey> {
-    const partition = unwrapPartition(header);
+  /**
+   * Unwraps a stream's data key (through the decrypt cache) and checks its commitment; `entry`
+   * is the wrapped key to use (default: the first, the only one of a single-key block).
+   */
+  async openStream(header: StreamHeader, trace: KmsTrace, entry: KeyBlockFields = header): Promise<StreamKey> {
+    const stored = { keyArn: entry.keyArn, wrappedKey: entry.wrappedKey, context: header.context };
+    const partition = unwrapPartition(stored);
     this.failedUnwraps.recall(partition);
     return this.lookup('decrypt', () =>
       this.caches.decrypt.use(
         partition,
         0,
-        this.unwrapper(partition, header),
+        this.unwrapper(partition, stored),
         (use) => ({ streamKey: streamKeyFor(use.entry.plaintextKey, header), keyArn: use.entry.keyArn, dataKey: report(use, trace) }),
         requesterOf(trace, 'Decrypt'),
       ),
@@ -226,14 +266,16 @@ export class EnvelopeService {
     return parseEnvelope(bytes);
   }
 
-  async decrypt(envelope: ParsedEnvelope, aad: Buffer | undefined, trace: KmsTrace): Promise<DecryptResult> {
-    const partition = unwrapPartition(envelope);
+  /** `entry`: the wrapped key to unwrap (default: the first, the only one of a single-key block). */
+  async decrypt(envelope: ParsedEnvelope, aad: Buffer | undefined, trace: KmsTrace, entry: KeyBlockFields = envelope): Promise<DecryptResult> {
+    const stored = { keyArn: entry.keyArn, wrappedKey: entry.wrappedKey, context: envelope.context };
+    const partition = unwrapPartition(stored);
     this.failedUnwraps.recall(partition);
     return this.lookup('decrypt', () =>
       this.caches.decrypt.use(
         partition,
         0,
-        this.unwrapper(partition, envelope),
+        this.unwrapper(partition, stored),
         (use) => ({
           plaintext: openMessage(use.entry.plaintextKey, envelope, aad),
           keyArn: use.entry.keyArn,
@@ -271,6 +313,40 @@ export class EnvelopeService {
       keyArn: rewrapped.keyArn,
       dataKey: { dataKeyId: dataKeyIdOf(rewrapped.wrappedKey), cacheHit: false, coalesced: false },
     };
+  }
+
+  /**
+   * The data key behind one wrapped key of `envelope`, for a rewrap that must wrap it under
+   * other keys (a key set, another region): unwrapped through the decrypt cache and checked
+   * against the envelope's key commitment before it leaves the cache's callback, so a wrapped
+   * key of another data key is never spread to new keys. The caller zeroes the copy.
+   */
+  async unwrapForRewrap(envelope: ParsedEnvelope, entry: KeyBlockFields, trace: KmsTrace): Promise<{ dataKey: Buffer; report: DataKeyReport }> {
+    const stored = { keyArn: entry.keyArn, wrappedKey: entry.wrappedKey, context: envelope.context };
+    const partition = unwrapPartition(stored);
+    this.failedUnwraps.recall(partition);
+    return this.caches.decrypt.use(
+      partition,
+      0,
+      this.unwrapper(partition, stored),
+      (use) => {
+        assertCommits(use.entry.plaintextKey, envelope);
+        return { dataKey: Buffer.from(use.entry.plaintextKey), report: report(use, trace) };
+      },
+      requesterOf(trace, 'Decrypt'),
+    );
+  }
+
+  /** KMS Encrypt of `dataKey` under each of `keyArns` (same context), each call charged and in turn. */
+  async wrapUnder(dataKey: Buffer, keyArns: readonly string[], context: EncryptionContext, trace: KmsTrace): Promise<KeyBlockFields[]> {
+    for (const _ of keyArns) trace.charge('Encrypt');
+    return Promise.all(
+      keyArns.map(async (keyArn) => {
+        const wrapped = await trace.inTurn(() => this.provider.encryptDataKey(dataKey, keyArn, context));
+        trace.add(wrapped.requestId);
+        return { keyArn, wrappedKey: wrapped.wrappedKey };
+      }),
+    );
   }
 
   /** A fresh data key for client-side encryption: never cached, never reused. */
@@ -360,5 +436,59 @@ function prefixOf(entry: CachedDataKey, context: EncryptionContext): EnvelopePre
 
 function report(use: KeyUse, trace: KmsTrace): DataKeyReport {
   trace.add(use.entry.kmsRequestId);
+  for (const id of use.entry.kmsRequestIds) trace.add(id);
   return { dataKeyId: use.entry.dataKeyId, cacheHit: use.cacheHit, coalesced: use.coalesced };
+}
+
+/** A key set's encrypt partition: its name and configuration (a changed set never reuses an old key), and the context. */
+function setPartition(set: KeySet, context: EncryptionContext): string {
+  return `${KEY_SET_PREFIX}${set.name}#${set.fingerprint}\u0000${canonicalContextKey(context)}`;
+}
+
+/** A set's data key costs one KMS call per key of the set, all charged before the first starts. */
+function setRequesterOf(trace: KmsTrace, set: KeySet): CacheRequester {
+  return {
+    owner: trace.owner,
+    charge: () => {
+      trace.charge('GenerateDataKey');
+      for (let i = 1; i < set.keys.length; i++) trace.charge('Encrypt');
+    },
+    inTurn: (send) => trace.inTurn(send),
+  };
+}
+
+function setPrefixOf(entry: CachedDataKey, context: EncryptionContext): EnvelopePrefix {
+  entry.attachment ??= encodeEnvelopePrefix((entry.details as KeySetDataKey).keyBlock, context);
+  return entry.attachment as EnvelopePrefix;
+}
+
+/** A stream's key and header from a data key, inside the cache's synchronous callback. */
+function sealingStream(use: KeyUse, context: EncryptionContext, keyBlock: KeyBlock | KeyBlockFields, keyName: string, trace: KmsTrace): SealingStream {
+  const messageId = newMessageId();
+  const material = deriveStreamKeyMaterial(use.entry.plaintextKey, messageId);
+  try {
+    const { header, authenticatedHeader } = encodeStreamHeader(keyBlock, context, messageId, material.subarray(32), DEFAULT_SEGMENT_SIZE);
+    return {
+      header,
+      authenticatedHeader,
+      segmentSize: DEFAULT_SEGMENT_SIZE,
+      streamKey: Buffer.from(material.subarray(0, 32)),
+      keyArn: keyName,
+      dataKey: report(use, trace),
+    };
+  } finally {
+    material.fill(0);
+  }
+}
+
+/** The format 1 key commitment check, on its own (openMessage does it before opening). */
+function assertCommits(dataKey: Buffer, envelope: ParsedEnvelope): void {
+  const material = deriveMessageKeyMaterial(dataKey, envelope.messageId);
+  try {
+    if (!timingSafeEqual(material.subarray(32), envelope.commitment)) {
+      throw new EnvelopeError('KeyCommitmentMismatch', 'ciphertext does not commit to its data key');
+    }
+  } finally {
+    material.fill(0);
+  }
 }

@@ -18,6 +18,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import {
   DecryptCommand,
   DescribeKeyCommand,
+  EncryptCommand,
   GenerateDataKeyCommand,
   KMSClient,
   ListAliasesCommand,
@@ -199,6 +200,24 @@ export class AwsKmsProvider implements KeyProvider {
       throw malformedResponse('ReEncrypt', requestId);
     }
     return { keyArn: out.KeyId, wrappedKey: Buffer.from(out.CiphertextBlob), requestId };
+  }
+
+  async encryptDataKey(plaintextKey: Buffer, keyId: string, context: EncryptionContext): Promise<RewrappedDataKey> {
+    assertWellFormedKeyId(keyId);
+    assertStringContext(context);
+    if (plaintextKey.length !== DATA_KEY_BYTES) throw new KmsError('InvalidRequest', `a data key is ${DATA_KEY_BYTES} bytes`);
+    // A copy the SDK may keep: zeroed once the call is over, whatever its outcome.
+    const copy = Uint8Array.from(plaintextKey);
+    try {
+      const out = await this.send('Encrypt', () =>
+        this.client.send(new EncryptCommand({ KeyId: keyId, Plaintext: copy, EncryptionContext: contextParam(context) })),
+      );
+      const requestId = requestIdOf(out);
+      if (!out.CiphertextBlob || out.CiphertextBlob.length === 0 || !out.KeyId) throw malformedResponse('Encrypt', requestId);
+      return { keyArn: out.KeyId, wrappedKey: Buffer.from(out.CiphertextBlob), requestId };
+    } finally {
+      copy.fill(0);
+    }
   }
 
   async describeKey(keyId: string): Promise<KeyDescription> {

@@ -3,7 +3,7 @@
  * to AWS KMS, or to KMS_ENDPOINT when set (local-kms, a VPC endpoint, a proxy).
  * Construction errors (a bad keystore, say) propagate: the process must not start without keys.
  */
-import type { Config } from '../config.js';
+import { kmsEndpointFor, type Config } from '../config.js';
 import { AwsKmsProvider } from './aws.js';
 import { LocalKeyProvider } from './local.js';
 import type { ProviderLogger } from './logger.js';
@@ -14,6 +14,12 @@ export function createKeyProvider(config: Config, logger?: ProviderLogger): KeyP
     case 'local':
       return new LocalKeyProvider({ path: config.LOCAL_KEYSTORE, ...(logger ? { logger } : {}) });
     case 'aws':
-      return new AwsKmsProvider({ settings: config, ...(logger ? { logger } : {}) });
+      return createRegionalProvider(config, config.AWS_REGION!, logger);
   }
+}
+
+/** An AWS KMS client for `region` (a key set's key there): KMS_ENDPOINT_<REGION>, else KMS_ENDPOINT, else AWS's. */
+export function createRegionalProvider(config: Config, region: string, logger?: ProviderLogger): KeyProvider {
+  const KMS_ENDPOINT = kmsEndpointFor(config, region);
+  return new AwsKmsProvider({ settings: { ...config, AWS_REGION: region, ...(KMS_ENDPOINT ? { KMS_ENDPOINT } : { KMS_ENDPOINT: undefined }) }, ...(logger ? { logger } : {}) });
 }

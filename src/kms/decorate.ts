@@ -16,6 +16,7 @@ export function decorateProvider(provider: KeyProvider, around: AroundKmsCall): 
     decryptDataKey: (wrapped, keyId, context) => around('Decrypt', () => provider.decryptDataKey(wrapped, keyId, context)),
     reEncryptDataKey: (wrapped, source, sourceContext, destination, destinationContext) =>
       around('ReEncrypt', () => provider.reEncryptDataKey(wrapped, source, sourceContext, destination, destinationContext)),
+    encryptDataKey: (plaintextKey, keyId, context) => around('Encrypt', () => provider.encryptDataKey(plaintextKey, keyId, context)),
     describeKey: (keyId) => around('DescribeKey', () => provider.describeKey(keyId)),
     listAliases: () => around('ListAliases', () => provider.listAliases()),
     close: () => provider.close(),

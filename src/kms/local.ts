@@ -137,6 +137,13 @@ export class LocalKeyProvider implements KeyProvider {
     }
   }
 
+  async encryptDataKey(plaintextKey: Buffer, keyId: string, context: EncryptionContext): Promise<RewrappedDataKey> {
+    const requestId = randomUUID();
+    const key = this.usableKey(keyId, context, requestId);
+    if (plaintextKey.length !== DATA_KEY_BYTES) throw new KmsError('InvalidRequest', `a data key is ${DATA_KEY_BYTES} bytes`, requestId);
+    return { keyArn: keyArn(key.keyId), wrappedKey: wrapDataKey(key.material, key.keyId, plaintextKey, context), requestId };
+  }
+
   async describeKey(keyId: string): Promise<KeyDescription> {
     const requestId = randomUUID();
     const key = this.resolve(keyId, requestId);

@@ -18,6 +18,7 @@ export type KmsOperation =
   | 'GenerateDataKey'
   | 'Decrypt'
   | 'ReEncrypt'
+  | 'Encrypt'
   | 'DescribeKey'
   | 'ListAliases';
 
@@ -71,6 +72,11 @@ export interface KeyProvider {
     destinationKeyId: string,
     destinationContext: EncryptionContext,
   ): Promise<RewrappedDataKey>;
+  /**
+   * KMS Encrypt of a plaintext data key under another key (a key set's other keys). The
+   * caller keeps ownership of `plaintextKey` (and zeroes it).
+   */
+  encryptDataKey(plaintextKey: Buffer, keyId: string, context: EncryptionContext): Promise<RewrappedDataKey>;
   /** Resolves an alias, key id or ARN to the key's ARN and state. */
   describeKey(keyId: string): Promise<KeyDescription>;
   /** Every alias with a target key (used by GET /v1/keys and to match policy globs on aliases). */

@@ -8,15 +8,19 @@ import { isKmsError } from '../kms/errors.js';
 import type { KeyProvider } from '../kms/provider.js';
 import type { ServiceMetrics } from './metrics.js';
 
-export function instrumentProvider(provider: KeyProvider, metrics: ServiceMetrics): KeyProvider {
+/** `region`: the region this provider's client serves (kms_region_requests_total). */
+export function instrumentProvider(provider: KeyProvider, metrics: ServiceMetrics, region = 'default'): KeyProvider {
   return decorateProvider(provider, async (operation, call) => {
     const stop = metrics.kmsDuration.startTimer({ operation });
     try {
       const result = await call();
       metrics.kmsRequests.inc({ operation, outcome: 'ok' });
+      metrics.kmsRegionRequests.inc({ region, operation, outcome: 'ok' });
       return result;
     } catch (error) {
-      metrics.kmsRequests.inc({ operation, outcome: isKmsError(error) ? error.code : 'error' });
+      const outcome = isKmsError(error) ? error.code : 'error';
+      metrics.kmsRequests.inc({ operation, outcome });
+      metrics.kmsRegionRequests.inc({ region, operation, outcome });
       throw error;
     } finally {
       stop();

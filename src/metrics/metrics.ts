@@ -50,6 +50,37 @@ export class ServiceMetrics implements CacheObserver {
     registers: [this.registry],
   });
 
+  readonly kmsRegionRequests = new Counter({
+    name: 'kms_region_requests_total',
+    help: 'KMS calls made, by region (of the key named), operation and outcome; the same calls as kms_requests_total.',
+    labelNames: ['region', 'operation', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly kmsRegionCircuitState = new Gauge({
+    name: 'kms_region_circuit_state',
+    help: 'Circuit breaker of each region with a KMS client: 0 closed, 1 open (fails fast), 2 half-open.',
+    labelNames: ['region'] as const,
+    registers: [this.registry],
+  });
+
+  readonly keySetUnwraps = new Counter({
+    name: 'keyset_unwraps_total',
+    help: 'Key-set data keys unwrapped by KMS (decrypt, rewrap), by set and the region that answered; failover="true" when a key tried before it failed.',
+    labelNames: ['key_set', 'region', 'failover'] as const,
+    registers: [this.registry],
+  });
+
+  readonly keySetDataKeys = new Counter({
+    name: 'keyset_data_keys_total',
+    help: 'Data keys made for a key set, by set and the region that generated them; complete="false" when some keys of the set could not wrap it (onGeneratorDown: next).',
+    labelNames: ['key_set', 'region', 'complete'] as const,
+    registers: [this.registry],
+  });
+
+  /** Each region's breaker state, read at scrape time. */
+  regionCircuitStates: () => Array<[string, number]> = () => [];
+
   /** KMS calls waiting for their principal's turn; read at scrape time. */
   kmsCallsQueuedNow: () => number = () => 0;
 
@@ -291,6 +322,7 @@ export class ServiceMetrics implements CacheObserver {
   async scrape(): Promise<string> {
     for (const [kind, read] of this.sizeReaders) this.cacheEntries.set({ cache: kind }, read());
     if (this.circuitStateReader) this.kmsCircuitState.set(this.circuitStateReader());
+    for (const [region, state] of this.regionCircuitStates()) this.kmsRegionCircuitState.set({ region }, state);
     if (this.policyReader) {
       const policy = this.policyReader();
       // One series only: the previous digest's series disappears when the policy changes.

@@ -51,6 +51,24 @@ export interface ResponseElements {
   replicaCount?: number;
 }
 
+/**
+ * A key set's part in the operation: the set, every KMS key whose wrapped data key the
+ * ciphertext carries, and which key (in which region) answered. The KMS request ids of those
+ * calls are in kmsRequestIds as for any operation.
+ */
+export interface KeySetAuditDetails {
+  /** The set's name, without `keyset/`. */
+  name: string;
+  /** Every KMS key ARN the ciphertext's key block holds (encrypt, rewrap: as written). */
+  keys: string[];
+  /** Keys of the set that could not wrap this data key (onGeneratorDown: next). */
+  missingKeys?: string[];
+  /** The key whose KMS call produced (encrypt) or unwrapped (decrypt) the data key, and its region. */
+  answeredBy?: { keyArn: string; region: string };
+  /** Keys tried before it, in order, with the error each gave (failover). */
+  failedOver?: { keyArn: string; region: string; error: string }[];
+}
+
 /** Per-item outcome of a batch request, in input order. */
 export interface BatchItemOutcome {
   index: number;

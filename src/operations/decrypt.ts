@@ -7,6 +7,9 @@ import type { ParsedEnvelope } from '../format/format.js';
 import type { DecryptResult, EnvelopeService } from '../keys/envelope-service.js';
 import { withFacts, type Outcome, type Caller, type OperationDeps } from './operation.js';
 import { assertExpectedContext, validContext } from './context.js';
+import { KEY_SET_PREFIX } from '../keys/key-sets.js';
+import type { KeySetAuditDetails } from './audit-facts.js';
+import { unwrapThroughAny } from './key-set-unwrap.js';
 
 export interface DecryptInput {
   /** The text form (`ev1:...`) or the binary envelope. */
@@ -24,6 +27,22 @@ export function decrypt(deps: OperationDeps, caller: Caller, input: DecryptInput
     if (input.expectedContext !== undefined) validContext(input.expectedContext);
     const envelope = parse(deps.envelope, input.ciphertext);
     const plaintextBytes = envelope.body.length;
+    if (envelope.keySet !== undefined) {
+      const keyName = KEY_SET_PREFIX + envelope.keySet;
+      facts.requestParameters = { keyId: keyName, encryptionContext: envelope.context, aadBytes: input.aad?.length, ciphertextBytes };
+      const usable = await deps.guard.authorizeWrappedKeys(caller.policy, caller.principal, 'decrypt', envelope, deps.keySets.current, plaintextBytes, caller.kms);
+      facts.ruleId = usable[0]!.ruleId;
+      assertExpectedContext(input.expectedContext, envelope.context);
+      const details: KeySetAuditDetails = { name: envelope.keySet, keys: envelope.wrappedKeys.map((entry) => entry.keyArn) };
+      facts.keySet = details;
+      const opened = await unwrapThroughAny(deps, caller.kms, usable, envelope.context, details, (entry) =>
+        deps.envelope.decrypt(envelope, input.aad, caller.kms, entry),
+      );
+      facts.ruleId = opened.ruleId;
+      facts.dataKey = opened.value.dataKey;
+      facts.responseElements = { keyId: keyName, plaintextBytes };
+      return { ...opened.value, keyArn: keyName };
+    }
     facts.requestParameters = { keyId: envelope.keyArn, encryptionContext: envelope.context, aadBytes: input.aad?.length, ciphertextBytes };
     const { ruleId } = await deps.guard.authorizeStoredKey(caller.policy, caller.principal, 'decrypt', envelope.keyArn, envelope.context, plaintextBytes, caller.kms);
     facts.ruleId = ruleId;

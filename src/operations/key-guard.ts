@@ -10,13 +10,27 @@ import type { Policy } from '../authz/policy.js';
 import type { Operation, Principal } from '../authz/principal.js';
 import { assertUsable, type KeyDirectory } from '../keys/key-directory.js';
 import type { KmsTrace } from '../keys/kms-trace.js';
-import { isKmsError } from '../kms/errors.js';
+import { isKmsError, KmsError } from '../kms/errors.js';
 import type { EncryptionContext, KeyDescription } from '../kms/provider.js';
 import { AccessDeniedError, ProblemError } from './errors.js';
 import { ATTR, contextShape, inSpan } from '../telemetry/spans.js';
+import type { KeyBlockFields } from '../format/format.js';
+import { KEY_SET_PREFIX, type KeySet, type KeySetsSnapshot } from '../keys/key-sets.js';
 
 export interface KeyAuthorization {
   keyArn: string;
+  ruleId: string;
+}
+
+/** A stored key block as the guard judges it: the set it names, its wrapped keys, the context. */
+export interface StoredKeyBlock {
+  keySet?: string;
+  wrappedKeys: readonly KeyBlockFields[];
+  context: EncryptionContext;
+}
+
+export interface AuthorizedWrappedKey {
+  entry: KeyBlockFields;
   ruleId: string;
 }
 
@@ -111,6 +125,66 @@ export class KeyGuard {
       throw error;
     }
     return { keyArn, ruleId: decision.ruleId };
+  }
+
+  /**
+   * Encrypt (or a rewrap's destination) under `keyset/NAME`: the policy judges that name, as
+   * for a key; only a caller it allows learns whether the set exists (404 KeyNotFound).
+   */
+  authorizeKeySet(
+    policy: Policy,
+    principal: Principal,
+    operation: Operation,
+    keySetName: string,
+    set: KeySet | undefined,
+    context: EncryptionContext,
+    plaintextBytes: number | undefined,
+  ): KeySet & { ruleId: string } {
+    const decision = policy.decide(principal, { operation, keyNames: [KEY_SET_PREFIX + keySetName], context, plaintextBytes });
+    if (!decision.allowed) throw new AccessDeniedError(decision.reason);
+    if (!set) throw new KmsError('KeyNotFound', `no key set named ${keySetName}`);
+    return { ...set, ruleId: decision.ruleId };
+  }
+
+  /**
+   * Decrypt (or a rewrap's source) of a key-set block: the wrapped keys this caller may use. A
+   * wrapped key is usable when the policy allows its key (by ARN, or an alias of it), or allows
+   * `keyset/NAME` for the set the block names AND that configured set holds the key: a block
+   * that names another set than the one it was written for grants nothing beyond that set's
+   * own keys. 403 when none is usable.
+   */
+  async authorizeWrappedKeys(
+    policy: Policy,
+    principal: Principal,
+    operation: Operation,
+    stored: StoredKeyBlock,
+    keySets: KeySetsSnapshot,
+    plaintextBytes: number | undefined,
+    trace: KmsTrace,
+  ): Promise<AuthorizedWrappedKey[]> {
+    const set = stored.keySet === undefined ? undefined : keySets.sets.get(stored.keySet);
+    const { context } = stored;
+    const judge = (entry: KeyBlockFields, names: string[]) => {
+      if (set?.keys.includes(entry.keyArn)) names.push(KEY_SET_PREFIX + set.name);
+      return policy.decide(principal, { operation, keyNames: names, context, plaintextBytes });
+    };
+    let reason = 'no rule allows any key of the ciphertext';
+    const allowed: AuthorizedWrappedKey[] = [];
+    for (const entry of stored.wrappedKeys) {
+      const decision = judge(entry, [entry.keyArn]);
+      if (decision.allowed) allowed.push({ entry, ruleId: decision.ruleId });
+      else reason = decision.reason;
+    }
+    if (allowed.length > 0) return allowed;
+    if (!policy.couldAllow(principal, { operation, context, plaintextBytes })) throw new AccessDeniedError(reason);
+    // The rules may name the keys by an alias.
+    for (const entry of stored.wrappedKeys) {
+      const decision = judge(entry, await this.directory.namesOf(entry.keyArn, trace));
+      if (decision.allowed) allowed.push({ entry, ruleId: decision.ruleId });
+      else reason = decision.reason;
+    }
+    if (allowed.length === 0) throw new AccessDeniedError(reason);
+    return allowed;
   }
 }
 

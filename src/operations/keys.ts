@@ -2,7 +2,8 @@
  * List keys: the keys this caller may use and what it may do with each, with the policy rules
  * behind it and the context each rule requires (claim bindings resolved to the caller's own
  * claims): what a caller needs to build a request the policy accepts. Keys are found through
- * their aliases (KMS ListAliases); a key with no alias is usable by ARN but not listed.
+ * their aliases (KMS ListAliases); a key with no alias is usable by ARN but not listed. Key
+ * sets are listed as `keyset/NAME`.
  */
 import { operationsForKey, type Grant } from '../authz/policy.js';
 import { withFacts, type Caller, type OperationDeps } from './operation.js';
@@ -23,6 +24,8 @@ export function listKeys(deps: OperationDeps, caller: Caller) {
       entry.names.push(alias.aliasName, alias.aliasArn);
       byKey.set(alias.keyArn, entry);
     }
+    // Key sets are listed by the name callers use for them.
+    for (const name of deps.keySets.current.sets.keys()) byKey.set(`keyset/${name}`, { aliases: [], names: [`keyset/${name}`] });
     const keys = [...byKey]
       .map(([keyId, { aliases, names }]) => ({
         keyId,

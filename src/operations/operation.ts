@@ -4,7 +4,9 @@
  * operation alone and written by the audit trail as is; field names are the audit event's own
  * (docs/AUDIT.md). Only sizes, ids and names: never plaintext, keys, tokens or ciphertext bodies.
  */
-import type { BatchItemOutcome, RequestParameters, ResponseElements, StreamAuditDetails } from './audit-facts.js';
+import type { BatchItemOutcome, KeySetAuditDetails, RequestParameters, ResponseElements, StreamAuditDetails } from './audit-facts.js';
+import type { KeySets } from '../keys/key-sets.js';
+import type { RegionalKms } from '../kms/regional.js';
 import type { Policy } from '../authz/policy.js';
 import type { Principal } from '../authz/principal.js';
 import { tenantKey } from '../authz/principal-key.js';
@@ -33,6 +35,19 @@ export interface OperationDeps {
   /** Per-principal KMS budgets and turns: every caller's KMS calls are billed here. */
   budgets: KmsPayers;
   defaultKeyId: string;
+  /** Key sets (KEY_SETS_FILE); none configured: `keyset/…` names are unknown keys. */
+  keySets: KeySets;
+  /** Which region each key's calls go to, and whether its breaker is open. */
+  regions: Pick<RegionalKms, 'regionOf' | 'isDown'>;
+  /** Regions a key-set unwrap tries first, in order (KMS_LOCAL_REGION, default AWS_REGION). */
+  regionOrder: readonly string[];
+  /** Told of key-set data keys made and unwrapped (metrics). */
+  keySetEvents?: KeySetEvents;
+}
+
+export interface KeySetEvents {
+  dataKeyMade(keySet: string, region: string, complete: boolean): void;
+  unwrapped(keySet: string, region: string, failover: boolean): void;
 }
 
 /**
@@ -66,6 +81,8 @@ export interface AuditFacts {
   items?: BatchItemOutcome[];
   /** Streaming requests: the phase (and, when ended, the outcome) this event records. */
   stream?: StreamAuditDetails;
+  /** A key set's part: its keys and the one that answered. */
+  keySet?: KeySetAuditDetails;
 }
 
 /** An operation's result, or its failure, and its audit facts either way. */

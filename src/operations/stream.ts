@@ -8,6 +8,10 @@
  * STREAM_MAX_BYTES, so a rule with maxPlaintextBytes is never passed by leaving the length out.
  * A decrypt is judged on its ciphertext's length (an upper bound of the plaintext's).
  */
+import { KEY_SET_PREFIX, keySetNameOf } from '../keys/key-sets.js';
+import type { KeySetAuditDetails } from './audit-facts.js';
+import { keySetFacts } from './encrypt.js';
+import { unwrapThroughAny } from './key-set-unwrap.js';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { StreamAuditDetails } from './audit-facts.js';
@@ -91,11 +95,22 @@ export function startEncryptStream(deps: OperationDeps, caller: Caller, input: E
     facts.requestParameters = { keyId, encryptionContext: context, aadBytes: input.aad?.length, plaintextBytes: input.declaredBytes };
     facts.stream = { phase: 'started' };
     const judgedBytes = input.declaredBytes ?? input.maxBytes;
-    const { keyArn, ruleId } = await deps.guard.authorizeRequestedKey(caller.policy, caller.principal, 'encrypt', keyId, context, judgedBytes, caller.kms);
-    facts.resolvedKeyId = keyArn;
-    facts.ruleId = ruleId;
     // Unknown length: charged as more than any cap, so the stream gets a data key of its own.
-    const started = await deps.envelope.startStream(keyArn, context, input.declaredBytes ?? Number.MAX_SAFE_INTEGER, caller.kms);
+    const chargedBytes = input.declaredBytes ?? Number.MAX_SAFE_INTEGER;
+    const keySetName = keySetNameOf(keyId);
+    let started;
+    if (keySetName !== undefined) {
+      const set = deps.guard.authorizeKeySet(caller.policy, caller.principal, 'encrypt', keySetName, deps.keySets.get(keySetName), context, judgedBytes);
+      facts.resolvedKeyId = keyId;
+      facts.ruleId = set.ruleId;
+      started = await deps.envelope.startStreamUnderSet(set, context, chargedBytes, caller.kms);
+      facts.keySet = keySetFacts(deps, set.name, started.keySet!, !started.dataKey.cacheHit);
+    } else {
+      const { keyArn, ruleId } = await deps.guard.authorizeRequestedKey(caller.policy, caller.principal, 'encrypt', keyId, context, judgedBytes, caller.kms);
+      facts.resolvedKeyId = keyArn;
+      facts.ruleId = ruleId;
+      started = await deps.envelope.startStream(keyArn, context, chargedBytes, caller.kms);
+    }
     facts.dataKey = started.dataKey;
     facts.responseElements = { keyId: started.keyArn };
     let session: Session | undefined;
@@ -145,12 +160,27 @@ export function startDecryptStream(deps: OperationDeps, caller: Caller, input: D
       await opener.firstSegmentArrived();
       await input.beforeWork();
       const judgedBytes = input.declaredBytes ?? input.maxBytes;
-      const { ruleId } = await deps.guard.authorizeStoredKey(caller.policy, caller.principal, 'decrypt', header.keyArn, header.context, judgedBytes, caller.kms);
-      facts.ruleId = ruleId;
-      assertExpectedContext(input.expectedContext, header.context);
-      const key = await deps.envelope.openStream(header, caller.kms);
+      let key;
+      let keyName = header.keyArn;
+      if (header.keySet !== undefined) {
+        keyName = KEY_SET_PREFIX + header.keySet;
+        facts.requestParameters = { ...facts.requestParameters, keyId: keyName };
+        const usable = await deps.guard.authorizeWrappedKeys(caller.policy, caller.principal, 'decrypt', header, deps.keySets.current, judgedBytes, caller.kms);
+        facts.ruleId = usable[0]!.ruleId;
+        assertExpectedContext(input.expectedContext, header.context);
+        const details: KeySetAuditDetails = { name: header.keySet, keys: header.wrappedKeys.map((entry) => entry.keyArn) };
+        facts.keySet = details;
+        const opened = await unwrapThroughAny(deps, caller.kms, usable, header.context, details, (entry) => deps.envelope.openStream(header, caller.kms, entry));
+        facts.ruleId = opened.ruleId;
+        key = { ...opened.value, keyArn: keyName };
+      } else {
+        const { ruleId } = await deps.guard.authorizeStoredKey(caller.policy, caller.principal, 'decrypt', header.keyArn, header.context, judgedBytes, caller.kms);
+        facts.ruleId = ruleId;
+        assertExpectedContext(input.expectedContext, header.context);
+        key = await deps.envelope.openStream(header, caller.kms);
+      }
       facts.dataKey = key.dataKey;
-      facts.responseElements = { keyId: header.keyArn };
+      facts.responseElements = { keyId: keyName };
       session = new Session('decrypt', key.keyArn, header.context, opener);
       const started = session;
       opener.start({ streamKey: key.streamKey, aad: input.aad, beforeEnd: (progress) => started.runBeforeEnd(progress) });

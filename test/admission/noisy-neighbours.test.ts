@@ -233,6 +233,7 @@ describeProviders('noisy neighbours on the %s provider', (kind) => {
         generateDataKey: (keyId, context) => spend(() => provider.generateDataKey(keyId, context)),
         decryptDataKey: (wrapped, keyId, context) => spend(() => provider.decryptDataKey(wrapped, keyId, context)),
         reEncryptDataKey: (wrapped, s, sc, d, dc) => spend(() => provider.reEncryptDataKey(wrapped, s, sc, d, dc)),
+        encryptDataKey: (key, keyId, context) => spend(() => provider.encryptDataKey(key, keyId, context)),
         describeKey: (keyId) => spend(() => provider.describeKey(keyId)),
         listAliases: () => spend(() => provider.listAliases()),
         close: () => provider.close(),

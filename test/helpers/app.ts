@@ -42,6 +42,8 @@ export interface TestAppOptions {
   kmsSettings?: Partial<AwsKmsSettings>;
   /** An application logger (e.g. pino writing to a captured stream). */
   logger?: FastifyBaseLogger;
+  /** For provider 'aws': the undecorated provider of another region (a key set's), e.g. a second local-kms. */
+  providerFor?: (region: string) => KeyProvider;
 }
 
 export interface TestService {
@@ -99,6 +101,7 @@ export async function buildTestService(options: TestAppOptions = {}): Promise<Te
     ...(!options.policyFile && { policy: PolicyStore.dev(config.DEV_TOKEN) }),
     ...(options.now && { now: options.now }),
     ...(options.logger && { logger: options.logger as unknown as Logger }),
+    ...(options.providerFor && { providerFor: options.providerFor }),
   });
   return {
     service,

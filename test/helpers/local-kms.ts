@@ -135,6 +135,9 @@ export interface LocalKmsInstance {
 }
 
 export interface StartLocalKmsOptions {
+  /** The region and account in its ARNs (KMS_REGION, KMS_ACCOUNT_ID); default LOCAL_KMS_REGION, LOCAL_KMS_ACCOUNT_ID. */
+  region?: string;
+  accountId?: string;
   binary?: string;
   seedPath?: string;
   startTimeoutMs?: number;
@@ -148,7 +151,8 @@ export async function startLocalKms(options: StartLocalKmsOptions = {}): Promise
   const timeoutMs = options.startTimeoutMs ?? 20_000;
   const dataDir = mkdtempSync(join(tmpdir(), 'local-kms-test-'));
 
-  let running = await launch(binary, { port: 0, seedPath, dataDir, timeoutMs });
+  const identity = { region: options.region ?? LOCAL_KMS_REGION, accountId: options.accountId ?? LOCAL_KMS_ACCOUNT_ID };
+  let running = await launch(binary, { port: 0, seedPath, dataDir, timeoutMs, ...identity });
   const port = running.port;
   const endpoint = `http://127.0.0.1:${port}`;
 
@@ -165,7 +169,7 @@ export async function startLocalKms(options: StartLocalKmsOptions = {}): Promise
     async restart() {
       await stop();
       // Same port so clients configured with `endpoint` reconnect; Go sets SO_REUSEADDR.
-      running = await launch(binary, { port, seedPath, dataDir, timeoutMs });
+      running = await launch(binary, { port, seedPath, dataDir, timeoutMs, ...identity });
     },
     async dispose() {
       await stop();
@@ -183,14 +187,14 @@ interface Launched {
 
 async function launch(
   binary: string,
-  { port, seedPath, dataDir, timeoutMs }: { port: number; seedPath: string; dataDir: string; timeoutMs: number },
+  { port, seedPath, dataDir, timeoutMs, region, accountId }: { port: number; seedPath: string; dataDir: string; timeoutMs: number; region: string; accountId: string },
 ): Promise<Launched> {
   const child = spawn(binary, [], {
     env: {
       ...process.env,
       PORT: String(port),
-      KMS_REGION: LOCAL_KMS_REGION,
-      KMS_ACCOUNT_ID: LOCAL_KMS_ACCOUNT_ID,
+      KMS_REGION: region,
+      KMS_ACCOUNT_ID: accountId,
       KMS_SEED_PATH: seedPath,
       KMS_DATA_PATH: dataDir,
     },

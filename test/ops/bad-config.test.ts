@@ -177,3 +177,18 @@ describe('loadConfig reads only the environment it is given', () => {
     }
   });
 });
+
+// Apart from the concurrent group above: one more process starting beside them would only add load.
+describe('the process refuses an invalid KEY_SETS_FILE', { timeout: 60_000 }, () => {
+  it('an invalid KEY_SETS_FILE: refused with the line and column of each error', async ({ expect }) => {
+    const file = join(dir.path, 'bad-sets.yaml');
+    writeFileSync(file, 'keySets:\n  payments:\n    keys: [alias/payments]\n    generator: alias/payments\n');
+    await expectRefused(
+      expect,
+      { KEY_SETS_FILE: file },
+      new RegExp(`KEY_SETS_FILE=${file}: invalid key sets file`),
+      /bad-sets\.yaml:3:\d+: keySets\.payments\.keys\[0\]: expected a KMS key ARN/,
+      /KEY_SETS_FILE accepts the path of a readable, valid key sets file/,
+    );
+  });
+});

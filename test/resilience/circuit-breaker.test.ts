@@ -169,6 +169,7 @@ describe('withCircuitBreaker', () => {
       generateDataKey: async () => (calls.push('GenerateDataKey'), Promise.reject(new KmsError('Unavailable', 'down'))),
       decryptDataKey: async () => (calls.push('Decrypt'), Promise.reject(new KmsError('Unavailable', 'down'))),
       reEncryptDataKey: async () => (calls.push('ReEncrypt'), Promise.reject(new KmsError('Unavailable', 'down'))),
+      encryptDataKey: async () => (calls.push('Encrypt'), Promise.reject(new KmsError('Unavailable', 'down'))),
       describeKey: async () => (calls.push('DescribeKey'), Promise.reject(new KmsError('Unavailable', 'down'))),
       listAliases: async () => (calls.push('ListAliases'), Promise.reject(new KmsError('Unavailable', 'down'))),
       close: async () => void (closed = true),
@@ -180,16 +181,17 @@ describe('withCircuitBreaker', () => {
       guarded.generateDataKey('k', {}),
       guarded.decryptDataKey(wrapped, 'k', {}),
       guarded.reEncryptDataKey(wrapped, 'k', {}, 'k2', {}),
+      guarded.encryptDataKey(Buffer.alloc(32), 'k', {}),
       guarded.describeKey('k'),
       guarded.listAliases(),
     ];
     for (const result of await Promise.allSettled(all())) expect(result.status).toBe('rejected');
-    expect(calls).toEqual(['GenerateDataKey', 'Decrypt', 'ReEncrypt', 'DescribeKey', 'ListAliases']);
+    expect(calls).toEqual(['GenerateDataKey', 'Decrypt', 'ReEncrypt', 'Encrypt', 'DescribeKey', 'ListAliases']);
     expect(b.state).toBe('open');
     const second = await Promise.allSettled(all());
     for (const result of second) expect((result as PromiseRejectedResult).reason).toBeInstanceOf(CircuitOpenError);
-    expect(calls).toHaveLength(5);
-    expect(rejected).toEqual(['GenerateDataKey', 'Decrypt', 'ReEncrypt', 'DescribeKey', 'ListAliases']);
+    expect(calls).toHaveLength(6);
+    expect(rejected).toEqual(['GenerateDataKey', 'Decrypt', 'ReEncrypt', 'Encrypt', 'DescribeKey', 'ListAliases']);
     expect(guarded.kind).toBe('aws');
     await guarded.close();
     expect(closed).toBe(true);

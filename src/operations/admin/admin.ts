@@ -10,6 +10,7 @@ import type { KmsPayers } from '../../kms/call-context.js';
 import type { EnvelopeService } from '../../keys/envelope-service.js';
 import type { KmsCallStats } from '../../kms/call-stats.js';
 import type { CircuitBreaker } from '../../kms/circuit-breaker.js';
+import type { RegionalKms } from '../../kms/regional.js';
 import type { KeyDirectory } from '../../keys/key-directory.js';
 import { AccessDeniedError } from '../errors.js';
 import type { AuditFacts, Caller } from '../operation.js';
@@ -29,6 +30,8 @@ export interface AdminDeps {
   startedAt: Date;
   /** The other replicas, through Redis (REDIS_URL); undefined: this replica is alone, as far as it knows. */
   fleet?: FleetActions;
+  /** Every region's KMS stack (key sets). */
+  regions: Pick<RegionalKms, 'stacks' | 'home'>;
 }
 
 export interface AdminCaller extends Caller {

@@ -20,6 +20,12 @@ export function kmsState(deps: AdminDeps, caller: AdminCaller) {
       },
       windowMs: deps.kmsCalls.windowMs,
       operations: deps.kmsCalls.recent(),
+      regions: deps.regions.stacks().map((stack) => ({
+        region: stack.region,
+        home: stack === deps.regions.home,
+        breaker: { state: stack.circuit.state, consecutiveFailures: stack.circuit.consecutiveFailures },
+        operations: stack.calls.recent(),
+      })),
       budgets: deps.budgets
         .usage()
         .map(({ principal, tokens, burst, perSecond }) => ({ principal, tokensLeft: Math.floor(tokens), burst, perSecond }))

@@ -211,6 +211,21 @@ export const KmsStateResponse = Type.Object(
     ),
     windowMs: Ms('How far back `operations` looks.'),
     operations: Type.Array(OperationStats, { description: 'Per KMS operation called within the window.' }),
+    regions: Type.Array(
+      Type.Object(
+        {
+          region: Type.String({ description: 'The region (`local` for the embedded provider).' }),
+          home: Type.Boolean({ description: 'AWS_REGION: the region of `breaker` and `operations` above.' }),
+          breaker: Type.Object(
+            { state: Type.String({ description: '`closed`, `open` or `half-open`.' }), consecutiveFailures: Count('Unavailable answers in a row.') },
+            { additionalProperties: false },
+          ),
+          operations: Type.Array(OperationStats, { description: 'Per KMS operation called within the window, in this region.' }),
+        },
+        { additionalProperties: false },
+      ),
+      { description: 'Every region with a KMS client (the home region, and each region a key set has a key in once it was called), each with its own breaker and calls.' },
+    ),
     budgets: Type.Array(
       Type.Object(
         { principal: Type.String(), tokensLeft: Count('KMS calls it may still start now.'), burst: Count('KMS_BUDGET_BURST'), perSecond: Type.Number({ description: 'KMS_BUDGET_PER_SECOND' }) },
