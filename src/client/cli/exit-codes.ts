@@ -71,8 +71,10 @@ export function describeFailure(error: unknown): string {
     return `${error.message}${reason}${error.requestId ? ` [request ${error.requestId}]` : ''}`;
   }
   if (error instanceof Error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    return code ? `${error.message} (${code})` : error.message;
+    const cause = error.cause as (Error & { code?: string }) | undefined;
+    const code = (error as NodeJS.ErrnoException).code ?? cause?.code;
+    const why = cause instanceof Error && !code ? `: ${cause.message}` : '';
+    return `${error.message}${why}${code ? ` (${code})` : ''}`;
   }
   return String(error);
 }
@@ -82,6 +84,8 @@ function reasonOf(error: SegmentAuthenticationError): string {
 }
 
 function isNetworkError(error: unknown): boolean {
+  // fetch() reports every failure to reach the service as this TypeError, the reason in `cause`.
+  if (error instanceof TypeError && error.message === 'fetch failed') return true;
   const code = (error as { code?: unknown; cause?: { code?: unknown } })?.code ?? (error as { cause?: { code?: unknown } })?.cause?.code;
   return typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT'].includes(code);
 }
