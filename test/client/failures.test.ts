@@ -10,7 +10,9 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseStreamHeader, encodeStreamHeader } from '../../src/format/stream-format.js';
-import { envelope, listeningApp, scratchDir, type ListeningApp } from './helpers.js';
+import { spawn } from 'node:child_process';
+import { DEV_TOKEN } from '../helpers/app.js';
+import { MAIN, ROOT, envelope, listeningApp, scratchDir, type ListeningApp } from './helpers.js';
 
 const SEGMENT = 64 * 1024;
 const TAG = 16;
@@ -74,6 +76,24 @@ describe('broken ciphertexts', () => {
       }
     }
   }
+
+  it('interrupted (SIGTERM) while decrypting to a file: exit 143, the temporary file removed', async () => {
+    const into = scratchDir();
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'decrypt', '-o', join(into, 'plain')], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ENVELOPE_URL: app.url, ENVELOPE_TOKEN: DEV_TOKEN },
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    // Two of three segments, and standard input left open: the command waits for the rest.
+    child.stdin.write(sealed.client.subarray(0, segmentAt(sealed.client, 2)));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
+    const deadline = Date.now() + 30_000;
+    while (!readdirSync(into).some((name) => name.endsWith('.partial')) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(readdirSync(into).some((name) => name.endsWith('.partial'))).toBe(true);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(143);
+    expect(readdirSync(into)).toEqual([]);
+  }, 60_000);
 
   it('to standard output: the verified segments, then exit 6 (a pipeline must check the status)', async () => {
     const { bytes } = broken['a flipped byte in segment 1'](sealed.client);

@@ -7,11 +7,20 @@
  * pipeline must check the command's status (`set -o pipefail`).
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+
+/** Temporary files being written: an interrupted command (SIGINT, SIGTERM) removes them too. */
+const temporaries = new Set<string>();
+
+/** Removes every temporary file still being written (synchronously: called from a signal handler). */
+export function removeTemporaries(): void {
+  for (const file of temporaries) rmSync(file, { force: true });
+  temporaries.clear();
+}
 
 /** Writes `source` to `target` (a path) or to `stdout` (target undefined); `tap` sees every chunk (progress). */
 export async function writeOutput(source: Readable, target: string | undefined, stdout: NodeJS.WritableStream, tap?: (bytes: number) => void): Promise<void> {
@@ -22,12 +31,15 @@ export async function writeOutput(source: Readable, target: string | undefined, 
     return;
   }
   const temporary = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.partial`);
+  temporaries.add(temporary);
   try {
     await pipeline([...stages, createWriteStream(temporary, { flags: 'wx', mode: 0o600 })]);
     await rename(temporary, target);
   } catch (error) {
     await rm(temporary, { force: true });
     throw error;
+  } finally {
+    temporaries.delete(temporary);
   }
 }
 
