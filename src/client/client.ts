@@ -97,7 +97,7 @@ export class EnvelopeClient {
     try {
       return this.#answer('POST /v1/datakey', await this.#api.POST('/v1/datakey', { body, ...this.#init(call) }));
     } catch (error) {
-      if (body.includePlaintext && error instanceof EnvelopeProblem && error.status === 403) {
+      if (body.includePlaintext && isPolicyRefusal(error)) {
         throw new GrantMissingError(error, 'datakey:plaintext', 'a plaintext data key (client-side encryption)');
       }
       throw error;
@@ -109,7 +109,7 @@ export class EnvelopeClient {
     try {
       return this.#answer('POST /v1/unwrap', await this.#api.POST('/v1/unwrap', { body, ...this.#init(call) }));
     } catch (error) {
-      if (error instanceof EnvelopeProblem && error.status === 403) {
+      if (isPolicyRefusal(error)) {
         throw new GrantMissingError(error, 'datakey:unwrap', 'unwrapping a stored data key (client-side decryption)');
       }
       throw error;
@@ -193,6 +193,11 @@ export class EnvelopeClient {
     if (answer.response.ok && answer.data !== undefined) return answer.data;
     throw problemOf(operation, answer.response, answer.error);
   }
+}
+
+/** The policy's 403 (not KMS refusing the service: KmsAccessDenied). */
+function isPolicyRefusal(error: unknown): error is EnvelopeProblem {
+  return error instanceof EnvelopeProblem && error.status === 403 && error.code === 'AccessDenied';
 }
 
 function problemOf(operation: string, response: Response, body: unknown): EnvelopeProblem {
