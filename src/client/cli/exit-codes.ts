@@ -4,6 +4,7 @@
  * segment that failed, a truncation, a wrong key.
  */
 import { EnvelopeError } from '../../format/errors.js';
+import { DEFAULT_SEGMENT_SIZE } from '../../format/stream-format.js';
 import { SegmentAuthenticationError } from '../../format/stream-crypto.js';
 import { EnvelopeProblem, StreamCutError } from '../errors.js';
 import { ClientTimeoutError } from '../transport.js';
@@ -62,6 +63,11 @@ export function exitCodeOf(error: unknown): number {
 /** One line, for stderr: what failed and why, never key material. */
 export function describeFailure(error: unknown): string {
   if (error instanceof SegmentAuthenticationError) return `bad segment ${error.segment}: ${reasonOf(error)}`;
+  if (error instanceof StreamCutError && error.operation.includes('/decrypt/')) {
+    // The service releases only whole verified segments (of the size it writes) before a cut.
+    const verified = Math.floor(error.bytesReceived / DEFAULT_SEGMENT_SIZE);
+    return `${error.operation}: the service cut the stream after ${verified} verified segment(s) arrived: a later segment failed or is truncated, or a limit was hit (its audit log names which segment and why)`;
+  }
   if (error instanceof EnvelopeError) {
     if (error.code === 'KeyCommitmentMismatch') return 'wrong key: the data key does not match the commitment in the header (a forged or altered key block)';
     return `${error.code}: ${error.message}`;
