@@ -32,6 +32,7 @@ export type ApiEventName =
   | 'DecryptBatch'
   | 'ReEncrypt'
   | 'GenerateDataKey'
+  | 'UnwrapDataKey'
   | 'ListKeys'
   | 'GetCacheState'
   | 'EvictDataKeys'

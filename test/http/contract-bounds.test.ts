@@ -180,6 +180,7 @@ const JSON_OPERATIONS: { path: string; body: (c: Context) => unknown; batch?: bo
   { path: '/v1/decrypt/batch', body: (c) => ({ items: [{ ciphertext, context: c }] }), batch: true },
   { path: '/v1/rewrap', body: (c) => ({ ciphertext, context: c }) },
   { path: '/v1/datakey', body: (c) => ({ context: c }) },
+  { path: '/v1/unwrap', body: (c) => ({ keyId: 'alias/default', wrappedKey: 'AAAA', context: c }) },
   { path: '/v1/admin/cache/evict', body: (c) => ({ context: c }) },
   { path: '/v1/admin/cache/evict', body: (c) => ({ keyId: 'alias/default', context: c }) },
 ];

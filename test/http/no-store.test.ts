@@ -19,6 +19,7 @@ const v1Operations = Object.entries(document.paths)
 let t: TestApp;
 let ciphertext: string;
 let streamCiphertext: Buffer;
+let dataKey: { keyId: string; wrappedKey: string };
 beforeAll(async () => {
   t = await buildTestApp();
   const encrypted = await call('POST', '/v1/encrypt', AUTH, { plaintext: 'aGVsbG8=' });
@@ -29,6 +30,7 @@ beforeAll(async () => {
     res.on('end', () => done(null, Buffer.concat(chunks)));
   });
   streamCiphertext = stream.body as Buffer;
+  dataKey = (await call('POST', '/v1/datakey', AUTH, {})).body as { keyId: string; wrappedKey: string };
 });
 afterAll(async () => t?.close());
 
@@ -60,6 +62,8 @@ function successfulRequest(path: string): { headers?: Record<string, string>; pa
       return { headers: binary, payload: streamCiphertext };
     case '/v1/datakey':
       return { payload: { includePlaintext: true } };
+    case '/v1/unwrap':
+      return { payload: { keyId: dataKey.keyId, wrappedKey: dataKey.wrappedKey } };
     case '/v1/keys':
     case '/v1/admin/cache':
     case '/v1/admin/policy':

@@ -13,7 +13,9 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js';
+import { Readable } from 'node:stream';
+import { EnvelopeClient, StreamCutError } from '../../src/client/index.js';
+import { AUTH, DEV_TOKEN, buildTestApp, type TestApp } from '../helpers/app.js';
 import { referenceDecrypt, referenceKeyBlock } from '../fixtures/vectors/stream-reference.js';
 
 const OCTET = 'application/octet-stream';
@@ -141,15 +143,22 @@ describe('streaming routes', () => {
     expect(JSON.parse((bad.body as Buffer).toString()).code).toBe('MalformedCiphertext');
   });
 
-  it('streams chunked, in both directions, more than BODY_LIMIT_BYTES', async () => {
+  it('streams chunked, in both directions, more than BODY_LIMIT_BYTES (through the client library, as a service calls it)', async () => {
+    const client = new EnvelopeClient({ baseUrl: `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`, token: DEV_TOKEN });
+    const collect = async (stream: Readable) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    };
     const plaintext = randomBytes(3 * 1024 * 1024 + 11);
-    const sealed = await raw(t, '/v1/encrypt/stream', split(plaintext));
-    expect(sealed.status).toBe(200);
-    expect(sealed.complete).toBe(true);
-    expect((await referenceOpen(t, sealed.body)).plaintext.equals(plaintext)).toBe(true);
-    const opened = await raw(t, '/v1/decrypt/stream', split(sealed.body, 30_000));
-    expect(opened.complete).toBe(true);
-    expect(opened.body.equals(plaintext)).toBe(true);
+    const sealed = await collect(client.encryptStream(Readable.from(split(plaintext))));
+    expect((await referenceOpen(t, sealed)).plaintext.equals(plaintext)).toBe(true);
+    const opened = await collect(client.decryptStream(Readable.from(split(sealed, 30_000))));
+    expect(opened.equals(plaintext)).toBe(true);
+    // A cut stream errors in the library, never ends: the caller cannot mistake it for a whole one.
+    const changed = Buffer.from(sealed);
+    changed[changed.length - 100]! ^= 1;
+    await expect(collect(client.decryptStream(Readable.from(split(changed, 30_000))))).rejects.toBeInstanceOf(StreamCutError);
   });
 
   it('writes two chained events per stream: started, then ended with the sizes and the outcome', async () => {
