@@ -19,6 +19,7 @@ const OPERATIONS_OF: Partial<Record<ApiEventName, readonly Operation[]>> = {
   DecryptStream: ['decrypt'],
   ReEncrypt: ['rewrap'],
   GenerateDataKey: ['datakey', 'datakey:plaintext'],
+  UnwrapDataKey: ['datakey:unwrap'],
   GetCacheState: ['admin:read'],
   GetKmsState: ['admin:read'],
   GetPolicyState: ['admin:read'],

@@ -31,6 +31,7 @@ export type ApiEventName =
   | 'DecryptBatch'
   | 'ReEncrypt'
   | 'GenerateDataKey'
+  | 'UnwrapDataKey'
   | 'ListKeys'
   | 'GetCacheState'
   | 'EvictDataKeys'

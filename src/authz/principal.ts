@@ -21,7 +21,7 @@ export interface Principal {
 
 
 /** The operations on KMS keys and data (judged per key and context). */
-export const DATA_OPERATIONS = ['encrypt', 'decrypt', 'rewrap', 'datakey', 'datakey:plaintext'] as const;
+export const DATA_OPERATIONS = ['encrypt', 'decrypt', 'rewrap', 'datakey', 'datakey:plaintext', 'datakey:unwrap'] as const;
 /**
  * The admin API's operations (/v1/admin/...): they act on the replica that answers, not on a
  * KMS key, so a rule grants them with `keys: ["*"]` and no other constraint (docs/POLICY.md).

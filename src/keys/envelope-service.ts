@@ -69,6 +69,14 @@ export interface RewrapResult {
   dataKey: DataKeyReport;
 }
 
+/** A stored data key unwrapped for a caller that decrypts client-side (POST /v1/unwrap). */
+export interface UnwrappedKey {
+  keyArn: string;
+  /** 32 bytes; the caller owns it and must zero it. */
+  plaintextKey: Buffer;
+  dataKey: DataKeyReport;
+}
+
 export interface IssuedDataKey {
   keyArn: string;
   wrappedKey: Buffer;
@@ -276,6 +284,30 @@ export class EnvelopeService {
     if (includePlaintext) return { keyArn: key.keyArn, wrappedKey: key.wrappedKey, plaintextKey: key.plaintextKey, dataKey };
     key.plaintextKey.fill(0);
     return { keyArn: key.keyArn, wrappedKey: key.wrappedKey, dataKey };
+  }
+
+  /**
+   * Unwraps a stored data key for a caller that decrypts client-side: always KMS Decrypt
+   * (never the cache, so a key handed out is one KMS call CloudTrail shows), a refusal
+   * remembered like the decrypt path's.
+   */
+  async unwrapDataKey(stored: { keyArn: string; wrappedKey: Buffer; context: EncryptionContext }, trace: KmsTrace): Promise<UnwrappedKey> {
+    const partition = unwrapPartition(stored);
+    this.failedUnwraps.recall(partition);
+    trace.charge('Decrypt');
+    let key;
+    try {
+      key = await trace.inTurn(() => this.provider.decryptDataKey(stored.wrappedKey, stored.keyArn, stored.context));
+    } catch (error) {
+      this.failedUnwraps.remember(partition, error);
+      throw error;
+    }
+    trace.add(key.requestId);
+    if (key.plaintextKey.length !== 32) {
+      key.plaintextKey.fill(0);
+      throw new KmsError('Unavailable', 'KMS returned a data key of the wrong length');
+    }
+    return { keyArn: key.keyArn, plaintextKey: key.plaintextKey, dataKey: { dataKeyId: dataKeyIdOf(stored.wrappedKey), cacheHit: false, coalesced: false } };
   }
 
   /** Both caches, entry by entry, without key material. */

@@ -26,6 +26,8 @@ export interface SealedExamples {
   ciphertexts: string[];
   /** The text form of a stream (format v2) of `streamPlaintext`, no context, no aad. */
   streamCiphertext: string;
+  /** A data key wrapped under DEFAULT_KEY_ID, no context, base64 (the unwrap example). */
+  wrappedKey: string;
 }
 
 export async function sealExamples(deps: OperationDeps, messages: readonly ExampleMessage[], streamPlaintext: string): Promise<SealedExamples> {
@@ -57,5 +59,6 @@ export async function sealExamples(deps: OperationDeps, messages: readonly Examp
   const streamCiphertext = await sealStream();
   const ciphertexts: string[] = [];
   for (const message of messages) ciphertexts.push(await seal(message));
-  return { keyArn, ciphertexts, streamCiphertext };
+  const issued = await envelope.issueDataKey(keyArn, toContext({}), false, trace);
+  return { keyArn, ciphertexts, streamCiphertext, wrappedKey: issued.wrappedKey.toString('base64') };
 }

@@ -58,6 +58,9 @@ export async function roundTrip(baseUrl: string, token: string, plaintext: Uint8
 
   const dataKey = await client.POST('/v1/datakey', { body: { context, includePlaintext: true } });
   if (!dataKey.data) throw new Error(`datakey: ${dataKey.response.status}`);
+  const unwrap = await client.POST('/v1/unwrap', { body: { keyId: dataKey.data.keyId, wrappedKey: dataKey.data.wrappedKey, context } });
+  if (!unwrap.data) throw new Error(`unwrap: ${unwrap.response.status}`);
+  if (unwrap.data.plaintextKey !== dataKey.data.plaintextKey) throw new Error('unwrap: not the issued key');
 
   const encryptBinary = await client.POST('/v1/encrypt/binary', {
     body: plaintext,

@@ -9,7 +9,7 @@ import request from 'supertest';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPENAPI_PATH } from '../../scripts/generate-openapi.js';
-import { EXAMPLE_CIPHERTEXT, EXAMPLE_CIPHERTEXT_BOUND, EXAMPLE_KEY_ARN, EXAMPLE_STREAM_CIPHERTEXT } from '../../src/http/schemas/schemas.js';
+import { EXAMPLE_CIPHERTEXT, EXAMPLE_CIPHERTEXT_BOUND, EXAMPLE_KEY_ARN, EXAMPLE_STREAM_CIPHERTEXT, EXAMPLE_WRAPPED_KEY } from '../../src/http/schemas/schemas.js';
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js';
 import { skipWithoutLocalKms } from '../helpers/local-kms.js';
 
@@ -65,10 +65,10 @@ describe('the served document', () => {
       served.push(response.body);
     }
     expect(served[1]).toEqual(served[0]);
-    // Everything is openapi.yaml's but the three example values, each consistently replaced.
+    // Everything is openapi.yaml's but the example values, each consistently replaced.
     const replaced = new Map<string, string>();
     collectReplacements(committed, served[0], '', replaced);
-    expect([...replaced.keys()].sort()).toEqual([EXAMPLE_CIPHERTEXT, EXAMPLE_CIPHERTEXT_BOUND, EXAMPLE_KEY_ARN, EXAMPLE_STREAM_CIPHERTEXT].sort());
+    expect([...replaced.keys()].sort()).toEqual([EXAMPLE_CIPHERTEXT, EXAMPLE_CIPHERTEXT_BOUND, EXAMPLE_KEY_ARN, EXAMPLE_STREAM_CIPHERTEXT, EXAMPLE_WRAPPED_KEY].sort());
     expect(replaced.get(EXAMPLE_KEY_ARN)).toMatch(/^arn:aws:kms:local:/);
     expect(replaced.get(EXAMPLE_CIPHERTEXT)).toMatch(/^ev1:/);
   });
@@ -99,6 +99,7 @@ describe('the served document', () => {
         'POST /v1/encrypt/binary',
         'POST /v1/encrypt/stream',
         'POST /v1/rewrap',
+        'POST /v1/unwrap',
       ].sort(),
     );
   });

@@ -1,7 +1,7 @@
 /**
  * The OpenAPI document as this instance serves it (/openapi.json, /docs): the committed
- * openapi.yaml stays deterministic, so its decrypt, decrypt/batch, decrypt/binary, decrypt/stream
- * and rewrap examples carry ciphertexts from another keystore, which no other instance can open. An
+ * openapi.yaml stays deterministic, so its decrypt, decrypt/batch, decrypt/binary, decrypt/stream,
+ * rewrap and unwrap examples carry ciphertexts from another keystore, which no other instance can open. An
  * instance on the embedded (local) provider swaps them for ciphertexts it made itself, of the
  * same plaintexts with the same contexts and aad, under its DEFAULT_KEY_ID: every "Try it out"
  * example then runs as is on a fresh dev instance.
@@ -24,6 +24,7 @@ import {
   EXAMPLE_HELLO,
   EXAMPLE_KEY_ARN,
   EXAMPLE_STREAM_CIPHERTEXT,
+  EXAMPLE_WRAPPED_KEY,
 } from '../schemas/schemas.js';
 
 export class LiveExamples {
@@ -63,6 +64,7 @@ export class LiveExamples {
       [EXAMPLE_CIPHERTEXT, made.ciphertexts[0]!],
       [EXAMPLE_CIPHERTEXT_BOUND, made.ciphertexts[1]!],
       [EXAMPLE_KEY_ARN, made.keyArn],
+      [EXAMPLE_WRAPPED_KEY, made.wrappedKey],
     ]);
   }
 }

@@ -16,6 +16,7 @@ import { registerEncrypt } from './encrypt.js';
 import { registerKeys } from './keys.js';
 import { registerRewrap } from './rewrap.js';
 import { registerStream } from './stream.js';
+import { registerUnwrap } from './unwrap.js';
 import { registerOperationGate } from '../../admission/operation-gate.js';
 import { ProblemError } from '../problem.js';
 
@@ -50,6 +51,7 @@ export async function registerV1Routes(scope: FastifyInstance, deps: V1Deps): Pr
     registerBatch(buffered, deps);
     registerRewrap(buffered, deps);
     registerDataKey(buffered, deps);
+    registerUnwrap(buffered, deps);
     registerKeys(buffered, deps);
     registerAdminRoutes(buffered, deps);
   });

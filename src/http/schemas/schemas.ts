@@ -21,6 +21,8 @@ export const EXAMPLE_CIPHERTEXT =
 /** "hello world" under alias/default with context {tenant: acme, purpose: billing} and aad "order-42". */
 export const EXAMPLE_CIPHERTEXT_BOUND =
   'ev1:AQEAR2Fybjphd3M6a21zOmxvY2FsOjAwMDAwMDAwMDAwMDprZXkvOWNjMzYyZWEtZGNmYi00YzAxLThiMjQtYjI3MTgwZTEwMjI3AE0BnMNi6tz7TAGLJLJxgOECJ7H1XNgI1bacykrAOpAV5yG_di75DOjw0IJB_70UXAX14O7-rVg8QEj3-1Y1KI8cq1PcXPQ0-FbyDqpOHgACAAdwdXJwb3NlAAdiaWxsaW5nAAZ0ZW5hbnQABGFjbWVuUzRs-p73SOGRr5Qs4ZGPu4APrTHa7k67qAIl6uER8dHondlW7vqhPLglGGYhF3NmWHQRj4iN43-7dNc2GxjRuZwyeTEA2-xe3XNqf3628g5xG2ttYl_Y3Y9FcPijYTJ4AJ7ILUc1';
+/** A data key wrapped by alias/default, no context (/v1/datakey's answer, /v1/unwrap's example). */
+export const EXAMPLE_WRAPPED_KEY = 'AZzDYurc+0wBiySycYDhAicNH7UlKKUMVDFOT5XlKD5xLO7v89Xb3b+NH1fwA6J1Hyga2HH/jr1r93O668Y2plA+8uw9C+s0a3K336Y=';
 export const EXAMPLE_HELLO = 'aGVsbG8gd29ybGQ='; // "hello world"
 export const EXAMPLE_AAD = 'b3JkZXItNDI='; // "order-42"
 export const EXAMPLE_CONTEXT = { tenant: 'acme', purpose: 'billing' };
@@ -211,9 +213,42 @@ export const DataKeyResponse = Type.Object(
     examples: [
       {
         keyId: EXAMPLE_KEY_ARN,
-        wrappedKey: 'AZzDYurc+0wBiySycYDhAicNH7UlKKUMVDFOT5XlKD5xLO7v89Xb3b+NH1fwA6J1Hyga2HH/jr1r93O668Y2plA+8uw9C+s0a3K336Y=',
+        wrappedKey: EXAMPLE_WRAPPED_KEY,
       },
     ],
+  },
+);
+
+export const UnwrapBody = Type.Object(
+  {
+    keyId: Type.String({
+      minLength: 1,
+      maxLength: ENVELOPE_LIMITS.maxKeyArnBytes,
+      pattern: '^[A-Za-z0-9:/_+=,.@-]+$',
+      description: 'The KMS key named in the stored header: the ARN `/v1/datakey` answered as `keyId`.',
+      examples: [EXAMPLE_KEY_ARN],
+    }),
+    wrappedKey: Type.String({
+      pattern: BASE64_PATTERN,
+      minLength: 4,
+      maxLength: Math.ceil(ENVELOPE_LIMITS.maxWrappedKeyBytes / 3) * 4,
+      contentEncoding: 'base64',
+      description: 'The wrapped data key (KMS CiphertextBlob) stored in the header, base64.',
+    }),
+    context: Type.Optional(ContextMap('The encryption context stored in the header, which KMS and the policy judge (none: empty).')),
+  },
+  { additionalProperties: false },
+);
+export type UnwrapBody = Static<typeof UnwrapBody>;
+
+export const UnwrapResponse = Type.Object(
+  {
+    keyId: Type.String({ description: 'ARN of the KMS key that unwrapped the data key.' }),
+    plaintextKey: Type.String({ description: 'The 32-byte data key, base64. Zero it as soon as the payload is opened.', contentEncoding: 'base64' }),
+  },
+  {
+    description: 'The data key in plaintext: the caller opens its payload locally, checking the key commitment stored beside it.',
+    examples: [{ keyId: EXAMPLE_KEY_ARN, plaintextKey: 'q83vASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4k=' }],
   },
 );
 
@@ -474,6 +509,16 @@ export const REWRAP_EXAMPLES: Record<string, NamedExample> = {
     summary: 'Re-wrap under the default key, checking the stored context',
     description: PASTE_HINT,
     value: { ciphertext: EXAMPLE_CIPHERTEXT_BOUND, context: EXAMPLE_CONTEXT },
+  },
+};
+
+export const UNWRAP_EXAMPLES: Record<string, NamedExample> = {
+  storedKey: {
+    summary: 'Unwrap the data key stored in a stream header (needs `datakey:unwrap`)',
+    description:
+      'The key, wrapped key and context as a stream header stores them. On an instance with the embedded (local) provider the served ' +
+      'document carries a wrapped key that instance made, so this runs as is; elsewhere paste `keyId` and `wrappedKey` of a /v1/datakey answer.',
+    value: { keyId: EXAMPLE_KEY_ARN, wrappedKey: EXAMPLE_WRAPPED_KEY },
   },
 };
 

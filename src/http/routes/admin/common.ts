@@ -15,7 +15,7 @@ export const POLICY_INVALID = problem(
   'PolicyInvalid',
   'the policy file is invalid; the policy in force is unchanged',
   undefined,
-  { errors: [{ line: 14, column: 22, field: 'rules[1].operations[0]', message: 'unknown operation "encrpyt"; allowed: encrypt, decrypt, rewrap, datakey, datakey:plaintext, admin:read, admin:cache, admin:policy' }] },
+  { errors: [{ line: 14, column: 22, field: 'rules[1].operations[0]', message: 'unknown operation "encrpyt"; allowed: encrypt, decrypt, rewrap, datakey, datakey:plaintext, datakey:unwrap, admin:read, admin:cache, admin:policy' }] },
 );
 
 export function adminCallerOf(request: FastifyRequest, deps: V1Deps): AdminCaller {
