@@ -12,6 +12,8 @@ import { describe, expect, it } from 'vitest';
 
 /** Highest first. A file belongs to the row with the longest matching path (folder ending in /, or file). */
 const LAYERS: { name: string; paths: string[] }[] = [
+  // The client library and the `envelope` command: apart from the service, which never imports them.
+  { name: 'client', paths: ['src/client/'] },
   { name: 'composition', paths: ['src/server.ts', 'src/app.ts', 'src/compose.ts', 'src/checkpoints.ts'] },
   // The command-line programs: apart from the service, on top of what they use.
   { name: 'cli', paths: ['src/cli/'] },
@@ -40,6 +42,15 @@ const THROUGH_OPERATIONS = {
   // live-examples.ts makes the /docs examples' ciphertexts: an operation's job, like a route's.
   files: ['src/http/routes/', 'src/http/openapi/live-examples.ts'],
   mayNotImport: ['src/format/', 'src/keys/', 'src/kms/', '@aws-sdk/'],
+};
+
+/**
+ * The client runs on the caller's machine: of the service's code it may use only the format
+ * (one format, one implementation), never the service's layers.
+ */
+const CLIENT_ONLY = {
+  files: ['src/client/'],
+  mayImport: ['src/client/', 'src/format/'],
 };
 
 /**
@@ -110,6 +121,11 @@ function violations(imports: Imports): string[] {
         continue;
       }
       if (!target.startsWith('src/')) continue; // a package: only THROUGH_OPERATIONS restricts those
+      const clientFile = CLIENT_ONLY.files.some((prefix) => matches(file, prefix));
+      if (clientFile && !CLIENT_ONLY.mayImport.some((prefix) => matches(target, prefix))) {
+        if (!allowed(file, target)) found.push(`${file} -> ${target}: the client imports only src/format/ of the service`);
+        continue;
+      }
       const to = layerOf(target);
       if (to !== undefined && to < from && !allowed(file, target)) {
         found.push(`${file} -> ${target}: ${LAYERS[from]!.name} imports the higher layer ${LAYERS[to]!.name}`);
@@ -136,6 +152,8 @@ describe('imports follow the layers (docs/ARCHITECTURE.md)', () => {
       ['src/operations/operation.ts', ['src/audit/event.ts', 'src/keys/kms-trace.ts']],
       ['src/kms/aws.ts', ['src/http/problem.ts', '@aws-sdk/client-kms', 'src/config.ts']],
       ['src/new-thing.ts', []],
+      ['src/client/client-side.ts', ['src/format/stream-crypto.ts', 'src/keys/envelope-service.ts']],
+      ['src/http/routes/keys.ts', ['src/client/inspect.ts']],
     ]);
     expect(violations(imports)).toEqual([
       'src/http/routes/stream.ts -> src/format/stream-crypto.ts: skips src/operations/',
@@ -144,6 +162,8 @@ describe('imports follow the layers (docs/ARCHITECTURE.md)', () => {
       'src/operations/operation.ts -> src/audit/event.ts: operations imports the higher layer audit',
       'src/kms/aws.ts -> src/http/problem.ts: kms imports the higher layer http',
       'src/new-thing.ts: in no layer (add it to LAYERS)',
+      'src/client/client-side.ts -> src/keys/envelope-service.ts: the client imports only src/format/ of the service',
+      'src/http/routes/keys.ts -> src/client/inspect.ts: routes imports the higher layer client',
     ]);
   });
 });

@@ -1,0 +1,5 @@
+/** The subcommands, one file each: a new one is its file plus one line here. */
+import type { Command } from './command.js';
+import { encryptCommand } from './encrypt.js';
+
+export const COMMANDS: readonly Command[] = [encryptCommand];
