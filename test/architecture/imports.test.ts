@@ -17,8 +17,6 @@ const LAYERS: { name: string; paths: string[] }[] = [
   { name: 'composition', paths: ['src/server.ts', 'src/app.ts', 'src/compose.ts', 'src/checkpoints.ts'] },
   // The command-line programs: apart from the service, on top of what they use.
   { name: 'cli', paths: ['src/cli/'] },
-  // `envelope migrate`: OpenSSL files in, stream format 2 out, on the operator's side only.
-  { name: 'migration', paths: ['src/migrate/'] },
   // The offline audit verifier: reads what the audit code writes, never runs in the service.
   { name: 'verifier', paths: ['src/verifier/'] },
   { name: 'routes', paths: ['src/http/routes/'] },

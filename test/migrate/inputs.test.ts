@@ -7,10 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { columnsOf, fillContext, parseContextTemplate } from '../../src/migrate/context-template.js';
-import { readManifest } from '../../src/migrate/manifest.js';
-import { migratedSources, ReportWriter, reportPath } from '../../src/migrate/report.js';
-import { parseWrappedKey, readWrappedKeyFile } from '../../src/migrate/wrapped-key-file.js';
+import { columnsOf, fillContext, parseContextTemplate } from '../../src/client/migrate/context-template.js';
+import { readManifest } from '../../src/client/migrate/manifest.js';
+import { migratedSources, ReportWriter, reportPath } from '../../src/client/migrate/report.js';
+import { parseWrappedKey, readWrappedKeyFile } from '../../src/client/migrate/wrapped-key-file.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'migrate-inputs-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -8,13 +8,12 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, w
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { KMSClient } from '@aws-sdk/client-kms';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runMigrate } from '../../src/migrate/command.js';
-import { kmsDirectKeys } from '../../src/migrate/migration-keys.js';
-import { REPORT_NAME, type ReportLine } from '../../src/migrate/report.js';
+import { run } from '../../src/client/cli/run.js';
+import { REPORT_NAME, type ReportLine } from '../../src/client/migrate/report.js';
 import { AUTH, buildTestApp, type TestApp } from '../helpers/app.js';
 import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, LOCAL_KMS_SEED, localKmsEndpoint, skipWithoutLocalKms } from '../helpers/local-kms.js';
 import { generateDataKey, noDerivationOpens, opensslFileOnlyOpenedBy, writeKeyFile, type ManualKdf } from './manual-files.js';
@@ -56,7 +55,9 @@ describe.skipIf(skipWithoutLocalKms() || !opensslAvailable())('envelope migrate 
   const migrate = async (args: string[]) => {
     const stdout = new Capture();
     const stderr = new Capture();
-    const code = await runMigrate(args, { stdout, stderr, env: {}, keys: kmsDirectKeys(kms) });
+    const env = { AWS_ACCESS_KEY_ID: LOCAL_KMS_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: LOCAL_KMS_CREDENTIALS.secretAccessKey };
+    const direct = ['--kms-direct', '--kms-endpoint', localKmsEndpoint() as string, '--region', LOCAL_KMS_REGION];
+    const code = await run(['migrate', ...direct, ...args], { stdin: Readable.from([]), stdout, stderr, env });
     return { code, stdout: stdout.text, stderr: stderr.text };
   };
   const reportLines = (outDir: string): ReportLine[] =>

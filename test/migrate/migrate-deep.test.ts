@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, describe, expect, it } from 'vitest';
-import { REPORT_NAME, type ReportLine } from '../../src/migrate/report.js';
+import { REPORT_NAME, type ReportLine } from '../../src/client/migrate/report.js';
 import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, LOCAL_KMS_SEED, localKmsEndpoint, skipWithoutLocalKms } from '../helpers/local-kms.js';
 import { generateDataKey, writeKeyFile } from './manual-files.js';
 import { opensslAvailable } from './openssl-tool.js';
 
 const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
-const ENTRY = join(import.meta.dirname, '../../src/cli/envelope-migrate.ts');
+const ENTRY = join(import.meta.dirname, '../../src/client/cli/main.ts');
 const deep = process.env.DEEP_TESTS === '1';
 
 /** Runs the command; returns its exit code, the peak RSS (VmHWM) and CPU seconds last seen in /proc. */
@@ -75,7 +75,7 @@ describe.skipIf(!deep || skipWithoutLocalKms() || !opensslAvailable() || process
     };
     const endpoint = localKmsEndpoint() as string;
     const migrate = (pair: { file: string; keyFile: string }, outDir: string) =>
-      runCommand(['--kms-direct', '--kms-endpoint', endpoint, '--region', LOCAL_KMS_REGION, '--key-id', keyArn, '--out-dir', outDir, '--wrapped-key', pair.keyFile, pair.file]);
+      runCommand(['migrate', '--kms-direct', '--kms-endpoint', endpoint, '--region', LOCAL_KMS_REGION, '--key-id', keyArn, '--out-dir', outDir, '--wrapped-key', pair.keyFile, pair.file]);
 
     const tiny = await make('tiny', 1000);
     const big = await make('big', GIB);

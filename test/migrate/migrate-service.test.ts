@@ -10,11 +10,11 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runMigrate } from '../../src/migrate/command.js';
-import { REPORT_NAME, type ReportLine } from '../../src/migrate/report.js';
+import { run } from '../../src/client/cli/run.js';
+import { REPORT_NAME, type ReportLine } from '../../src/client/migrate/report.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, LOCAL_KMS_SEED, localKmsEndpoint, skipWithoutLocalKms } from '../helpers/local-kms.js';
 import { generateDataKey, opensslFileOnlyOpenedBy, writeKeyFile } from './manual-files.js';
@@ -97,7 +97,7 @@ describe.skipIf(skipWithoutLocalKms() || !opensslAvailable())('envelope migrate 
   const migrate = async (token: string, args: string[]) => {
     const stdout = new Capture();
     const stderr = new Capture();
-    const code = await runMigrate(args, { stdout, stderr, env: { ENVELOPE_URL: url, ENVELOPE_TOKEN: token } });
+    const code = await run(['migrate', ...args], { stdin: Readable.from([]), stdout, stderr, env: { ENVELOPE_URL: url, ENVELOPE_TOKEN: token } });
     return { code, stdout: stdout.text, stderr: stderr.text };
   };
 
@@ -131,7 +131,8 @@ describe.skipIf(skipWithoutLocalKms() || !opensslAvailable())('envelope migrate 
     const result = await migrate(OUTSIDER, ['--key-id', TARGET_KEY, '--source-key-id', SOURCE_KEY, '--context', 'team={team}', '--out-dir', outDir, '--manifest', manifest]);
     expect(result.code).toBe(1);
     expect(result.stdout).toContain('migrated 0, skipped as done 0, failed 2');
-    expect(result.stdout).toMatch(/\/v1\/unwrap answered 403/);
+    expect(result.stdout).toMatch(/POST \/v1\/unwrap: 403/);
+    expect(result.stdout).toContain('datakey:unwrap');
     const lines = readFileSync(join(outDir, REPORT_NAME), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as ReportLine);
     expect(lines.map((line) => line.status)).toEqual(['failed', 'failed']);
   });
@@ -139,7 +140,7 @@ describe.skipIf(skipWithoutLocalKms() || !opensslAvailable())('envelope migrate 
   it('without a token it does not start', async () => {
     const stdout = new Capture();
     const stderr = new Capture();
-    const code = await runMigrate(['--key-id', TARGET_KEY, '--out-dir', join(dir, 'x'), '--wrapped-key', 'k', 'f'], { stdout, stderr, env: { ENVELOPE_URL: url } });
+    const code = await run(['migrate', '--key-id', TARGET_KEY, '--out-dir', join(dir, 'x'), '--wrapped-key', 'k', 'f'], { stdin: Readable.from([]), stdout, stderr, env: { ENVELOPE_URL: url } });
     expect(code).toBe(2);
     expect(stderr.text).toContain('ENVELOPE_TOKEN');
   });

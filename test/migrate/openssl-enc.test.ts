@@ -20,7 +20,7 @@ import {
   readEncLayout,
   type KdfSpec,
   type OpensslKdf,
-} from '../../src/migrate/openssl-enc.js';
+} from '../../src/client/migrate/openssl-enc.js';
 import { OPENSSL_FLAGS, opensslAvailable, opensslDecrypts, opensslDerivation, opensslEncrypt, opensslEncryptWithPassFile } from './openssl-tool.js';
 
 const available = opensslAvailable();

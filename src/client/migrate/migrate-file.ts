@@ -11,7 +11,7 @@ import { link, open, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { EncryptionContext } from '../kms/provider.js';
+import type { Context as EncryptionContext } from '../context-header.js';
 import type { MigrationKeys } from './migration-keys.js';
 import { OpensslDecryptStream, chooseKdf, describeKdf, detectionCandidates, opensslPassword, readEncLayout, type KdfSpec, type PasswordForm } from './openssl-enc.js';
 import { VerifyError, digestOfSealed, sealerFor } from './stream-seal.js';

@@ -6,7 +6,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import type { EncryptionContext } from '../kms/provider.js';
+import type { Context as EncryptionContext } from '../context-header.js';
 import { fillContext, type ContextTemplate } from './context-template.js';
 import { migrateFile, type MigrationSettings } from './migrate-file.js';
 import { ReportWriter, migratedSources, reportPath, type MigrationStatus, type ReportLine } from './report.js';

@@ -8,9 +8,9 @@ import { createReadStream } from 'node:fs';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { EncryptionContext } from '../kms/provider.js';
-import { DEFAULT_SEGMENT_SIZE, encodeStreamHeader } from '../format/stream-format.js';
-import { StreamOpener, StreamSealer, deriveStreamKeyMaterial, newMessageId, streamKeyFor } from '../format/stream-crypto.js';
+import type { Context as EncryptionContext } from '../context-header.js';
+import { DEFAULT_SEGMENT_SIZE, encodeStreamHeader } from '../../format/stream-format.js';
+import { StreamOpener, StreamSealer, deriveStreamKeyMaterial, newMessageId, streamKeyFor } from '../../format/stream-crypto.js';
 
 export interface IssuedKey {
   keyArn: string;

@@ -5,7 +5,7 @@
  * KMS with the AWS SDK (`--kms-direct`, for an operator with the IAM rights).
  */
 import { DecryptCommand, GenerateDataKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
-import type { EncryptionContext } from '../kms/provider.js';
+import type { Context as EncryptionContext } from '../context-header.js';
 import type { IssuedKey } from './stream-seal.js';
 
 export interface MigrationKeys {
