@@ -14,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Context as EncryptionContext } from '../context-header.js';
 import type { MigrationKeys } from './migration-keys.js';
 import { OpensslDecryptStream, chooseKdf, describeKdf, detectionCandidates, opensslPassword, readEncLayout, type KdfSpec, type PasswordForm } from './openssl-enc.js';
+import { reclaimer } from './reclaim.js';
 import { VerifyError, digestOfSealed, sealerFor } from './stream-seal.js';
 import { readWrappedKeyFile } from './wrapped-key-file.js';
 
@@ -63,7 +64,10 @@ class DigestTap extends Transform {
   readonly hash = createHash('sha256');
   bytes = 0;
 
-  constructor(private readonly onBytes: ((bytes: number) => void) | undefined) {
+  constructor(
+    private readonly onBytes: ((bytes: number) => void) | undefined,
+    private readonly reclaim: (bytes: number) => void,
+  ) {
     super();
   }
 
@@ -71,6 +75,7 @@ class DigestTap extends Transform {
     this.hash.update(chunk);
     this.bytes += chunk.length;
     this.onBytes?.(chunk.length);
+    this.reclaim(chunk.length);
     callback(null, chunk);
   }
 }
@@ -90,7 +95,8 @@ export async function migrateFile(job: MigrationJob, settings: MigrationSettings
     const decrypt = new OpensslDecryptStream(password, layout.salt, kdf);
     password.fill(0);
     newKey = await settings.keys.issue(job.keyId, job.context);
-    const tap = new DigestTap(settings.onBytes);
+    const reclaim = reclaimer();
+    const tap = new DigestTap(settings.onBytes, reclaim);
     await pipeline(
       createReadStream(job.source, { start: layout.bodyOffset }),
       decrypt,
@@ -100,7 +106,7 @@ export async function migrateFile(job: MigrationJob, settings: MigrationSettings
     );
     await syncFile(temp);
     const read = { sha256: tap.hash.digest('hex'), bytes: tap.bytes };
-    const back = await digestOfSealed(temp, newKey, job.context);
+    const back = await digestOfSealed(temp, newKey, job.context, reclaim);
     if (back.sha256 !== read.sha256 || back.bytes !== read.bytes) {
       throw new VerifyError('VerifyMismatch', 'the new ciphertext decrypts to other bytes than the OpenSSL file held');
     }

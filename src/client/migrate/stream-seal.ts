@@ -59,7 +59,12 @@ export class VerifyError extends Error {
  * plaintext's SHA-256 and length. The header must carry that key's KMS ARN, wrapped key and
  * the context asked for: what a reader will unwrap is what was sealed.
  */
-export async function digestOfSealed(path: string, key: IssuedKey, context: EncryptionContext): Promise<{ sha256: string; bytes: number }> {
+export async function digestOfSealed(
+  path: string,
+  key: IssuedKey,
+  context: EncryptionContext,
+  onBytes: (bytes: number) => void = () => undefined,
+): Promise<{ sha256: string; bytes: number }> {
   const opener = new StreamOpener({ maxBytes: Number.MAX_SAFE_INTEGER, segmentSizes: [DEFAULT_SEGMENT_SIZE] });
   const hash = createHash('sha256');
   let bytes = 0;
@@ -67,6 +72,7 @@ export async function digestOfSealed(path: string, key: IssuedKey, context: Encr
     write(chunk: Buffer, _encoding, callback) {
       hash.update(chunk);
       bytes += chunk.length;
+      onBytes(chunk.length);
       chunk.fill(0);
       callback();
     },
