@@ -16,6 +16,7 @@ import { runKmsEconomyCases, KMS_CASE_IDS } from './cases/kms-economy.js';
 import { runNoisyNeighbourCases, NEIGHBOUR_CASE_IDS } from './cases/noisy-neighbour.js';
 import { runRawCryptoCases } from './cases/raw-crypto.js';
 import { runStreamCases, streamCaseIds } from './cases/stream.js';
+import { clientCaseIds, runClientCases } from './cases/client.js';
 import { REPO_ROOT } from './lib/constants.js';
 import type { RunContext } from './lib/context.js';
 import { round } from './lib/load.js';
@@ -28,7 +29,7 @@ import { HTTP_SIZES } from './lib/sizes.js';
 /** The results file of the run docs/BENCHMARKS.md cites (the only one kept in git). */
 export const LATEST_RESULTS = 'latest.json';
 
-export const CASE_GROUPS = ['http', 'large', 'layers', 'inprocess', 'kms', 'neighbour', 'stream'] as const;
+export const CASE_GROUPS = ['http', 'large', 'layers', 'inprocess', 'kms', 'neighbour', 'stream', 'client'] as const;
 
 /** Every case id a complete run produces (the smoke test checks them all). */
 export function expectedCaseIds(): string[] {
@@ -40,6 +41,7 @@ export function expectedCaseIds(): string[] {
   ids.push(...KMS_CASE_IDS);
   ids.push(...NEIGHBOUR_CASE_IDS);
   ids.push(...streamCaseIds());
+  ids.push(...clientCaseIds());
   return ids;
 }
 
@@ -124,6 +126,8 @@ export async function runBenchmarks(options: RunOptions): Promise<RunOutput> {
     await runHttpCases(ctx);
     log('case 7 (streams)');
     await runStreamCases(ctx);
+    log('case 8 (the envelope command, client-side and server-side)');
+    await runClientCases(ctx);
     log('case 5 (cost of each layer)');
     await runLayerCases(ctx);
     log('case 3 (KMS economy)');

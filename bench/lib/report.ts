@@ -71,6 +71,28 @@ function stream(results: BenchResults, id: string): StreamCase | undefined {
   return c?.kind === 'stream' ? c : undefined;
 }
 
+/** Case 8: the envelope command, client-side against server-side, one file. */
+function clientSection(results: BenchResults): string[] {
+  const lines = [
+    '### 8. The envelope command: client-side against server-side',
+    '',
+    'One file through `envelope encrypt` and `envelope decrypt` run as processes (`npm run envelope`, tsx), to a file; client-side seals and opens in the command (data key from /v1/datakey, /v1/unwrap), server-side streams through /v1/encrypt/stream and /v1/decrypt/stream. Peak RSS is the command\'s (VmHWM), tsx included.',
+    '',
+    '| case | MB/s | seconds | command peak RSS MiB |',
+    '|---|---:|---:|---:|',
+  ];
+  let any = false;
+  for (const id of ['client.enc.client', 'client.enc.server', 'client.dec.client', 'client.dec.server']) {
+    const c = stream(results, id);
+    if (!c) continue;
+    any = true;
+    lines.push(`| ${c.label} | ${fmt(c.mbPerSecond)} | ${fmt(c.seconds, 2)} | ${fmt(c.peakRssMiB, 1)} |`);
+  }
+  if (!any) return ['### 8. The envelope command', '', 'Not measured in this run (`npm run bench -- --only client`).', ''];
+  lines.push('');
+  return lines;
+}
+
 /** Case 7: one stream at a time, two sizes, against the bare streaming route and raw AES-GCM. */
 function streamSection(results: BenchResults): string[] {
   const r = results.ratios;
@@ -245,6 +267,7 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
 
   lines.push(...neighbourSection(results));
   lines.push(...streamSection(results));
+  lines.push(...clientSection(results));
 
   if (results.profiles.length) {
     lines.push('### CPU profiles', '');

@@ -61,8 +61,13 @@ export function postStream(
     headers: { ...baseHeaders(options), 'content-type': 'application/octet-stream', ...headers },
   });
   request.setTimeout(options.timeoutMs, () => fail(new ClientTimeoutError(`${operation}: nothing moved for ${options.timeoutMs} ms`)));
+  let received = 0;
   request.on('error', (error) => {
-    if (!refused) fail(error);
+    if (refused) return;
+    // A reset once connected is how the service ends a failed stream, even while we still
+    // upload (the reset can overtake its 200): a cut, not a network fault.
+    const code = (error as NodeJS.ErrnoException).code;
+    fail(code === 'ECONNRESET' || code === 'EPIPE' ? new StreamCutError(operation, received, { cause: error }) : error);
   });
   if (signal) {
     if (signal.aborted) queueMicrotask(() => fail(signal.reason));
@@ -84,7 +89,6 @@ export function postStream(
       return;
     }
     settleHead.resolve({ status: 200, headers: response.headers });
-    let received = 0;
     response.on('data', (chunk: Buffer) => {
       received += chunk.length;
       if (!out.write(chunk)) response.pause();
