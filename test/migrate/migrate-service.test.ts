@@ -2,7 +2,8 @@
  * `envelope migrate` through the service (no --kms-direct): the source data keys come from
  * POST /v1/unwrap under `datakey:unwrap`, the new ones from /v1/datakey under
  * `datakey:plaintext`; the policy decides per file and the audit trail has every file's
- * unwrap. A principal without the grant gets each file failed with the service's 403.
+ * unwrap. The outputs open through the stream route and `envelope decrypt` (both modes). A
+ * principal without the grant gets each file failed with the service's 403.
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -58,7 +59,7 @@ describe.skipIf(skipWithoutLocalKms() || !opensslAvailable())('envelope migrate 
         `    keys: ["${SOURCE_KEY}"]`,
         '  - id: migrator-seals-per-team',
         '    principals: [migrator]',
-        '    operations: [datakey, "datakey:plaintext", decrypt]',
+        '    operations: [datakey, "datakey:plaintext", "datakey:unwrap", decrypt]',
         `    keys: ["${TARGET_KEY}"]`,
         '    context: { required: [team], allowOthers: false }',
         '  - id: outsider-seals-only',
@@ -94,12 +95,13 @@ describe.skipIf(skipWithoutLocalKms() || !opensslAvailable())('envelope migrate 
     writeFileSync(manifest, made.map((pair) => JSON.stringify({ wrapped_key: pair.keyFile, file: pair.file, team: pair.team })).join('\n'));
     return { made, manifest };
   };
-  const migrate = async (token: string, args: string[]) => {
+  const command = async (token: string, argv: string[]) => {
     const stdout = new Capture();
     const stderr = new Capture();
-    const code = await run(['migrate', ...args], { stdin: Readable.from([]), stdout, stderr, env: { ENVELOPE_URL: url, ENVELOPE_TOKEN: token } });
+    const code = await run(argv, { stdin: Readable.from([]), stdout, stderr, env: { ENVELOPE_URL: url, ENVELOPE_TOKEN: token } });
     return { code, stdout: stdout.text, stderr: stderr.text };
   };
+  const migrate = (token: string, args: string[]) => command(token, ['migrate', ...args]);
 
   it('unwraps every file through /v1/unwrap (audited), seals under the named key and context', async () => {
     const { made, manifest } = await pairs('svc', 3);
@@ -122,6 +124,14 @@ describe.skipIf(skipWithoutLocalKms() || !opensslAvailable())('envelope migrate 
       });
       expect(response.status).toBe(200);
       expect(Buffer.from(await response.arrayBuffer()).equals(pair.plaintext)).toBe(true);
+      // And `envelope decrypt`, opened here (data key from /v1/unwrap) and through the route.
+      for (const mode of [[], ['--server-side']]) {
+        const target = join(dir, `decrypted-${pair.team}-${mode.length}`);
+        const decrypted = await command(MIGRATOR, ['decrypt', ...mode, '--context', `team=${pair.team}`, '-o', target, line?.output as string]);
+        expect(decrypted.stderr).toBe('');
+        expect(decrypted.code).toBe(0);
+        expect(readFileSync(target).equals(pair.plaintext)).toBe(true);
+      }
     }
   });
 
