@@ -19,6 +19,8 @@ import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, LOCAL_KMS_SEED, localKmsEndpoi
 import { generateDataKey, noDerivationOpens, opensslFileOnlyOpenedBy, writeKeyFile, type ManualKdf } from './manual-files.js';
 import { opensslAvailable, opensslDecrypts, OPENSSL_FLAGS } from './openssl-tool.js';
 
+if (!opensslAvailable() && process.env.CI === 'true') throw new Error('openssl is required in CI');
+
 const KEY_ARN = LOCAL_KMS_SEED.keys.default.keyArn;
 const OTHER_KEY_ARN = LOCAL_KMS_SEED.keys.tenantA.keyArn;
 

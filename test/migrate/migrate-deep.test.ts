@@ -14,6 +14,8 @@ import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, LOCAL_KMS_SEED, localKmsEndpoi
 import { generateDataKey, writeKeyFile } from './manual-files.js';
 import { opensslAvailable } from './openssl-tool.js';
 
+if (!opensslAvailable() && process.env.CI === 'true') throw new Error('openssl is required in CI');
+
 const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
 const ENTRY = join(import.meta.dirname, '../../src/client/cli/main.ts');

@@ -21,6 +21,8 @@ import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, LOCAL_KMS_SEED, localKmsEndpoi
 import { generateDataKey, opensslFileOnlyOpenedBy, writeKeyFile } from './manual-files.js';
 import { opensslAvailable } from './openssl-tool.js';
 
+if (!opensslAvailable() && process.env.CI === 'true') throw new Error('openssl is required in CI');
+
 const SOURCE_KEY = LOCAL_KMS_SEED.keys.default.keyArn;
 const TARGET_KEY = LOCAL_KMS_SEED.keys.tenantA.keyArn;
 const MIGRATOR = 'migrate-test-migrator-token';
