@@ -9,7 +9,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-export const RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
+export const RECLAIM_EVERY_BYTES = 4 * 1024 * 1024;
 
 let collect: (() => void) | null | undefined;
 
