@@ -4,6 +4,7 @@ import { decryptCommand } from './decrypt.js';
 import { encryptCommand } from './encrypt.js';
 import { headerCommand } from './header.js';
 import { keysCommand } from './keys.js';
+import { migrateCommand } from './migrate.js';
 import { rewrapCommand } from './rewrap.js';
 
-export const COMMANDS: readonly Command[] = [encryptCommand, decryptCommand, headerCommand, rewrapCommand, keysCommand];
+export const COMMANDS: readonly Command[] = [encryptCommand, decryptCommand, headerCommand, rewrapCommand, keysCommand, migrateCommand];

@@ -1,0 +1,39 @@
+/**
+ * Keeps a long migration's memory flat. Every chunk of a stream passes through several fresh
+ * Buffers (read, deciphered, sealed, read back, opened) that die at once but are outside V8's
+ * heap: V8 collects them only after about 64 MiB of such memory has piled up, so a 1 GiB file
+ * would hold that much garbage at its peak. A full collection every `everyBytes` (a few ms
+ * against a heap of a few MiB) frees them long before. When the runtime does not let `gc` be
+ * exposed, nothing is done and memory is V8's default.
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+export const RECLAIM_EVERY_BYTES = 4 * 1024 * 1024;
+
+let collect: (() => void) | null | undefined;
+
+function collector(): (() => void) | null {
+  if (collect !== undefined) return collect;
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as unknown;
+    collect = typeof gc === 'function' ? () => (gc as () => void)() : null;
+  } catch {
+    collect = null;
+  }
+  return collect;
+}
+
+/** A counter to call with each chunk's size: it collects once per `everyBytes`. */
+export function reclaimer(everyBytes = RECLAIM_EVERY_BYTES): (bytes: number) => void {
+  const gc = collector();
+  if (!gc) return () => undefined;
+  let since = 0;
+  return (bytes) => {
+    since += bytes;
+    if (since < everyBytes) return;
+    since = 0;
+    gc();
+  };
+}
