@@ -15,7 +15,8 @@
  *   budget of KMS calls (kms_requests_total on the replicas' /metrics), not three.
  * - Each replica restarted in turn under steady load through HAProxy: no request lost.
  * - Redis killed: requests are still served, decided per process (`shared_limits_fallback` 1 on
- *   every replica), a bad token is still refused, an evict answers `degraded` with the replicas
+ *   every replica; the same KMS flood now spends a budget per replica), a bad token is still
+ *   refused, an evict answers `degraded` with the replicas
  *   it could not reach, GET /v1/admin/fleet says `unreachable`; Redis back: the fleet answers
  *   again and the limits are shared again (`shared_limits_fallback` 0).
  * - Every replica's audit file verifies, and `audit:verify --replica` accepts the set.
