@@ -37,4 +37,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 "$REDIS_SERVER" --version
-"$HAPROXY" -v | head -1
+# sed reads to the end: `head -1` would close the pipe early (SIGPIPE, a failure under pipefail).
+"$HAPROXY" -v | sed -n 1p

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # redis-server (Debian's package) for the shared-limits tests and for trying REDIS_URL by hand.
 #
-#   scripts/redis.sh install   apt-get install redis-server unless `redis-server` is on PATH
-#                              (needs root when it is missing; CI images run as root)
+#   scripts/redis.sh install   scripts/fleet-tools.sh: the one install path for Debian's
+#                              redis-server (and haproxy), as CI runs it (root when missing)
 #   scripts/redis.sh start     start one on 127.0.0.1:$REDIS_PORT (default 6399), persistence off;
 #                              waits until it answers and prints `export REDIS_URL=…` (for eval)
 #   scripts/redis.sh stop      stop the instance started by `start`
@@ -36,14 +36,7 @@ running_pid() {
 }
 
 cmd_install() {
-  if command -v "$BIN" >/dev/null 2>&1; then log "found $("$BIN" --version)"; return 0; fi
-  if [[ "$(id -u)" -ne 0 ]]; then log "$BIN is missing and this is not root; run: sudo $0 install"; return 1; fi
-  command -v apt-get >/dev/null 2>&1 || { log "apt-get not found; install redis-server with this system's package manager"; return 1; }
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update
-  apt-get install -y --no-install-recommends redis-server
-  # Debian's package may start a system instance on 6379; the tests never use it.
-  log "installed $("$BIN" --version)"
+  "$(dirname "${BASH_SOURCE[0]}")/fleet-tools.sh"
 }
 
 cmd_start() {

@@ -8,9 +8,17 @@
  * - An evict sent to one replica drops the keys on all three (the next encrypt on each calls
  *   KMS), the answer names the three, and each other replica audits it with the originating
  *   request id. A policy reload reaches all three the same way.
+ * - A principal's rate limit holds for the fleet: requests of one token spread over the three
+ *   replicas in one window (through a second HAProxy whose per-token rate is out of the way)
+ *   are allowed within ±10 % of RATE_LIMIT_MAX, not three times it.
+ * - The KMS budget is shared: a flood of new contexts over the three replicas makes at most one
+ *   budget of KMS calls (kms_requests_total on the replicas' /metrics), not three.
  * - Each replica restarted in turn under steady load through HAProxy: no request lost.
- * - Redis killed: requests are still served, an evict answers `degraded` with the replicas it
- *   could not reach, GET /v1/admin/fleet says `unreachable`; Redis back: the fleet answers again.
+ * - Redis killed: requests are still served, decided per process (`shared_limits_fallback` 1 on
+ *   every replica; the same KMS flood now spends a budget per replica), a bad token is still
+ *   refused, an evict answers `degraded` with the replicas
+ *   it could not reach, GET /v1/admin/fleet says `unreachable`; Redis back: the fleet answers
+ *   again and the limits are shared again (`shared_limits_fallback` 0).
  * - Every replica's audit file verifies, and `audit:verify --replica` accepts the set.
  *
  * Without redis-server or haproxy: skipped locally with a message, failed when CI=true
@@ -23,11 +31,19 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, localKmsEndpoint } from '../helpers/local-kms.js';
-import { haproxyServerName, missingFleetTools, startFleet, type Fleet, type Replica } from '../helpers/fleet.js';
+import { haproxyServerName, missingFleetTools, startFleet, startHaproxy, type Fleet, type Replica } from '../helpers/fleet.js';
 import { send, type HttpOutcome } from '../ops/helpers/http.js';
 import { REPO_ROOT, childEnv } from '../ops/helpers/service-process.js';
 
-const TOKENS = { app: 'fleet-app-token-5b1e0c9d', flood: 'fleet-flood-token-0a7f3e21', ops: 'fleet-ops-token-c94d2b60', late: 'fleet-late-token-81f6aa03' };
+const TOKENS = {
+  app: 'fleet-app-token-5b1e0c9d',
+  flood: 'fleet-flood-token-0a7f3e21',
+  ops: 'fleet-ops-token-c94d2b60',
+  late: 'fleet-late-token-81f6aa03',
+  rate: 'fleet-rate-token-3c8e5f14',
+  kms: 'fleet-kms-token-d07a92b5',
+  kmsalone: 'fleet-kmsalone-token-6e2b19f0',
+};
 const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 
 function policy(names: (keyof typeof TOKENS)[]): string {
@@ -54,6 +70,27 @@ function policy(names: (keyof typeof TOKENS)[]): string {
 const TOKEN_RATE = 300;
 const RATE_PERIOD_S = 10;
 const FLOOD_REQUESTS = 1200;
+const FRONT_ENV = {
+  HAPROXY_TOKEN_RATE: String(TOKEN_RATE),
+  HAPROXY_RATE_PERIOD: `${RATE_PERIOD_S}s`,
+  HAPROXY_RETRY_AFTER: '7',
+  // Every request of the test comes from 127.0.0.1: the per-source limits stay out of the way.
+  HAPROXY_SOURCE_RATE: '1000000',
+  HAPROXY_CONN_PER_SOURCE: '10000',
+  HAPROXY_TIMEOUT_HTTP_REQUEST: '2s',
+};
+
+/**
+ * The service's own per-principal limits, for every principal of the test: above what the flood
+ * gets past HAProxy and what the steady load makes in a window (so those cases see no service
+ * 429), and the rate case sends 1.3 times the limit within one window.
+ */
+const RATE_LIMIT_MAX = 1000;
+const RATE_LIMIT_WINDOW_MS = 60_000;
+const RATE_REQUESTS = 1300;
+/** A fleet KMS budget of 60 calls per 60 s window (KMS_BUDGET_BURST / KMS_BUDGET_PER_SECOND). */
+const KMS_BUDGET_BURST = 60;
+const KMS_FLOOD_CONTEXTS = 3 * KMS_BUDGET_BURST;
 
 const missing = missingFleetTools();
 const kmsEndpoint = localKmsEndpoint();
@@ -111,6 +148,30 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined>, 
   }
 }
 
+/** The sum of the series of `name` on a replica's /metrics whose labels contain `labels`. */
+async function metricOf(replica: Replica, name: string, labels = ''): Promise<number> {
+  const response = await fetch(`${replica.baseUrl}/metrics`, { signal: AbortSignal.timeout(10_000) });
+  expect(response.status, `${replica.instanceId} /metrics`).toBe(200);
+  const series = (await response.text()).split('\n').filter((line) => (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) && line.includes(labels));
+  return series.reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+}
+
+const kmsCalls = (replica: Replica, operation: string) => metricOf(replica, 'kms_requests_total', `operation="${operation}"`);
+const onEach = (each: (replica: Replica) => Promise<number>, replicas: Replica[]) => Promise.all(replicas.map(each));
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+/** `count` requests made by `workers` concurrent loops. */
+async function concurrently(count: number, workers: number, one: (i: number) => Promise<HttpOutcome>): Promise<HttpOutcome[]> {
+  const outcomes: HttpOutcome[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (next < count) outcomes.push(await one(next++));
+    }),
+  );
+  return outcomes;
+}
+
 interface FleetReport {
   expected: string[];
   confirmed: { instanceId: string; ok: boolean; dropped?: number; digest?: string }[];
@@ -133,16 +194,17 @@ describe('a fleet of three replicas behind HAProxy, with Redis', () => {
     beforeAll(async () => {
       fleet = await startFleet({
         kmsEndpoint: kmsEndpoint!,
-        policy: policy(['app', 'flood', 'ops']),
-        haproxyEnv: {
-          HAPROXY_TOKEN_RATE: String(TOKEN_RATE),
-          HAPROXY_RATE_PERIOD: `${RATE_PERIOD_S}s`,
-          HAPROXY_RETRY_AFTER: '7',
-          // Every request of the test comes from 127.0.0.1: the per-source limits stay out of the way.
-          HAPROXY_SOURCE_RATE: '1000000',
-          HAPROXY_CONN_PER_SOURCE: '10000',
-          HAPROXY_TIMEOUT_HTTP_REQUEST: '2s',
+        policy: policy(['app', 'flood', 'ops', 'rate', 'kms', 'kmsalone']),
+        replicaEnv: {
+          RATE_LIMIT_MAX: String(RATE_LIMIT_MAX),
+          RATE_LIMIT_WINDOW_MS: String(RATE_LIMIT_WINDOW_MS),
+          KMS_BUDGET_BURST: String(KMS_BUDGET_BURST),
+          KMS_BUDGET_PER_SECOND: '1',
+          // A busy two-core machine can answer a Redis command slower than the 250 ms default: the
+          // limit cases test the shared decisions, not the fallback (Redis killed falls back at once).
+          REDIS_COMMAND_TIMEOUT_MS: '3000',
         },
+        haproxyEnv: FRONT_ENV,
       });
       // Every replica announced itself before any fleet action is asked.
       await eventually('three replicas announced', async () => {
@@ -264,7 +326,7 @@ describe('a fleet of three replicas behind HAProxy, with Redis', () => {
 
     it('a policy reload sent through HAProxy reaches all three replicas', async () => {
       for (const replica of fleet.replicas) expect(ok(await encrypt(replica.baseUrl, TOKENS.late, { tenant: 'late' })).status).toBe(401);
-      writeFileSync(fleet.policyFile, policy(['app', 'flood', 'ops', 'late']));
+      writeFileSync(fleet.policyFile, policy(['app', 'flood', 'ops', 'rate', 'kms', 'kmsalone', 'late']));
       const reload = ok(await admin(fleet.haproxy, '/v1/admin/policy/reload'));
       expect(reload.status).toBe(200);
       const report = reload.body.fleet as FleetReport;
@@ -275,6 +337,65 @@ describe('a fleet of three replicas behind HAProxy, with Redis', () => {
       const reloads = fleet.replicas.flatMap(auditEvents).filter((e) => e.eventName === 'FleetActionApplied' && e.serviceEventDetails?.action === 'ReloadPolicy');
       expect(reloads).toHaveLength(2);
     }, 120_000);
+
+    it("a principal's rate limit holds for the fleet within ±10 %: one token's requests over the three replicas in one window", async () => {
+      // A second front tier on the same replicas, its per-token rate out of the way: every request reaches a replica.
+      const front = await startHaproxy(fleet.dir, fleet.replicas, { ...FRONT_ENV, HAPROXY_TOKEN_RATE: '100000000' });
+      const auditedBefore = fleet.replicas.map((r) => auditEvents(r).filter((e) => e.userIdentity?.principalId === 'rate').length);
+      let outcomes: HttpOutcome[];
+      const started = Date.now();
+      try {
+        // One context: after each replica's first data key, cache hits (no KMS budget in the way).
+        outcomes = await concurrently(RATE_REQUESTS, 16, () => encrypt(front.baseUrl, TOKENS.rate, { tenant: 'rate' }));
+      } finally {
+        await front.stop();
+      }
+      const elapsedMs = Date.now() - started;
+      // All in one window (it starts at the principal's first request).
+      expect(elapsedMs).toBeLessThan(RATE_LIMIT_WINDOW_MS);
+      const responses = outcomes.map(ok);
+      const allowed = responses.filter((r) => r.status === 200).length;
+      const limited = responses.filter((r) => r.status === 429 && r.body.code === 'RateLimited').length;
+      expect(allowed + limited).toBe(RATE_REQUESTS);
+      expect(allowed).toBeGreaterThanOrEqual(Math.floor(RATE_LIMIT_MAX * 0.9));
+      expect(allowed).toBeLessThanOrEqual(Math.ceil(RATE_LIMIT_MAX * 1.1));
+      // Spread over the three: each replica answered (and audited) part of them.
+      const audited = fleet.replicas.map((r, i) => auditEvents(r).filter((e) => e.userIdentity?.principalId === 'rate').length - auditedBefore[i]!);
+      for (const [i, count] of audited.entries()) expect(count, fleet.replicas[i]!.instanceId).toBeGreaterThan(0);
+      expect(sum(audited)).toBe(RATE_REQUESTS);
+      console.info(
+        `[fleet] rate limit: ${allowed}/${RATE_LIMIT_MAX} allowed (${((allowed / RATE_LIMIT_MAX - 1) * 100).toFixed(1)} %), ${limited} refused (429 RateLimited), ` +
+          `${RATE_REQUESTS} requests of one token in ${(elapsedMs / 1000).toFixed(1)} s over replicas ${audited.join('/')} (window ${RATE_LIMIT_WINDOW_MS / 1000} s)`,
+      );
+    }, 180_000);
+
+    it('a flood of new contexts across the replicas costs the fleet one KMS budget, not three', async () => {
+      const generatedBefore = await onEach((r) => kmsCalls(r, 'GenerateDataKey'), fleet.replicas);
+      const localKms = () => onEach((r) => metricOf(r, 'shared_limits_local_decisions_total', 'limit="kms"'), fleet.replicas);
+      const localBefore = await localKms();
+      // Below HAProxy's per-token rate: the replicas decide every one.
+      expect(KMS_FLOOD_CONTEXTS).toBeLessThan(TOKEN_RATE);
+      const outcomes = await concurrently(KMS_FLOOD_CONTEXTS, 8, (i) => encrypt(fleet.haproxy.baseUrl, TOKENS.kms, { tenant: `kms-flood-${i}` }));
+      const responses = outcomes.map(ok);
+      const served = responses.filter((r) => r.status === 200).length;
+      const overBudget = responses.filter((r) => r.status === 429 && r.body.code === 'KmsBudgetExceeded').length;
+      expect(served + overBudget).toBe(KMS_FLOOD_CONTEXTS);
+      const generated = (await onEach((r) => kmsCalls(r, 'GenerateDataKey'), fleet.replicas)).map((n, i) => n - generatedBefore[i]!);
+      console.info(
+        `[fleet] KMS budget: ${KMS_FLOOD_CONTEXTS} new contexts over 3 replicas: ${sum(generated)} GenerateDataKey (${generated.join('/')}) ` +
+          `for a budget of ${KMS_BUDGET_BURST} per ${KMS_BUDGET_BURST} s (per replica it would be ${3 * KMS_BUDGET_BURST}); ${served} served, ${overBudget} refused (429 KmsBudgetExceeded)`,
+      );
+      // Each served request fetched a new data key; every replica made some of the calls.
+      expect(sum(generated)).toBe(served);
+      for (const [i, calls] of generated.entries()) expect(calls, fleet.replicas[i]!.instanceId).toBeGreaterThan(0);
+      // Every budget decision was made in Redis (none per process on a slow answer).
+      expect(sum((await localKms()).map((n, i) => n - localBefore[i]!))).toBe(0);
+      // One budget for the fleet: per replica it would be three. Every KMS call a request causes is
+      // charged, so each replica's first key look-up for the principal (a DescribeKey) may take one
+      // (the DescribeKey metric also counts the readiness checks: not compared).
+      expect(sum(generated)).toBeLessThanOrEqual(KMS_BUDGET_BURST);
+      expect(sum(generated)).toBeGreaterThanOrEqual(KMS_BUDGET_BURST - fleet.replicas.length);
+    }, 180_000);
 
     it('each replica restarted in turn under steady load through HAProxy: no request lost', async () => {
       const outcomes: HttpOutcome[] = [];
@@ -306,14 +427,38 @@ describe('a fleet of three replicas behind HAProxy, with Redis', () => {
       console.info(`[fleet] rolling restart of 3 replicas: ${outcomes.length} requests, ${failed.length} failed`);
     }, 300_000);
 
-    it('Redis killed: requests are still served, an evict answers degraded naming the replicas it missed; Redis back: the fleet answers again', async () => {
+    it('Redis killed: requests are still served under per-process limits (shared_limits_fallback 1), an evict answers degraded naming the replicas it missed; Redis back: the fleet answers again, limits shared again', async () => {
       // The fleet is whole again after the restarts: replica-1 sees the three.
       await eventually('replica-1 sees three replicas', async () => {
         const view = ok(await admin(fleet.replicas[0]!, '/v1/admin/fleet'));
         return (view.body.replicas as unknown[]).length === 3 ? true : undefined;
       });
+      expect(await onEach((r) => metricOf(r, 'shared_limits_fallback'), fleet.replicas)).toEqual([0, 0, 0]);
+      const localBefore = await onEach((r) => metricOf(r, 'shared_limits_local_decisions_total'), fleet.replicas);
       await fleet.redis!.kill();
-      for (let i = 0; i < 10; i++) expect(ok(await encrypt(fleet.haproxy.baseUrl, TOKENS.app, { tenant: 'no-redis' })).status).toBe(200);
+      await eventually('every replica sees Redis gone', async () =>
+        (await onEach((r) => metricOf(r, 'redis_connected'), fleet.replicas)).every((v) => v === 0) ? true : undefined,
+      );
+      // Everything the policy allows is served, on each replica and through HAProxy, decided per process.
+      const during: HttpOutcome[] = [];
+      for (const replica of fleet.replicas) for (let i = 0; i < 5; i++) during.push(await encrypt(replica.baseUrl, TOKENS.app, { tenant: 'no-redis' }));
+      for (let i = 0; i < 10; i++) during.push(await encrypt(fleet.haproxy.baseUrl, TOKENS.app, { tenant: 'no-redis' }));
+      expect(during.map((o) => ok(o).status)).toEqual(during.map(() => 200));
+      const fallback = await onEach((r) => metricOf(r, 'shared_limits_fallback'), fleet.replicas);
+      expect(fallback).toEqual([1, 1, 1]);
+      const local = (await onEach((r) => metricOf(r, 'shared_limits_local_decisions_total'), fleet.replicas)).map((n, i) => n - localBefore[i]!);
+      for (const decisions of local) expect(decisions).toBeGreaterThan(0);
+      // The same flood of new contexts as with Redis, by another principal: each replica now spends its own budget.
+      const generatedBefore = await onEach((r) => kmsCalls(r, 'GenerateDataKey'), fleet.replicas);
+      const flood = (await concurrently(KMS_FLOOD_CONTEXTS, 8, (i) => encrypt(fleet.haproxy.baseUrl, TOKENS.kmsalone, { tenant: `kms-alone-${i}` }))).map(ok);
+      const generated = (await onEach((r) => kmsCalls(r, 'GenerateDataKey'), fleet.replicas)).map((n, i) => n - generatedBefore[i]!);
+      const floodServed = flood.filter((r) => r.status === 200).length;
+      expect(floodServed + flood.filter((r) => r.status === 429 && r.body.code === 'KmsBudgetExceeded').length).toBe(KMS_FLOOD_CONTEXTS);
+      expect(sum(generated)).toBe(floodServed);
+      for (const calls of generated) expect(calls).toBeLessThanOrEqual(KMS_BUDGET_BURST);
+      expect(sum(generated)).toBeGreaterThan(KMS_BUDGET_BURST);
+      // Authorization is not opened up.
+      expect(ok(await encrypt(fleet.haproxy.baseUrl, 'fleet-unknown-token-00000000', { tenant: 'no-redis' })).status).toBe(401);
       const evict = ok(await admin(fleet.replicas[0]!, '/v1/admin/cache/evict', { all: true }));
       expect(evict.status).toBe(200);
       const report = evict.body.fleet as FleetReport;
@@ -331,6 +476,17 @@ describe('a fleet of three replicas behind HAProxy, with Redis', () => {
         return r.degraded === undefined && r.missing.length === 0 && r.confirmed.length === 3 ? r : undefined;
       }, 60_000);
       expect(healed.expected).toEqual(['replica-1', 'replica-2', 'replica-3']);
+      // The limits are decided in Redis again: the next decision on each replica clears the gauge.
+      for (const replica of fleet.replicas) {
+        await eventually(`${replica.instanceId} deciding in Redis`, async () =>
+          ok(await encrypt(replica.baseUrl, TOKENS.app, { tenant: 'redis-back' })).status === 200 && (await metricOf(replica, 'shared_limits_fallback')) === 0 ? true : undefined,
+        );
+      }
+      console.info(
+        `[fleet] Redis killed: ${during.length}/${during.length} allowed requests served, shared_limits_fallback ${fallback.join('/')}, ` +
+          `per-process decisions ${local.join('/')}; KMS flood of ${KMS_FLOOD_CONTEXTS} new contexts: ${sum(generated)} GenerateDataKey (${generated.join('/')}) ` +
+          `for a budget of ${KMS_BUDGET_BURST} per replica; Redis back: shared_limits_fallback 0/0/0`,
+      );
     }, 180_000);
 
     it("every replica's audit file verifies, and audit:verify --replica accepts the set", async () => {

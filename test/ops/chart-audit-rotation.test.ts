@@ -3,8 +3,9 @@
  * run as the chart runs it (node, the script, its environment) beside the real service process
  * and without any signal to it: the sidecar renames the live file at its size limit, the service
  * follows its path and continues the chain in the new file, and `audit:verify --sort` accepts the
- * rotated set plus the live file as one log, every request's event in it. Pruning removes only
- * rotated files beyond the newest KEEP_ROTATED that are older than PRUNE_MIN_AGE_SECONDS.
+ * rotated set plus the live file as one log, every request's event in it. Pruning is off unless
+ * PRUNE_ROTATED=true (the chart's default is off): then it removes only rotated files beyond
+ * the newest KEEP_ROTATED that are older than PRUNE_MIN_AGE_SECONDS.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
@@ -99,7 +100,8 @@ describe('the chart audit-rotation sidecar', { timeout: 120_000 }, () => {
     expect(encrypts).toHaveLength(requests);
   });
 
-  it('prunes only rotated files beyond the newest KEEP_ROTATED that are older than PRUNE_MIN_AGE_SECONDS', async () => {
+  /** Five old rotated files of audit-p.log (the oldest just written), the live file, another pod's file. */
+  function rotatedSet() {
     const dir = tempDir();
     cleanup.push(() => dir.remove());
     const live = join(dir.path, 'audit-p.log');
@@ -113,8 +115,30 @@ describe('the chart audit-rotation sidecar', { timeout: 120_000 }, () => {
     utimesSync(join(dir.path, names[0]!), Date.now() / 1000, Date.now() / 1000);
     writeFileSync(live, 'live\n');
     writeFileSync(join(dir.path, 'audit-other.log-20261201000000'), 'another pod\n');
+    return { dir, live, names, all: readdirSync(dir.path).sort() };
+  }
 
-    const rotator = startRotator({ AUDIT_LOG: live, ROTATE_BYTES: '1000000', KEEP_ROTATED: '2', PRUNE_MIN_AGE_SECONDS: '600', CHECK_INTERVAL_SECONDS: '0.05' });
+  it('never deletes a rotated file unless PRUNE_ROTATED=true', async () => {
+    const { dir, live, all } = rotatedSet();
+    for (const prune of [undefined, 'false']) {
+      const rotator = startRotator({ AUDIT_LOG: live, ROTATE_BYTES: '1000000', KEEP_ROTATED: '0', PRUNE_MIN_AGE_SECONDS: '0', CHECK_INTERVAL_SECONDS: '0.05', ...(prune && { PRUNE_ROTATED: prune }) });
+      await waitFor(() => rotator.output().includes('"msg":"audit rotation started"'), 'the sidecar started');
+      expect(rotator.output()).toContain('"prune":false');
+      await sleep(500); // many checks
+      expect(rotator.output()).not.toContain('rotated audit log removed');
+      expect(readdirSync(dir.path).sort()).toEqual(all);
+      rotator.child.kill('SIGTERM');
+    }
+    // A value that is not a boolean stops the sidecar instead of guessing.
+    const wrong = startRotator({ AUDIT_LOG: live, ROTATE_BYTES: '1000000', PRUNE_ROTATED: 'yes' });
+    await waitFor(() => wrong.child.exitCode !== null, 'the sidecar refusing PRUNE_ROTATED=yes');
+    expect(wrong.child.exitCode).not.toBe(0);
+    expect(wrong.output()).toContain('PRUNE_ROTATED must be true or false');
+  });
+
+  it('with PRUNE_ROTATED=true, prunes only rotated files beyond the newest KEEP_ROTATED that are older than PRUNE_MIN_AGE_SECONDS', async () => {
+    const { dir, live, names } = rotatedSet();
+    const rotator = startRotator({ AUDIT_LOG: live, ROTATE_BYTES: '1000000', PRUNE_ROTATED: 'true', KEEP_ROTATED: '2', PRUNE_MIN_AGE_SECONDS: '600', CHECK_INTERVAL_SECONDS: '0.05' });
     await waitFor(() => (rotator.output().match(/rotated audit log removed/g) ?? []).length === 2, 'two removals');
     await sleep(300); // a few more checks: nothing else goes
     expect(readdirSync(dir.path).sort()).toEqual(['audit-other.log-20261201000000', 'audit-p.log', names[0]!, names[3]!, names[4]!].sort());

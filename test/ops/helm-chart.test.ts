@@ -299,7 +299,7 @@ describe('Helm chart, rendered with default values', () => {
       expect(deployment.spec.replicas).toBeUndefined();
     });
 
-    it('rotates the audit log in a native sidecar: the service image, the same hardening, the chart\'s script', () => {
+    it('rotates the audit log in a native sidecar: the service image, the same hardening, the chart\'s script, pruning off', () => {
       const rotation = pod.initContainers.find((c: any) => c.name === 'audit-rotation');
       expect(rotation.restartPolicy).toBe('Always');
       expect(rotation.image).toBe(container.image);
@@ -308,6 +308,8 @@ describe('Helm chart, rendered with default values', () => {
       const rotationEnv = new Map(rotation.env.map((e: any) => [e.name, e]));
       expect((rotationEnv.get('AUDIT_LOG') as any).value).toBe(env.get('AUDIT_LOG').value);
       expect((rotationEnv.get('POD_NAME') as any).valueFrom).toEqual(env.get('POD_NAME').valueFrom);
+      // Deleting audit records is opt-in: by default the sidecar never prunes a rotated file.
+      expect((rotationEnv.get('PRUNE_ROTATED') as any).value).toBe('false');
       const script = only(manifests, 'ConfigMap', `${RELEASE}-audit-rotation`).data!['rotate-audit.mjs'];
       expect(script).toBe(readFileSync(join(CHART, 'files/rotate-audit.mjs'), 'utf8'));
       expect(rotation.command).toEqual(['node', '/etc/envelope/rotation/rotate-audit.mjs']);

@@ -4,13 +4,14 @@
 // write or readiness check, continuing the hash chain in the new file (docs/AUDIT.md, "Rotation").
 // Never copy-and-truncate: events written in between would be lost.
 //
-// Pruning: beyond the newest KEEP_ROTATED rotated files, a rotated file is deleted once it is
-// PRUNE_MIN_AGE_SECONDS old (time since its last write): by then the shipper has read it, as
-// long as it keeps up. Without a shipper the pod's volume is the only copy, and it goes with
-// the pod anyway.
+// Pruning deletes audit records, so it is off unless PRUNE_ROTATED=true: then, beyond the
+// newest KEEP_ROTATED rotated files, a rotated file is deleted once it is PRUNE_MIN_AGE_SECONDS
+// old (time since its last write). Nothing here knows whether a shipper has sent it: turn it on
+// only with a shipper that keeps up. Off, rotated files stay until the pod and its volume go.
 //
-// Settings (environment): AUDIT_LOG (the live file), ROTATE_BYTES, KEEP_ROTATED,
-// PRUNE_MIN_AGE_SECONDS, CHECK_INTERVAL_SECONDS. Logs one JSON line per action on stdout.
+// Settings (environment): AUDIT_LOG (the live file), ROTATE_BYTES, PRUNE_ROTATED (true|false,
+// default false), KEEP_ROTATED, PRUNE_MIN_AGE_SECONDS, CHECK_INTERVAL_SECONDS. Logs one JSON
+// line per action on stdout.
 import { existsSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
@@ -29,8 +30,15 @@ function positiveNumber(name, fallback) {
   return value;
 }
 
+function flag(name) {
+  const value = setting(name, 'false');
+  if (value !== 'true' && value !== 'false') throw new Error(`${name} must be true or false`);
+  return value === 'true';
+}
+
 const live = setting('AUDIT_LOG');
 const rotateBytes = positiveNumber('ROTATE_BYTES');
+const prune = flag('PRUNE_ROTATED');
 const keep = positiveNumber('KEEP_ROTATED', '4');
 const pruneMinAgeMs = positiveNumber('PRUNE_MIN_AGE_SECONDS', '600') * 1000;
 const intervalMs = Math.max(positiveNumber('CHECK_INTERVAL_SECONDS', '10'), 0.05) * 1000;
@@ -79,13 +87,13 @@ function pruneOld() {
 function tick() {
   try {
     rotateIfDue();
-    pruneOld();
+    if (prune) pruneOld();
   } catch (error) {
     log({ msg: 'audit rotation failed', error: String(error?.message ?? error) });
   }
 }
 
-log({ msg: 'audit rotation started', file: live, rotateBytes, keep, pruneMinAgeSeconds: pruneMinAgeMs / 1000 });
+log({ msg: 'audit rotation started', file: live, rotateBytes, prune, ...(prune && { keep, pruneMinAgeSeconds: pruneMinAgeMs / 1000 }) });
 const timer = setInterval(tick, intervalMs);
 tick();
 for (const signal of ['SIGTERM', 'SIGINT']) {
