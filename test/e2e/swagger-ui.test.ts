@@ -210,7 +210,7 @@ describe('Swagger UI at /docs (Chromium)', () => {
             success: Number(Object.keys(operation.responses).filter((status) => /^2\d\d$/.test(status)).sort()[0]),
           })),
         );
-        expect(operations).toHaveLength(20);
+        expect(operations).toHaveLength(21);
 
         const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
         const page = await context.newPage();

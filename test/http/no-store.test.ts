@@ -79,8 +79,8 @@ function successfulRequest(path: string): { headers?: Record<string, string>; pa
 }
 
 describe('Cache-Control: no-store on /v1', () => {
-  it('covers the seventeen /v1 operations', () => {
-    expect(v1Operations).toHaveLength(17);
+  it('covers the eighteen /v1 operations', () => {
+    expect(v1Operations).toHaveLength(18);
   });
 
   it.each(v1Operations)('$name: on success', async ({ method, path }) => {

@@ -113,6 +113,8 @@ describe.skipIf(!available)('openssl enc files', () => {
     // Keys chosen to have a newline and a NUL inside, where OpenSSL cuts the password.
     for (const cut of [0x0a, 0x00]) {
       const key = randomBytes(32);
+      // No cut before byte 9 (a random key has one there about 7 times in 100).
+      for (let i = 0; i < 9; i++) if (key[i] === 0x0a || key[i] === 0x00) key[i] = 0x41;
       key[9] = cut;
       const keyFile = path('rawkey');
       writeFileSync(keyFile, key);
