@@ -22,7 +22,7 @@ import { REPO_ROOT, startService, tempDir, type ServiceProcess } from './helpers
 const VENV_SCRIPT = join(REPO_ROOT, 'scripts', 'test-venv.sh');
 const CLIENT = join(REPO_ROOT, 'test', 'ops', 'helpers', 'half_duplex_client.py');
 const MiB = 1024 * 1024;
-const SIZE = Number(process.env.STREAM_TEST_BYTES ?? (process.env.DEEP_TESTS ? 1024 * MiB : 256 * MiB));
+const SIZE = Number(process.env.STREAM_TEST_BYTES ?? (process.env.DEEP_TESTS === '1' ? 1024 * MiB : 256 * MiB));
 const runnable = spawnSync('python3', ['--version']).status === 0 || process.env.CI === 'true';
 if (!runnable) console.warn('[stream-half-duplex] python3 not found: SKIPPED');
 /** .tools/venv's python, with `requests` (scripts/test-venv.sh installs it when missing). */
