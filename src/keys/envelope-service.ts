@@ -112,13 +112,27 @@ export interface EvictionSelector {
   context?: EncryptionContext;
 }
 
+export interface EnvelopeOptions {
+  /**
+   * Read your writes without KMS: a data key encrypt generates or reuses is also offered to the
+   * decrypt cache (seedDecrypt below). Default true.
+   */
+  seedDecryptCache?: boolean;
+}
+
 export class EnvelopeService {
   private readonly failedUnwraps = new FailedUnwraps();
+  /** Each encrypt key's decrypt-cache partition, computed once per key. */
+  private readonly decryptPartitions = new WeakMap<CachedDataKey, string>();
+  private readonly seeding: boolean;
 
   constructor(
     private readonly provider: KeyProvider,
     private readonly caches: EnvelopeCaches,
-  ) {}
+    options: EnvelopeOptions = {},
+  ) {
+    this.seeding = options.seedDecryptCache ?? true;
+  }
 
   /** Encrypts to the text form (`ev1:` + base64url), as the JSON API carries it. */
   async encrypt(keyArn: string, plaintext: Buffer, context: EncryptionContext, aad: Buffer | undefined, trace: KmsTrace): Promise<EncryptResult> {
@@ -141,11 +155,14 @@ export class EnvelopeService {
         partition,
         plaintext.length,
         fetch,
-        (use) => ({
-          envelope: sealMessage(use.entry.plaintextKey, prefixOf(use.entry, context), plaintext, aad),
-          keyArn: use.entry.keyArn,
-          dataKey: report(use, trace),
-        }),
+        (use) => {
+          this.seedDecrypt(use.entry, context, trace);
+          return {
+            envelope: sealMessage(use.entry.plaintextKey, prefixOf(use.entry, context), plaintext, aad),
+            keyArn: use.entry.keyArn,
+            dataKey: report(use, trace),
+          };
+        },
         requesterOf(trace, 'GenerateDataKey'),
       ),
     );
@@ -165,6 +182,7 @@ export class EnvelopeService {
         bytes,
         fetch,
         (use) => {
+          this.seedDecrypt(use.entry, context, trace);
           const messageId = newMessageId();
           const material = deriveStreamKeyMaterial(use.entry.plaintextKey, messageId);
           try {
@@ -200,6 +218,25 @@ export class EnvelopeService {
         requesterOf(trace, 'Decrypt'),
       ),
     );
+  }
+
+  /**
+   * Offers an encrypt key to the decrypt cache, under the partition a decrypt of what it seals
+   * looks up (key ARN, wrapped key, context): a decrypt of what was just written then needs no
+   * KMS Decrypt. The decrypt cache keeps its own copy under its own limits, aged from the key's
+   * creation and charged to this request's owner; a decrypt is still authorized on its own
+   * (the caller needs decrypt on that key and context), and only a ciphertext carrying this
+   * exact wrapped key and context finds the entry. Called inside the cache's synchronous use,
+   * so the key is alive.
+   */
+  private seedDecrypt(entry: CachedDataKey, context: EncryptionContext, trace: KmsTrace): void {
+    if (!this.seeding) return;
+    let partition = this.decryptPartitions.get(entry);
+    if (partition === undefined) {
+      partition = unwrapPartition({ keyArn: entry.keyArn, wrappedKey: entry.wrappedKey, context });
+      this.decryptPartitions.set(entry, partition);
+    }
+    this.caches.decrypt.seed(partition, entry, trace.owner);
   }
 
   /** The cache's fetch for a stored key block: KMS Decrypt, a refusal remembered (failed-unwraps.ts). */
