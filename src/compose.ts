@@ -198,7 +198,7 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
   metrics.trackCacheSize('encrypt', () => caches.encrypt.size);
   metrics.trackCacheSize('decrypt', () => caches.decrypt.size);
 
-  const envelope = new EnvelopeService(kms, caches, config.KEY_SET_PARTIAL_MAX_AGE_MS);
+  const envelope = new EnvelopeService(kms, caches, { seedDecryptCache: config.CACHE_SEED_DECRYPT, partialMaxAgeMs: config.KEY_SET_PARTIAL_MAX_AGE_MS });
   // Shared look-ups (a known key's refresh, the alias list) wait in a queue of their own,
   // billed to no principal, so no principal's paced queue delays them.
   const lookups = new KmsQueue({ concurrency: config.KMS_LOOKUP_CONCURRENCY, pacePerSecond: config.KMS_LOOKUP_PACE_PER_SECOND });

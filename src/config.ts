@@ -78,6 +78,9 @@ export const ConfigSchema = Type.Object({
   // Per cache, the share each tenant (or principal without one) keeps whatever others fetch
   // (keys/data-key-cache.ts); keep tenants x share within 100.
   CACHE_MIN_SHARE_PERCENT: Type.Integer({ minimum: 0, maximum: 100, default: 5 }),
+  // Read your writes without KMS: a data key encrypt generates or reuses is also cached for
+  // decrypt (keys/envelope-service.ts seedDecrypt), under the decrypt cache's own limits.
+  CACHE_SEED_DECRYPT: Type.Boolean({ default: true }),
   AUDIT_LOG: Type.String({ minLength: 1, default: '.data/audit.log' }),
   // Signed audit checkpoints (src/audit/checkpointer.ts, docs/AUDIT.md). The key: with aws, an
   // asymmetric SIGN_VERIFY key (unset: no checkpoints, logged as an error at start); with local,
@@ -274,6 +277,7 @@ function describeAccepted(schema: Record<string, unknown> | undefined): string {
     return `one of ${(schema.anyOf as { const: string }[]).map((option) => option.const).join(', ')}`;
   }
   if (typeof schema.const === 'string') return `exactly ${schema.const}`;
+  if (schema.type === 'boolean') return 'true or false';
   if (schema.type === 'integer') return `an integer from ${String(schema.minimum)} to ${String(schema.maximum)}`;
   if (typeof schema.pattern === 'string') return `a string matching ${schema.pattern}`;
   return 'a non-empty string';

@@ -4,6 +4,9 @@
  * - Spread: N encrypt requests of 1 KiB over 10 contexts (request i uses context i mod 10),
  *   `concurrency` at a time, with CACHE_MAX_MESSAGES (maxMessagesEncrypted) = N / 10.
  * - Burst: 200 concurrent cold encrypt requests on one new context.
+ * - Read back: N encrypt-then-decrypt pairs over the same 10 contexts (each pair decrypts what
+ *   its encrypt just wrote), with CACHE_SEED_DECRYPT off and on: the KMS Decrypt calls reading
+ *   your writes costs.
  *
  * Ours: the service over HTTP (KMS_PROVIDER=aws against local-kms); calls counted from its
  * /metrics (kms_requests_total, every operation). Theirs: the AWS Encryption SDK in-process, a
@@ -19,7 +22,7 @@ import type { KmsCase } from '../lib/results.js';
 import { SUITE_0478, cachingManager, countingKmsKeyring, sdk } from '../lib/sdk.js';
 import { postJson, startService, withServer } from '../lib/services.js';
 
-export const KMS_CASE_IDS = ['kms.spread.ours', 'kms.spread.sdk', 'kms.burst.ours', 'kms.burst.sdk'] as const;
+export const KMS_CASE_IDS = ['kms.spread.ours', 'kms.spread.sdk', 'kms.burst.ours', 'kms.burst.sdk', 'kms.readback.off', 'kms.readback.on'] as const;
 
 export async function runKmsEconomyCases(ctx: RunContext): Promise<void> {
   if (!wants(ctx, 'kms')) return;
@@ -69,6 +72,32 @@ export async function runKmsEconomyCases(ctx: RunContext): Promise<void> {
       });
     },
   );
+
+  // ---- ours, read back: encrypt then decrypt, with and without seeding the decrypt cache ----
+  for (const seed of [false, true]) {
+    await withServer(
+      startService(ctx, `service-kms-readback-${seed ? 'on' : 'off'}`, 'local-kms', {
+        env: { CACHE_MAX_MESSAGES: String(s.kmsCacheMaxMessages), CACHE_SEED_DECRYPT: String(seed) },
+      }),
+      async ({ server, auth }) => {
+        const bodies = Array.from({ length: s.kmsContexts }, (_, i) => JSON.stringify({ plaintext: plaintext.toString('base64'), context: contextOf(i) }));
+        const before = await kmsCalls(server.url);
+        await pool(s.kmsSpreadRequests, s.kmsSpreadConcurrency, async (i) => {
+          const { ciphertext } = await postJson<{ ciphertext: string }>(`${server.url}/v1/encrypt`, bodies[i % s.kmsContexts]!, auth);
+          await postJson(`${server.url}/v1/decrypt`, JSON.stringify({ ciphertext }), auth);
+        });
+        const after = await kmsCalls(server.url);
+        record(ctx, `kms.readback.${seed ? 'on' : 'off'}`, {
+          ...base,
+          label: `this service: ${s.kmsSpreadRequests} encrypt-then-decrypt pairs over ${s.kmsContexts} contexts, CACHE_SEED_DECRYPT=${seed}`,
+          requests: s.kmsSpreadRequests,
+          concurrency: s.kmsSpreadConcurrency,
+          kmsCalls: diff(before, after),
+          how: 'HTTP, /metrics kms_requests_total',
+        });
+      },
+    );
+  }
 
   // ---- theirs, in-process ----
   const limits = { ...DEFAULT_CACHE_LIMITS, maxMessages: s.kmsCacheMaxMessages };

@@ -20,6 +20,8 @@
  *   --neighbour-rounds <n>                   case 6's rounds (full run: 5)
  *   --neighbour-env KEY=VALUE,...            case 6's service settings over the defaults, e.g.
  *                                            KMS_PACE_PER_SECOND=100000 to see what the pace does
+ *   --servers built|source                   the server children from the tsc build, as production
+ *                                            runs (default; smoke: source), or the source through tsx
  *   --service-node <path> --service-node-flags a,b   run the service children on that node
  *                                            binary (e.g. the image's Node 24), with those flags
  */
@@ -57,6 +59,11 @@ export async function run(args: string[]): Promise<number> {
     settings.serviceNodeVersion = execFileSync(settings.serviceNode, ['--version'], { encoding: 'utf8' }).trim();
   }
   if (list('--service-node-flags')) settings.serviceNodeFlags = list('--service-node-flags')!;
+  const servers = value('--servers');
+  if (servers !== undefined) {
+    if (servers !== 'built' && servers !== 'source') throw new Error(`--servers takes built or source, not ${servers}`);
+    settings.servers = servers;
+  }
   const neighbourEnv = list('--neighbour-env');
   if (neighbourEnv) {
     settings.neighbourEnv = {};

@@ -229,6 +229,18 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
       lines.push(`| ${label} | ${show(ours)} | ${show(theirs)} |`);
     }
     lines.push('');
+    const [off, on] = [kms(results, 'kms.readback.off'), kms(results, 'kms.readback.on')];
+    if (off && on) {
+      const decrypts = (c: KmsCase) => `**${c.kmsCalls.Decrypt ?? 0} Decrypt**, ${c.generateDataKeyCalls} GenerateDataKey`;
+      lines.push(
+        `Read your writes: ${s.kmsSpreadRequests.toLocaleString('en-US')} encrypt-then-decrypt pairs over ${s.kmsContexts} contexts, ${s.kmsSpreadConcurrency} at a time:`,
+        '',
+        '| CACHE_SEED_DECRYPT=false | CACHE_SEED_DECRYPT=true (default) |',
+        '|---|---|',
+        `| ${decrypts(off)} | ${decrypts(on)} |`,
+        '',
+      );
+    }
   }
 
   lines.push(

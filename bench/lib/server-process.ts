@@ -1,5 +1,6 @@
 /**
- * The one way the bench starts a server: a child process (node --import tsx bench/servers/*.ts),
+ * The one way the bench starts a server: a child process (node on the tsc build of
+ * bench/servers/*.ts, server-build.ts; or the source through tsx),
  * so the server's CPU is not the load generator's. Output goes to a log file (the service logs JSON lines, as in production);
  * readiness and the port come over the IPC channel.
  */
@@ -8,6 +9,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ReadyMessage } from '../servers/common.js';
 import { REPO_ROOT } from './constants.js';
+import { builtServer } from './server-build.js';
 
 export interface ServerProcess {
   readonly name: string;
@@ -26,6 +28,8 @@ export interface StartServerOptions {
   workDir: string;
   /** Run with `node --cpu-prof` and write the .cpuprofiles (one per thread) here on exit. */
   cpuProfileDir?: string;
+  /** Run the tsc build of the script (server-build.ts) instead of the source through tsx. */
+  built?: boolean;
   /** Another node binary than the runner's, and flags before the script. */
   nodeBinary?: string;
   nodeFlags?: string[];
@@ -45,9 +49,7 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
     // carry the thread id, so the main thread's profile is not overwritten (see mainThreadProfile).
     ...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : []),
     ...(options.nodeFlags ?? []),
-    '--import',
-    'tsx',
-    join(REPO_ROOT, 'bench', 'servers', options.script),
+    ...(options.built ? [builtServer(options.script)] : ['--import', 'tsx', join(REPO_ROOT, 'bench', 'servers', options.script)]),
   ];
   const child = spawn(options.nodeBinary ?? process.execPath, nodeArgs, {
     cwd: REPO_ROOT,

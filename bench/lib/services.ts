@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_DEV_TOKEN, BENCH_POLICY_FILE, BENCH_TOKEN } from './constants.js';
 import type { LocalKms, RunContext } from './context.js';
+import { ensureServersBuilt } from './server-build.js';
 import { mainThreadProfile, startServer, type ServerProcess } from './server-process.js';
 
 /** The layer variants of case 5 (and `full`, case 1's (c)). */
@@ -147,11 +148,14 @@ async function start(
   ctx.log(`  starting ${name}${profile ? ' (with --cpu-prof)' : ''}`);
   const profileDir = join(ctx.profileDir, name);
   if (profile) mkdirSync(profileDir, { recursive: true });
+  const built = ctx.settings.servers === 'built';
+  if (built) ensureServersBuilt(ctx.log);
   const server = await startServer({
     name,
     script,
     env,
     workDir: ctx.workDir,
+    built,
     ...(node.binary ? { nodeBinary: node.binary } : {}),
     ...(node.flags ? { nodeFlags: node.flags } : {}),
     ...(profile ? { cpuProfileDir: profileDir } : {}),

@@ -32,6 +32,8 @@ export interface Settings {
    */
   serviceNode?: string;
   serviceNodeVersion?: string;
+  /** The server children: the tsc build, as production runs (server-build.ts), or the source through tsx. */
+  servers: 'built' | 'source';
   serviceNodeFlags?: string[];
 }
 
@@ -51,6 +53,7 @@ export const FULL: Settings = {
   kmsSpreadConcurrency: 32,
   burstRequests: 200,
   neighbourRounds: 5,
+  servers: 'built',
 };
 
 export const SMOKE: Settings = {
@@ -70,4 +73,6 @@ export const SMOKE: Settings = {
   kmsSpreadConcurrency: 32,
   burstRequests: 200,
   neighbourRounds: 1,
+  // The smoke run checks that every case produces numbers: no build step for it.
+  servers: 'source',
 };

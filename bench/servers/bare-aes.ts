@@ -17,9 +17,27 @@ const key = Buffer.from(BARE_AES_KEY_HEX, 'hex');
 const IV = 12;
 const TAG = 16;
 
+/**
+ * IVs come from a pool of CSPRNG output refilled 4 KiB at a time, as the service takes its
+ * own (src/format/message-crypto.ts) and as any service at this rate would: one randomFillSync
+ * per request costs more than the 1 KiB seal itself.
+ */
+const IV_POOL = Buffer.allocUnsafeSlow(4096);
+let ivPoolAt = IV_POOL.length;
+
+function randomIv(target: Buffer): Buffer {
+  if (ivPoolAt + IV > IV_POOL.length) {
+    randomFillSync(IV_POOL);
+    ivPoolAt = 0;
+  }
+  IV_POOL.copy(target, 0, ivPoolAt, ivPoolAt + IV);
+  ivPoolAt += IV;
+  return target;
+}
+
 function seal(plaintext: Buffer): Buffer {
   const out = Buffer.allocUnsafe(IV + plaintext.length + TAG);
-  const iv = randomFillSync(out.subarray(0, IV));
+  const iv = randomIv(out.subarray(0, IV));
   const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG });
   let at = IV + cipher.update(plaintext).copy(out, IV);
   cipher.final();

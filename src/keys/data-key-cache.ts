@@ -118,6 +118,9 @@ export class CachedDataKey {
   }
 }
 
+/** What seed() copies from a live key of another cache. */
+export type SeedKey = Pick<CachedDataKey, 'keyArn' | 'plaintextKey' | 'wrappedKey' | 'kmsRequestId' | 'createdAt' | 'destroyed'>;
+
 /** A stable, non-secret name for a data key: the first 128 bits of SHA-256(wrapped key). */
 export function dataKeyIdOf(wrappedKey: Buffer): string {
   return createHash('sha256').update(wrappedKey).digest('hex').slice(0, 32);
@@ -248,6 +251,24 @@ export class DataKeyCache {
     return entry !== undefined && !entry.destroyed;
   }
 
+  /**
+   * Caches a copy of a key obtained elsewhere (the encrypt side's), as if this cache had
+   * fetched it: under this cache's own limits and capacity, owned and charged to `owner`, aged
+   * from the source's creation (when KMS produced it). The caller's buffer stays the caller's; this cache
+   * zeroes its own copy. Nothing happens when the partition is already cached or being
+   * fetched, or when the key is already past this cache's age limit. No KMS call, no hit or
+   * miss counted; returns whether the key was taken.
+   */
+  seed(partition: string, source: SeedKey, owner: string): boolean {
+    if (source.destroyed || this.entries.has(partition) || this.inFlight.has(partition)) return false;
+    if (this.now() - source.createdAt >= this.limits.maxAgeMs) return false;
+    const plaintextKey = Buffer.alloc(source.plaintextKey.length);
+    source.plaintextKey.copy(plaintextKey);
+    const entry = new CachedDataKey(source.keyArn, plaintextKey, Buffer.from(source.wrappedKey), source.kmsRequestId, source.createdAt, owner);
+    this.store(partition, entry);
+    return true;
+  }
+
   /** Removes every entry, zeroing every key (shutdown). */
   clear(): void {
     this.entries.clear();
@@ -318,7 +339,10 @@ export class DataKeyCache {
       // Never loop without progress; lru-cache's own bound (max) still holds if this stops.
       if (victim === undefined || !this.evictOldest(victim) || this.entries.size >= before) break;
     }
-    this.entries.set(partition, entry, entry.maxAgeMs === undefined ? undefined : { ttl: Math.min(entry.maxAgeMs, this.limits.maxAgeMs) });
+    // The purge timer counts from the key's creation, not from this set (a seeded key is older);
+    // a key set's key missing some keys has a shorter age limit of its own.
+    const maxAgeMs = entry.maxAgeMs === undefined ? this.limits.maxAgeMs : Math.min(entry.maxAgeMs, this.limits.maxAgeMs);
+    this.entries.set(partition, entry, { ttl: Math.max(1, maxAgeMs - (this.now() - entry.createdAt)) });
     const own = this.byOwner.get(entry.owner) ?? new Map<string, CachedDataKey>();
     own.set(partition, entry);
     this.byOwner.set(entry.owner, own);

@@ -130,15 +130,31 @@ export interface EvictionSelector {
   context?: EncryptionContext;
 }
 
+export interface EnvelopeOptions {
+  /**
+   * Read your writes without KMS: a data key encrypt generates or reuses is also offered to the
+   * decrypt cache (seedDecrypt below). Default true.
+   */
+  seedDecryptCache?: boolean;
+  /** How long a key set's data key missing some keys may be cached (KEY_SET_PARTIAL_MAX_AGE_MS). */
+  partialMaxAgeMs?: number;
+}
+
 export class EnvelopeService {
   private readonly failedUnwraps = new FailedUnwraps();
+  /** Each encrypt key's decrypt-cache partition, computed once per key. */
+  private readonly decryptPartitions = new WeakMap<CachedDataKey, string>();
+  private readonly seeding: boolean;
+  private readonly partialMaxAgeMs: number;
 
   constructor(
     private readonly provider: KeyProvider,
     private readonly caches: EnvelopeCaches,
-    /** How long a key set's data key missing some keys may be cached (KEY_SET_PARTIAL_MAX_AGE_MS). */
-    private readonly partialMaxAgeMs = 10_000,
-  ) {}
+    options: EnvelopeOptions = {},
+  ) {
+    this.seeding = options.seedDecryptCache ?? true;
+    this.partialMaxAgeMs = options.partialMaxAgeMs ?? 10_000;
+  }
 
   /**
    * Encrypts under a key set: its data key (cached, with every wrapped key) seals the message
@@ -202,11 +218,14 @@ export class EnvelopeService {
         partition,
         plaintext.length,
         fetch,
-        (use) => ({
-          envelope: sealMessage(use.entry.plaintextKey, prefixOf(use.entry, context), plaintext, aad),
-          keyArn: use.entry.keyArn,
-          dataKey: report(use, trace),
-        }),
+        (use) => {
+          this.seedDecrypt(use.entry, context, trace);
+          return {
+            envelope: sealMessage(use.entry.plaintextKey, prefixOf(use.entry, context), plaintext, aad),
+            keyArn: use.entry.keyArn,
+            dataKey: report(use, trace),
+          };
+        },
         requesterOf(trace, 'GenerateDataKey'),
       ),
     );
@@ -225,7 +244,10 @@ export class EnvelopeService {
         partition,
         bytes,
         fetch,
-        (use) => sealingStream(use, context, { keyArn: use.entry.keyArn, wrappedKey: use.entry.wrappedKey }, use.entry.keyArn, trace),
+        (use) => {
+          this.seedDecrypt(use.entry, context, trace);
+          return sealingStream(use, context, { keyArn: use.entry.keyArn, wrappedKey: use.entry.wrappedKey }, use.entry.keyArn, trace);
+        },
         requesterOf(trace, 'GenerateDataKey'),
       ),
     );
@@ -248,6 +270,25 @@ export class EnvelopeService {
         requesterOf(trace, 'Decrypt'),
       ),
     );
+  }
+
+  /**
+   * Offers an encrypt key to the decrypt cache, under the partition a decrypt of what it seals
+   * looks up (key ARN, wrapped key, context): a decrypt of what was just written then needs no
+   * KMS Decrypt. The decrypt cache keeps its own copy under its own limits, aged from the key's
+   * creation and charged to this request's owner; a decrypt is still authorized on its own
+   * (the caller needs decrypt on that key and context), and only a ciphertext carrying this
+   * exact wrapped key and context finds the entry. Called inside the cache's synchronous use,
+   * so the key is alive.
+   */
+  private seedDecrypt(entry: CachedDataKey, context: EncryptionContext, trace: KmsTrace): void {
+    if (!this.seeding) return;
+    let partition = this.decryptPartitions.get(entry);
+    if (partition === undefined) {
+      partition = unwrapPartition({ keyArn: entry.keyArn, wrappedKey: entry.wrappedKey, context });
+      this.decryptPartitions.set(entry, partition);
+    }
+    this.caches.decrypt.seed(partition, entry, trace.owner);
   }
 
   /** The cache's fetch for a stored key block: KMS Decrypt, a refusal remembered (failed-unwraps.ts). */

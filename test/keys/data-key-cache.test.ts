@@ -301,3 +301,108 @@ describe('data-key cache shares and expired entries', () => {
     expect(issued[0]!.every((byte) => byte === 0)).toBe(true);
   }, 5_000);
 });
+
+/**
+ * seed(): a key the encrypt side obtained, offered to the decrypt cache (read your writes
+ * without KMS). It lives there under the decrypt cache's own limits and owner accounting, as a
+ * copy the decrypt cache zeroes itself.
+ */
+describe('data-key cache: seeded keys', () => {
+  function decryptCache(limits: Partial<CacheLimits> = {}) {
+    let time = 1_000_000;
+    const recorder = new Recorder();
+    const cache = new DataKeyCache('decrypt', { maxAgeMs: 60_000, maxMessages: 1_000, maxBytes: 1 << 30, capacity: 100, ...limits }, recorder, () => time);
+    let fetches = 0;
+    const fetch = async (): Promise<DataKeyMaterial> => {
+      fetches++;
+      return { keyArn: 'arn:key', plaintextKey: randomBytes(32), wrappedKey: randomBytes(64), requestId: `decrypt-${fetches}` };
+    };
+    /** The source as the encrypt cache holds it, created `ageMs` ago. */
+    const source = (ageMs = 0) => ({
+      keyArn: 'arn:key',
+      plaintextKey: randomBytes(32),
+      wrappedKey: randomBytes(64),
+      kmsRequestId: 'generate-1',
+      createdAt: time - ageMs,
+      destroyed: false,
+    });
+    /** A decrypt on `partition`: the key buffer it was served (the cache's own), and how. */
+    const decrypt = (partition: string, owner = 'reader') =>
+      cache.use(partition, 0, fetch, (key) => ({ key: key.entry.plaintextKey, bytes: Buffer.from(key.entry.plaintextKey), hit: key.cacheHit, request: key.entry.kmsRequestId }), {
+        owner,
+        charge: () => {},
+        inTurn: (send) => send(),
+      });
+    return { cache, recorder, source, decrypt, fetches: () => fetches, advance: (ms: number) => (time += ms) };
+  }
+
+  it('serves a decrypt with no KMS call, from its own copy of the key (the source zeroed does not touch it)', async () => {
+    const { cache, source, decrypt, fetches } = decryptCache();
+    const key = source();
+    const original = Buffer.from(key.plaintextKey);
+    expect(cache.seed('p', key, 'writer')).toBe(true);
+    key.plaintextKey.fill(0);
+    const served = await decrypt('p');
+    expect(fetches()).toBe(0);
+    expect(served.hit).toBe(true);
+    expect(served.bytes.equals(original)).toBe(true);
+    expect(served.key).not.toBe(key.plaintextKey);
+    expect(served.request).toBe('generate-1');
+  });
+
+  it('takes nothing over a cached entry, and nothing destroyed', async () => {
+    const { cache, source, decrypt } = decryptCache();
+    const first = await decrypt('p');
+    expect(cache.seed('p', source(), 'writer')).toBe(false);
+    expect((await decrypt('p')).bytes.equals(first.bytes)).toBe(true);
+    expect(cache.seed('q', { ...source(), destroyed: true }, 'writer')).toBe(false);
+    expect(cache.size).toBe(1);
+  });
+
+  it('age: counted from when KMS produced the key, not from the seed; then the copy is zeroed and a decrypt calls KMS', async () => {
+    const { cache, source, decrypt, fetches, advance, recorder } = decryptCache({ maxAgeMs: 60_000 });
+    expect(cache.seed('expired', source(60_000), 'writer')).toBe(false);
+    expect(cache.seed('p', source(50_000), 'writer')).toBe(true);
+    const served = await decrypt('p');
+    expect(fetches()).toBe(0);
+    advance(10_000);
+    await decrypt('p');
+    expect(fetches()).toBe(1);
+    expect(served.key.every((byte) => byte === 0)).toBe(true);
+    expect(recorder.evictions).toEqual(['age']);
+  });
+
+  it('use: a seeded key serves decrypts past the encrypt cap (the decrypt cache counts no messages)', async () => {
+    const { cache, source, decrypt, fetches } = decryptCache({ maxMessages: 2 });
+    cache.seed('p', source(), 'writer');
+    for (let i = 0; i < 5; i++) expect((await decrypt('p')).hit).toBe(true);
+    expect(fetches()).toBe(0);
+  });
+
+  it("capacity and owners: a writer's seeds are charged to the writer and evict only its own keys (zeroed)", async () => {
+    const { cache, source, decrypt, recorder } = decryptCache({ capacity: 4, minShare: 2 });
+    const others = [await decrypt('r1', 'reader'), await decrypt('r2', 'reader')];
+    const seeded: Buffer[] = [];
+    for (let i = 0; i < 6; i++) {
+      expect(cache.seed(`w${i}`, source(), 'writer')).toBe(true);
+      seeded.push((await decrypt(`w${i}`, 'writer')).key);
+    }
+    expect(cache.size).toBe(4);
+    const owners = cache.view().map((entry) => [entry.partition, entry.owner]);
+    expect(owners).toEqual(expect.arrayContaining([['r1', 'reader'], ['r2', 'reader'], ['w4', 'writer'], ['w5', 'writer']]));
+    for (const other of others) expect(other.key.some((byte) => byte !== 0)).toBe(true);
+    for (const key of seeded.slice(0, 4)) expect(key.every((byte) => byte === 0)).toBe(true);
+    expect(recorder.evictions).toEqual(['capacity', 'capacity', 'capacity', 'capacity']);
+  });
+
+  it('evictWhere and clear() zero seeded copies', async () => {
+    const { cache, source, decrypt } = decryptCache();
+    cache.seed('a', source(), 'writer');
+    cache.seed('b', source(), 'writer');
+    const [a, b] = [(await decrypt('a')).key, (await decrypt('b')).key];
+    expect(cache.evictWhere((partition) => partition === 'a')).toBe(1);
+    expect(a.every((byte) => byte === 0)).toBe(true);
+    cache.clear();
+    expect(b.every((byte) => byte === 0)).toBe(true);
+  });
+});

@@ -36,7 +36,10 @@ describe('admin operations', () => {
     const encryptCache = outcome.value.caches.find((cache) => cache.kind === 'encrypt')!;
     expect(encryptCache.entries).toBe(1);
     expect(encryptCache.principals).toEqual([expect.objectContaining({ principal: 'api-key:billing', entries: 1 })]);
-    expect(outcome.facts).toMatchObject({ ruleId: 'auditor-admin', responseElements: { cachedKeys: 1 } });
+    // The decrypt cache holds the copy encrypt offered it (CACHE_SEED_DECRYPT), under the same owner.
+    const decryptCache = outcome.value.caches.find((cache) => cache.kind === 'decrypt')!;
+    expect(decryptCache.principals).toEqual([expect.objectContaining({ principal: 'api-key:billing', entries: 1 })]);
+    expect(outcome.facts).toMatchObject({ ruleId: 'auditor-admin', responseElements: { cachedKeys: 2 } });
   });
 
   it('denied without an admin grant: 403, the reason names the principal and the admin operation', async () => {

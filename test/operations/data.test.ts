@@ -113,6 +113,8 @@ describe('decrypt', () => {
 
   it('the second decrypt of the same ciphertext is a cache hit: no second KMS Decrypt', async () => {
     const ciphertext = await sealed('alias/archive');
+    // As if written elsewhere: drop the copy encrypt offered to the decrypt cache.
+    t.service.caches.decrypt.clear();
     const before = t.kmsCalls.Decrypt ?? 0;
     const first = await decrypt(t.service.operations, await t.caller('token-billing'), { ciphertext, expectedContext: undefined, aad: undefined });
     const second = await decrypt(t.service.operations, await t.caller('token-billing'), { ciphertext, expectedContext: undefined, aad: undefined });
