@@ -139,7 +139,9 @@ function exitOf(child: ChildProcess): Promise<Exit> {
   if (child.exitCode !== null || child.signalCode !== null) {
     return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   }
-  return new Promise((done) => child.once('exit', (code, signal) => done({ code, signal })));
+  // 'close', not 'exit': 'exit' can come before the last of stdout and stderr has been read, and
+  // a test that reads the process's message after its exit would then find it empty.
+  return new Promise((done) => child.once('close', (code, signal) => done({ code, signal })));
 }
 
 /** A temp directory for a keystore and an audit log; remove() deletes it. */
