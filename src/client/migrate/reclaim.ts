@@ -1,10 +1,11 @@
 /**
  * Keeps a long migration's memory flat. Every chunk of a stream passes through several fresh
  * Buffers (read, deciphered, sealed, read back, opened) that die at once but are outside V8's
- * heap: V8 collects them only after about 64 MiB of such memory has piled up, so a 1 GiB file
- * would hold that much garbage at its peak. A full collection every `everyBytes` (a few ms
- * against a heap of a few MiB) frees them long before. When the runtime does not let `gc` be
- * exposed, nothing is done and memory is V8's default.
+ * heap: V8 collects them only once enough such memory has piled up, and for a long stream that
+ * peak is the command's memory growth. A full collection every `everyBytes` (cheap: the heap
+ * itself stays small) frees them long before (the figures: docs/BENCHMARKS.md, envelope
+ * migrate). When the runtime does not let `gc` be exposed, nothing is done and memory is V8's
+ * default.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
