@@ -85,14 +85,18 @@ export async function buildApp(service: Service): Promise<FastifyInstance> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorate('services', { envelope, metrics, readiness, circuit });
-  app.addHook('onRequest', async (request, reply) => {
+  // Hooks with nothing to await take Fastify's `done` callback: an async hook costs a promise and a
+  // microtask per request for nothing.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    done();
   });
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     metrics.httpDuration.observe(
       { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
+    done();
   });
   app.addHook('onClose', async () => service.stop());
 

@@ -88,9 +88,9 @@ export function registerShedAfterAuthentication(scope: FastifyInstance, refusals
       },
     };
   });
-  scope.addHook('onRequest', async (request) => {
-    if ((request as MaybeShed)[shedMark] !== true) return;
+  scope.addHook('onRequest', (request, _reply, done) => {
+    if ((request as MaybeShed)[shedMark] !== true) return done();
     refusals.note(request, OVERLOADED.code);
-    throw new ProblemError(OVERLOADED.status, OVERLOADED.code, OVERLOADED.detail, OVERLOADED.retryAfterSeconds);
+    done(new ProblemError(OVERLOADED.status, OVERLOADED.code, OVERLOADED.detail, OVERLOADED.retryAfterSeconds));
   });
 }

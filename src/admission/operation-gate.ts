@@ -29,14 +29,14 @@ const OPERATIONS_OF: Partial<Record<ApiEventName, readonly Operation[]>> = {
 
 /** Registered after authentication, before anything reads the body. */
 export function registerOperationGate(scope: FastifyInstance): void {
-  scope.addHook('onRequest', async (request) => {
+  scope.addHook('onRequest', (request, _reply, done) => {
     const { principal, policy } = request;
     const eventName = request.routeOptions.config.eventName;
     const operations = eventName === undefined ? undefined : OPERATIONS_OF[eventName as ApiEventName];
-    if (!principal || !policy || !operations) return;
-    if (operations.some((operation) => policy.mayEverAllow(principal, operation))) return;
+    if (!principal || !policy || !operations) return done();
+    if (operations.some((operation) => policy.mayEverAllow(principal, operation))) return done();
     const reason = `no rule grants ${operations.map((operation) => `"${operation}"`).join(' or ')} to "${principal.id}"`;
     if (request.audit) request.audit.denyReason = reason;
-    throw new AccessDeniedError(reason);
+    done(new AccessDeniedError(reason));
   });
 }

@@ -9,6 +9,11 @@
  *
  * So one principal with many slow uploads holds at most its share, and all principals together
  * at most the budget, whatever the in-flight cap allows.
+ *
+ * A body with a Content-Length is charged whole when its headers arrive: Node's parser frames
+ * the body by that length, so it is exactly what will be buffered, and a refusal comes before
+ * any byte is read. Only a chunked body (no length) is counted chunk by chunk, through a
+ * Transform: a stream per request that a declared body does not need to pay for.
  */
 import { Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -61,7 +66,15 @@ export class RequestBufferBudget {
 
   /** Counts the bodies of every route of `scope` (a scope whose routes buffer their bodies). */
   register(scope: FastifyInstance, refusals: RefusalSummaries): void {
-    scope.addHook('preParsing', async (request, reply, payload) => this.counted(request, reply, payload, refusals));
+    scope.addHook('preParsing', (request, reply, payload, done) => {
+      let counted: Readable;
+      try {
+        counted = this.counted(request, reply, payload, refusals);
+      } catch (error) {
+        return done(error as Error);
+      }
+      done(null, counted);
+    });
   }
 
   private counted(request: FastifyRequest, reply: FastifyReply, payload: Readable, refusals: RefusalSummaries): Readable {
@@ -78,6 +91,23 @@ export class RequestBufferBudget {
       this.give(key, held);
       held = 0;
     };
+    const refuse = (over: 'principal' | 'process'): BufferRefusal => {
+      const refusal =
+        over === 'principal'
+          ? new BufferRefusal(429, 'TooMuchBuffered', "this principal's request bodies being received exceed its share (REQUEST_BUFFER_MAX_BYTES_PER_PRINCIPAL)", 1)
+          : new BufferRefusal(429, 'BufferFull', 'the request bodies being received exceed the service budget (REQUEST_BUFFER_MAX_BYTES)', 1);
+      refusals.note(request, refusal.code);
+      // The rest of the body is not read: the connection goes once the answer is sent.
+      reply.header('connection', 'close');
+      return refusal;
+    };
+    if (Number.isSafeInteger(declared) && declared >= 0 && request.headers['transfer-encoding'] === undefined) {
+      const over = this.take(key, declared);
+      if (over !== undefined) throw refuse(over);
+      held = declared;
+      reply.raw.once('close', release);
+      return payload;
+    }
     reply.raw.once('close', release);
     const counter = new Transform({
       transform: (chunk: Buffer, _encoding, next) => {
@@ -90,14 +120,7 @@ export class RequestBufferBudget {
         // What was buffered is dropped with the request's body reader: give it back now.
         release();
         payload.unpipe(counter);
-        const refusal =
-          over === 'principal'
-            ? new BufferRefusal(429, 'TooMuchBuffered', "this principal's request bodies being received exceed its share (REQUEST_BUFFER_MAX_BYTES_PER_PRINCIPAL)", 1)
-            : new BufferRefusal(429, 'BufferFull', 'the request bodies being received exceed the service budget (REQUEST_BUFFER_MAX_BYTES)', 1);
-        refusals.note(request, refusal.code);
-        // The rest of the body is not read: the connection goes once the answer is sent.
-        reply.header('connection', 'close');
-        next(refusal);
+        next(refuse(over));
       },
     });
     payload.once('error', (error) => counter.destroy(error));

@@ -44,8 +44,9 @@ export interface AuditTrailDeps {
 export function registerAuditTrail(scope: FastifyInstance, deps: AuditTrailDeps): void {
   scope.decorateRequest('audit', undefined);
 
-  scope.addHook('onRequest', async (request) => {
+  scope.addHook('onRequest', (request, _reply, done) => {
     request.audit = {};
+    done();
   });
 
   scope.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {

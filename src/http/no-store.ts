@@ -9,8 +9,8 @@ import type { FastifyInstance } from 'fastify';
 const API_PREFIX = '/v1/';
 
 export function registerNoStore(app: FastifyInstance): void {
-  app.addHook('onSend', async (request, reply, payload) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     if (request.url.startsWith(API_PREFIX) || request.url === '/v1') reply.header('cache-control', 'no-store');
-    return payload;
+    done(null, payload);
   });
 }

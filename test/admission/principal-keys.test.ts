@@ -140,9 +140,9 @@ describe('the same id under two authentication methods shares nothing', () => {
       upload.write('{"plaintext":');
       uploads.push(upload);
     }
-    // All three are in, each past the cap and holding its slot while its body trickles (13
-    // bytes each counted as buffered). Probing before that could take a slot from an upload.
-    await until(async () => /request_buffer_bytes 39\b/.test(await metric('request_buffer_bytes')));
+    // All three are in, each past the cap and holding its slot while its body trickles (its
+    // declared 1000 bytes charged as buffered). Probing before that could take a slot from an upload.
+    await until(async () => /request_buffer_bytes 3000\b/.test(await metric('request_buffer_bytes')));
     // The JWT's cap is full: its next request is refused...
     expect((await encrypt(asJwt(), 'more')).code).toBe('TooManyInFlight');
     // ...and the API key of the same name is not.

@@ -1,6 +1,7 @@
 /**
  * Request bodies are a memory budget (REQUEST_BUFFER_MAX_BYTES_PER_PRINCIPAL,
- * REQUEST_BUFFER_MAX_BYTES): bytes are counted as they arrive, and once a principal's share or
+ * REQUEST_BUFFER_MAX_BYTES): a declared body is charged whole when its headers arrive, a chunked
+ * one as its bytes arrive, and once a principal's share or
  * the process's whole budget is used, the request whose next chunk would go over is refused with
  * 429 at once, even if its upload never finishes. Refusals are audited: the first of each kind
  * per principal and window as its own event, the rest in one RefusalsSummarized event.
@@ -165,6 +166,39 @@ describe('REQUEST_BUFFER_MAX_BYTES_PER_PRINCIPAL', () => {
       request.flushHeaders();
     }), 5_000);
     expect(answer).toMatchObject({ status: 413, code: 'PayloadTooLarge' });
+  });
+
+  it('charges a declared body whole when its headers arrive: the next one over the share is refused before any byte, and the share comes back when they close', async () => {
+    const base = await start();
+    /** A binary upload that declares `bytes` and sends only its headers. */
+    const declared = (bytes: number): { request: ClientRequest; answer: Promise<Answer> } => {
+      const request = httpRequest(`${base}/v1/encrypt/binary`, {
+        method: 'POST',
+        agent: false,
+        headers: { authorization: 'Bearer token-flooder', 'content-type': 'application/octet-stream', 'content-length': String(bytes), 'x-envelope-context': 'purpose=flood' },
+      });
+      request.on('error', () => undefined);
+      opened.push(request);
+      const answer = new Promise<Answer>((done) => {
+        request.on('response', (response) => {
+          let body = '';
+          response.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+          response.on('end', () => done({ status: response.statusCode ?? 0, code: (JSON.parse(body) as { code: string }).code, headers: response.headers }));
+        });
+      });
+      request.flushHeaders();
+      return { request, answer };
+    };
+    const held = [declared(MiB), declared(MiB)];
+    await serviceHolds(2 * MiB);
+    const over = declared(1);
+    expect(await within(over.answer, 5_000)).toMatchObject({ status: 429, code: 'TooMuchBuffered', headers: { connection: 'close' } });
+    for (const one of held) one.request.destroy();
+    await serviceHolds(0);
+    const after = upload(base, '/v1/encrypt/binary', 'token-flooder', 16 * KiB);
+    await after.written;
+    after.finish();
+    expect((await within(after.answer, 5_000)) as Answer).toMatchObject({ status: 200 });
   });
 
   it('summarizes repeated refusals of one principal in one RefusalsSummarized event per window', async () => {
