@@ -52,7 +52,7 @@ export interface AppLoggerOptions {
   destination?: DestinationStream;
 }
 
-export function createAppLogger(config: Pick<Config, 'LOG_LEVEL'>, options: AppLoggerOptions = {}): Logger {
+export function createAppLogger(config: Pick<Config, 'LOG_LEVEL'> & Partial<Pick<Config, 'AUDIT_LOG'>>, options: AppLoggerOptions = {}): Logger {
   const pretty = !options.destination && (options.pretty ?? process.stdout.isTTY) && hasPinoPretty();
   const settings: LoggerOptions = {
     level: config.LOG_LEVEL,
@@ -71,8 +71,9 @@ export function createAppLogger(config: Pick<Config, 'LOG_LEVEL'>, options: AppL
   // one synchronous write(2) per line, costs every request a system call for its access line.
   // pino flushes what is still queued when the process exits (a crash included; SIGKILL loses
   // at most the lines of one write). The audit log does not go through here: it has its own
-  // synchronous group commit (src/audit/).
-  return pino(settings, pino.destination({ dest: 1, sync: false }));
+  // synchronous group commit (src/audit/), except with AUDIT_LOG=stdout: then both write to the
+  // same descriptor, and only synchronous writes from the one thread keep their lines whole.
+  return pino(settings, pino.destination({ dest: 1, sync: config.AUDIT_LOG === 'stdout' }));
 }
 
 const NO_TRACE = {};

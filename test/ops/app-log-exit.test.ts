@@ -6,7 +6,9 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { createAppLogger } from '../../src/logging.js';
 
 const LOGGING = fileURLToPath(new URL('../../src/logging.ts', import.meta.url));
 const LINES = 2_000;
@@ -34,4 +36,13 @@ describe('the app log on stdout', () => {
     expect(lines).toHaveLength(LINES);
     expect(lines.map((line) => (JSON.parse(line) as { n: number }).n)).toEqual([...Array(LINES).keys()]);
   }, 30_000);
+});
+
+describe('the app log beside an audit log on stdout', () => {
+  it('writes synchronously when AUDIT_LOG=stdout, so the two logs never split each other\'s lines', () => {
+    const streamOf = (auditLog: string) =>
+      (createAppLogger({ LOG_LEVEL: 'info', AUDIT_LOG: auditLog }, { pretty: false }) as unknown as Record<symbol, { sync: boolean }>)[pino.symbols.streamSym]!;
+    expect(streamOf('stdout').sync).toBe(true);
+    expect(streamOf('/var/log/envelope/audit.log').sync).toBe(false);
+  });
 });
