@@ -8,7 +8,7 @@
  * normalize away), and the writer hashes the buffer it is about to write: no re-parse, one
  * SHA-256 per event.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** previousHash of the first line of a chain. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -16,7 +16,8 @@ export const GENESIS_HASH = '0'.repeat(64);
 const HASH_PATTERN = /^[0-9a-f]{64}$/;
 
 export function hashLine(lineBytes: Uint8Array): string {
-  return createHash('sha256').update(lineBytes).digest('hex');
+  // One-shot crypto.hash: a Hash object per line costs several times the digest itself.
+  return hash('sha256', lineBytes, 'hex');
 }
 
 /** Where the next event goes: its sequence and the hash it must point back to. */

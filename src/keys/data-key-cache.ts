@@ -25,7 +25,7 @@
  * that the entry is still alive. An `await` between the check and the use would let another
  * request evict (and zero) the key in between.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 
 export type CacheKind = 'encrypt' | 'decrypt';
@@ -123,7 +123,7 @@ export type SeedKey = Pick<CachedDataKey, 'keyArn' | 'plaintextKey' | 'wrappedKe
 
 /** A stable, non-secret name for a data key: the first 128 bits of SHA-256(wrapped key). */
 export function dataKeyIdOf(wrappedKey: Buffer): string {
-  return createHash('sha256').update(wrappedKey).digest('hex').slice(0, 32);
+  return hash('sha256', wrappedKey, 'hex').slice(0, 32);
 }
 
 /** One live entry as the admin API sees it: counters only, never the key. */
