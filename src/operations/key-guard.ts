@@ -193,7 +193,7 @@ function traced(operation: Operation, context: EncryptionContext, decide: () => 
   return inSpan('authorize', () => ({ [ATTR.operation]: operation, ...contextShape(context) }), async (span) => {
     try {
       const granted = await decide();
-      span.setAttributes({ [ATTR.decision]: 'allow', [ATTR.ruleId]: granted.ruleId });
+      if (span.isRecording()) span.setAttributes({ [ATTR.decision]: 'allow', [ATTR.ruleId]: granted.ruleId });
       return granted;
     } catch (error) {
       if (error instanceof AccessDeniedError) span.setAttribute(ATTR.decision, 'deny');
