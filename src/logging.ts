@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { censorNamedFields } from './censor.js';
 import type { Config } from './config.js';
-import { activeTraceIds } from './telemetry/spans.js';
+import { activeTraceIds, spansEnabled } from './telemetry/spans.js';
 
 /** Field names censored wherever they appear one level into a log line (see censorLogFields). */
 export const SECRET_LOG_FIELDS = ['authorization', 'cookie', 'plaintext', 'plaintextKey', 'ciphertext', 'wrappedKey', 'token', 'aad'] as const;
@@ -59,9 +59,14 @@ export function createAppLogger(config: Pick<Config, 'LOG_LEVEL'> & Partial<Pick
     base: { service: 'envelope-service' },
     formatters: { log: censorLogFields },
     // The trace of the request a line is about, when tracing is on: from a log line to its trace.
-    mixin: traceFields,
-    // pino's default merge writes the line's fields into the mixin's object: NO_TRACE is shared.
-    mixinMergeStrategy: (line, trace) => (trace === NO_TRACE ? line : Object.assign(trace, line)),
+    // Tracing off (decided before any logger exists, src/tracing.ts): no mixin, no call per line.
+    ...(spansEnabled()
+      ? {
+          mixin: traceFields,
+          // pino's default merge writes the line's fields into the mixin's object: NO_TRACE is shared.
+          mixinMergeStrategy: (line: object, trace: object) => (trace === NO_TRACE ? line : Object.assign(trace, line)),
+        }
+      : {}),
     ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } } : {}),
   };
   if (options.destination) return pino(settings, options.destination);

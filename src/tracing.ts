@@ -14,11 +14,13 @@
  * imports back.) @fastify/otel needs no patching: it registers itself on each Fastify instance
  * through Fastify's diagnostics channel.
  *
- * With tracing off nothing of the SDK is loaded; the service's own spans (src/telemetry/) go to
- * the API's no-op.
+ * With tracing off nothing of the SDK is loaded and the service's own spans (src/telemetry/)
+ * stay off: direct calls, no OpenTelemetry code on a request's path. They are switched on here,
+ * once the SDK has started.
  */
 import { createRequire } from 'node:module';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
+import { enableSpans } from './telemetry/spans.js';
 
 /** Routes never traced: probes and scrapes would fill the backend with nothing to follow. */
 const UNTRACED_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
@@ -76,5 +78,6 @@ function startTracing(): NodeSDK {
     ],
   });
   sdk.start();
+  enableSpans();
   return sdk;
 }

@@ -172,6 +172,7 @@ export const LAYER_VARIANTS: ServiceVariant[] = [
   'cache-off-local-kms',
   'tracing-all',
   'tracing-1pct',
+  'tracing-stripped',
 ];
 
 /**

@@ -25,6 +25,7 @@ const LAYERS: ServiceVariant[] = [
   'cache-off-local-kms',
   'tracing-all',
   'tracing-1pct',
+  'tracing-stripped',
 ];
 
 /** Writes docs/BENCHMARKS.md's results section and the charts; returns the files written. */

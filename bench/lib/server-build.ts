@@ -5,16 +5,25 @@
  * service does not pay. The build goes to `.bench-build/` in the repository (ignored), so
  * node_modules and package.json (`"type": "module"`, the version) resolve as they do from
  * `dist/`. Built once per bench process.
+ *
+ * A second directory, `.bench-build-stripped/`, is the same build with tracing compiled out:
+ * its src/telemetry/spans.js is bench/stripped/spans.ts's pass-through (no OpenTelemetry import
+ * at all), for the `tracing-stripped` layer variant.
  */
 import { execFileSync } from 'node:child_process';
+import { copyFileSync, cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from './constants.js';
 
 export const BUILD_DIR = join(REPO_ROOT, '.bench-build');
+/** A sibling of BUILD_DIR, so package.json and node_modules resolve from it as they do from BUILD_DIR. */
+export const STRIPPED_BUILD_DIR = join(REPO_ROOT, '.bench-build-stripped');
+
+export type BuildKind = 'standard' | 'stripped';
 
 let built = false;
 
-/** Compiles src/ and bench/servers/ (tsconfig.bench-build.json) unless done already in this process. */
+/** Compiles src/ and bench/servers/ (tsconfig.bench-build.json), and makes the stripped copy, unless done already in this process. */
 export function ensureServersBuilt(log: (message: string) => void = () => {}): void {
   if (built) return;
   log('  compiling the servers (tsc -p tsconfig.bench-build.json)');
@@ -22,10 +31,13 @@ export function ensureServersBuilt(log: (message: string) => void = () => {}): v
     cwd: REPO_ROOT,
     stdio: ['ignore', 'inherit', 'inherit'],
   });
+  rmSync(STRIPPED_BUILD_DIR, { recursive: true, force: true });
+  cpSync(BUILD_DIR, STRIPPED_BUILD_DIR, { recursive: true });
+  copyFileSync(join(BUILD_DIR, 'bench', 'stripped', 'spans.js'), join(STRIPPED_BUILD_DIR, 'src', 'telemetry', 'spans.js'));
   built = true;
 }
 
-/** The compiled script of `bench/servers/<script>` (e.g. service.ts). */
-export function builtServer(script: string): string {
-  return join(BUILD_DIR, 'bench', 'servers', script.replace(/\.ts$/, '.js'));
+/** The compiled script of `bench/servers/<script>` (e.g. service.ts), in the standard or the stripped build. */
+export function builtServer(script: string, kind: BuildKind = 'standard'): string {
+  return join(kind === 'stripped' ? STRIPPED_BUILD_DIR : BUILD_DIR, 'bench', 'servers', script.replace(/\.ts$/, '.js'));
 }

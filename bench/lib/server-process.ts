@@ -7,9 +7,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { ReadyMessage } from '../servers/common.js';
 import { REPO_ROOT } from './constants.js';
-import { builtServer } from './server-build.js';
+import { builtServer, type BuildKind } from './server-build.js';
 
 export interface ServerProcess {
   readonly name: string;
@@ -30,11 +31,16 @@ export interface StartServerOptions {
   cpuProfileDir?: string;
   /** Run the tsc build of the script (server-build.ts) instead of the source through tsx. */
   built?: boolean;
+  /** The standard service, or the one with tracing compiled out (server-build.ts; from source, bench/stripped/register.mjs). */
+  buildKind?: BuildKind;
   /** Another node binary than the runner's, and flags before the script. */
   nodeBinary?: string;
   nodeFlags?: string[];
   startTimeoutMs?: number;
 }
+
+/** From source, tracing is compiled out by a module hook instead of a second build. */
+const STRIPPED_SOURCE_HOOK = pathToFileURL(join(REPO_ROOT, 'bench', 'stripped', 'register.mjs')).href;
 
 const live = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -49,7 +55,9 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
     // carry the thread id, so the main thread's profile is not overwritten (see mainThreadProfile).
     ...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : []),
     ...(options.nodeFlags ?? []),
-    ...(options.built ? [builtServer(options.script)] : ['--import', 'tsx', join(REPO_ROOT, 'bench', 'servers', options.script)]),
+    ...(options.built
+      ? [builtServer(options.script, options.buildKind)]
+      : ['--import', 'tsx', ...(options.buildKind === 'stripped' ? ['--import', STRIPPED_SOURCE_HOOK] : []), join(REPO_ROOT, 'bench', 'servers', options.script)]),
   ];
   const child = spawn(options.nodeBinary ?? process.execPath, nodeArgs, {
     cwd: REPO_ROOT,

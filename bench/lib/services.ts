@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_DEV_TOKEN, BENCH_POLICY_FILE, BENCH_TOKEN } from './constants.js';
 import type { LocalKms, RunContext } from './context.js';
-import { ensureServersBuilt } from './server-build.js';
+import { ensureServersBuilt, type BuildKind } from './server-build.js';
 import { mainThreadProfile, startServer, type ServerProcess } from './server-process.js';
 
 /** The layer variants of case 5 (and `full`, case 1's (c)). */
@@ -23,7 +23,8 @@ export type ServiceVariant =
   | 'local-kms'
   | 'cache-off-local-kms'
   | 'tracing-all'
-  | 'tracing-1pct';
+  | 'tracing-1pct'
+  | 'tracing-stripped';
 
 export const VARIANT_LABELS: Record<ServiceVariant, string> = {
   full: 'everything on (local provider)',
@@ -37,6 +38,7 @@ export const VARIANT_LABELS: Record<ServiceVariant, string> = {
   'cache-off-local-kms': 'cache off (CACHE_MAX_MESSAGES=1), local-kms',
   'tracing-all': 'tracing on, every request sampled (OTLP to a local sink)',
   'tracing-1pct': 'tracing on, 1 % of requests sampled (OTLP to a local sink)',
+  'tracing-stripped': 'everything on, tracing compiled out (spans module a pass-through, no OpenTelemetry loaded)',
 };
 
 /** The tracing variants' sampling ratio (every other variant runs with tracing off). */
@@ -44,6 +46,11 @@ const TRACING_RATIO: Partial<Record<ServiceVariant, string>> = { 'tracing-all': 
 
 export function variantUsesTracing(variant: ServiceVariant): boolean {
   return TRACING_RATIO[variant] !== undefined;
+}
+
+/** The build a variant runs: `tracing-stripped` is `full` with tracing compiled out (server-build.ts). */
+export function variantBuild(variant: ServiceVariant): BuildKind {
+  return variant === 'tracing-stripped' ? 'stripped' : 'standard';
 }
 
 export function variantUsesLocalKms(variant: ServiceVariant): boolean {
@@ -128,7 +135,7 @@ export async function startService(
 ): Promise<RunningService> {
   const localKms = 'endpoint' in ctx.localKms ? ctx.localKms : undefined;
   const env = { ...serviceEnv(ctx, name, variant, localKms), ...(options.defaultLimits ? {} : LIMITS_OUT_OF_THE_WAY), ...options.env };
-  const server = await start(ctx, name, 'service.ts', env, { binary: ctx.settings.serviceNode, flags: ctx.settings.serviceNodeFlags });
+  const server = await start(ctx, name, 'service.ts', env, { binary: ctx.settings.serviceNode, flags: ctx.settings.serviceNodeFlags }, variantBuild(variant));
   const token = env.POLICY_FILE ? BENCH_TOKEN : BENCH_DEV_TOKEN;
   return { server, auth: { authorization: `Bearer ${token}` } };
 }
@@ -143,6 +150,7 @@ async function start(
   script: string,
   env: Record<string, string>,
   node: { binary?: string | undefined; flags?: string[] | undefined } = {},
+  buildKind: BuildKind = 'standard',
 ): Promise<ServerProcess> {
   const profile = ctx.profileServers.has(name);
   ctx.log(`  starting ${name}${profile ? ' (with --cpu-prof)' : ''}`);
@@ -156,6 +164,7 @@ async function start(
     env,
     workDir: ctx.workDir,
     built,
+    buildKind,
     ...(node.binary ? { nodeBinary: node.binary } : {}),
     ...(node.flags ? { nodeFlags: node.flags } : {}),
     ...(profile ? { cpuProfileDir: profileDir } : {}),

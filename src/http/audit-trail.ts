@@ -21,7 +21,7 @@ import type { AuditSink } from '../audit/sink.js';
 import { toAuditEvent, type AuditState } from './audit-event.js';
 import { StreamAudit, type StreamEventWriter } from './streams/stream-audit.js';
 import { prepareProblem } from './send-problem.js';
-import { ATTR, inSpan, traceIdsOf } from '../telemetry/spans.js';
+import { ATTR, inSpan, spansEnabled, traceIdsOf } from '../telemetry/spans.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -134,9 +134,10 @@ function streamWriter(request: FastifyRequest, deps: AuditTrailDeps): StreamEven
 /**
  * Writes the event in the audit write's span, and puts that span's trace and span ids in the
  * event (`additionalEventData.trace`): from an audit event to its trace, whose KMS spans carry
- * the request ids CloudTrail records. No ids when tracing is off (the no-op API has none).
+ * the request ids CloudTrail records. Tracing off: no span, no ids, the event written directly.
  */
 function writeTraced(deps: AuditTrailDeps, event: AuditEventInput): Promise<void> {
+  if (!spansEnabled()) return deps.audit.write(event);
   return inSpan('audit.write', { [ATTR.auditEventName]: event.eventName }, async (span) => {
     const ids = traceIdsOf(span);
     if (ids) event.additionalEventData.trace = ids;

@@ -44,8 +44,8 @@ export function registerAuthentication(scope: FastifyInstance, deps: Authenticat
     const snapshot = deps.policy.current;
     try {
       request.principal = await snapshot.authenticator.authenticate(request.headers.authorization);
-      // Who, never the credential (nor a hash of it).
-      span.setAttributes({ [ATTR.authMethod]: request.principal.authMethod, [ATTR.principalId]: request.principal.id, [ATTR.authOutcome]: 'authenticated' });
+      // Who, never the credential (nor a hash of it). Built only for a span that records it.
+      if (span.isRecording()) span.setAttributes({ [ATTR.authMethod]: request.principal.authMethod, [ATTR.principalId]: request.principal.id, [ATTR.authOutcome]: 'authenticated' });
     } catch (error) {
       if (error instanceof AuthenticationError) {
         const source = addressBucket(request.ip);

@@ -190,10 +190,10 @@ export class KeyGuard {
 
 /** The authorization's span: the operation, the context's keys (never its values), the verdict. */
 function traced(operation: Operation, context: EncryptionContext, decide: () => Promise<KeyAuthorization>): Promise<KeyAuthorization> {
-  return inSpan('authorize', { [ATTR.operation]: operation, ...contextShape(context) }, async (span) => {
+  return inSpan('authorize', () => ({ [ATTR.operation]: operation, ...contextShape(context) }), async (span) => {
     try {
       const granted = await decide();
-      span.setAttributes({ [ATTR.decision]: 'allow', [ATTR.ruleId]: granted.ruleId });
+      if (span.isRecording()) span.setAttributes({ [ATTR.decision]: 'allow', [ATTR.ruleId]: granted.ruleId });
       return granted;
     } catch (error) {
       if (error instanceof AccessDeniedError) span.setAttribute(ATTR.decision, 'deny');

@@ -21,6 +21,13 @@
  * A fault can be limited to some KMS operations (`only: ['GenerateDataKey']`): the others
  * pass through. Every request is recorded (operation and the fault it met) so a test can count
  * what reached "KMS", e.g. the SDK's retry attempts.
+ *
+ * `addRequestIds: true` is the one thing mocked on a forwarded answer: local-kms sends no
+ * `x-amzn-RequestId` header, real KMS always does (CloudTrail's `requestID` for the call), and
+ * the SDK reads `$metadata.requestId` from it. With the option the proxy adds a fresh UUID as
+ * that header to every answer that has none, and records it with the request, so a test can
+ * follow the id KMS "gave" into the service's spans and audit events instead of `unknown`.
+ * The answers it writes itself (the faults) carry one either way, as KMS's errors do.
  */
 import { randomUUID } from 'node:crypto';
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -44,6 +51,13 @@ export interface RecordedRequest {
   /** The fault this request met ('pass' when forwarded unchanged). */
   fault: FaultKind;
   at: number;
+  /** The x-amzn-RequestId the answer carried, when the proxy wrote or added it. */
+  requestId?: string;
+}
+
+export interface FaultProxyOptions {
+  /** Add an x-amzn-RequestId (a fresh UUID) to forwarded answers that have none (header comment). */
+  addRequestIds?: boolean;
 }
 
 export interface FaultProxy {
@@ -60,18 +74,19 @@ export interface FaultProxy {
 }
 
 /** The bodies KMS sends (JSON 1.1): `__type` and `message`. */
-function kmsError(res: ServerResponse, status: number, type: string, message: string): void {
+function kmsError(res: ServerResponse, record: RecordedRequest, status: number, type: string, message: string): void {
   const body = JSON.stringify({ __type: type, message });
+  record.requestId = randomUUID();
   res.writeHead(status, {
     'content-type': 'application/x-amz-json-1.1',
     'content-length': Buffer.byteLength(body),
     'x-amzn-errortype': type,
-    'x-amzn-requestid': randomUUID(),
+    'x-amzn-requestid': record.requestId,
   });
   res.end(body);
 }
 
-export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+export async function startFaultProxy(upstream: string, options: FaultProxyOptions = {}): Promise<FaultProxy> {
   const target = new URL(upstream);
   const upstreamAgent = new Agent({ keepAlive: true, maxSockets: 64 });
   const sockets = new Set<Socket>();
@@ -82,7 +97,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   let listening = false;
   let port = 0;
 
-  const forward = (req: IncomingMessage, res: ServerResponse, body: Buffer): void => {
+  const forward = (req: IncomingMessage, res: ServerResponse, body: Buffer, record: RecordedRequest): void => {
     const out = httpRequest(
       {
         host: target.hostname,
@@ -93,7 +108,10 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         agent: upstreamAgent,
       },
       (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        const headers = { ...answer.headers };
+        if (options.addRequestIds && headers['x-amzn-requestid'] === undefined) headers['x-amzn-requestid'] = randomUUID();
+        if (typeof headers['x-amzn-requestid'] === 'string') record.requestId = headers['x-amzn-requestid'];
+        res.writeHead(answer.statusCode ?? 502, headers);
         answer.pipe(res);
       },
     );
@@ -109,14 +127,15 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       const operation = String(req.headers['x-amz-target'] ?? '').replace(/^TrentService\./, '') || 'unknown';
       const applies = !only || only.has(operation);
       const active: Fault = applies ? fault : { kind: 'pass' };
-      requests.push({ operation, fault: active.kind, at: Date.now() });
+      const record: RecordedRequest = { operation, fault: active.kind, at: Date.now() };
+      requests.push(record);
       switch (active.kind) {
         case 'pass':
         case 'refuse': // a request that slipped in on a kept-alive socket before the switch
-          forward(req, res, body);
+          forward(req, res, body, record);
           return;
         case 'latency': {
-          const timer = setTimeout(() => forward(req, res, body), active.ms);
+          const timer = setTimeout(() => forward(req, res, body, record), active.ms);
           res.on('close', () => clearTimeout(timer));
           return;
         }
@@ -124,13 +143,13 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
           req.socket.resetAndDestroy();
           return;
         case 'http500':
-          kmsError(res, 500, 'KMSInternalException', 'injected internal failure');
+          kmsError(res, record, 500, 'KMSInternalException', 'injected internal failure');
           return;
         case 'throttle':
-          kmsError(res, 400, 'ThrottlingException', 'Rate exceeded');
+          kmsError(res, record, 400, 'ThrottlingException', 'Rate exceeded');
           return;
         case 'error':
-          kmsError(res, active.status, active.type, `injected ${active.type}`);
+          kmsError(res, record, active.status, active.type, `injected ${active.type}`);
           return;
         case 'blackhole':
           held.add(res);

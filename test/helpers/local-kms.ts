@@ -10,7 +10,8 @@
  * - PORT=0 makes it bind a free port, which it logs as "Local KMS started on 0.0.0.0:<port>";
  *   it always binds every interface, and we only ever talk to 127.0.0.1.
  * - It does not check SigV4 signatures, but the SDK still needs some credentials to sign.
- * - It sends no x-amzn-RequestId header, so `$metadata.requestId` is absent ('unknown').
+ * - It sends no x-amzn-RequestId header, so `$metadata.requestId` is absent ('unknown'); a test
+ *   that follows the id puts fault-proxy.ts's `addRequestIds` in front of it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';

@@ -50,7 +50,8 @@ export interface OperationsFixture extends TestService {
   adminCaller(token: string, fromLoopback?: boolean): Promise<AdminCaller>;
 }
 
-export async function buildOperationsFixture(kind: ProviderKind = 'local'): Promise<OperationsFixture> {
+/** `endpoint`: for 'aws', this KMS endpoint instead of the shared local-kms (e.g. a proxy in front of it). */
+export async function buildOperationsFixture(kind: ProviderKind = 'local', options: { endpoint?: string } = {}): Promise<OperationsFixture> {
   const policyDir = mkdtempSync(join(tmpdir(), 'envelope-ops-policy-'));
   const policyFile = join(policyDir, 'policy.yaml');
   writeFileSync(policyFile, POLICY);
@@ -58,6 +59,7 @@ export async function buildOperationsFixture(kind: ProviderKind = 'local'): Prom
   let local: LocalKeyProvider | undefined;
   const built = await buildTestService({
     provider: kind,
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
     policyFile,
     wrapProvider: (provider) => {
       if (provider instanceof LocalKeyProvider) local = provider;

@@ -7,8 +7,8 @@
  *   - the caller's trace is continued: every span is in its trace, the server span's parent is
  *     the caller's span;
  *   - the service's own spans, under the right parents: authenticate, authorize, the cache
- *     lookup (a miss), the KMS call with the request id the audit event records (the AWS SDK's
- *     span under it), the audit write;
+ *     lookup (a miss), the KMS call with the request id KMS gave, which the audit event and
+ *     the AWS SDK's span under it record too, the audit write;
  *   - the audit event names the trace and the audit write's span, the app log line the trace;
  *   - a stream has one span with its segment count, its ended event's audit write under it;
  *   - nothing forbidden anywhere in the trace's JSON: the plaintext (raw and base64), the data
@@ -16,9 +16,11 @@
  * And `OTEL_SDK_DISABLED=true` wins over a configured endpoint: nothing is exported, the audit
  * event has no trace ids.
  *
- * local-kms sends no request id header, so the SDK's `$metadata.requestId` is absent and the
- * provider records `unknown` (test/helpers/local-kms.ts): the test checks that the span and the
- * audit event carry the same id, which against AWS KMS is CloudTrail's `requestID`.
+ * The KMS request id, CloudTrail's `requestID`, is followed from KMS's answer to the span and
+ * the audit event. One thing is mocked for it, and only it: local-kms sends no
+ * `x-amzn-RequestId` header (real KMS always does), so the service's KMS calls go through
+ * test/helpers/fault-proxy.ts with `addRequestIds`, which adds a fresh UUID as that header to
+ * each local-kms answer and records it. The answers themselves are local-kms's.
  *
  * Without a jaeger binary (scripts/jaeger.sh install): skipped locally with a message, failed
  * when CI=true.
@@ -29,6 +31,7 @@ import { join } from 'node:path';
 import { DecryptCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCiphertext } from '../../src/format/format.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { fetchTrace, findJaegerBinary, parentOf, startJaeger, tagsOf, waitForTrace, type JaegerInstance, type JaegerSpan } from '../helpers/jaeger.js';
 import { LOCAL_KMS_CREDENTIALS, LOCAL_KMS_REGION, localKmsEndpoint } from '../helpers/local-kms.js';
 import { REPO_ROOT, startService, tempDir, type ServiceProcess } from './helpers/service-process.js';
@@ -117,12 +120,16 @@ describe('traces exported to Jaeger', () => {
 
   describe.runIf(runnable)('with a real Jaeger', () => {
     let jaeger: JaegerInstance;
+    /** local-kms behind a proxy that adds the request id header it lacks (header comment). */
+    let kmsWithRequestIds: FaultProxy;
 
     beforeAll(async () => {
       jaeger = await startJaeger(binary as string);
+      kmsWithRequestIds = await startFaultProxy(kmsEndpoint as string, { addRequestIds: true });
     }, 90_000);
 
     afterAll(async () => {
+      await kmsWithRequestIds?.close();
       await jaeger?.stop();
     });
 
@@ -132,11 +139,22 @@ describe('traces exported to Jaeger', () => {
       const plaintext = Buffer.from(`trace-test plaintext ${randomBytes(12).toString('hex')}`);
       const purpose = `purpose-${randomBytes(6).toString('hex')}`;
       const service = await startService(
-        serviceEnv(dir.path, { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint, OTEL_BSP_SCHEDULE_DELAY: '100', OTEL_TRACES_SAMPLER: 'parentbased_always_on' }),
+        serviceEnv(dir.path, {
+          KMS_ENDPOINT: kmsWithRequestIds.endpoint,
+          OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint,
+          OTEL_BSP_SCHEDULE_DELAY: '100',
+          OTEL_TRACES_SAMPLER: 'parentbased_always_on',
+        }),
         60_000,
       );
       try {
+        kmsWithRequestIds.clearRecord();
         const ciphertext = await encrypt(service, caller.header, plaintext, purpose);
+        // The encrypt's one GenerateDataKey, and the request id KMS (the proxy) gave it.
+        const generated = kmsWithRequestIds.requests.filter((request) => request.operation === 'GenerateDataKey');
+        expect(generated).toHaveLength(1);
+        const kmsRequestId = generated[0]?.requestId as string;
+        expect(kmsRequestId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
         const trace = await waitForTrace(jaeger.queryUrl, caller.traceId, [
           'POST /v1/encrypt',
           'authenticate',
@@ -177,17 +195,31 @@ describe('traces exported to Jaeger', () => {
           'envelope.context.key_count': 1,
         });
         expect(tagsOf(named('datakey.cache'))).toMatchObject({ 'envelope.cache.kind': 'encrypt', 'envelope.cache.result': 'miss' });
+        // The KMS call carries the request id KMS gave it, as does the AWS SDK's span under it.
         const kms = named('kms.GenerateDataKey');
         expect(parentName(kms)).toBe('datakey.cache');
+        expect(tagsOf(kms)).toMatchObject({ 'aws.request_id': kmsRequestId, 'envelope.kms.outcome': 'ok' });
         expect(parentName(named('KMS.GenerateDataKey'))).toBe('kms.GenerateDataKey');
-        expect(tagsOf(named('KMS.GenerateDataKey'))).toMatchObject({ 'rpc.system': 'aws-api', 'rpc.method': 'GenerateDataKey' });
+        expect(tagsOf(named('KMS.GenerateDataKey'))).toMatchObject({ 'rpc.system': 'aws-api', 'rpc.method': 'GenerateDataKey', 'aws.request.id': kmsRequestId });
+        // So does every KMS call of the request (the key's alias resolution too, on a fresh
+        // service): each span's id is the one KMS gave that operation.
+        const sent = new Map(kmsWithRequestIds.requests.map((request) => [request.requestId, request.operation]));
+        const kmsSpans = spans.filter((span) => span.operationName.startsWith('kms.')).sort((a, b) => a.startTime - b.startTime);
+        for (const span of kmsSpans) {
+          const operation = span.operationName.slice('kms.'.length);
+          const id = tagsOf(span)['aws.request_id'] as string;
+          expect(sent.get(id), `${span.operationName}: aws.request_id ${id}`).toBe(operation);
+          const sdkSpans = spans.filter((child) => parentOf(child) === span.spanID);
+          expect(sdkSpans.map((child) => [child.operationName, tagsOf(child)['aws.request.id']])).toEqual([[`KMS.${operation}`, id]]);
+        }
 
         // The audit event points to the trace (and to the audit write's span), and carries the
-        // KMS request id the KMS span carries.
+        // same KMS request ids, in call order: from the event to CloudTrail, and to the KMS spans.
         const event = auditEvents(dir.path).find((line) => line.eventName === 'Encrypt');
         console.log(`[tracing] its audit event: ${JSON.stringify(event)}`);
         expect(event?.additionalEventData.trace).toEqual({ traceId: caller.traceId, spanId: named('audit.write').spanID, sampled: true });
-        expect(event?.additionalEventData.kmsRequestIds).toEqual([tagsOf(kms)['aws.request_id']]);
+        expect(event?.additionalEventData.kmsRequestIds).toEqual(kmsSpans.map((span) => tagsOf(span)['aws.request_id']));
+        expect(event?.additionalEventData.kmsRequestIds).toContain(kmsRequestId);
         const access = service.logRecords().find((line) => line.msg === 'request completed' && (line.req as { url?: string } | undefined)?.url === '/v1/encrypt');
         expect(access?.traceId).toBe(caller.traceId);
 
