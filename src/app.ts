@@ -120,7 +120,7 @@ export async function buildApp(service: Service): Promise<FastifyInstance> {
   });
   // preClose: before the server waits for open requests, which held ones would otherwise delay.
   app.addHook('preClose', async () => holds.releaseAll());
-  await app.register(async (v1) => {
+  await app.register(async function v1Routes(v1) {
     registerAuditTrail(v1, { audit: service.audit, metrics });
     registerRefusalHold(v1, holds, (outcome) => metrics.refusalHolds.inc({ outcome }));
     registerAuthentication(v1, { policy: service.policy, authFailures, metrics, ...(service.shared.authFailures && { sharedAuthFailures: service.shared.authFailures }) });

@@ -57,7 +57,7 @@ const DecryptHeaders = Type.Object({
 const KEY_ID_RESPONSE_HEADER = { [KEY_ID_HEADER]: { type: 'string', description: 'ARN of the KMS key that wraps the data key.' } };
 
 export async function registerBinary(scope: FastifyInstance, deps: V1Deps): Promise<void> {
-  await scope.register(async (binary) => {
+  await scope.register(async function binaryRoutes(binary) {
     binary.removeAllContentTypeParsers();
     binary.addContentTypeParser(OCTET_STREAM, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
     binary.decorateRequest('plaintextToZero', undefined);

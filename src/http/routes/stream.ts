@@ -55,7 +55,7 @@ const MID_STREAM =
 export async function registerStream(scope: FastifyInstance, deps: V1Deps): Promise<void> {
   const maxBytes = deps.config.STREAM_MAX_BYTES;
   const transport = new StreamTransport(deps.config, scope.services?.metrics);
-  await scope.register(async (streams) => {
+  await scope.register(async function streamRoutes(streams) {
     transport.register(streams);
 
     streams.post(

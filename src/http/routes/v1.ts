@@ -40,7 +40,8 @@ export async function registerV1Routes(scope: FastifyInstance, deps: V1Deps): Pr
   registerOperationGate(scope);
   // Two buffering scopes around the streams (which never buffer a body) keep the routes' order.
   const buffering = (routes: (buffered: FastifyInstance) => Promise<void>) =>
-    scope.register(async (buffered) => {
+    // Named: Fastify names a plugin after its function, and a trace's handler span after the plugin.
+    scope.register(async function bufferedRoutes(buffered) {
       deps.buffers.budget.register(buffered, deps.buffers.refusals);
       await routes(buffered);
     });
