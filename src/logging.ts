@@ -71,13 +71,12 @@ export function createAppLogger(config: Pick<Config, 'LOG_LEVEL'> & Partial<Pick
   };
   if (options.destination) return pino(settings, options.destination);
   if (pretty) return pino(settings);
-  // Asynchronous writes to stdout: a line goes out at once when no write is in flight, and the
-  // lines that come while one is (a busy process) go out together in the next. pino's default,
-  // one synchronous write(2) per line, costs every request a system call for its access line.
-  // pino flushes what is still queued when the process exits (a crash included; SIGKILL loses
-  // at most the lines of one write). The audit log does not go through here: it has its own
-  // synchronous group commit (src/audit/), except with AUDIT_LOG=stdout: then both write to the
-  // same descriptor, and only synchronous writes from the one thread keep their lines whole.
+  // Asynchronous writes to stdout (pino's default for stdout, made explicit): a line goes out at
+  // once when no write is in flight, and the lines that come while one is go out together in
+  // the next. pino flushes what is still queued when the process exits (a crash included;
+  // SIGKILL loses at most the lines of one write). Synchronous with AUDIT_LOG=stdout: the audit
+  // log's own writes are synchronous (src/audit/), and two writers on one descriptor, one of
+  // them on libuv's thread pool, could split each other's lines in a pipe.
   return pino(settings, pino.destination({ dest: 1, sync: config.AUDIT_LOG === 'stdout' }));
 }
 
