@@ -150,7 +150,9 @@ export class SpoolBuffer extends Duplex {
   private spilling = false;
 
   constructor(private readonly spool: StreamSpool, private readonly principal: string) {
-    super({ readableHighWaterMark: READ_BYTES, writableHighWaterMark: READ_BYTES });
+    // Room for a whole segment with its tag (64 KiB + 16): at READ_BYTES, every write of one
+    // would report "full", and its writer would pause and resume once per segment.
+    super({ readableHighWaterMark: READ_BYTES, writableHighWaterMark: 2 * READ_BYTES });
   }
 
   /**
