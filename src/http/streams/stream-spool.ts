@@ -24,12 +24,14 @@ import { Duplex } from 'node:stream';
 const MEMORY_BYTES = 256 * 1024;
 /**
  * How long a write waits for its reader before it goes to disk. Longer than the pauses of a
- * reader that keeps up (a garbage collection, a TCP retransmission after a loss, at least
- * 200 ms on Linux), so such a reader is pushed back on, not spooled for; short enough that a
- * half-duplex client, whose reader is stalled for its whole upload, barely notices the one
- * wait before its upload goes on into the file, and far below STREAM_IDLE_TIMEOUT_MS.
+ * reader that keeps up: a garbage collection, a TCP retransmission after a loss (at least
+ * 200 ms on Linux), and the gaps of a slow reader, whose socket frees room (and so asks this
+ * buffer for more) only in bursts of about half the kernel's send buffer, a few MiB. Short
+ * enough that a half-duplex client, whose reader is stalled for its whole upload, barely
+ * notices the one wait before its upload goes on into the file. The spool never waits longer
+ * than a quarter of STREAM_IDLE_TIMEOUT_MS, so the wait cannot look like an idle stream.
  */
-const STALL_MS = 250;
+export const STALL_MS = 500;
 /** Bytes read back from the file at a time. */
 const READ_BYTES = 64 * 1024;
 const FILE_PREFIX = 'spool-';
@@ -39,6 +41,8 @@ export class SpoolQuotaError extends Error {
 }
 
 export interface SpoolLimits {
+  /** How long a write waits for a stalled reader before it goes to disk (default STALL_MS). */
+  stallMs?: number;
   /** The directory; undefined: a fresh one under os.tmpdir() (made when first needed), removed on close. */
   dir: string | undefined;
   maxBytes: number;
@@ -87,6 +91,11 @@ export class StreamSpool {
   close(): void {
     if (this.ownDir) rmSync(this.ownDir, { recursive: true, force: true });
     this.ownDir = undefined;
+  }
+
+  /** @internal */
+  get stallMs(): number {
+    return this.limits.stallMs ?? STALL_MS;
   }
 
   /** @internal */
@@ -145,6 +154,8 @@ export class SpoolBuffer extends Duplex {
   /** The reader's requests so far, and their number when the stall timer last looked. */
   private reads = 0;
   private readsSeen = 0;
+  /** Consecutive halves of the stall interval without a read while a write waited. */
+  private silentHalves = 0;
   private stallTimer: NodeJS.Timeout | undefined;
   /** The reader stalled with a write waiting: writes go to the file until it reads again. */
   private spilling = false;
@@ -235,13 +246,16 @@ export class SpoolBuffer extends Duplex {
   }
 
   /**
-   * Spills to the file when a write waits and the reader made no request for STALL_MS. The
-   * check runs after the event loop's pending I/O (setImmediate), so a stalled event loop,
-   * whose reads are still queued when the timer fires, is not taken for a stalled reader.
+   * Spills to the file when a write waits and the reader made no request for two halves of
+   * the stall interval in a row. Each half is judged after the event loop's pending I/O
+   * (setImmediate), and two are needed because after a pause of the whole process (a busy
+   * machine) the timer fires first, before the reads queued meanwhile have run: the second
+   * half sees them, so a paused process is not taken for a stalled reader.
    */
   private watchForStall(): void {
     if (this.stallTimer) return;
     this.readsSeen = this.reads;
+    this.silentHalves = 0;
     this.stallTimer = setTimeout(() => {
       setImmediate(() => {
         if (this.destroyed) return;
@@ -251,14 +265,16 @@ export class SpoolBuffer extends Duplex {
         }
         if (this.reads !== this.readsSeen) {
           this.readsSeen = this.reads;
-          this.stallTimer?.refresh();
+          this.silentHalves = 0;
+        } else if (++this.silentHalves >= 2) {
+          this.stallTimer = undefined;
+          this.spilling = true;
+          this.accept();
           return;
         }
-        this.stallTimer = undefined;
-        this.spilling = true;
-        this.accept();
+        this.stallTimer?.refresh();
       });
-    }, STALL_MS).unref();
+    }, this.spool.stallMs / 2).unref();
   }
 
   /** Gives the reader what it asked for: memory first, then the file, then the end. */
