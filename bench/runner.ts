@@ -223,6 +223,7 @@ export function evaluate(cases: Record<string, CaseResult>): { ratios: Record<st
     ratios[`large.${size}.c-binary/b-binary`] = ratio(mbps(cases, `large.enc.${size}.c-binary`), mbps(cases, `large.enc.${size}.b-binary`));
   }
   for (const size of ['small', 'large']) {
+    ratios[`stream.bare.${size}/node`] = ratio(mbps(cases, `stream.bare.${size}`), mbps(cases, `stream.node.${size}`));
     for (const op of ['enc', 'dec']) {
       ratios[`stream.${op}.${size}/bare`] = ratio(mbps(cases, `stream.${op}.${size}`), mbps(cases, `stream.bare.${size}`));
       ratios[`stream.${op}.${size}/raw`] = ratio(mbps(cases, `stream.${op}.${size}`), mbps(cases, `stream.raw.${size}`));
@@ -275,6 +276,13 @@ export function evaluate(cases: Record<string, CaseResult>): { ratios: Record<st
       ratios['stream.enc.large/bare'] ?? null,
       (v) => v >= 0.8,
       `decrypt: ${ratios['stream.dec.large/bare'] ?? 'n/a'}×; against raw AES-256-GCM in-process: encrypt ${ratios['stream.enc.large/raw'] ?? 'n/a'}×, decrypt ${ratios['stream.dec.large/raw'] ?? 'n/a'}×`,
+    ),
+    target(
+      'stream-bare-vs-node',
+      'the bare streaming route (Fastify, pipe back) vs a plain node:http server piping the body back, larger size, MB/s',
+      '>= 0.9',
+      ratios['stream.bare.large/node'] ?? null,
+      (v) => v >= 0.9,
     ),
     target(
       'stream-rss-growth',

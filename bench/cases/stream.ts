@@ -1,7 +1,8 @@
 /**
  * Case 7, streams: one large stream at a time through POST /v1/encrypt/stream and
  * /v1/decrypt/stream, against the bare streaming route (the same Fastify stack piping the body
- * back, no crypto: the transport's limit) and raw AES-256-GCM in-process over the same bytes,
+ * back, no crypto: the transport's limit), a plain node:http server piping the body back (the
+ * floor under Fastify) and raw AES-256-GCM in-process over the same bytes,
  * with the server's resident memory sampled during each transfer against its idle value.
  * Two sizes an order of magnitude apart show whether memory depends on the stream's size.
  */
@@ -40,7 +41,7 @@ export function streamSizes(mode: 'full' | 'smoke'): { key: string; bytes: numbe
 
 export function streamCaseIds(): string[] {
   const ids: string[] = [];
-  for (const size of streamSizes('smoke')) ids.push(`stream.bare.${size.key}`, `stream.enc.${size.key}`, `stream.dec.${size.key}`, `stream.raw.${size.key}`);
+  for (const size of streamSizes('smoke')) ids.push(`stream.node.${size.key}`, `stream.bare.${size.key}`, `stream.enc.${size.key}`, `stream.dec.${size.key}`, `stream.raw.${size.key}`);
   return ids;
 }
 
@@ -122,6 +123,7 @@ export async function runStreamCases(ctx: RunContext): Promise<void> {
   const sizes = streamSizes(ctx.settings.mode);
   const service = await startService(ctx, 'service-stream', 'full', { env: { REQUEST_TIMEOUT_MS: '600000', STREAM_MAX_BYTES: String(64 * 1024 * MiB) } });
   const bare = await startBare(ctx, 'bare-stream');
+  const nodePipe = await startBare(ctx, 'node-pipe');
   const headers = { ...service.auth, 'x-envelope-context': formatContextHeader(Object.entries(BENCH_CONTEXT)) };
   const record = (id: string, label: string, bytes: number, server: string, path: string, t: Transfer, idleRss: number) => {
     const result: StreamCase = {
@@ -141,10 +143,13 @@ export async function runStreamCases(ctx: RunContext): Promise<void> {
   };
   try {
     // Warm both servers (JIT, first data key) before idle memory is read.
+    await transfer(`${nodePipe.url}/stream`, {}, plaintextStream(8 * MiB), nodePipe.pid);
     await transfer(`${bare.url}/stream`, {}, plaintextStream(8 * MiB), bare.pid);
     await transfer(`${service.server.url}/v1/encrypt/stream`, headers, plaintextStream(8 * MiB), service.server.pid);
     for (const size of sizes) {
       const cipherFile = join(ctx.workDir, `stream-${size.key}.es2`);
+      const nodeIdle = rssBytes(nodePipe.pid);
+      record(`stream.node.${size.key}`, `plain node:http server (pipe back), ${size.label}`, size.bytes, 'node-pipe', '/stream', await transfer(`${nodePipe.url}/stream`, {}, plaintextStream(size.bytes), nodePipe.pid), nodeIdle);
       const bareIdle = rssBytes(bare.pid);
       record(`stream.bare.${size.key}`, `bare streaming route (pipe back), ${size.label}`, size.bytes, 'bare-stream', '/stream', await transfer(`${bare.url}/stream`, {}, plaintextStream(size.bytes), bare.pid), bareIdle);
       const encIdle = rssBytes(service.server.pid);
@@ -178,5 +183,6 @@ export async function runStreamCases(ctx: RunContext): Promise<void> {
   } finally {
     await service.server.stop();
     await bare.stop();
+    await nodePipe.stop();
   }
 }

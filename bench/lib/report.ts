@@ -113,21 +113,23 @@ function streamSection(results: BenchResults): string[] {
     '',
     'Chunked upload, the answer read as it comes; the server\'s RSS sampled every 25 ms during the stream against its value just before.',
     '',
-    '| case | MB/s | × bare route | × raw AES-GCM | seconds | idle RSS MiB | peak RSS MiB | growth MiB |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| case | MB/s | × node:http pipe | × bare route | × raw AES-GCM | seconds | idle RSS MiB | peak RSS MiB | growth MiB |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   let any = false;
   for (const size of ['small', 'large'] as const) {
     const raw = ops(results, `stream.raw.${size}`);
-    if (raw) lines.push(`| ${raw.label} | ${fmt(raw.mbPerSecond)} | | 1× | ${fmt(raw.meanUs / 1e6, 2)} | | | |`);
-    for (const who of ['bare', 'enc', 'dec'] as const) {
+    if (raw) lines.push(`| ${raw.label} | ${fmt(raw.mbPerSecond)} | | | 1× | ${fmt(raw.meanUs / 1e6, 2)} | | | |`);
+    for (const who of ['node', 'bare', 'enc', 'dec'] as const) {
       const c = stream(results, `stream.${who}.${size}`);
       if (!c) continue;
       any = true;
-      const label = who === 'bare' ? c.label : `**${c.label}**`;
-      const vsBare = who === 'bare' ? '1×' : ratio(r[`stream.${who}.${size}/bare`], 3);
-      const vsRaw = who === 'bare' ? '' : ratio(r[`stream.${who}.${size}/raw`], 3);
-      lines.push(`| ${label} | ${fmt(c.mbPerSecond)} | ${vsBare} | ${vsRaw} | ${fmt(c.seconds, 2)} | ${fmt(c.idleRssMiB, 1)} | ${fmt(c.peakRssMiB, 1)} | ${fmt(c.rssGrowthMiB, 1)} |`);
+      const service = who === 'enc' || who === 'dec';
+      const label = service ? `**${c.label}**` : c.label;
+      const vsNode = who === 'node' ? '1×' : who === 'bare' ? ratio(r[`stream.bare.${size}/node`], 3) : '';
+      const vsBare = who === 'bare' ? '1×' : service ? ratio(r[`stream.${who}.${size}/bare`], 3) : '';
+      const vsRaw = service ? ratio(r[`stream.${who}.${size}/raw`], 3) : '';
+      lines.push(`| ${label} | ${fmt(c.mbPerSecond)} | ${vsNode} | ${vsBare} | ${vsRaw} | ${fmt(c.seconds, 2)} | ${fmt(c.idleRssMiB, 1)} | ${fmt(c.peakRssMiB, 1)} | ${fmt(c.rssGrowthMiB, 1)} |`);
     }
   }
   if (!any) return ['### 7. Streams', '', 'Not measured in this run (`npm run bench -- --only stream`).', ''];

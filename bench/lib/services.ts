@@ -140,7 +140,7 @@ export async function startService(
   return { server, auth: { authorization: `Bearer ${token}` } };
 }
 
-export async function startBare(ctx: RunContext, name: 'bare-echo' | 'bare-aes' | 'bare-stream'): Promise<ServerProcess> {
+export async function startBare(ctx: RunContext, name: 'bare-echo' | 'bare-aes' | 'bare-stream' | 'node-pipe'): Promise<ServerProcess> {
   return start(ctx, name, `${name}.ts`, {});
 }
 

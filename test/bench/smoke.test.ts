@@ -99,6 +99,7 @@ describe('npm run bench:smoke', () => {
       'inprocess-encrypt-vs-sdk',
       'burst-one-kms-call',
       'stream-vs-bare-route',
+      'stream-bare-vs-node',
       'stream-rss-growth',
       'large-1m-vs-raw-crypto',
       'neighbour-front-p99',

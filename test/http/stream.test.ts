@@ -382,12 +382,13 @@ describe('backpressure and the fail-closed audit', () => {
       res.pause(); // never read: the answer backs up into the service
     });
     const block = randomBytes(64 * 1024);
-    // Write until the upload stalls for half a second or the service cuts it.
+    // Write until the upload stalls for five seconds or the service cuts it (the service pushes
+    // back for a moment, its stall interval, before it spools for a reader that does not read).
     while (written < total && !failed) {
       const more = req.write(Buffer.from(block));
       written += block.length;
       if (!more) {
-        const drained = await Promise.race([new Promise((r) => req.once('drain', () => r(true))), new Promise((r) => setTimeout(() => r(false), 500))]);
+        const drained = await Promise.race([new Promise((r) => req.once('drain', () => r(true))), new Promise((r) => setTimeout(() => r(false), 5000))]);
         if (!drained) break;
       }
     }

@@ -4,8 +4,10 @@
  * backs up, the Transform stops, the service stops reading the upload, and both sides wait.
  *
  * A SpoolBuffer sits where the bytes are ciphertext (the encrypt route's output, the decrypt
- * route's input) and never pushes back on its writer: what its reader does not take yet is kept
- * in memory up to MEMORY_BYTES, then appended to a file. Plaintext never goes through one.
+ * route's input). While its reader takes bytes it pushes back on its writer, with a few
+ * segments in memory; only when the reader stalls (no read for a short while, as a client
+ * that sends before it reads) does it accept every write at once, appending to a file until
+ * the reader reads again. Plaintext never goes through one.
  *
  * The file is created 0600 in the spool directory and unlinked at once, so it disappears with
  * its descriptor whatever ends the request (a crash included); it is emptied (truncated) each
@@ -20,6 +22,16 @@ import { Duplex } from 'node:stream';
 
 /** In-memory bytes a buffer holds before it writes to disk: a few 64 KiB segments. */
 const MEMORY_BYTES = 256 * 1024;
+/**
+ * How long a write waits for its reader before it goes to disk. Longer than the pauses of a
+ * reader that keeps up: a garbage collection, a TCP retransmission after a loss (at least
+ * 200 ms on Linux), and the gaps of a slow reader, whose socket frees room (and so asks this
+ * buffer for more) only in bursts of about half the kernel's send buffer, a few MiB. Short
+ * enough that a half-duplex client, whose reader is stalled for its whole upload, barely
+ * notices the one wait before its upload goes on into the file. The spool never waits longer
+ * than a quarter of STREAM_IDLE_TIMEOUT_MS, so the wait cannot look like an idle stream.
+ */
+export const STALL_MS = 500;
 /** Bytes read back from the file at a time. */
 const READ_BYTES = 64 * 1024;
 const FILE_PREFIX = 'spool-';
@@ -29,6 +41,8 @@ export class SpoolQuotaError extends Error {
 }
 
 export interface SpoolLimits {
+  /** How long a write waits for a stalled reader before it goes to disk (default STALL_MS). */
+  stallMs?: number;
   /** The directory; undefined: a fresh one under os.tmpdir() (made when first needed), removed on close. */
   dir: string | undefined;
   maxBytes: number;
@@ -80,6 +94,11 @@ export class StreamSpool {
   }
 
   /** @internal */
+  get stallMs(): number {
+    return this.limits.stallMs ?? STALL_MS;
+  }
+
+  /** @internal */
   charge(principal: string, bytes: number): void {
     const mine = this.byPrincipal.get(principal) ?? 0;
     if (mine + bytes > this.limits.maxBytesPerPrincipal) {
@@ -104,9 +123,15 @@ export class StreamSpool {
 }
 
 /**
- * A FIFO of bytes that accepts every write at once (memory, then disk) and gives them back in
- * order as its reader asks. Order: the memory queue holds the oldest bytes; once the file has
- * bytes, every new write goes to the file until the reader has caught up with it.
+ * A FIFO of bytes between a writer and a reader that may not read yet. While the reader takes
+ * bytes, the buffer holds at most MEMORY_BYTES (plus one chunk) and the writer waits for room:
+ * a reader that keeps up, even slowly, costs no disk and no quota. When a write has waited
+ * STALL_MS without a read (the client is not reading: half-duplex), writes go to the file
+ * without waiting, until the reader reads again; then the writer waits while the reader drains
+ * the file, and memory takes over once the file is empty (truncated).
+ *
+ * Order: the memory queue holds the oldest bytes; once the file has bytes, no write goes to
+ * memory until the reader has caught up with the file.
  */
 export class SpoolBuffer extends Duplex {
   private readonly memory: Buffer[] = [];
@@ -124,9 +149,21 @@ export class SpoolBuffer extends Duplex {
   /** Awaited before the end is released (the stream's outcome event); see holdEnd. */
   private endGate: (() => Promise<void>) | undefined;
   private gating = false;
+  /** The write held back until the reader makes room (or stalls): the pushback. */
+  private waiting: { chunk: Buffer; callback: (error?: Error | null) => void } | undefined;
+  /** The reader's requests so far, and their number when the stall timer last looked. */
+  private reads = 0;
+  private readsSeen = 0;
+  /** Consecutive halves of the stall interval without a read while a write waited. */
+  private silentHalves = 0;
+  private stallTimer: NodeJS.Timeout | undefined;
+  /** The reader stalled with a write waiting: writes go to the file until it reads again. */
+  private spilling = false;
 
   constructor(private readonly spool: StreamSpool, private readonly principal: string) {
-    super({ readableHighWaterMark: READ_BYTES, writableHighWaterMark: READ_BYTES });
+    // Room for a whole segment with its tag (64 KiB + 16): at READ_BYTES, every write of one
+    // would report "full", and its writer would pause and resume once per segment.
+    super({ readableHighWaterMark: READ_BYTES, writableHighWaterMark: 2 * READ_BYTES });
   }
 
   /**
@@ -138,12 +175,60 @@ export class SpoolBuffer extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (this.written === 0 && this.memoryBytes + chunk.length <= MEMORY_BYTES) {
+    this.waiting = { chunk, callback };
+    this.accept();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.finished = true;
+    this.feed();
+    callback();
+  }
+
+  override _read(): void {
+    this.reads++;
+    // The reader takes bytes again: the file takes no more, the writer waits while it drains.
+    this.spilling = false;
+    this.wantsData = true;
+    this.feed();
+    this.accept();
+  }
+
+  override _destroy(error: Error | null, callback: (error: Error | null) => void): void {
+    clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    this.waiting = undefined;
+    this.memory.length = 0;
+    this.spool.release(this.principal, this.written);
+    this.written = 0;
+    this.readAt = 0;
+    const closing = this.file ?? this.opening;
+    this.file = undefined;
+    this.opening = undefined;
+    if (!closing) return callback(error);
+    Promise.resolve(closing)
+      .then((file) => file.close())
+      .then(
+        () => callback(error),
+        () => callback(error),
+      );
+  }
+
+  /** Puts the waiting write where it may go now: memory (room, file empty), the file (reader stalled), or nowhere yet. */
+  private accept(): void {
+    const waiting = this.waiting;
+    if (!waiting || this.destroyed) return;
+    const { chunk, callback } = waiting;
+    // An empty memory takes any chunk, so a chunk larger than MEMORY_BYTES never waits for a stall.
+    if (this.written === 0 && (this.memoryBytes === 0 || this.memoryBytes + chunk.length <= MEMORY_BYTES)) {
+      this.waiting = undefined;
       this.memory.push(chunk);
       this.memoryBytes += chunk.length;
       this.feed();
       return callback();
     }
+    if (!this.spilling) return this.watchForStall();
+    this.waiting = undefined;
     try {
       this.spool.charge(this.principal, chunk.length);
     } catch (error) {
@@ -160,32 +245,36 @@ export class SpoolBuffer extends Duplex {
     );
   }
 
-  override _final(callback: (error?: Error | null) => void): void {
-    this.finished = true;
-    this.feed();
-    callback();
-  }
-
-  override _read(): void {
-    this.wantsData = true;
-    this.feed();
-  }
-
-  override _destroy(error: Error | null, callback: (error: Error | null) => void): void {
-    this.memory.length = 0;
-    this.spool.release(this.principal, this.written);
-    this.written = 0;
-    this.readAt = 0;
-    const closing = this.file ?? this.opening;
-    this.file = undefined;
-    this.opening = undefined;
-    if (!closing) return callback(error);
-    Promise.resolve(closing)
-      .then((file) => file.close())
-      .then(
-        () => callback(error),
-        () => callback(error),
-      );
+  /**
+   * Spills to the file when a write waits and the reader made no request for two halves of
+   * the stall interval in a row. Each half is judged after the event loop's pending I/O
+   * (setImmediate), and two are needed because after a pause of the whole process (a busy
+   * machine) the timer fires first, before the reads queued meanwhile have run: the second
+   * half sees them, so a paused process is not taken for a stalled reader.
+   */
+  private watchForStall(): void {
+    if (this.stallTimer) return;
+    this.readsSeen = this.reads;
+    this.silentHalves = 0;
+    this.stallTimer = setTimeout(() => {
+      setImmediate(() => {
+        if (this.destroyed) return;
+        if (!this.waiting) {
+          this.stallTimer = undefined;
+          return;
+        }
+        if (this.reads !== this.readsSeen) {
+          this.readsSeen = this.reads;
+          this.silentHalves = 0;
+        } else if (++this.silentHalves >= 2) {
+          this.stallTimer = undefined;
+          this.spilling = true;
+          this.accept();
+          return;
+        }
+        this.stallTimer?.refresh();
+      });
+    }, this.spool.stallMs / 2).unref();
   }
 
   /** Gives the reader what it asked for: memory first, then the file, then the end. */
@@ -210,7 +299,12 @@ export class SpoolBuffer extends Duplex {
           this.readAt += bytesRead;
           this.wantsData = false;
           const more = this.push(out.subarray(0, bytesRead));
-          if (this.readAt === this.written) this.onFile((file) => this.caughtUp(file)).catch((error: unknown) => this.destroy(error as Error));
+          if (this.readAt === this.written) {
+            this.onFile((file) => this.caughtUp(file)).then(
+              () => this.accept(),
+              (error: unknown) => this.destroy(error as Error),
+            );
+          }
           if (more) this._read();
         },
         (error: unknown) => {

@@ -17,7 +17,7 @@ import { OCTET_STREAM } from '../schemas/octet-stream-schemas.js';
 import { ProblemError } from '../problem.js';
 import { ClientGoneError, StreamIdleTimeoutError } from './stream-audit.js';
 import { exemptStreamsFromRequestTimeout, watchIdle } from './stream-idle.js';
-import { SpoolQuotaError, StreamSpool } from './stream-spool.js';
+import { STALL_MS, SpoolQuotaError, StreamSpool } from './stream-spool.js';
 
 export class StreamTransport {
   private readonly spool: StreamSpool;
@@ -26,7 +26,13 @@ export class StreamTransport {
 
   constructor(config: Config, metrics: ServiceMetrics | undefined) {
     this.spool = new StreamSpool(
-      { dir: config.STREAM_SPOOL_DIR, maxBytes: config.STREAM_SPOOL_MAX_BYTES, maxBytesPerPrincipal: config.STREAM_SPOOL_MAX_BYTES_PER_PRINCIPAL },
+      {
+        dir: config.STREAM_SPOOL_DIR,
+        maxBytes: config.STREAM_SPOOL_MAX_BYTES,
+        maxBytesPerPrincipal: config.STREAM_SPOOL_MAX_BYTES_PER_PRINCIPAL,
+        // A client pushed back on moves no byte: the wait must stay well inside the idle timeout.
+        stallMs: Math.min(STALL_MS, config.STREAM_IDLE_TIMEOUT_MS / 4),
+      },
       { spooled: (bytes) => metrics?.streamSpooledBytes.inc(bytes) },
     );
     if (metrics) metrics.streamSpoolBytesNow = () => this.spool.bytesNow;
