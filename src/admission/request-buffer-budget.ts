@@ -102,6 +102,9 @@ export class RequestBufferBudget {
       return refusal;
     };
     if (Number.isSafeInteger(declared) && declared >= 0 && request.headers['transfer-encoding'] === undefined) {
+      // Over the route's body limit, Fastify answers 413 before reading a byte: charging it
+      // meanwhile could only refuse the principal's other requests.
+      if (declared > request.routeOptions.bodyLimit) return payload;
       const over = this.take(key, declared);
       if (over !== undefined) throw refuse(over);
       held = declared;
