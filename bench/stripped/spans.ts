@@ -7,35 +7,11 @@
  * the same run.
  *
  * The type at the end keeps the two modules alike: a name added to, removed from or retyped in
- * the real module (ATTR's values included) fails the type check here.
+ * the real module fails the type check here.
  */
-import type { Attributes, Span, SpanContext } from '@opentelemetry/api';
+import type { Span, SpanContext } from '@opentelemetry/api';
 import type * as Real from '../../src/telemetry/spans.js';
 import type * as Stripped from './spans.js';
-
-const ATTR = {
-  authMethod: 'envelope.auth.method',
-  authOutcome: 'envelope.auth.outcome',
-  principalId: 'enduser.id',
-  operation: 'envelope.operation',
-  decision: 'envelope.authz.decision',
-  ruleId: 'envelope.authz.rule_id',
-  contextKeys: 'envelope.context.keys',
-  contextKeyCount: 'envelope.context.key_count',
-  cacheKind: 'envelope.cache.kind',
-  cacheResult: 'envelope.cache.result',
-  kmsOperation: 'rpc.method',
-  kmsRequestId: 'aws.request_id',
-  kmsOutcome: 'envelope.kms.outcome',
-  auditEventName: 'envelope.audit.event_name',
-  streamDirection: 'envelope.stream.direction',
-  streamOutcome: 'envelope.stream.outcome',
-  streamSegments: 'envelope.stream.segments',
-  streamFailedSegment: 'envelope.stream.failed_segment',
-  streamBytesIn: 'envelope.stream.bytes_in',
-  streamBytesOut: 'envelope.stream.bytes_out',
-  errorCode: 'error.type',
-} as const;
 
 const INVALID_CONTEXT: SpanContext = { traceId: '00000000000000000000000000000000', spanId: '0000000000000000', traceFlags: 0 };
 
@@ -62,12 +38,9 @@ export const markFailed = (): void => undefined;
 export const traceIdsOf = (): undefined => undefined;
 export const activeTraceIds = (): undefined => undefined;
 
-export function contextShape(context: Readonly<Record<string, string>>): Attributes {
-  const keys = Object.keys(context).sort();
-  return { [ATTR.contextKeys]: keys, [ATTR.contextKeyCount]: keys.length };
-}
-
-export { ATTR, NOOP_SPAN };
+// Attribute names and the context's shape are plain data: the real module's, shared.
+export { ATTR, contextShape } from '../../src/telemetry/span-attributes.js';
+export { NOOP_SPAN };
 
 /** Compiles only while this module has every export of the real one, each of a type that fits. */
 type FitsTheRealModule<T extends typeof Real> = T;

@@ -10,9 +10,12 @@
  * What a span may carry (docs/SECURITY.md, "Traces"): names, ids, counts, sizes, outcomes.
  * Never a payload, a data key, a token or its hash, or a context value: a trace backend is
  * read by more people, kept longer and protected less than the audit log. Every attribute is
- * set in this file or by a caller passing one of the ATTR names below.
+ * set in this file or by a caller passing one of the ATTR names (span-attributes.ts).
  */
 import { INVALID_SPAN_CONTEXT, SpanStatusCode, context, trace, type Attributes, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
+import { ATTR } from './span-attributes.js';
+
+export { ATTR, contextShape } from './span-attributes.js';
 
 /** The tracer once enableSpans() ran; undefined: spans are off. */
 let tracer: Tracer | undefined;
@@ -35,31 +38,6 @@ export function spansEnabled(): boolean {
 
 /** A span's attributes, or a function building them: only called when spans are on. */
 export type SpanAttributes = Attributes | (() => Attributes);
-
-/** Attribute names of the service's own spans (`envelope.*`), and the semantic ones reused. */
-export const ATTR = {
-  authMethod: 'envelope.auth.method',
-  authOutcome: 'envelope.auth.outcome',
-  principalId: 'enduser.id',
-  operation: 'envelope.operation',
-  decision: 'envelope.authz.decision',
-  ruleId: 'envelope.authz.rule_id',
-  contextKeys: 'envelope.context.keys',
-  contextKeyCount: 'envelope.context.key_count',
-  cacheKind: 'envelope.cache.kind',
-  cacheResult: 'envelope.cache.result',
-  kmsOperation: 'rpc.method',
-  kmsRequestId: 'aws.request_id',
-  kmsOutcome: 'envelope.kms.outcome',
-  auditEventName: 'envelope.audit.event_name',
-  streamDirection: 'envelope.stream.direction',
-  streamOutcome: 'envelope.stream.outcome',
-  streamSegments: 'envelope.stream.segments',
-  streamFailedSegment: 'envelope.stream.failed_segment',
-  streamBytesIn: 'envelope.stream.bytes_in',
-  streamBytesOut: 'envelope.stream.bytes_out',
-  errorCode: 'error.type',
-} as const;
 
 /**
  * Runs `work` in a new span, child of the active one, ended when `work` settles. A failure
@@ -112,12 +90,6 @@ function errorCodeOf(error: unknown): string {
     if (typeof name === 'string') return name;
   }
   return 'Error';
-}
-
-/** The context's keys (sorted) and their count: its values never go into a span. */
-export function contextShape(context: Readonly<Record<string, string>>): Attributes {
-  const keys = Object.keys(context).sort();
-  return { [ATTR.contextKeys]: keys, [ATTR.contextKeyCount]: keys.length };
 }
 
 export interface TraceIds {
