@@ -2,18 +2,16 @@
  * Case 2, in-process, no HTTP: the envelope core (EnvelopeService with a warm DataKeyCache over
  * LocalKeyProvider) against the AWS Encryption SDK for JavaScript with its caching materials
  * manager over a raw AES keyring (no KMS, no network on either side), suites 0x0478 and 0x0578
- * (the SDK default), encrypt and decrypt of 1 KiB, in interleaved rounds (median kept).
+ * (the SDK default), encrypt and decrypt of 1 KiB, in interleaved rounds (median kept). Ours
+ * is the tsc build (lib/server-build.ts); the SDK is the JavaScript its package ships.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { compose } from '../../src/compose.js';
-import { loadConfig } from '../../src/config.js';
-import { KmsTrace } from '../../src/keys/kms-trace.js';
-import { ServiceMetrics } from '../../src/metrics/metrics.js';
 import { BENCH_CONTEXT, DEFAULT_CACHE_LIMITS, KiB } from '../lib/constants.js';
 import { wants, type RunContext } from '../lib/context.js';
 import { measureOps, recordOps, type OpsMeasurement } from '../lib/ops.js';
 import { SUITE_0478, SUITE_0578, cachingManager, rawAesKeyring, sdk } from '../lib/sdk.js';
+import { importBuilt } from '../lib/server-build.js';
 
 interface Series {
   id: string;
@@ -45,6 +43,11 @@ async function measureRounds(ctx: RunContext, series: Series[], bytes: number): 
 
 export async function runInProcessCases(ctx: RunContext): Promise<void> {
   if (!wants(ctx, 'inprocess')) return;
+  // Ours as tsc builds it (what production runs), not through the runner's tsx.
+  const { compose } = await importBuilt<typeof import('../../src/compose.js')>('src/compose.js');
+  const { loadConfig } = await importBuilt<typeof import('../../src/config.js')>('src/config.js');
+  const { KmsTrace } = await importBuilt<typeof import('../../src/keys/kms-trace.js')>('src/keys/kms-trace.js');
+  const { ServiceMetrics } = await importBuilt<typeof import('../../src/metrics/metrics.js')>('src/metrics/metrics.js');
   const plaintext = randomBytes(KiB);
   const context = { ...BENCH_CONTEXT };
 

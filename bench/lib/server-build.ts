@@ -13,6 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from './constants.js';
 
 export const BUILD_DIR = join(REPO_ROOT, '.bench-build');
@@ -40,4 +41,14 @@ export function ensureServersBuilt(log: (message: string) => void = () => {}): v
 /** The compiled script of `bench/servers/<script>` (e.g. service.ts), in the standard or the stripped build. */
 export function builtServer(script: string, kind: BuildKind = 'standard'): string {
   return join(kind === 'stripped' ? STRIPPED_BUILD_DIR : BUILD_DIR, 'bench', 'servers', script.replace(/\.ts$/, '.js'));
+}
+
+/**
+ * A module of the standard build (`src/keys/envelope-service.js`, say), compiling it first: what
+ * the in-process measurements import, so that they time the code production runs (see above
+ * for what tsx adds to every closure). Type it with `typeof import('<its source>')`.
+ */
+export async function importBuilt<T>(modulePath: string): Promise<T> {
+  ensureServersBuilt();
+  return (await import(pathToFileURL(join(BUILD_DIR, modulePath)).href)) as T;
 }

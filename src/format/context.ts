@@ -13,11 +13,16 @@ export function sortedContextEntries(context: EncryptionContext): [string, strin
 
 /**
  * A string that is equal for equal contexts and different otherwise: each key and value is
- * length-prefixed, so no choice of keys and values can make two contexts collide.
+ * length-prefixed, so no choice of keys and values can make two contexts collide. Every
+ * encrypt and decrypt computes one (its cache partition): the keys are sorted alone, without
+ * the entry pairs sortedContextEntries builds.
  */
 export function canonicalContextKey(context: EncryptionContext): string {
+  const keys = Object.keys(context);
+  if (keys.length > 1) keys.sort(compareUtf8);
   let out = '';
-  for (const [key, value] of sortedContextEntries(context)) {
+  for (const key of keys) {
+    const value = context[key]!;
     out += `${key.length}:${key}${value.length}:${value}`;
   }
   return out;

@@ -10,7 +10,6 @@
 import { createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual, type CipherGCM } from 'node:crypto';
 import { EnvelopeError } from './errors.js';
 import {
-  COMMITMENT_BYTES,
   IV_BYTES,
   MESSAGE_ID_BYTES,
   TAG_BYTES,
@@ -75,18 +74,20 @@ function fillRandom(target: Buffer): Buffer {
  */
 export function sealMessage(dataKey: Buffer, prefix: EnvelopePrefix, plaintext: Buffer, aad?: Buffer): Buffer {
   const out = Buffer.allocUnsafe(envelopeSize(prefix.prefix.length, plaintext.length));
-  let at = prefix.prefix.copy(out, 0);
-  const messageId = fillRandom(out.subarray(at, at + MESSAGE_ID_BYTES));
-  at += MESSAGE_ID_BYTES;
+  const idAt = prefix.prefix.copy(out, 0);
+  const messageId = fillRandom(out.subarray(idAt, idAt + MESSAGE_ID_BYTES));
   const material = deriveMessageKeyMaterial(dataKey, messageId);
   try {
-    at += material.copy(out, at, KEY_BYTES);
-    const header = Buffer.concat([prefix.authenticatedPrefix, out.subarray(at - MESSAGE_ID_BYTES - COMMITMENT_BYTES, at)]);
-    const iv = fillRandom(out.subarray(at, at + IV_BYTES));
-    at += IV_BYTES;
+    const ivAt = idAt + MESSAGE_ID_BYTES + material.copy(out, idAt + MESSAGE_ID_BYTES, KEY_BYTES);
+    const iv = fillRandom(out.subarray(ivAt, ivAt + IV_BYTES));
     const cipher = createCipheriv('aes-256-gcm', material.subarray(0, KEY_BYTES), iv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(associatedData(header, aad));
-    at = encryptInto(cipher, plaintext, out, at);
+    // The AAD is the authenticated header (authenticatedPrefix || messageId || commitment), then
+    // the caller's aad (the header is self-delimiting, so header || aad is unambiguous). GCM
+    // takes AAD in pieces: fed as they lie, not joined into a new buffer.
+    cipher.setAAD(prefix.authenticatedPrefix);
+    cipher.setAAD(out.subarray(idAt, ivAt));
+    if (aad && aad.length > 0) cipher.setAAD(aad);
+    const at = encryptInto(cipher, plaintext, out, ivAt + IV_BYTES);
     cipher.final();
     cipher.getAuthTag().copy(out, at);
     return out;
@@ -109,7 +110,8 @@ export function openMessage(dataKey: Buffer, envelope: ParsedEnvelope, aad?: Buf
       authTagLength: TAG_BYTES,
     });
     decipher.setAuthTag(envelope.tag);
-    decipher.setAAD(associatedData(envelope.authenticatedHeader, aad));
+    decipher.setAAD(envelope.authenticatedHeader); // then the caller's aad, as seal feeds it
+    if (aad && aad.length > 0) decipher.setAAD(aad);
     const plaintext = decipher.update(envelope.body);
     try {
       decipher.final();
@@ -140,9 +142,4 @@ function encryptInto(cipher: CipherGCM, input: Buffer, out: Buffer, at: number):
     at += cipher.update(input.subarray(offset, offset + CIPHER_SLICE_BYTES)).copy(out, at);
   }
   return at;
-}
-
-/** The header is self-delimiting, so header || aad is unambiguous. */
-function associatedData(header: Buffer, aad: Buffer | undefined): Buffer {
-  return aad && aad.length > 0 ? Buffer.concat([header, aad]) : header;
 }

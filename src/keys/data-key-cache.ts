@@ -77,6 +77,9 @@ export interface CacheRequester {
   inTurn<T>(send: () => Promise<T>): Promise<T>;
 }
 
+/** A seeded copy as its seeder sees it: whether the cache still holds it. */
+export type SeededCopy = Pick<CachedDataKey, 'destroyed'>;
+
 const NOBODY: CacheRequester = { owner: '', charge: () => {}, inTurn: (send) => send() };
 
 export class CachedDataKey {
@@ -257,16 +260,17 @@ export class DataKeyCache {
    * from the source's creation (when KMS produced it). The caller's buffer stays the caller's; this cache
    * zeroes its own copy. Nothing happens when the partition is already cached or being
    * fetched, or when the key is already past this cache's age limit. No KMS call, no hit or
-   * miss counted; returns whether the key was taken.
+   * miss counted. Returns the copy (seen only as alive or not: while it is alive, seeding the
+   * same key again would do nothing), or undefined when the key was not taken.
    */
-  seed(partition: string, source: SeedKey, owner: string): boolean {
-    if (source.destroyed || this.entries.has(partition) || this.inFlight.has(partition)) return false;
-    if (this.now() - source.createdAt >= this.limits.maxAgeMs) return false;
+  seed(partition: string, source: SeedKey, owner: string): SeededCopy | undefined {
+    if (source.destroyed || this.entries.has(partition) || this.inFlight.has(partition)) return undefined;
+    if (this.now() - source.createdAt >= this.limits.maxAgeMs) return undefined;
     const plaintextKey = Buffer.alloc(source.plaintextKey.length);
     source.plaintextKey.copy(plaintextKey);
     const entry = new CachedDataKey(source.keyArn, plaintextKey, Buffer.from(source.wrappedKey), source.kmsRequestId, source.createdAt, owner);
     this.store(partition, entry);
-    return true;
+    return entry;
   }
 
   /** Removes every entry, zeroing every key (shutdown). */

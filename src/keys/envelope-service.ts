@@ -14,6 +14,7 @@ import {
   type CacheRequester,
   type DataKeyMaterial,
   type KeyUse,
+  type SeededCopy,
 } from './data-key-cache.js';
 import { FailedUnwraps } from './failed-unwraps.js';
 import {
@@ -34,7 +35,7 @@ import { deriveStreamKeyMaterial, newMessageId, streamKeyFor } from '../format/s
 import { DEFAULT_SEGMENT_SIZE, encodeStreamHeader, type StreamHeader } from '../format/stream-format.js';
 import type { EncryptionContext, KeyProvider, KmsOperation } from '../kms/provider.js';
 import { KmsError } from '../kms/errors.js';
-import { ATTR, inSpan } from '../telemetry/spans.js';
+import { ATTR, inSpan, spansEnabled } from '../telemetry/spans.js';
 import type { KeyBlockFields } from '../format/format.js';
 import { makeKeySetDataKey, type KeySetDataKey } from './key-set-data-key.js';
 import { KEY_SET_PREFIX, type KeySet } from './key-sets.js';
@@ -142,8 +143,8 @@ export interface EnvelopeOptions {
 
 export class EnvelopeService {
   private readonly failedUnwraps = new FailedUnwraps();
-  /** Each encrypt key's decrypt-cache partition, computed once per key. */
-  private readonly decryptPartitions = new WeakMap<CachedDataKey, string>();
+  /** Each encrypt key's decrypt-cache partition (computed once per key) and its seeded copy there. */
+  private readonly decryptSeeds = new WeakMap<CachedDataKey, { partition: string; copy?: SeededCopy | undefined }>();
   private readonly seeding: boolean;
   private readonly partialMaxAgeMs: number;
 
@@ -199,18 +200,19 @@ export class EnvelopeService {
 
   /** Encrypts to the text form (`ev1:` + base64url), as the JSON API carries it. */
   async encrypt(keyArn: string, plaintext: Buffer, context: EncryptionContext, aad: Buffer | undefined, trace: KmsTrace): Promise<EncryptResult> {
-    const { envelope, ...rest } = await this.encryptToEnvelope(keyArn, plaintext, context, aad, trace);
-    return { ciphertext: toCiphertextString(envelope), ...rest };
+    const sealed = await this.encryptToEnvelope(keyArn, plaintext, context, aad, trace);
+    return { ciphertext: toCiphertextString(sealed.envelope), keyArn: sealed.keyArn, dataKey: sealed.dataKey };
   }
 
   /** Encrypts to the binary envelope itself (docs/FORMAT.md), as the binary API carries it. */
-  async encryptToEnvelope(
+  encryptToEnvelope(
     keyArn: string,
     plaintext: Buffer,
     context: EncryptionContext,
     aad: Buffer | undefined,
     trace: KmsTrace,
   ): Promise<EnvelopeResult> {
+    // Not async: the cache's promise is returned as it is, without another wrapping one.
     const partition = `${keyArn}\u0000${canonicalContextKey(context)}`;
     const fetch = async (): Promise<DataKeyMaterial> => this.provider.generateDataKey(keyArn, context);
     return this.lookup('encrypt', () =>
@@ -283,12 +285,15 @@ export class EnvelopeService {
    */
   private seedDecrypt(entry: CachedDataKey, context: EncryptionContext, trace: KmsTrace): void {
     if (!this.seeding) return;
-    let partition = this.decryptPartitions.get(entry);
-    if (partition === undefined) {
-      partition = unwrapPartition({ keyArn: entry.keyArn, wrappedKey: entry.wrappedKey, context });
-      this.decryptPartitions.set(entry, partition);
+    let seeding = this.decryptSeeds.get(entry);
+    if (seeding === undefined) {
+      seeding = { partition: unwrapPartition({ keyArn: entry.keyArn, wrappedKey: entry.wrappedKey, context }) };
+      this.decryptSeeds.set(entry, seeding);
     }
-    this.caches.decrypt.seed(partition, entry, trace.owner);
+    // While its copy is alive the decrypt cache holds this key: nothing to offer (a reuse then
+    // costs no cache lookup). Once the copy is gone (age, capacity, evict), it is offered again.
+    if (seeding.copy && !seeding.copy.destroyed) return;
+    seeding.copy = this.caches.decrypt.seed(seeding.partition, entry, trace.owner);
   }
 
   /** The cache's fetch for a stored key block: KMS Decrypt, a refusal remembered (failed-unwraps.ts). */
@@ -416,6 +421,8 @@ export class EnvelopeService {
 
   /** One cache lookup in its span, with how it went: hit, miss (this request called KMS) or coalesced. */
   private lookup<R extends { dataKey: DataKeyReport }>(kind: CacheKind, use: () => Promise<R>): Promise<R> {
+    // With tracing off, not even the span's async wrapper (one promise and turn per request).
+    if (!spansEnabled()) return use();
     return inSpan('datakey.cache', { [ATTR.cacheKind]: kind }, async (span) => {
       const result = await use();
       span.setAttribute(ATTR.cacheResult, result.dataKey.coalesced ? 'coalesced' : result.dataKey.cacheHit ? 'hit' : 'miss');
@@ -498,7 +505,26 @@ function contextKeyOf(kind: CacheKind, partition: string): string {
 
 /** The cache entry's owner and the budget a miss is charged to: the request's tenant (or principal). */
 function requesterOf(trace: KmsTrace, operation: KmsOperation): CacheRequester {
-  return { owner: trace.owner, charge: () => trace.charge(operation), inTurn: (send) => trace.inTurn(send) };
+  return new TraceRequester(trace, operation);
+}
+
+/** A class rather than an object of closures: built on every lookup, used only on a miss. */
+class TraceRequester implements CacheRequester {
+  readonly owner: string;
+  constructor(
+    private readonly trace: KmsTrace,
+    private readonly operation: KmsOperation,
+  ) {
+    this.owner = trace.owner;
+  }
+
+  charge(): void | Promise<void> {
+    return this.trace.charge(this.operation);
+  }
+
+  inTurn<T>(send: () => Promise<T>): Promise<T> {
+    return this.trace.inTurn(send);
+  }
 }
 
 /** The serialised header prefix, computed once per cached data key. */

@@ -98,6 +98,17 @@ describeProviders('read your writes on the %s provider', (kind) => {
     expect(calls.Decrypt ?? 0).toBe(0);
   });
 
+  it('a copy the decrypt cache dropped is offered again by the next encrypt that reuses the key', async () => {
+    const { encrypt, decrypt, calls } = await start(kind);
+    const written = await encrypt({ tenant: 'a' });
+    // The decrypt cache alone loses its copy (as by its capacity or age); the encrypt key stays.
+    expect(t!.service.caches.decrypt.evictWhere(() => true)).toBe(1);
+    expect((await encrypt({ tenant: 'a' })).status).toBe(200);
+    expect(calls.GenerateDataKey).toBe(1);
+    expect((await decrypt(written.body.ciphertext)).status).toBe(200);
+    expect(calls.Decrypt ?? 0).toBe(0);
+  });
+
   it('authorization is unchanged: a writer without decrypt is refused the key it just cached', async () => {
     const { encrypt, decrypt } = await start(kind);
     const written = await encrypt({ tenant: 'w' }, TOKENS.writer);

@@ -340,7 +340,7 @@ describe('data-key cache: seeded keys', () => {
     const { cache, source, decrypt, fetches } = decryptCache();
     const key = source();
     const original = Buffer.from(key.plaintextKey);
-    expect(cache.seed('p', key, 'writer')).toBe(true);
+    expect(cache.seed('p', key, 'writer')).toBeDefined();
     key.plaintextKey.fill(0);
     const served = await decrypt('p');
     expect(fetches()).toBe(0);
@@ -353,16 +353,16 @@ describe('data-key cache: seeded keys', () => {
   it('takes nothing over a cached entry, and nothing destroyed', async () => {
     const { cache, source, decrypt } = decryptCache();
     const first = await decrypt('p');
-    expect(cache.seed('p', source(), 'writer')).toBe(false);
+    expect(cache.seed('p', source(), 'writer')).toBeUndefined();
     expect((await decrypt('p')).bytes.equals(first.bytes)).toBe(true);
-    expect(cache.seed('q', { ...source(), destroyed: true }, 'writer')).toBe(false);
+    expect(cache.seed('q', { ...source(), destroyed: true }, 'writer')).toBeUndefined();
     expect(cache.size).toBe(1);
   });
 
   it('age: counted from when KMS produced the key, not from the seed; then the copy is zeroed and a decrypt calls KMS', async () => {
     const { cache, source, decrypt, fetches, advance, recorder } = decryptCache({ maxAgeMs: 60_000 });
-    expect(cache.seed('expired', source(60_000), 'writer')).toBe(false);
-    expect(cache.seed('p', source(50_000), 'writer')).toBe(true);
+    expect(cache.seed('expired', source(60_000), 'writer')).toBeUndefined();
+    expect(cache.seed('p', source(50_000), 'writer')).toBeDefined();
     const served = await decrypt('p');
     expect(fetches()).toBe(0);
     advance(10_000);
@@ -384,7 +384,7 @@ describe('data-key cache: seeded keys', () => {
     const others = [await decrypt('r1', 'reader'), await decrypt('r2', 'reader')];
     const seeded: Buffer[] = [];
     for (let i = 0; i < 6; i++) {
-      expect(cache.seed(`w${i}`, source(), 'writer')).toBe(true);
+      expect(cache.seed(`w${i}`, source(), 'writer')).toBeDefined();
       seeded.push((await decrypt(`w${i}`, 'writer')).key);
     }
     expect(cache.size).toBe(4);
