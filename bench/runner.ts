@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, loadavg, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { join } from 'node:path';
 import { findLocalKmsBinary, startLocalKms, type LocalKmsInstance } from '../test/helpers/local-kms.js';
-import { runHttpCases, runLayerCases, LAYER_VARIANTS } from './cases/http.js';
+import { runHttpCases, runLayerCases, FLOOR_PART_CASES, LAYER_VARIANTS } from './cases/http.js';
 import { runInProcessCases } from './cases/inprocess.js';
 import { runKmsEconomyCases, KMS_CASE_IDS } from './cases/kms-economy.js';
 import { runNoisyNeighbourCases, runNoisyNeighbourFrontCases, NEIGHBOUR_CASE_IDS, NEIGHBOUR_FRONT_CASE_IDS } from './cases/noisy-neighbour.js';
@@ -35,6 +35,7 @@ export const CASE_GROUPS = ['http', 'large', 'layers', 'inprocess', 'kms', 'neig
 export function expectedCaseIds(): string[] {
   const ids: string[] = [];
   for (const op of ['enc', 'dec']) for (const size of HTTP_SIZES) for (const who of ['a', 'b', 'c']) ids.push(`http.${op}.${size.key}.${who}`);
+  ids.push(...FLOOR_PART_CASES);
   for (const size of ['1m', 'max']) for (const who of ['a', 'b', 'b-binary', 'c', 'raw']) ids.push(who === 'raw' ? `large.raw.${size}` : `large.enc.${size}.${who}`);
   for (const variant of LAYER_VARIANTS) ids.push(`layer.enc.1k.${variant}`);
   for (const op of ['enc', 'dec']) for (const who of ['ours', 'sdk-0478', 'sdk-0578']) ids.push(`inproc.${op}.${who}`);

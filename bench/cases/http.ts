@@ -140,6 +140,10 @@ export async function runHttpCases(ctx: RunContext): Promise<void> {
       await measure(ctx, server, `http.enc.${p.size.key}.b`, `(b) bare AES-GCM encrypt, ${p.size.label}`, '/encrypt', p.encrypt, p.size.bytes);
       const { ciphertext } = await postJson<{ ciphertext: string }>(`${server.url}/encrypt`, p.encrypt);
       await measure(ctx, server, `http.dec.${p.size.key}.b`, `(b) bare AES-GCM decrypt, ${p.size.label}`, '/decrypt', decryptBody(ciphertext), p.size.bytes);
+      if (p.size.key !== FLOOR_PARTS_SIZE) continue;
+      // (b) taken apart: its base64 alone, and two seals more (docs/BENCHMARKS.md, CPU per request).
+      await measure(ctx, server, `http.enc.${p.size.key}.b-base64`, `(b) without the seal: base64 in and out, ${p.size.label}`, '/reencode', p.encrypt, p.size.bytes);
+      await measure(ctx, server, `http.enc.${p.size.key}.b-x3`, `(b) sealing three times, ${p.size.label}`, '/encrypt-thrice', p.encrypt, p.size.bytes);
     }
     if (big.length > 0) await runRawCryptoCases(ctx);
     for (const p of big) {
@@ -155,6 +159,10 @@ export async function runHttpCases(ctx: RunContext): Promise<void> {
     }
   });
 }
+
+/** The size at which (b) is also measured in parts (FLOOR_PART_CASES). */
+const FLOOR_PARTS_SIZE = '1k';
+export const FLOOR_PART_CASES = [`http.enc.${FLOOR_PARTS_SIZE}.b-base64`, `http.enc.${FLOOR_PARTS_SIZE}.b-x3`];
 
 /** BENCH_CONTEXT as the binary API's context header. */
 const BINARY_CONTEXT_HEADER = formatContextHeader(Object.entries(BENCH_CONTEXT));

@@ -286,7 +286,12 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
     const saved = full?.serverCpuUsPerRequest !== undefined && c.serverCpuUsPerRequest !== undefined ? full.serverCpuUsPerRequest - c.serverCpuUsPerRequest : null;
     return `| ${label} | ${fmt(c.requestsPerSecond)} | ${ratio(full ? c.requestsPerSecond / full.requestsPerSecond : null, 2)} | ${fmt(c.latencyMs.p50)} | ${fmt(c.latencyMs.p99)} | ${fmt(c.serverCpuUsPerRequest)} | ${options.baseline || saved === null ? '' : fmt(saved)} |`;
   };
-  lines.push(row('(a) bare echo', http(results, 'http.enc.1k.a'), { baseline: true }), row('(b) bare AES-GCM', http(results, 'http.enc.1k.b'), { baseline: true }));
+  lines.push(
+    row('(a) bare echo', http(results, 'http.enc.1k.a'), { baseline: true }),
+    row('(b) without the seal (base64 in and out)', http(results, 'http.enc.1k.b-base64'), { baseline: true }),
+    row('(b) bare AES-GCM', http(results, 'http.enc.1k.b'), { baseline: true }),
+    row('(b) sealing three times', http(results, 'http.enc.1k.b-x3'), { baseline: true }),
+  );
   lines.push(row(`**${VARIANT_LABELS.full}**`, full, { reason: skipped(results, 'layer.enc.1k.full') }));
   for (const variant of LAYERS) lines.push(row(VARIANT_LABELS[variant], http(results, `layer.enc.1k.${variant}`), { reason: skipped(results, `layer.enc.1k.${variant}`) }));
   lines.push('');
