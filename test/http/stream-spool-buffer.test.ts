@@ -9,6 +9,7 @@
  * the tests wait for those conditions, never for a duration.
  */
 import { randomBytes } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,20 +58,25 @@ function writeAll(buffer: SpoolBuffer, chunks: Buffer[], progress: { written: nu
         progress.written += chunk.length;
         if (!buffer.write(chunk)) {
           progress.pushedBack++;
-          await new Promise<void>((drained) => {
-            const done = () => {
-              buffer.off('drain', done);
-              buffer.off('close', done);
-              drained();
-            };
-            buffer.on('drain', done);
-            buffer.on('close', done);
-          });
+          await firstOf(buffer, 'drain', 'close');
           if (buffer.destroyed) return;
         }
       }
       buffer.end();
     })();
+  });
+}
+
+/** Resolves on the first of two events, and leaves no listener behind. */
+function firstOf(emitter: EventEmitter, one: string, other: string): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      emitter.off(one, done);
+      emitter.off(other, done);
+      resolve();
+    };
+    emitter.on(one, done);
+    emitter.on(other, done);
   });
 }
 
@@ -84,15 +90,7 @@ async function readWhile(buffer: SpoolBuffer, into: Buffer[], stop: () => boolea
       continue;
     }
     if (buffer.readableEnded) return false;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        buffer.off('readable', done);
-        buffer.off('end', done);
-        resolve();
-      };
-      buffer.on('readable', done);
-      buffer.on('end', done);
-    });
+    await firstOf(buffer, 'readable', 'end');
   }
   return true;
 }
