@@ -38,6 +38,7 @@ import { KeySets } from './keys/key-sets.js';
 import { KeyDirectory } from './keys/key-directory.js';
 import { KmsQueue } from './kms/kms-queue.js';
 import type { KeyProvider } from './kms/provider.js';
+import { appLogDrops } from './app-log-drops.js';
 import { createAppLogger } from './logging.js';
 import { instrumentProvider } from './metrics/kms-instrumentation.js';
 import { traceProvider } from './metrics/kms-tracing.js';
@@ -126,6 +127,8 @@ export async function compose(config: Config, overrides: ComposeOverrides = {}):
   const logger = overrides.logger ?? createAppLogger(config);
   const now = overrides.now ?? Date.now;
   const metrics = overrides.metrics ?? new ServiceMetrics();
+  const logDrops = appLogDrops(logger);
+  if (logDrops) metrics.appLogDroppedNow = () => logDrops.lines;
 
   const policy =
     overrides.policy ??

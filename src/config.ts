@@ -97,6 +97,8 @@ export const ConfigSchema = Type.Object({
   // Each checkpoint is also appended here (one JSON line), for a shipper to send elsewhere.
   AUDIT_DIGEST_FILE: Type.Optional(Type.String({ minLength: 1 })),
   LOG_LEVEL: LogLevel,
+  // The app log's queue for stdout: past it, lines are dropped and counted (app_log_dropped_lines_total), never held.
+  LOG_BUFFER_MAX_BYTES: Type.Integer({ minimum: 64 * 1024, maximum: 1024 * MiB, default: 16 * MiB }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * MiB, default: 8 * MiB }),
   // The JSON routes' own, smaller limit (never above BODY_LIMIT_BYTES): large payloads go binary.
   JSON_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * MiB, default: 1 * MiB }),

@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { trackAppLogDrops } from './app-log-drops.js';
 import { censorNamedFields } from './censor.js';
 import type { Config } from './config.js';
 import { activeTraceIds, spansEnabled } from './telemetry/spans.js';
@@ -52,7 +53,13 @@ export interface AppLoggerOptions {
   destination?: DestinationStream;
 }
 
-export function createAppLogger(config: Pick<Config, 'LOG_LEVEL'> & Partial<Pick<Config, 'AUDIT_LOG'>>, options: AppLoggerOptions = {}): Logger {
+/** The stdout queue's bound when the config does not give one (LOG_BUFFER_MAX_BYTES's default). */
+const DEFAULT_LOG_BUFFER_MAX_BYTES = 16 * 1024 * 1024;
+
+export function createAppLogger(
+  config: Pick<Config, 'LOG_LEVEL'> & Partial<Pick<Config, 'AUDIT_LOG' | 'LOG_BUFFER_MAX_BYTES'>>,
+  options: AppLoggerOptions = {},
+): Logger {
   const pretty = !options.destination && (options.pretty ?? process.stdout.isTTY) && hasPinoPretty();
   const settings: LoggerOptions = {
     level: config.LOG_LEVEL,
@@ -77,7 +84,16 @@ export function createAppLogger(config: Pick<Config, 'LOG_LEVEL'> & Partial<Pick
   // SIGKILL loses at most the lines of one write). Synchronous with AUDIT_LOG=stdout: the audit
   // log's own writes are synchronous (src/audit/), and two writers on one descriptor, one of
   // them on libuv's thread pool, could split each other's lines in a pipe.
-  return pino(settings, pino.destination({ dest: 1, sync: config.AUDIT_LOG === 'stdout' }));
+  // The queue is bounded: behind a stalled reader, lines past the bound are dropped and counted
+  // (src/app-log-drops.ts) rather than held until the process runs out of memory.
+  const stdout = pino.destination({
+    dest: 1,
+    sync: config.AUDIT_LOG === 'stdout',
+    maxLength: config.LOG_BUFFER_MAX_BYTES ?? DEFAULT_LOG_BUFFER_MAX_BYTES,
+  });
+  const logger = pino(settings, stdout);
+  trackAppLogDrops(logger, stdout);
+  return logger;
 }
 
 const NO_TRACE = {};

@@ -144,6 +144,19 @@ export class ServiceMetrics implements CacheObserver {
 
   readonly streamSpoolBytes = this.gaugeReadAtScrape('stream_spool_bytes', 'Bytes in the streaming routes\' spool files right now (bounded by STREAM_SPOOL_MAX_BYTES).', () => this.streamSpoolBytesNow());
 
+  /** Lines the app log has dropped behind a stalled stdout (src/app-log-drops.ts); read at scrape time. */
+  appLogDroppedNow: () => number = () => 0;
+
+  readonly appLogDroppedLines: Counter = new Counter({
+    name: 'app_log_dropped_lines_total',
+    help: 'Application log lines dropped because stdout did not keep up (the queue reached LOG_BUFFER_MAX_BYTES). The audit log is separate and never drops.',
+    registers: [this.registry],
+    collect: () => {
+      this.appLogDroppedLines.reset();
+      this.appLogDroppedLines.inc(this.appLogDroppedNow());
+    },
+  });
+
   readonly auditEvents = new Counter({
     name: 'audit_events_total',
     help: 'Audit events written.',

@@ -88,6 +88,7 @@ describe('/metrics of the real process', () => {
       'datakey_cache_evictions_total',
       'audit_events_total',
       'audit_write_failures_total',
+      'app_log_dropped_lines_total',
       // prom-client's defaults: process and Node.js runtime.
       'process_cpu_seconds_total',
       'process_resident_memory_bytes',
@@ -106,6 +107,7 @@ describe('/metrics of the real process', () => {
       datakey_cache_evictions_total: 'counter',
       audit_events_total: 'counter',
       audit_write_failures_total: 'counter',
+      app_log_dropped_lines_total: 'counter',
       process_cpu_seconds_total: 'counter',
       process_resident_memory_bytes: 'gauge',
       process_start_time_seconds: 'gauge',
@@ -119,6 +121,7 @@ describe('/metrics of the real process', () => {
     // generated and cached, its unwrap cached on the decrypt side.
     expect(sample(text, 'audit_events_total')).toBe(2);
     expect(sample(text, 'audit_write_failures_total')).toBe(0);
+    expect(sample(text, 'app_log_dropped_lines_total')).toBe(0);
     expect(sample(text, 'datakey_cache_entries{cache="encrypt"}')).toBe(1);
     expect(sample(text, 'datakey_cache_entries{cache="decrypt"}')).toBe(1);
     expect(sample(text, 'datakey_cache_misses_total{cache="encrypt"}')).toBe(1);
