@@ -6,11 +6,13 @@
  *   load              max throughput, then 80 % of it sustained without an error (npm run load)
  *   soak              minutes of traffic over many contexts, memory and cache size watched (npm run soak)
  *   checkpoint        what signed audit checkpoints add per audited request (npm run bench:checkpoint)
+ *   audit-line        what serializing and writing one audit event costs (npm run bench:audit-line)
  *   profile-summary   a V8 .cpuprofile by self time
  *
  * Each command's options are in its file under bench/commands/. Exit status: 0 ok, 1 a check
  * failed (load, soak), 2 bad usage or a crash.
  */
+import { auditLine } from './commands/audit-line.js';
 import { checkpoint } from './commands/checkpoint.js';
 import { floor } from './commands/floor.js';
 import { load } from './commands/load.js';
@@ -24,6 +26,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   load,
   soak,
   checkpoint,
+  'audit-line': auditLine,
   'profile-summary': profileSummary,
 };
 
