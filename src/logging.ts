@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { trackAppLogDrops } from './app-log-drops.js';
 import { censorNamedFields } from './censor.js';
-import type { Config } from './config.js';
+import { ConfigSchema, type Config } from './config.js';
 import { activeTraceIds, spansEnabled } from './telemetry/spans.js';
 
 /** Field names censored wherever they appear one level into a log line (see censorLogFields). */
@@ -53,8 +53,8 @@ export interface AppLoggerOptions {
   destination?: DestinationStream;
 }
 
-/** The stdout queue's bound when the config does not give one (LOG_BUFFER_MAX_BYTES's default). */
-const DEFAULT_LOG_BUFFER_MAX_BYTES = 16 * 1024 * 1024;
+/** The stdout queue's bound when the config does not give one: LOG_BUFFER_MAX_BYTES's default. */
+const DEFAULT_LOG_BUFFER_MAX_BYTES = (ConfigSchema.properties.LOG_BUFFER_MAX_BYTES as unknown as { default: number }).default;
 
 export function createAppLogger(
   config: Pick<Config, 'LOG_LEVEL'> & Partial<Pick<Config, 'AUDIT_LOG' | 'LOG_BUFFER_MAX_BYTES'>>,

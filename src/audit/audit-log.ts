@@ -509,9 +509,9 @@ export function createAuditLogger(destination: DestinationStream): Logger {
 
 /**
  * One audit line: the record (eventVersion first, then the CloudTrail-like key order the
- * builders above give it) after the redaction backstop (redaction.ts), and a newline. The same
- * bytes pino's own serializer wrote: JSON.stringify skips undefined fields and escapes strings
- * as it does.
+ * builders above give it) after the redaction backstop (redaction.ts), and a newline. The bytes
+ * pino's general serializer wrote, with one exception: a lone surrogate in a top-level string,
+ * which pino wrote raw (the file then held U+FFFD), is escaped as nested strings always were.
  */
 function auditLine(record: Record<string, unknown>): string {
   return `${JSON.stringify(censorSecretFields(record))}\n`;
