@@ -37,7 +37,7 @@ const LAYERS: { name: string; paths: string[] }[] = [
   // The one Redis client factory: below everything that may share Redis (limits, the fleet).
   { name: 'redis', paths: ['src/fleet/redis.ts'] },
   // The service's own spans and trace ids, through the OpenTelemetry API only.
-  { name: 'base', paths: ['src/config.ts', 'src/version.ts', 'src/censor.ts', 'src/logging.ts', 'src/telemetry/'] },
+  { name: 'base', paths: ['src/config.ts', 'src/version.ts', 'src/censor.ts', 'src/logging.ts', 'src/app-log-drops.ts', 'src/telemetry/'] },
 ];
 
 /** These reach the envelope and KMS only through src/operations/, whatever their layer allows. */
