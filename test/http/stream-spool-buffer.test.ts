@@ -30,10 +30,15 @@ afterAll(() => {
 function spoolWith(limits: { maxBytes?: number; maxBytesPerPrincipal?: number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'spool-buffer-test-'));
   dirs.push(dir);
-  const counted = { spooled: 0 };
+  const counted = { spooled: 0, fileWrites: 0 };
   const spool = new StreamSpool(
     { dir, maxBytes: limits.maxBytes ?? 1024 * MiB, maxBytesPerPrincipal: limits.maxBytesPerPrincipal ?? 1024 * MiB },
-    { spooled: (bytes) => (counted.spooled += bytes) },
+    {
+      spooled: (bytes) => {
+        counted.spooled += bytes;
+        counted.fileWrites++;
+      },
+    },
   );
   return { spool, dir, counted };
 }
@@ -174,6 +179,23 @@ describe('SpoolBuffer', () => {
     expect(drained).toBe(true);
     expect(counted.spooled).toBe(spooledAtResume);
     expect(spool.bytesNow).toBe(0);
+  });
+
+  it('takes a writer of 1-byte chunks in batches while its reader stalls: a file write per batch, not per byte', { timeout: 60_000 }, async () => {
+    const { spool, counted } = spoolWith();
+    const buffer = spool.buffer('alice');
+    const payload = randomBytes(1 * MiB);
+    let writerDone = false;
+    const writing = writeAll(buffer, chunksOf(payload, [1])).then(() => (writerDone = true));
+    await until(() => writerDone);
+    // Memory held its 256 KiB; the rest went to the file in writes of many chunks each.
+    expect(spool.bytesNow).toBeGreaterThan(512 * KiB);
+    expect(counted.fileWrites).toBeLessThan(64);
+    const out: Buffer[] = [];
+    await readWhile(buffer, out);
+    await writing;
+    expect(Buffer.concat(out).equals(payload)).toBe(true);
+    await until(() => spool.bytesNow === 0);
   });
 
   it('keeps the order of the bytes across memory, file and memory again, whatever the chunks and the stalls (property)', { timeout: 120_000 }, async () => {
