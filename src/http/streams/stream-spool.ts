@@ -44,6 +44,26 @@ const SMALL_CHUNK_BYTES = 4 * 1024;
 const COALESCED_BYTES = 16 * 1024;
 const FILE_PREFIX = 'spool-';
 
+/** Runs of chunks under SMALL_CHUNK_BYTES joined into one buffer each; larger chunks as they are. */
+function joinSmallRuns(chunks: Buffer[]): Buffer[] {
+  const pieces: Buffer[] = [];
+  let run: Buffer[] = [];
+  const endRun = (): void => {
+    if (run.length > 0) pieces.push(run.length === 1 ? run[0]! : Buffer.concat(run));
+    run = [];
+  };
+  for (const chunk of chunks) {
+    if (chunk.length < SMALL_CHUNK_BYTES) {
+      run.push(chunk);
+    } else {
+      endRun();
+      pieces.push(chunk);
+    }
+  }
+  endRun();
+  return pieces;
+}
+
 export class SpoolQuotaError extends Error {
   override readonly name = 'SpoolQuotaError';
 }
@@ -162,7 +182,7 @@ export class SpoolBuffer extends Duplex {
   private endGate: (() => Promise<void>) | undefined;
   private gating = false;
   /** The write held back until the reader makes room (or stalls): the pushback. */
-  private waiting: { chunk: Buffer; callback: (error?: Error | null) => void } | undefined;
+  private waiting: { chunks: Buffer[]; bytes: number; callback: (error?: Error | null) => void } | undefined;
   /** The reader's requests so far, and their number when the stall timer last looked. */
   private reads = 0;
   private readsSeen = 0;
@@ -187,17 +207,20 @@ export class SpoolBuffer extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.waiting = { chunk, callback };
+    this.waiting = { chunks: [chunk], bytes: chunk.length, callback };
     this.accept();
   }
 
   /**
-   * The chunks the writer queued while the last one waited, taken as one: a writer of tiny
-   * chunks (a client's upload in 1-byte HTTP chunks) then costs one file write and one memory
-   * entry per batch (at most the writable high-water mark, 128 KiB), not one per chunk.
+   * The chunks the writer queued while the last one waited, taken as one write: a writer of
+   * tiny chunks (a client's upload in 1-byte HTTP chunks) then costs one file write per batch
+   * (at most the writable high-water mark, 128 KiB), not one per chunk. Runs of small chunks
+   * are joined; large ones (the usual 16-64 KiB) are written as they are, without a copy.
    */
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
-    this._write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map(({ chunk }) => chunk)), 'binary', callback);
+    const pieces = joinSmallRuns(chunks.map(({ chunk }) => chunk));
+    this.waiting = { chunks: pieces, bytes: pieces.reduce((sum, piece) => sum + piece.length, 0), callback };
+    this.accept();
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -241,25 +264,26 @@ export class SpoolBuffer extends Duplex {
   private accept(): void {
     const waiting = this.waiting;
     if (!waiting || this.destroyed) return;
-    const { chunk, callback } = waiting;
-    // An empty memory takes any chunk, so a chunk larger than MEMORY_BYTES never waits for a stall.
-    if (this.written === 0 && (this.memoryBytes === 0 || this.memoryBytes + chunk.length <= MEMORY_BYTES)) {
+    const { chunks, bytes, callback } = waiting;
+    // An empty memory takes any write, so a chunk larger than MEMORY_BYTES never waits for a stall.
+    if (this.written === 0 && (this.memoryBytes === 0 || this.memoryBytes + bytes <= MEMORY_BYTES)) {
       this.waiting = undefined;
-      this.remember(chunk);
+      for (const chunk of chunks) this.remember(chunk);
       this.feed();
       return callback();
     }
     if (!this.spilling) return this.watchForStall();
     this.waiting = undefined;
     try {
-      this.spool.charge(this.principal, chunk.length);
+      this.spool.charge(this.principal, bytes);
     } catch (error) {
       return callback(error as Error);
     }
     const at = this.written;
-    this.written += chunk.length;
-    this.onFile((file) => file.write(chunk, 0, chunk.length, at)).then(
-      () => {
+    this.written += bytes;
+    this.onFile((file) => file.writev(chunks, at)).then(
+      ({ bytesWritten }) => {
+        if (bytesWritten !== bytes) return callback(new Error(`short write to the spool file (${bytesWritten} of ${bytes} bytes)`));
         this.feed();
         callback();
       },
