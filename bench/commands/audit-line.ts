@@ -15,50 +15,31 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import type { AuditEventInput } from '../../src/audit/event.js';
+import { ENCRYPT_AUDIT_INPUT } from '../lib/audit-input.js';
 import { measureOps } from '../lib/ops.js';
 import { importBuilt } from '../lib/server-build.js';
 
 const ROUNDS = 7;
 const PER_TURN = 4;
 
-/** A 1 KiB encrypt's event, as the HTTP layer hands it over. */
-const INPUT: AuditEventInput = {
-  eventName: 'Encrypt',
-  userIdentity: { type: 'api-key', principalId: 'bench-service', ruleId: 'bench-encrypt' },
-  sourceIPAddress: '127.0.0.1',
-  userAgent: 'autocannon/7.15.0',
-  requestID: '6c2b6a8e-1f0e-4b8e-9a55-0c9a3f1b7d21',
-  httpStatus: 200,
-  requestParameters: { keyId: 'alias/default', encryptionContext: { tenant: 'bench', purpose: 'bench' }, plaintextBytes: 1024 },
-  responseElements: { keyId: 'arn:aws:kms:local:000000000000:key/0e4c1f5e-3d9b-4a3e-9c57-5b1f3f0d2a11', ciphertextBytes: 1488 },
-  additionalEventData: {
-    dataKeyId: '0123456789abcdef0123456789abcdef',
-    cacheHit: true,
-    coalesced: false,
-    kmsRequestIds: ['d1f9c2a4-6a3e-4bde-8d7e-4b3f3f6f1a0b'],
-    decision: 'allow',
-  },
-};
-
-/** The record AuditLog.write builds from INPUT (eventVersion first, the chain's fields last). */
+/** The record AuditLog.write builds from ENCRYPT_AUDIT_INPUT (eventVersion first, the chain's fields last). */
 const RECORD = {
   eventVersion: '1.0',
   eventTime: '2026-01-01T00:00:00.000Z',
   eventID: '27fcbc7d-4f18-4705-9bc8-ab6e63c9dc43',
   eventSource: 'envelope-service',
-  eventName: INPUT.eventName,
+  eventName: ENCRYPT_AUDIT_INPUT.eventName,
   eventType: 'ApiCall',
-  userIdentity: INPUT.userIdentity,
-  sourceIPAddress: INPUT.sourceIPAddress,
-  userAgent: INPUT.userAgent,
-  requestID: INPUT.requestID,
-  httpStatus: INPUT.httpStatus,
+  userIdentity: ENCRYPT_AUDIT_INPUT.userIdentity,
+  sourceIPAddress: ENCRYPT_AUDIT_INPUT.sourceIPAddress,
+  userAgent: ENCRYPT_AUDIT_INPUT.userAgent,
+  requestID: ENCRYPT_AUDIT_INPUT.requestID,
+  httpStatus: ENCRYPT_AUDIT_INPUT.httpStatus,
   errorCode: undefined,
   errorMessage: undefined,
-  requestParameters: INPUT.requestParameters,
-  responseElements: INPUT.responseElements,
-  additionalEventData: INPUT.additionalEventData,
+  requestParameters: ENCRYPT_AUDIT_INPUT.requestParameters,
+  responseElements: ENCRYPT_AUDIT_INPUT.responseElements,
+  additionalEventData: ENCRYPT_AUDIT_INPUT.additionalEventData,
   sequence: 123_456,
   previousHash: '9f'.repeat(32),
 };
@@ -72,12 +53,15 @@ export async function auditLine(args: string[]): Promise<number> {
 
   const discard = { write: (): void => undefined };
   const { eventVersion, ...fields } = RECORD;
-  const generalPino = pino({ level: 'info', base: null, timestamp: false, formatters: { level: () => ({ eventVersion }), log: censorSecretFields } }, discard);
+  /** pino's general serializer as the audit log was configured before createAuditLogger. */
+  const generalPinoOver = (destination: { write: (line: string) => void }) =>
+    pino({ level: 'info', base: null, timestamp: false, formatters: { level: () => ({ eventVersion }), log: censorSecretFields } }, destination);
+  const generalPino = generalPinoOver(discard);
   const ours = createAuditLogger(discard);
   const same = (): boolean => {
     const lines: string[] = [];
     const capture = { write: (line: string) => void lines.push(line) };
-    pino({ level: 'info', base: null, timestamp: false, formatters: { level: () => ({ eventVersion }), log: censorSecretFields } }, capture).info(fields);
+    generalPinoOver(capture).info(fields);
     createAuditLogger(capture).info(RECORD);
     return lines[0] === lines[1];
   };
@@ -92,7 +76,7 @@ export async function auditLine(args: string[]): Promise<number> {
       {
         label: `AuditLog.write end to end, ${PER_TURN} events per turn, to a file`,
         perOp: PER_TURN,
-        op: () => Promise.all(Array.from({ length: PER_TURN }, () => audit.write(INPUT))),
+        op: () => Promise.all(Array.from({ length: PER_TURN }, () => audit.write(ENCRYPT_AUDIT_INPUT))),
       },
     ];
     process.stdout.write(`one audit event, in-process (median of ${ROUNDS} interleaved rounds); the two loggers write the same line: ${same()}\n`);

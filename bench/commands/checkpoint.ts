@@ -15,23 +15,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import { Checkpointer } from '../../src/audit/checkpointer.js';
-import type { AuditEventInput } from '../../src/audit/event.js';
 import { LocalKeyProvider } from '../../src/kms/local.js';
 import { LocalAuditSigner } from '../../src/audit/signer-local.js';
+import { ENCRYPT_AUDIT_INPUT } from '../lib/audit-input.js';
 
 const PER_TURN = 100;
 
-const input: AuditEventInput = {
-  eventName: 'Encrypt',
-  userIdentity: { type: 'api-key', principalId: 'billing', ruleId: 'billing-encrypt' },
-  sourceIPAddress: '10.0.0.7',
-  userAgent: 'bench',
-  requestID: 'req',
-  httpStatus: 200,
-  requestParameters: { keyId: 'alias/default', plaintextBytes: 42 },
-  responseElements: { keyId: 'arn:aws:kms:local:000000000000:key/x', ciphertextBytes: 190 },
-  additionalEventData: { kmsRequestIds: [], cacheHit: true },
-};
 
 export async function checkpoint(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { events: { type: 'string', default: '200000' }, rounds: { type: 'string', default: '5' } } });
@@ -56,7 +45,7 @@ export async function checkpoint(args: string[]): Promise<number> {
     const start = process.hrtime.bigint();
     for (let done = 0; done < events; done += PER_TURN) {
       const turn: Promise<void>[] = [];
-      for (let index = 0; index < PER_TURN; index += 1) turn.push(audit.write(input));
+      for (let index = 0; index < PER_TURN; index += 1) turn.push(audit.write(ENCRYPT_AUDIT_INPUT));
       await Promise.all(turn);
     }
     const elapsed = Number(process.hrtime.bigint() - start) / 1_000;
