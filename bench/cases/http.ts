@@ -11,6 +11,7 @@ import { BENCH_CONTEXT } from '../lib/constants.js';
 import { formatContextHeader } from '../../src/http/schemas/binary-headers.js';
 import { decryptBody, encryptBody, largestPlaintextFor, plaintextOf } from '../lib/bodies.js';
 import { skip, wants, type RunContext } from '../lib/context.js';
+import { cpuSplit, pin } from '../lib/cpu-affinity.js';
 import { measureHttp, round, type HttpMeasurement } from '../lib/load.js';
 import { measureHttpStreaming } from '../lib/stream-load.js';
 import { HTTP_SIZES, largeSizes, type Sizes } from '../lib/sizes.js';
@@ -57,6 +58,7 @@ async function measure(
     return;
   }
   ctx.log(`  ${id}: ${label}`);
+  pinForHttp(ctx, server.pid);
   const client = options.client === 'streaming' ? measureHttpStreaming : measureHttp;
   const result = await client({
     url: `${server.url}${path}`,
@@ -78,11 +80,53 @@ async function measure(
   };
   ctx.log(
     `    ${result.requestsPerSecond} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms` +
-      (result.serverCpuUsPerRequest !== undefined ? `, server CPU ${result.serverCpuUsPerRequest} us/req` : ''),
+      (result.serverCpuUsPerRequest !== undefined ? `, server CPU ${cpuText(result)}` : ''),
   );
 }
 
+/** "X us/req (user U, system S)". */
+function cpuText(result: HttpMeasurement): string {
+  return `${result.serverCpuUsPerRequest ?? 'n/a'} us/req (user ${result.serverUserUsPerRequest ?? 'n/a'}, system ${result.serverSystemUsPerRequest ?? 'n/a'})`;
+}
+
+/**
+ * `--pin-http`: the server on the first CPU, the load generator (this process) on the same one
+ * (`same`) or on the other (`split`); unpinned by default. With the generator on another CPU,
+ * every response the server writes on loopback wakes it there, and the kernel charges that
+ * wake-up to the server's system time; on the same CPU the wake-up is local and cheap
+ * (docs/BENCHMARKS.md, CPU per request).
+ */
+function pinForHttp(ctx: RunContext, serverPid: number): void {
+  const how = ctx.settings.pinHttp;
+  if (!how) return;
+  const split = httpCpuSplit();
+  if ('missing' in split) throw new Error(`--pin-http ${how}: ${split.missing}`);
+  if (!pin(serverPid, split.service) || !pin(process.pid, how === 'same' ? split.service : split.others)) {
+    throw new Error(`--pin-http ${how}: taskset refused`);
+  }
+}
+
+function unpinRunner(ctx: RunContext): void {
+  if (!ctx.settings.pinHttp) return;
+  const split = httpCpuSplit();
+  if (!('missing' in split)) pin(process.pid, split.all);
+}
+
+/** Taken before the first pin: once this process is pinned, it sees one CPU only. */
+let cpusBeforePinning: ReturnType<typeof cpuSplit> | undefined;
+function httpCpuSplit(): ReturnType<typeof cpuSplit> {
+  return (cpusBeforePinning ??= cpuSplit());
+}
+
 export async function runHttpCases(ctx: RunContext): Promise<void> {
+  try {
+    await runHttpGroups(ctx);
+  } finally {
+    unpinRunner(ctx);
+  }
+}
+
+async function runHttpGroups(ctx: RunContext): Promise<void> {
   const http = wants(ctx, 'http');
   const large = wants(ctx, 'large');
   if (!http && !large) return;
@@ -231,12 +275,11 @@ export async function runLayerCases(ctx: RunContext): Promise<void> {
       const all = samples.get(id)!;
       const byRate = [...all].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
       const median = byRate[Math.floor(byRate.length / 2)]!;
-      const cpu = all.map((m) => m.serverCpuUsPerRequest).filter((v): v is number => v !== undefined).sort((a, b) => a - b);
       const result: HttpMeasurement = {
         ...median,
         requestsTotal: all.reduce((sum, m) => sum + m.requestsTotal, 0),
         durationSeconds: round(all.reduce((sum, m) => sum + m.durationSeconds, 0), 2),
-        ...(cpu.length ? { serverCpuUsPerRequest: cpu[Math.floor(cpu.length / 2)]! } : {}),
+        ...medianCpu(all),
       };
       ctx.cases[id] = {
         kind: 'http',
@@ -250,7 +293,7 @@ export async function runLayerCases(ctx: RunContext): Promise<void> {
       };
       ctx.log(
         `  ${id}: ${VARIANT_LABELS[variant]}: ${result.requestsPerSecond} req/s (rounds ${all.map((m) => m.requestsPerSecond).join(', ')}), ` +
-          `p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, server CPU ${result.serverCpuUsPerRequest ?? 'n/a'} us/req`,
+          `p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, server CPU ${cpuText(result)}`,
       );
     }
   } finally {
@@ -264,4 +307,16 @@ export async function runLayerCases(ctx: RunContext): Promise<void> {
       delete ctx.traceSinkEndpoint;
     }
   }
+}
+
+/** The CPU fields of the round whose total CPU per request is the median (its halves add up to it). */
+function medianCpu(rounds: HttpMeasurement[]): Partial<HttpMeasurement> {
+  const measured = rounds.filter((m) => m.serverCpuUsPerRequest !== undefined).sort((a, b) => a.serverCpuUsPerRequest! - b.serverCpuUsPerRequest!);
+  const median = measured[Math.floor(measured.length / 2)];
+  if (!median) return {};
+  return {
+    serverCpuUsPerRequest: median.serverCpuUsPerRequest!,
+    ...(median.serverUserUsPerRequest !== undefined && { serverUserUsPerRequest: median.serverUserUsPerRequest }),
+    ...(median.serverSystemUsPerRequest !== undefined && { serverSystemUsPerRequest: median.serverSystemUsPerRequest }),
+  };
 }

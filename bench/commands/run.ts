@@ -24,6 +24,9 @@
  *                                            runs (default; smoke: source), or the source through tsx
  *   --service-node <path> --service-node-flags a,b   run the service children on that node
  *                                            binary (e.g. the image's Node 24), with those flags
+ *   --pin-http same|split                    cases 1 and 4: the server on one CPU and the load
+ *                                            generator on the same one or the other (server CPU
+ *                                            per request without, or with, the client's wake-ups)
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -63,6 +66,11 @@ export async function run(args: string[]): Promise<number> {
   if (servers !== undefined) {
     if (servers !== 'built' && servers !== 'source') throw new Error(`--servers takes built or source, not ${servers}`);
     settings.servers = servers;
+  }
+  const pinHttp = value('--pin-http');
+  if (pinHttp !== undefined) {
+    if (pinHttp !== 'same' && pinHttp !== 'split') throw new Error(`--pin-http takes same or split, not ${pinHttp}`);
+    settings.pinHttp = pinHttp;
   }
   const neighbourEnv = list('--neighbour-env');
   if (neighbourEnv) {

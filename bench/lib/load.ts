@@ -4,7 +4,7 @@
  * answer fails loudly: a benchmark that quietly measured 401s or 429s is worse than none.
  */
 import autocannon, { type Result } from 'autocannon';
-import { processCpuSeconds } from './cpu.js';
+import { cpuPerRequest, processCpuTimes } from './cpu.js';
 
 export interface LoadSpec {
   url: string;
@@ -24,6 +24,9 @@ export interface HttpMeasurement {
   latencyMs: { p50: number; p99: number; mean: number };
   /** Server CPU (user + system) per request, microseconds; undefined where /proc is missing. */
   serverCpuUsPerRequest?: number;
+  /** Its two halves (lib/cpu.ts says what each holds on loopback). */
+  serverUserUsPerRequest?: number;
+  serverSystemUsPerRequest?: number;
   connections: number;
   durationSeconds: number;
   requestBytes: number;
@@ -39,17 +42,15 @@ export async function measureHttp(spec: LoadSpec): Promise<HttpMeasurement> {
     timeout: 30,
   };
   if (spec.warmupSeconds > 0) check(await autocannon({ ...options, duration: spec.warmupSeconds }), `${spec.url} (warm-up)`);
-  const cpuBefore = spec.serverPid ? processCpuSeconds(spec.serverPid) : undefined;
+  const cpuBefore = spec.serverPid ? processCpuTimes(spec.serverPid) : undefined;
   const result = check(await autocannon({ ...options, duration: spec.durationSeconds }), spec.url);
-  const cpuAfter = spec.serverPid ? processCpuSeconds(spec.serverPid) : undefined;
+  const cpuAfter = spec.serverPid ? processCpuTimes(spec.serverPid) : undefined;
   const total = result['2xx'];
   return {
     requestsPerSecond: round(total / result.duration, 1),
     requestsTotal: total,
     latencyMs: { p50: result.latency.p50, p99: result.latency.p99, mean: round(result.latency.mean, 2) },
-    ...(cpuBefore !== undefined && cpuAfter !== undefined && total > 0
-      ? { serverCpuUsPerRequest: round(((cpuAfter - cpuBefore) * 1e6) / total, 1) }
-      : {}),
+    ...cpuPerRequest(cpuBefore, cpuAfter, total),
     connections: spec.connections,
     durationSeconds: round(result.duration, 2),
     requestBytes: spec.body === undefined ? 0 : Buffer.byteLength(spec.body),

@@ -139,7 +139,13 @@ function streamSection(results: BenchResults): string[] {
 
 function httpRow(label: string, c: HttpCase | undefined, extra: string[] = []): string {
   if (!c) return `| ${label} | n/a | n/a | n/a | n/a | ${extra.join(' | ')} |`;
-  return `| ${label} | ${fmt(c.requestsPerSecond)} | ${fmt(c.latencyMs.p50)} | ${fmt(c.latencyMs.p99)} | ${fmt(c.serverCpuUsPerRequest)} | ${extra.join(' | ')} |`;
+  return `| ${label} | ${fmt(c.requestsPerSecond)} | ${fmt(c.latencyMs.p50)} | ${fmt(c.latencyMs.p99)} | ${cpuCell(c)} | ${extra.join(' | ')} |`;
+}
+
+/** Server CPU per request, then its user and system halves when the results have them. */
+function cpuCell(c: HttpCase): string {
+  const split = c.serverUserUsPerRequest !== undefined && c.serverSystemUsPerRequest !== undefined ? ` (${fmt(c.serverUserUsPerRequest)} / ${fmt(c.serverSystemUsPerRequest)})` : '';
+  return `${fmt(c.serverCpuUsPerRequest)}${split}`;
 }
 
 export function renderMarkdown(results: BenchResults, resultsFile: string, charts: string[]): string {
@@ -175,7 +181,7 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
   lines.push(
     '### 1. HTTP: the service against its baselines',
     '',
-    '| case | req/s | p50 ms | p99 ms | server CPU µs/req | c/a | c/b |',
+    '| case | req/s | p50 ms | p99 ms | server CPU µs/req (user / system) | c/a | c/b |',
     '|---|---:|---:|---:|---:|---:|---:|',
   );
   for (const [op, opLabel] of [['enc', 'encrypt'], ['dec', 'decrypt']] as const) {
@@ -277,14 +283,14 @@ export function renderMarkdown(results: BenchResults, resultsFile: string, chart
     '',
     `Each variant's ${s.durationSeconds} s in ${s.layerRounds} interleaved rounds, the median round shown (every round in the results JSON); (a) and (b) from case 1.`,
     '',
-    '| variant | req/s | vs everything on | p50 ms | p99 ms | server CPU µs/req | CPU saved vs everything on |',
+    '| variant | req/s | vs everything on | p50 ms | p99 ms | server CPU µs/req (user / system) | CPU saved vs everything on |',
     '|---|---:|---:|---:|---:|---:|---:|',
   );
   const full = http(results, 'layer.enc.1k.full');
   const row = (label: string, c: HttpCase | undefined, options: { reason?: string; baseline?: boolean } = {}) => {
     if (!c) return `| ${label} | ${options.reason ? `skipped: ${options.reason}` : 'n/a'} | | | | | |`;
     const saved = full?.serverCpuUsPerRequest !== undefined && c.serverCpuUsPerRequest !== undefined ? full.serverCpuUsPerRequest - c.serverCpuUsPerRequest : null;
-    return `| ${label} | ${fmt(c.requestsPerSecond)} | ${ratio(full ? c.requestsPerSecond / full.requestsPerSecond : null, 2)} | ${fmt(c.latencyMs.p50)} | ${fmt(c.latencyMs.p99)} | ${fmt(c.serverCpuUsPerRequest)} | ${options.baseline || saved === null ? '' : fmt(saved)} |`;
+    return `| ${label} | ${fmt(c.requestsPerSecond)} | ${ratio(full ? c.requestsPerSecond / full.requestsPerSecond : null, 2)} | ${fmt(c.latencyMs.p50)} | ${fmt(c.latencyMs.p99)} | ${cpuCell(c)} | ${options.baseline || saved === null ? '' : fmt(saved)} |`;
   };
   lines.push(
     row('(a) bare echo', http(results, 'http.enc.1k.a'), { baseline: true }),

@@ -35,6 +35,8 @@ export interface Settings {
   /** The server children: the tsc build, as production runs (server-build.ts), or the source through tsx. */
   servers: 'built' | 'source';
   serviceNodeFlags?: string[];
+  /** Case 1 and 4: pin the server and the load generator to one CPU or to one each (cases/http.ts); unpinned by default. */
+  pinHttp?: 'same' | 'split';
 }
 
 export const FULL: Settings = {

@@ -7,7 +7,7 @@
  * goes again, so binary and JSON responses cost the client the same.
  */
 import { Agent, request } from 'node:http';
-import { processCpuSeconds } from './cpu.js';
+import { cpuPerRequest, processCpuTimes } from './cpu.js';
 import { round, type HttpMeasurement, type LoadSpec } from './load.js';
 
 export async function measureHttpStreaming(spec: LoadSpec): Promise<HttpMeasurement> {
@@ -42,9 +42,9 @@ export async function measureHttpStreaming(spec: LoadSpec): Promise<HttpMeasurem
   };
   try {
     if (spec.warmupSeconds > 0) await run(spec.warmupSeconds);
-    const cpuBefore = spec.serverPid ? processCpuSeconds(spec.serverPid) : undefined;
+    const cpuBefore = spec.serverPid ? processCpuTimes(spec.serverPid) : undefined;
     const { latencies, elapsedMs } = await run(spec.durationSeconds);
-    const cpuAfter = spec.serverPid ? processCpuSeconds(spec.serverPid) : undefined;
+    const cpuAfter = spec.serverPid ? processCpuTimes(spec.serverPid) : undefined;
     latencies.sort((a, b) => a - b);
     const at = (q: number) => round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0, 1);
     const total = latencies.length;
@@ -52,9 +52,7 @@ export async function measureHttpStreaming(spec: LoadSpec): Promise<HttpMeasurem
       requestsPerSecond: round((total * 1000) / elapsedMs, 1),
       requestsTotal: total,
       latencyMs: { p50: at(0.5), p99: at(0.99), mean: round(latencies.reduce((sum, v) => sum + v, 0) / Math.max(total, 1), 2) },
-      ...(cpuBefore !== undefined && cpuAfter !== undefined && total > 0
-        ? { serverCpuUsPerRequest: round(((cpuAfter - cpuBefore) * 1e6) / total, 1) }
-        : {}),
+      ...cpuPerRequest(cpuBefore, cpuAfter, total),
       connections: spec.connections,
       durationSeconds: round(elapsedMs / 1000, 2),
       requestBytes: body.length,

@@ -67,6 +67,12 @@ describe('npm run bench:smoke', () => {
           expect(result.requestsTotal, id).toBeGreaterThan(0);
           expect(result.latencyMs.p99, id).toBeGreaterThanOrEqual(result.latencyMs.p50);
           expect(result.mbPerSecond, id).toBeGreaterThan(0);
+          // Server CPU comes with its user and system halves, which add up to it (rounding aside).
+          if (result.serverCpuUsPerRequest !== undefined) {
+            expect(result.serverUserUsPerRequest, id).toBeDefined();
+            expect(result.serverSystemUsPerRequest, id).toBeDefined();
+            expect(Math.abs(result.serverUserUsPerRequest! + result.serverSystemUsPerRequest! - result.serverCpuUsPerRequest), id).toBeLessThanOrEqual(0.2);
+          }
           break;
         case 'ops':
           expect(result.opsPerSecond, id).toBeGreaterThan(0);
