@@ -9,9 +9,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SCHEMATHESIS_VERSION=${SCHEMATHESIS_VERSION:-4.32.5}
 VENV=${SCHEMATHESIS_VENV:-$ROOT/.tools/venv}
 
-# The newest CPython 3 that runs here (pyenv's installed versions included): 3.11.7 and 3.12.1
-# raise "SystemError: AST constructor recursion depth mismatch" inside hypothesis on some draws
-# (a CPython bug, fixed in 3.13), which fails a schemathesis run that found nothing.
+# The newest CPython 3 that runs here (pyenv's installed versions included): 3.11.7 raised
+# "SystemError: AST constructor recursion depth mismatch" inside hypothesis on a draw
+# (python/cpython#106905), failing a schemathesis run that found nothing; 3.13 runs that seed clean.
 pick_python() {
   local candidate
   for candidate in python3.13 "$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3 python3.12 python3; do

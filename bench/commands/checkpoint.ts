@@ -21,7 +21,6 @@ import { ENCRYPT_AUDIT_INPUT } from '../lib/audit-input.js';
 
 const PER_TURN = 100;
 
-
 export async function checkpoint(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { events: { type: 'string', default: '200000' }, rounds: { type: 'string', default: '5' } } });
   const events = Number(values.events);
