@@ -34,6 +34,7 @@ import { registerAuthentication } from './http/authentication.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerJsonBodyParser } from './http/json-body.js';
 import { registerNoStore } from './http/no-store.js';
+import { registerCloseOnShutdown } from './http/close-on-shutdown.js';
 import { prepareProblem } from './http/send-problem.js';
 import { registerLoadShedding, registerShedAfterAuthentication } from './admission/load-shedding.js';
 import { registerOpenApi } from './http/openapi/openapi.js';
@@ -107,6 +108,7 @@ export async function buildApp(service: Service): Promise<FastifyInstance> {
   registerJsonBodyParser(app, Math.min(config.JSON_BODY_LIMIT_BYTES, config.BODY_LIMIT_BYTES));
   registerErrorHandling(app);
   registerNoStore(app);
+  registerCloseOnShutdown(app);
   await registerOpenApi(app, service.liveExamples);
   // Before every route: its onRequest hook is the first to run (after the request id), so an
   // overloaded instance refuses before it reads a body (/v1: right after authentication, so

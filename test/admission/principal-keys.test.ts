@@ -150,9 +150,12 @@ describe('the same id under two authentication methods shares nothing', () => {
   });
 
   it("request turns: the JWT's request holding its only turn does not make the API key wait", async () => {
-    await start({ REQUEST_CONCURRENCY_PER_PRINCIPAL: '1', KMS_CONCURRENCY_PER_PRINCIPAL: '100' }, { hold: true });
+    const calls = await start({ REQUEST_CONCURRENCY_PER_PRINCIPAL: '1', KMS_CONCURRENCY_PER_PRINCIPAL: '100' }, { hold: true });
     expect(await encrypt(asApiKey, 'warm')).toEqual({ status: 200 }); // the key's look-up, out of the way
     const held = encrypt(asJwt(), 'held-jwt');
+    // The held request has the JWT's turn (it is at KMS) before the second is sent: sent together,
+    // the second could take the turn first, finish, and leave nothing waiting.
+    await until(() => calls.GenerateDataKey === 2);
     const waiting = encrypt(asJwt(), 'second-jwt');
     await until(async () => /requests_waiting_turn 1/.test(await metric('requests_waiting_turn')));
     expect(await within(encrypt(asApiKey, 'cold-report'), 3_000)).toEqual({ status: 200 });

@@ -15,6 +15,7 @@
  * that reached a closing server) is not accepted and must have no audit event.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { Agent } from 'node:http';
 import { join } from 'node:path';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -187,6 +188,42 @@ describe('SIGTERM during a burst', { timeout: 60_000 }, () => {
       }
     } finally {
       await reader.close();
+    }
+  });
+});
+
+describe('SIGTERM with a keep-alive client', { timeout: 60_000 }, () => {
+  it('answers its in-flight request with Connection: close and exits 0 long before the idle connection would time out', async () => {
+    dir = tempDir();
+    const auditLog = join(dir.path, 'audit.log');
+    // A grace far above the wait allowed below: exit 0 must come from the connections closing,
+    // not from the grace running out (exit 1).
+    service = await startService({ LOCAL_KEYSTORE: join(dir.path, 'keystore.json'), AUDIT_LOG: auditLog, LOG_LEVEL: 'debug', SHUTDOWN_GRACE_MS: '30000' });
+    const url = `${service.baseUrl}/v1/encrypt`;
+    const agent = new Agent({ keepAlive: true, maxSockets: 2 });
+    try {
+      // One connection answered and left idle, then a request on the other, in flight at SIGTERM.
+      const before = await send(url, { body: encryptBody(1), headers: { ...AUTH }, agent });
+      expect(before.kind === 'response' ? before.status : before.code).toBe(200);
+      const inFlight = started(url, { body: encryptBody(2), headers: { ...AUTH, 'x-request-id': 'keep-alive' }, hold: 10, agent });
+      await waitForIncoming(service, ['keep-alive']);
+      service.signal('SIGTERM');
+      const signalledAt = Date.now();
+      await sleep(300);
+      expect(service.child.exitCode, 'the process must wait for the in-flight request').toBeNull();
+
+      const answer = await inFlight.finish();
+      expect(answer.kind === 'response' ? answer.status : answer.code).toBe(200);
+      expect(answer.kind === 'response' && answer.headers.connection).toBe('close');
+      expect(await service.exited).toEqual({ code: 0, signal: null });
+      // keepAliveTimeout is 72 s: without the close, the process would wait for the grace.
+      expect(Date.now() - signalledAt).toBeLessThan(10_000);
+      expect(service.logRecords().map((r) => r.msg)).toContain('shutdown complete');
+      const events = readFileSync(auditLog, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { eventName: string });
+      expect(events.filter((event) => event.eventName === 'Encrypt')).toHaveLength(2);
+      expect(events.at(-1)?.eventName).toBe('AuditCheckpoint');
+    } finally {
+      agent.destroy();
     }
   });
 });

@@ -1,9 +1,10 @@
 /**
- * Plain node:http requests for process tests: one connection per request (no agent, no
- * keep-alive), so a request refused because the server has closed is a connection error, never
- * a reused socket, and the outcome of each request is unambiguous.
+ * Plain node:http requests for process tests: by default one connection per request (no agent,
+ * no keep-alive), so a request refused because the server has closed is a connection error,
+ * never a reused socket, and the outcome of each request is unambiguous. A test of keep-alive
+ * itself passes its own `agent`.
  */
-import { request as httpRequest, type ClientRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest, type Agent, type ClientRequest, type IncomingHttpHeaders } from 'node:http';
 
 export interface HttpResult {
   kind: 'response';
@@ -23,6 +24,8 @@ export interface SendOptions {
   headers?: Record<string, string>;
   body?: string;
   timeoutMs?: number;
+  /** A keep-alive agent: the request may reuse, and leaves open, one of its connections. */
+  agent?: Agent;
 }
 
 /**
@@ -61,9 +64,9 @@ export function started(url: string, options: SendOptions & { hold?: number } = 
   const body = options.body ?? '';
   const request = httpRequest(url, {
     method: options.method ?? (options.body === undefined ? 'GET' : 'POST'),
-    agent: false,
+    agent: options.agent ?? false,
     headers: {
-      connection: 'close',
+      ...(options.agent ? {} : { connection: 'close' }),
       ...(options.body === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }),
       ...options.headers,
     },
