@@ -34,6 +34,7 @@ interface Pending {
 export class FleetBus implements FleetActions {
   readonly #pending = new Map<string, Pending>();
   #subscriber: Redis | undefined;
+  #stopped = false;
 
   constructor(
     private readonly redis: Redis,
@@ -41,23 +42,35 @@ export class FleetBus implements FleetActions {
     private readonly options: FleetBusOptions,
   ) {}
 
-  /** Subscribes (on a connection of its own: a subscribed connection can do nothing else) and starts the heartbeat. */
+  /**
+   * Subscribes (on a connection of its own: a subscribed connection can do nothing else), then
+   * starts the heartbeat: a replica is announced only once it hears commands, or a broadcast
+   * sent in between would wait for it and name it missing.
+   */
   start(): void {
     const subscriber = this.redis.duplicate();
     this.#subscriber = subscriber;
+    let announced = false;
     subscriber.on('error', () => undefined); // the main client logs Redis's state
     // On every (re)connection: with the offline queue off, a subscribe sent before the
     // connection is ready would fail, and subscribing twice to a channel is harmless.
     subscriber.on('ready', () => {
-      subscriber.subscribe(COMMAND_CHANNEL, ACK_CHANNEL).catch((error: Error) => {
-        this.options.logger.warn({ errorMessage: error.message }, 'fleet: subscribing to the fleet channels failed; retried on the next connection');
-      });
+      subscriber.subscribe(COMMAND_CHANNEL, ACK_CHANNEL).then(
+        () => {
+          if (announced || this.#stopped) return;
+          announced = true;
+          this.registry.start();
+        },
+        (error: Error) => {
+          this.options.logger.warn({ errorMessage: error.message }, 'fleet: subscribing to the fleet channels failed; retried on the next connection');
+        },
+      );
     });
     subscriber.on('message', (_channel: string, text: string) => this.onMessage(text));
-    this.registry.start();
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     await this.registry.stop();
     for (const pending of this.#pending.values()) pending.done();
     this.#subscriber?.disconnect();

@@ -111,11 +111,15 @@ describe('held refusals over HTTP', () => {
   });
 
   it('beyond REFUSAL_HOLD_PER_CALLER answers at once', async () => {
-    const url = await listening({ RATE_LIMIT_MAX: '1', REFUSAL_HOLD_MAX_MS: '1000', REFUSAL_HOLD_PER_CALLER: '2' });
+    // Holds far longer than the five refusals take to decide, so none ends and frees a place
+    // first; close() then sends the held ones.
+    const url = await listening({ RATE_LIMIT_MAX: '1', REFUSAL_HOLD_MAX_MS: '20000', REFUSAL_HOLD_PER_CALLER: '2' });
     expect((await encrypt(url, FLOODER)).status).toBe(200);
-    const statuses = await Promise.all(Array.from({ length: 5 }, () => encrypt(url, FLOODER).then((r) => r.status)));
-    expect(statuses).toEqual([429, 429, 429, 429, 429]);
-    expect(await holdCounts()).toMatchObject({ held: 2, over_cap: 3 });
+    const statuses = Promise.all(Array.from({ length: 5 }, () => encrypt(url, FLOODER).then((r) => r.status)));
+    await expect.poll(holdCounts).toMatchObject({ held: 2, over_cap: 3 });
+    const closing = t!.app.close();
+    expect(await statuses).toEqual([429, 429, 429, 429, 429]);
+    await closing;
   });
 
   it('a client that goes away frees its place', async () => {

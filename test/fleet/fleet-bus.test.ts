@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetBus } from '../../src/fleet/fleet-bus.js';
-import { COMMAND_CHANNEL, parseMessage } from '../../src/fleet/messages.js';
+import { ACK_CHANNEL, COMMAND_CHANNEL, parseMessage } from '../../src/fleet/messages.js';
 import { createRedis } from '../../src/fleet/redis.js';
 import { REPLICA_KEY_PREFIX, ReplicaRegistry } from '../../src/fleet/replica-registry.js';
 import type { FleetAction, FleetOrigin } from '../../src/operations/admin/fleet.js';
@@ -108,14 +108,16 @@ describe('the fleet bus on a real Redis', () => {
       const a = replica('replica-a');
       replica('replica-b');
       await until(async () => ((await a.view()).replicas.length === 2 ? true : undefined));
+      // Announced means listening: both already hear commands and acknowledgements.
+      const writer = createRedis(redis.url, logger);
+      await until(() => (writer.status === 'ready' ? true : undefined));
+      expect(await writer.pubsub('NUMSUB', COMMAND_CHANNEL, ACK_CHANNEL)).toEqual([COMMAND_CHANNEL, 2, ACK_CHANNEL, 2]);
 
       const whole = await a.broadcast({ kind: 'evict', context: { tenant: 't' } }, origin, { instanceId: 'replica-a', ok: true, dropped: 3 });
       expect(whole).toMatchObject({ expected: ['replica-a', 'replica-b'], missing: [], confirmed: [{ instanceId: 'replica-a', dropped: 3 }, { instanceId: 'replica-b', ok: true, dropped: 1 }] });
       expect(applied).toEqual([{ instanceId: 'replica-b', action: { kind: 'evict', context: { tenant: 't' } }, originInstance: 'replica-a' }]);
 
       // A replica SIGKILLed: its heartbeat key outlives it (until its TTL), nothing answers for it.
-      const writer = createRedis(redis.url, logger);
-      await until(() => (writer.status === 'ready' ? true : undefined));
       const ghost = { instanceId: 'replica-ghost', startedAt: new Date().toISOString(), version: 'test', seenAt: new Date().toISOString() };
       await writer.set(`${REPLICA_KEY_PREFIX}replica-ghost`, JSON.stringify(ghost), 'PX', 60_000);
       const started = Date.now();

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceMetrics } from '../../src/metrics/metrics.js';
 import { json, send, type HttpResult } from './helpers/http.js';
-import { REPO_ROOT, sleep, startService, tempDir, type ServiceProcess } from './helpers/service-process.js';
+import { until } from '../helpers/polling.js';
+import { REPO_ROOT, startService, tempDir, type ServiceProcess } from './helpers/service-process.js';
 
 let service: ServiceProcess;
 let dir: ReturnType<typeof tempDir>;
@@ -153,13 +154,10 @@ describe('request ids across the response, the app log and the audit log', () =>
     const body = json<{ requestId?: string }>(response);
     if (response.status !== 200) expect(body.requestId).toBe(id);
 
-    // pino writes synchronously, but give the pipe a moment.
-    let lines: Record<string, unknown>[] = [];
-    for (let i = 0; i < 50; i += 1) {
-      lines = service.logRecords().filter((record) => record.reqId === id);
-      if (lines.some((record) => record.msg === 'request completed')) break;
-      await sleep(20);
-    }
+    // The line comes through the child's stdout pipe: wait for it, on a deadline.
+    const linesOf = () => service.logRecords().filter((record) => record.reqId === id);
+    await until(() => linesOf().some((record) => record.msg === 'request completed'));
+    const lines = linesOf();
     // One access line per request (the arrival line is debug level), self-contained.
     expect(lines.map((record) => record.msg)).toEqual(['request completed']);
     expect((lines[0]!.res as { statusCode: number }).statusCode).toBe(response.status);

@@ -30,8 +30,12 @@ const BREAKER_FAILURES = 3;
 const COOLDOWN_MS = 1_500;
 /** What the caller may wait for one failed request (the whole SDK retry cycle) in this setup. */
 const FAILED_REQUEST_BOUND_MS = 3_000;
-/** An open circuit must answer without touching the network. */
-const FAST_FAIL_MS = 50;
+/**
+ * An open circuit answers without touching the network (the proxy sees nothing: that is the
+ * proof); this bound, below one KMS attempt's KMS_TIMEOUT_MS, only keeps a waited-for KMS call
+ * out, with room for a busy machine's pause.
+ */
+const FAST_FAIL_MS = 300;
 
 const skip = skipWithoutLocalKms();
 let proxy: FaultProxy;
@@ -83,7 +87,7 @@ interface Timed {
 
 /**
  * In-process requests (app.inject, not supertest): the time measured is the service's alone,
- * and the fast-fail bound (FAST_FAIL_MS) is tighter than a socket's setup on a busy machine.
+ * and the fast-fail bound (FAST_FAIL_MS) leaves no room for a socket's setup on a busy machine.
  */
 async function timed(t: TestApp, path: string, body: object): Promise<Timed> {
   const started = performance.now();
@@ -146,7 +150,8 @@ describe.skipIf(skip)('KMS fault matrix (aws provider, cold cache)', () => {
     const fast = await encrypt(t);
     expect(fast.status).toBe(503);
     expect(fast.body.code).toBe('KmsUnavailable');
-    expect(fast.retryAfter).toBe('2');
+    // The 1.5 s cooldown's remainder rounded up: 2, or 1 if more than 0.5 s went by since it opened.
+    expect(fast.retryAfter).toMatch(/^[12]$/);
     expect(fast.ms).toBeLessThan(FAST_FAIL_MS);
     expect(proxy.requests.length).toBe(seen);
     const metrics = await t.metrics.scrape();

@@ -81,7 +81,9 @@ export async function runUntilExit(
 
 /** Starts the service and waits until it listens. */
 export async function startService(env: Record<string, string>, startTimeoutMs = 30_000): Promise<ServiceProcess> {
-  const child = spawnService({ PORT: '0', HOST: '127.0.0.1', ...env });
+  // No event-loop shedding unless a test sets it: a fresh process on a busy CI machine can lag
+  // above the default 1 s for its first seconds and answer 503 Overloaded to a test's request.
+  const child = spawnService({ PORT: '0', HOST: '127.0.0.1', MAX_EVENT_LOOP_DELAY_MS: '0', ...env });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
