@@ -22,11 +22,12 @@ afterEach(async () => {
   t = undefined;
 });
 
-async function listening(): Promise<{ port: number; agent: Agent }> {
+/** The app listening, and a keep-alive agent for startPost; returns the port. */
+async function listening(): Promise<number> {
   t = await buildTestApp();
   await t.app.listen({ host: '127.0.0.1', port: 0 });
   agent = new Agent({ keepAlive: true, maxSockets: 4 });
-  return { port: (t.app.server.address() as AddressInfo).port, agent };
+  return (t.app.server.address() as AddressInfo).port;
 }
 
 interface Answer {
@@ -54,7 +55,7 @@ function startPost(port: number, path: string, headers: Record<string, string>, 
 
 describe('close() with keep-alive connections', () => {
   it('answers a request in flight with Connection: close, and resolves once it is answered', async () => {
-    const { port } = await listening();
+    const port = await listening();
     const body = Buffer.from(JSON.stringify({ plaintext: Buffer.from('in flight').toString('base64'), context: { purpose: 'close' } }));
     // A connection left idle by an answered request, and one busy with a half-sent body.
     const warm = startPost(port, '/v1/encrypt', { 'content-type': 'application/json' }, body, Buffer.alloc(0));
@@ -71,7 +72,7 @@ describe('close() with keep-alive connections', () => {
   });
 
   it('closes a stream\'s connection once the stream, answered before close() began, has ended', async () => {
-    const { port } = await listening();
+    const port = await listening();
     const stream = startPost(port, '/v1/encrypt/stream', { 'content-type': 'application/octet-stream', 'x-envelope-context': 'purpose=close' }, Buffer.alloc(64 * 1024, 1), Buffer.alloc(1024, 2));
     // The response has started (its headers went out with keep-alive) before close().
     expect((await stream.response).statusCode).toBe(200);
