@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { collectGarbage } from '../lib/collect-garbage.js';
 import { BENCH_CONTEXT, DEFAULT_CACHE_LIMITS, KiB } from '../lib/constants.js';
 import { wants, type RunContext } from '../lib/context.js';
 import { measureOps, recordOps, type OpsMeasurement } from '../lib/ops.js';
@@ -21,15 +22,19 @@ interface Series {
 
 /**
  * Measures every series in interleaved rounds (ours, theirs, theirs, ours, ...), so a burst of
- * background load or a GC-heavy neighbour hits every series alike, and keeps each series' median
- * round.
+ * background load hits every series alike, and keeps each series' median round. Each round
+ * starts on a collected heap (lib/collect-garbage.ts), so no series pays for collecting what the
+ * series before it left.
  */
 async function measureRounds(ctx: RunContext, series: Series[], bytes: number): Promise<void> {
   const { inprocessWarmupMs: warm, inprocessDurationMs: duration, inprocessRounds: rounds } = ctx.settings;
   const samples = new Map<string, OpsMeasurement[]>(series.map((s) => [s.id, []]));
   for (const s of series) await measureOps(s.op, warm, Math.min(200, duration)); // JIT warm-up for all first
   for (let round = 0; round < rounds; round++) {
-    for (const s of series) samples.get(s.id)!.push(await measureOps(s.op, 0, duration / rounds));
+    for (const s of series) {
+      collectGarbage();
+      samples.get(s.id)!.push(await measureOps(s.op, 0, duration / rounds));
+    }
   }
   for (const s of series) {
     const sorted = [...samples.get(s.id)!].sort((a, b) => a.opsPerSecond - b.opsPerSecond);

@@ -16,8 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { collectGarbage } from '../lib/collect-garbage.js';
 import { BENCH_CONTEXT, DEFAULT_CACHE_LIMITS, KiB } from '../lib/constants.js';
 import { measureOps } from '../lib/ops.js';
 import { importBuilt } from '../lib/server-build.js';
@@ -46,19 +45,11 @@ interface Step {
 
 const ROUNDS = 7;
 
-/** V8's full collection, exposed at run time so that `npm run bench:floor` needs no node flag. */
-const collectGarbage: () => void = (() => {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-})();
-
 /**
  * Each step's median over rounds that take every step in turn: on a shared machine a burst of
  * other work then lands on all steps alike, instead of on whichever one ran at that moment,
  * which would skew the ratio of the service to the floor. Each round starts on a collected
- * heap: otherwise a step pays for collecting the garbage the step before it left (the cipher's
- * output buffers, outside V8's heap), and whichever step follows the GCM step measures more
- * than it costs.
+ * heap (lib/collect-garbage.ts): before, the step after the GCM step measured more than it costs.
  */
 async function interleaved(steps: Step[]): Promise<number[]> {
   for (const step of steps) await measureOps(step.op, durationMs / 5, durationMs / 10);
