@@ -75,6 +75,8 @@ export interface RunOutput {
 export async function runBenchmarks(options: RunOptions): Promise<RunOutput> {
   const log = options.log ?? ((message: string) => process.stdout.write(`${message}\n`));
   const startedAt = new Date();
+  // The commit and tree the run loaded its code from: read at the start, not once the run is over.
+  const git = gitInfo();
   const loadAverageAtStart = loadavg().map((value) => round(value, 2));
   const outDir = options.outDir ?? join(REPO_ROOT, 'bench', 'results');
   const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
@@ -153,7 +155,7 @@ export async function runBenchmarks(options: RunOptions): Promise<RunOutput> {
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
       command: options.command ?? 'npm run bench',
-      ...gitInfo(),
+      ...git,
       node: process.version,
       os: `${osType()} ${release()}`,
       cpuModel: cpus()[0]?.model ?? 'unknown',

@@ -14,6 +14,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BENCH_CONTEXT, MiB } from '../lib/constants.js';
 import { wants, type RunContext } from '../lib/context.js';
+import { processCpuTimes, type CpuTimes } from '../lib/cpu.js';
 import { round } from '../lib/load.js';
 import type { StreamCase } from '../lib/results.js';
 import { startBare, startService } from '../lib/services.js';
@@ -71,6 +72,13 @@ interface Transfer {
   seconds: number;
   bytesOut: number;
   peakRss: number;
+  /** CPU seconds of the server process and of this process (the client) during the transfer. */
+  serverCpuSeconds?: number;
+  clientCpuSeconds: number;
+}
+
+function cpuSeconds(times: CpuTimes | undefined): number | undefined {
+  return times && times.userSeconds + times.systemSeconds;
 }
 
 /** One streamed request, chunked upload; the response goes to `sink` (or is counted and dropped). */
@@ -78,6 +86,8 @@ async function transfer(url: string, headers: Record<string, string>, body: Read
   let peakRss = rssBytes(pid);
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssBytes(pid))), 25);
   const started = performance.now();
+  const serverCpuBefore = cpuSeconds(processCpuTimes(pid));
+  const clientCpuBefore = process.cpuUsage();
   try {
     const target = new URL(url);
     const req = request({ host: target.hostname, port: target.port, path: target.pathname, method: 'POST', headers: { ...headers, 'content-type': 'application/octet-stream' } });
@@ -94,7 +104,16 @@ async function transfer(url: string, headers: Record<string, string>, body: Read
     else await new Promise<void>((resolve, reject) => res.on('end', resolve).on('error', reject).resume());
     if (!res.complete) throw new Error(`${url}: the response did not end cleanly`);
     await upload;
-    return { seconds: (performance.now() - started) / 1000, bytesOut, peakRss: Math.max(peakRss, rssBytes(pid)) };
+    const seconds = (performance.now() - started) / 1000;
+    const serverCpuAfter = cpuSeconds(processCpuTimes(pid));
+    const client = process.cpuUsage(clientCpuBefore);
+    return {
+      seconds,
+      bytesOut,
+      peakRss: Math.max(peakRss, rssBytes(pid)),
+      ...(serverCpuBefore !== undefined && serverCpuAfter !== undefined ? { serverCpuSeconds: serverCpuAfter - serverCpuBefore } : {}),
+      clientCpuSeconds: (client.user + client.system) / 1e6,
+    };
   } finally {
     clearInterval(sampler);
   }
@@ -137,9 +156,17 @@ export async function runStreamCases(ctx: RunContext): Promise<void> {
       idleRssMiB: round(idleRss / MiB, 1),
       peakRssMiB: round(t.peakRss / MiB, 1),
       rssGrowthMiB: round((t.peakRss - idleRss) / MiB, 1),
+      ...(t.serverCpuSeconds !== undefined
+        ? {
+            serverCpuSeconds: round(t.serverCpuSeconds, 2),
+            clientCpuSeconds: round(t.clientCpuSeconds, 2),
+            coresBusy: round((t.serverCpuSeconds + t.clientCpuSeconds) / t.seconds, 2),
+          }
+        : {}),
     };
     ctx.cases[id] = result;
-    ctx.log(`    ${label}: ${result.mbPerSecond} MB/s, RSS ${result.idleRssMiB} -> ${result.peakRssMiB} MiB (+${result.rssGrowthMiB})`);
+    const cpu = result.coresBusy === undefined ? '' : `, CPU s server ${result.serverCpuSeconds} + client ${result.clientCpuSeconds} = ${result.coresBusy} cores busy`;
+    ctx.log(`    ${label}: ${result.mbPerSecond} MB/s, RSS ${result.idleRssMiB} -> ${result.peakRssMiB} MiB (+${result.rssGrowthMiB})${cpu}`);
   };
   try {
     // Warm both servers (JIT, first data key) before idle memory is read.

@@ -111,6 +111,14 @@ export interface StreamCase extends CaseBase {
   idleRssMiB: number;
   peakRssMiB: number;
   rssGrowthMiB: number;
+  /**
+   * CPU seconds the server and the client (the runner) used during the stream, and their sum
+   * over the stream's wall time: how many of the machine's cores the transfer kept busy.
+   * Absent where /proc is unavailable.
+   */
+  serverCpuSeconds?: number;
+  clientCpuSeconds?: number;
+  coresBusy?: number;
 }
 
 export type CaseResult = HttpCase | OpsCase | KmsCase | NeighbourCase | StreamCase | SkippedCase;
