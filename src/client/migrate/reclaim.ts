@@ -14,7 +14,8 @@ export const RECLAIM_EVERY_BYTES = 4 * 1024 * 1024;
 
 let collect: (() => void) | null | undefined;
 
-function collector(): (() => void) | null {
+/** V8's full collection, exposed at run time (no node flag needed); null where the runtime refuses. */
+export function fullCollector(): (() => void) | null {
   if (collect !== undefined) return collect;
   try {
     setFlagsFromString('--expose-gc');
@@ -28,7 +29,7 @@ function collector(): (() => void) | null {
 
 /** A counter to call with each chunk's size: it collects once per `everyBytes`. */
 export function reclaimer(everyBytes = RECLAIM_EVERY_BYTES): (bytes: number) => void {
-  const gc = collector();
+  const gc = fullCollector();
   if (!gc) return () => undefined;
   let since = 0;
   return (bytes) => {
